@@ -1,0 +1,39 @@
+"""Alembic environment: always runs as the owner role, one migrator at a time."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool, text
+
+import valdrix.tenancy.models  # noqa: F401  (registers the tables on the metadata)
+from valdrix.kit.db import async_url
+from valdrix.kit.orm import Base
+
+MIGRATION_LOCK_KEY = 7_246_317_001  # pg_advisory_lock key serialising concurrent migrators
+
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "the migration URL is set by valdrix.migrations.migrator"
+    engine = create_engine(async_url(url), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                compare_type=True,
+                transaction_per_migration=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+
+
+run_migrations_online()

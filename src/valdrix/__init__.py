@@ -1,0 +1,3 @@
+"""Valdrix: multi-tenant FinOps platform."""
+
+__version__ = "0.1.0"

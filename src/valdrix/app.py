@@ -1,0 +1,54 @@
+"""The FastAPI application: middleware, error handling, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from valdrix import __version__
+from valdrix.errors import install_error_handlers
+from valdrix.kit.middleware import RequestContextMiddleware
+from valdrix.observability.health import router as health_router
+from valdrix.runtime import Runtime
+from valdrix.tenancy.endpoints import router as tenancy_router
+
+# Routes anyone may call without a credential; the route-walking test holds every other route
+# to tenant protection.
+PUBLIC_ROUTES = frozenset(
+    {
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/docs"),
+        ("GET", "/docs/oauth2-redirect"),
+        ("GET", "/openapi.json"),
+        ("POST", "/api/v1/auth/login"),
+        ("POST", "/api/v1/auth/accept-invite"),
+    }
+)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await runtime.close()
+
+    app = FastAPI(
+        title="Valdrix",
+        version=__version__,
+        description="Multi-tenant FinOps: cloud waste with dollar figures, honest spend.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(tenancy_router)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=runtime.settings.max_request_body_bytes,
+        trusted_proxies=frozenset(runtime.settings.trusted_proxies),
+    )
+    return app

@@ -1,0 +1,1 @@
+"""The ``valdrix`` command line."""

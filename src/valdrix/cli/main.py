@@ -1,0 +1,101 @@
+"""Entry point: ``valdrix <command>``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import typer
+
+from valdrix.cli import demo, tenants
+from valdrix.cli.common import (
+    JSON_OPTION,
+    console,
+    print_json,
+    readable_errors,
+    run_with_runtime,
+    settings_for_command,
+)
+from valdrix.config import generate_key_entry
+from valdrix.kit.migrator import upgrade_to_head
+from valdrix.runtime import database_urls, open_runtime
+from valdrix.tenancy.key_rotation import rotate_keys
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Valdrix FinOps platform.")
+db_app = typer.Typer(no_args_is_help=True, help="Database helpers.")
+keys_app = typer.Typer(no_args_is_help=True, help="Encryption keys.")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(tenants.tenants_app, name="tenants")
+app.add_typer(tenants.api_keys_app, name="api-keys")
+app.command("demo")(demo.demo)
+
+
+class DbRole(StrEnum):
+    app = "app"
+    owner = "owner"
+
+
+@app.command()
+@readable_errors
+def serve(
+    host: str | None = typer.Option(None, help="Interface to bind (default VALDRIX_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default VALDRIX_API_PORT)."),
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from valdrix.app import create_app
+
+    settings = settings_for_command()
+    runtime = open_runtime(settings)
+    uvicorn.run(
+        create_app(runtime),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@app.command()
+@readable_errors
+def migrate() -> None:
+    """Apply database migrations (as the owner role)."""
+    settings = settings_for_command()
+    upgrade_to_head(database_urls(settings).owner)
+    console.print("[green]database is at the latest migration[/green]")
+
+
+@db_app.command("url")
+@readable_errors
+def db_url(role: DbRole = typer.Option(DbRole.app, help="Which role's URL to print.")) -> None:
+    """Print the database URL (starting the embedded server if it is in use)."""
+    urls = database_urls(settings_for_command())
+    print(urls.app if role is DbRole.app else urls.owner)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new key entry for VALDRIX_ENCRYPTION_KEYS (put it first to make it active)."""
+    print(generate_key_entry())
+
+
+@keys_app.command("rotate")
+@readable_errors
+def keys_rotate(as_json: bool = JSON_OPTION) -> None:
+    """Re-encrypt every stored secret with the active (first) key."""
+    settings = settings_for_command()
+    counts = run_with_runtime(settings, rotate_keys)
+    active = settings.keyring[0][0]
+    if as_json:
+        print_json({"active_key_id": active, "reencrypted": dict(counts)})
+        return
+    total = sum(counts.values())
+    console.print(f"re-encrypted {total} value(s) under key [bold]{active}[/bold]")
+    for column, count in sorted(counts.items()):
+        console.print(f"  {column}: {count}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,178 @@
+"""Settings read from the environment (prefix ``VALDRIX_``).
+
+Outside demo mode the service refuses to start with missing or placeholder secrets; the
+demo creates what it needs under ``VALDRIX_HOME`` and says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "secret", "xxx", "todo")
+KEY_FILE_NAME = "encryption.keys"
+
+
+class SettingsError(ValueError):
+    """A configuration problem explained in one line, for humans."""
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "valdrix"
+
+
+def parse_encryption_keys(raw: str) -> list[tuple[str, bytes]]:
+    """Parse ``kid:base64key,kid:base64key`` (first key is the active one)."""
+    keys: list[tuple[str, bytes]] = []
+    for index, item in enumerate(part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        kid, sep, encoded = item.partition(":")
+        if not sep or not kid or not encoded:
+            raise SettingsError(
+                f"VALDRIX_ENCRYPTION_KEYS entry {index + 1} must look like 'kid:base64key'"
+            )
+        if any(marker in encoded.lower() for marker in PLACEHOLDER_MARKERS):
+            raise SettingsError(f"VALDRIX_ENCRYPTION_KEYS key '{kid}' is a placeholder")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise SettingsError(f"VALDRIX_ENCRYPTION_KEYS key '{kid}' is not base64") from exc
+        if len(key) != 32:
+            raise SettingsError(
+                f"VALDRIX_ENCRYPTION_KEYS key '{kid}' must be 32 bytes (AES-256), got {len(key)}"
+            )
+        if any(kid == existing for existing, _ in keys):
+            raise SettingsError(f"VALDRIX_ENCRYPTION_KEYS key id '{kid}' appears twice")
+        keys.append((kid, key))
+    return keys
+
+
+def generate_key_entry() -> str:
+    kid = "k" + secrets.token_hex(4)
+    return f"{kid}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VALDRIX_", extra="ignore")
+
+    demo: bool = False
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = None
+    migration_database_url: str | None = None
+    encryption_keys: str | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str | None = None
+    log_format: Literal["json", "console"] | None = None
+    log_level: str = "INFO"
+
+    session_ttl_hours: int = 12
+    login_max_failures_per_minute: int = 10
+    max_request_body_bytes: int = 1_048_576
+    db_pool_size: int = 10
+
+    oidc_hs256_secret: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_tenant_claim: str = "valdrix_tenant_id"
+
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.oidc_hs256_secret is not None and (
+            len(self.oidc_hs256_secret) < 32
+            or any(m in self.oidc_hs256_secret.lower() for m in PLACEHOLDER_MARKERS)
+        ):
+            raise SettingsError(
+                "VALDRIX_OIDC_HS256_SECRET must be at least 32 characters and not a placeholder"
+            )
+        if (self.oidc_hs256_secret or self.oidc_jwks_url) and not (
+            self.oidc_issuer and self.oidc_audience
+        ):
+            raise SettingsError(
+                "OIDC needs both VALDRIX_OIDC_ISSUER and VALDRIX_OIDC_AUDIENCE to be set"
+            )
+        if bool(self.database_url) != bool(self.migration_database_url):
+            raise SettingsError(
+                "set both VALDRIX_DATABASE_URL (app role) and VALDRIX_MIGRATION_DATABASE_URL"
+                " (owner role), or neither to use the embedded database"
+            )
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / KEY_FILE_NAME
+
+    @cached_property
+    def keyring(self) -> list[tuple[str, bytes]]:
+        """Encryption keys, active first. Demo mode creates a key file if none is configured."""
+        raw = self.encryption_keys
+        if not raw and self.demo:
+            raw = ensure_demo_key_file(self.key_file)
+        if not raw:
+            raise SettingsError(
+                "VALDRIX_ENCRYPTION_KEYS is not set: create one with `valdrix keys generate`"
+                " (only `valdrix demo` makes its own)"
+            )
+        keys = parse_encryption_keys(raw)
+        if not keys:
+            raise SettingsError("VALDRIX_ENCRYPTION_KEYS holds no key")
+        return keys
+
+    def validate_for_startup(self) -> None:
+        """Raise SettingsError if secrets needed to run are missing or placeholders."""
+        _ = self.keyring
+
+
+def ensure_demo_key_file(path: Path) -> str:
+    """Read the demo key file, creating it with mode 0600 on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_key_entry() + "\n")
+    return path.read_text().strip()
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except SettingsError:
+        raise
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise SettingsError(_one_line(exc)) from exc
+
+
+def _one_line(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        message = str(first.get("msg", exc))
+        if isinstance(first.get("ctx", {}).get("error"), SettingsError):
+            return str(first["ctx"]["error"])
+        return f"VALDRIX_{field.upper()}: {message}" if field else message
+    return str(exc)

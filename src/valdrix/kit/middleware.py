@@ -1,0 +1,125 @@
+"""ASGI middleware: request ids, security headers, body-size limit, last-resort errors.
+
+Written as plain ASGI (not ``BaseHTTPMiddleware``) so context variables set here are visible to
+the endpoint and every response, including errors, gets the headers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from valdrix.kit.request_context import client_ip_var, request_id_var
+
+log = structlog.get_logger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+STRICT_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+# Swagger UI (/docs) is one inline script plus assets from jsDelivr; nothing else gets this.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "strict-origin-when-cross-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "cross-origin-opener-policy": "same-origin",
+}
+HSTS = "max-age=63072000; includeSubDomains"
+
+
+class RequestContextMiddleware:
+    """Assigns a request id, records the client IP, adds security headers, limits body size."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, trusted_proxies: frozenset[str] = frozenset()
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.trusted_proxies = trusted_proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        offered = headers.get(REQUEST_ID_HEADER, "")
+        request_id = offered if _VALID_REQUEST_ID.match(offered) else secrets.token_hex(8)
+        request_id_var.set(request_id)
+        client_ip_var.set(self._client_ip(scope, headers))
+        https = self._is_https(scope, headers)
+        csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else STRICT_CSP
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                out = MutableHeaders(scope=message)
+                out[REQUEST_ID_HEADER] = request_id
+                for name, value in SECURITY_HEADERS.items():
+                    out.setdefault(name, value)
+                out.setdefault("content-security-policy", csp)
+                if https:
+                    out["strict-transport-security"] = HSTS
+            await send(message)
+
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _send_problem(send_with_headers, 413, "Payload too large", request_id)
+            return
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("http.unhandled_error", path=scope.get("path"))
+            if not started:
+                await _send_problem(send_with_headers, 500, "Internal server error", request_id)
+
+    def _client_ip(self, scope: Scope, headers: Headers) -> str | None:
+        client = scope.get("client")
+        peer = client[0] if client else None
+        forwarded = headers.get("x-forwarded-for")
+        if forwarded and peer in self.trusted_proxies:
+            return forwarded.split(",")[0].strip()
+        return peer
+
+    def _is_https(self, scope: Scope, headers: Headers) -> bool:
+        if scope.get("scheme") == "https":
+            return True
+        client = scope.get("client")
+        return bool(
+            client
+            and client[0] in self.trusted_proxies
+            and headers.get("x-forwarded-proto") == "https"
+        )
+
+
+async def _send_problem(send: Send, status: int, title: str, request_id: str) -> None:
+    body = json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "request_id": request_id}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

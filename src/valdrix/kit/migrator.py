@@ -1,0 +1,45 @@
+"""Run and inspect Alembic migrations programmatically (no alembic.ini needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+import valdrix
+
+
+def migrations_dir() -> Path:
+    """Migrations ship inside the wheel; an editable checkout reads them from the repository."""
+    packaged = Path(valdrix.__file__).parent / "_migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(valdrix.__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(owner_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("sqlalchemy.url", owner_url.replace("%", "%%"))
+    return config
+
+
+def upgrade_to_head(owner_url: str) -> None:
+    command.upgrade(alembic_config(owner_url), "head")
+
+
+def head_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(alembic_config("postgresql://unused"))
+    return set(script.get_heads())
+
+
+async def database_is_at_head(connection: AsyncConnection) -> bool:
+    def current(sync_connection: object) -> set[str]:
+        context = MigrationContext.configure(sync_connection)  # type: ignore[arg-type]
+        return set(context.get_current_heads())
+
+    return await connection.run_sync(current) == head_revisions()

@@ -1,0 +1,53 @@
+"""structlog set-up: JSON lines in production, a readable console in development and the demo."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from valdrix.kit.request_context import request_id_var
+
+SECRET_KEYS = frozenset(
+    {"password", "api_key", "key", "token", "secret", "authorization", "cookie", "encryption_keys"}
+)
+
+
+def _bind_request_id(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    request_id = request_id_var.get()
+    if request_id and "request_id" not in event:
+        event["request_id"] = request_id
+    return event
+
+
+def _redact_secrets(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    for key in event.keys() & SECRET_KEYS:
+        event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            _bind_request_id,
+            _redact_secrets,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

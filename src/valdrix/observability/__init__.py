@@ -1,0 +1,1 @@
+"""Health checks, metrics and other operator-facing surfaces."""

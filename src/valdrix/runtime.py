@@ -1,0 +1,41 @@
+"""Process-wide resources (settings, database engine, key ring), opened once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from valdrix.config import Settings
+from valdrix.kit.crypto import KeyRing
+from valdrix.kit.db import create_engine, session_factory
+from valdrix.kit.embedded import DatabaseUrls, ensure_embedded_database
+from valdrix.kit.orm import install_keyring
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    urls: DatabaseUrls
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keyring: KeyRing
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def database_urls(settings: Settings) -> DatabaseUrls:
+    if settings.database_url and settings.migration_database_url:
+        return DatabaseUrls(app=settings.database_url, owner=settings.migration_database_url)
+    return ensure_embedded_database(settings.home)
+
+
+def open_runtime(settings: Settings, urls: DatabaseUrls | None = None) -> Runtime:
+    """Validate secrets, install the key ring and create the (lazy) engine."""
+    settings.validate_for_startup()
+    keyring = KeyRing(settings.keyring)
+    install_keyring(keyring)
+    urls = urls or database_urls(settings)
+    engine = create_engine(urls.app, pool_size=settings.db_pool_size)
+    return Runtime(settings, urls, engine, session_factory(engine), keyring)

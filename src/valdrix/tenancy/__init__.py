@@ -1,0 +1,1 @@
+"""Tenants, users, memberships, credentials, authorization and the audit log."""

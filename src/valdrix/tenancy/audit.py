@@ -1,0 +1,59 @@
+"""The audit log: who did what to which object, when, from where, in which request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.kit.request_context import client_ip_var, request_id_var
+from valdrix.tenancy.auth import Principal
+from valdrix.tenancy.models import AuditEvent
+from valdrix.tenancy.repository import AuditRepository
+
+log = structlog.get_logger(__name__)
+
+
+async def record_audit(
+    session: AsyncSession,
+    actor: Principal,
+    action: str,
+    *,
+    target_type: str | None = None,
+    target_id: object = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Write the audit row in the caller's transaction, so it commits with the action itself."""
+    session.add(
+        AuditEvent(
+            tenant_id=actor.tenant_id,
+            actor_type=actor.kind,
+            actor_id=actor.actor_id,
+            action=action,
+            target_type=target_type,
+            target_id=None if target_id is None else str(target_id),
+            request_id=request_id_var.get(),
+            ip=client_ip_var.get(),
+            details=details or {},
+        )
+    )
+    await session.flush()
+    log.info(
+        "audit." + action,
+        tenant_id=str(actor.tenant_id),
+        actor_type=actor.kind,
+        actor_id=actor.actor_id,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+    )
+
+
+async def audit_page(
+    session: AsyncSession, actor: Principal, *, cursor: int | None, limit: int
+) -> tuple[list[AuditEvent], str | None]:
+    """Newest first; returns the events and the cursor of the next page (None on the last)."""
+    events = await AuditRepository(session).page(before_id=cursor, limit=limit + 1)
+    has_more = len(events) > limit
+    events = events[:limit]
+    return events, str(events[-1].id) if has_more and events else None

@@ -1,0 +1,186 @@
+"""Who is calling, for which tenant, with which role.
+
+Credentials, in order: ``Authorization: Bearer vdx_...`` (API key), ``Authorization: Bearer
+<JWT>`` (external OIDC, when configured), the ``valdrix_session`` cookie (dashboard; unsafe
+methods also need the double-submit CSRF token). The tenant always comes from the credential.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import structlog
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.errors import Forbidden, Unauthorized
+from valdrix.kit.crypto import hash_token
+from valdrix.kit.db import tenant_context, unit_of_work
+from valdrix.kit.orm import utcnow
+from valdrix.runtime import Runtime
+from valdrix.tenancy import oidc
+from valdrix.tenancy.models import Role, User
+from valdrix.tenancy.repository import (
+    ApiKeyRepository,
+    BrowserSessionRepository,
+    MembershipRepository,
+    UserRepository,
+)
+
+log = structlog.get_logger(__name__)
+
+API_KEY_PREFIX = "vdx_"
+SESSION_COOKIE = "valdrix_session"
+CSRF_COOKIE = "valdrix_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_KEY_TOUCH_INTERVAL = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: uuid.UUID
+    role: Role
+    kind: Literal["api_key", "session", "jwt", "cli"]
+    actor_id: str
+    user_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+
+
+@dataclass
+class TenantScope:
+    """An authorized caller and its open transaction, already bound to the caller's tenant."""
+
+    principal: Principal
+    session: AsyncSession
+    runtime: Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def authenticate(request: Request, runtime: Runtime) -> Principal:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential:
+        if credential.startswith(API_KEY_PREFIX):
+            return await _from_api_key(runtime, credential)
+        if runtime.settings.oidc_hs256_secret or runtime.settings.oidc_jwks_url:
+            return await _from_jwt(runtime, credential)
+        raise Unauthorized("unrecognised bearer credential")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return await _from_session_cookie(request, runtime, cookie)
+    raise Unauthorized("authentication required: send an API key or log in")
+
+
+async def _from_api_key(runtime: Runtime, key: str) -> Principal:
+    async with unit_of_work(runtime.sessions, None) as session:
+        resolved = await ApiKeyRepository(session).resolve(hash_token(key))
+    if resolved is None:
+        raise Unauthorized("invalid, expired or revoked API key")
+    async with unit_of_work(runtime.sessions, resolved.tenant_id) as session:
+        await ApiKeyRepository(session).touch(
+            resolved.api_key_id, utcnow(), every=API_KEY_TOUCH_INTERVAL
+        )
+    return Principal(
+        tenant_id=resolved.tenant_id,
+        role=Role(resolved.role),
+        kind="api_key",
+        actor_id=str(resolved.api_key_id),
+    )
+
+
+async def _from_session_cookie(request: Request, runtime: Runtime, token: str) -> Principal:
+    async with unit_of_work(runtime.sessions, None) as session:
+        resolved = await BrowserSessionRepository(session).resolve(hash_token(token))
+    if resolved is None:
+        raise Unauthorized("session expired or logged out; log in again")
+    async with unit_of_work(runtime.sessions, resolved.tenant_id) as session:
+        browser_session = await BrowserSessionRepository(session).get(resolved.session_id)
+        membership = await MembershipRepository(session).get_for_user(resolved.user_id)
+        if browser_session is None or membership is None:
+            raise Unauthorized("your membership of this tenant has ended")
+        if request.method not in SAFE_METHODS:
+            _check_csrf(request, browser_session.csrf_token_hash)
+    return Principal(
+        tenant_id=resolved.tenant_id,
+        role=Role(membership.role),
+        kind="session",
+        actor_id=str(resolved.user_id),
+        user_id=resolved.user_id,
+        session_id=resolved.session_id,
+    )
+
+
+def _check_csrf(request: Request, expected_hash: bytes) -> None:
+    header = request.headers.get(CSRF_HEADER, "")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not header or not hmac.compare_digest(header, cookie):
+        raise Forbidden("missing or mismatched CSRF token (send the X-CSRF-Token header)")
+    if not hmac.compare_digest(hash_token(header), expected_hash):
+        raise Forbidden("CSRF token does not belong to this session")
+
+
+async def _from_jwt(runtime: Runtime, token: str) -> Principal:
+    claims = await oidc.verify(runtime.settings, token)
+    try:
+        tenant_id = uuid.UUID(str(claims[runtime.settings.oidc_tenant_claim]))
+    except (KeyError, ValueError) as exc:
+        raise Unauthorized("token names no valid tenant") from exc
+    email = claims.get("email")
+    if not isinstance(email, str):
+        raise Unauthorized("token carries no email claim")
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        user: User | None = await UserRepository(session).get_by_email_indexes(
+            runtime.keyring.blind_indexes(email)
+        )
+        membership = await MembershipRepository(session).get_for_user(user.id) if user else None
+    if user is None or membership is None or user.disabled_at is not None:
+        raise Unauthorized("this identity is not a member of the tenant")
+    return Principal(
+        tenant_id=tenant_id,
+        role=Role(membership.role),
+        kind="jwt",
+        actor_id=str(user.id),
+        user_id=user.id,
+    )
+
+
+def require_tenant_access(min_role: Role) -> Callable[..., AsyncIterator[TenantScope]]:
+    """Dependency: authenticate, demand ``min_role``, open a transaction as the caller's tenant.
+
+    The transaction commits when the endpoint returns and rolls back if it raises.
+    """
+
+    async def tenant_scope(request: Request, runtime: RuntimeDep) -> AsyncIterator[TenantScope]:
+        principal = await authenticate(request, runtime)
+        if not principal.role.at_least(min_role):
+            raise Forbidden(f"this needs the {min_role.value} role; you are {principal.role.value}")
+        structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
+        with tenant_context(principal.tenant_id):
+            async with runtime.sessions() as session, session.begin():
+                yield TenantScope(principal, session, runtime)
+
+    tenant_scope.valdrix_min_role = min_role  # type: ignore[attr-defined]
+    return tenant_scope
+
+
+def is_tenant_guard(dependency: object) -> bool:
+    """True for dependencies made by ``require_tenant_access`` (the route-walking test uses it)."""
+    return hasattr(dependency, "valdrix_min_role")
+
+
+ViewerScope = Annotated[TenantScope, Depends(require_tenant_access(Role.viewer), scope="function")]
+MemberScope = Annotated[TenantScope, Depends(require_tenant_access(Role.member), scope="function")]
+AdminScope = Annotated[TenantScope, Depends(require_tenant_access(Role.admin), scope="function")]
+OwnerScope = Annotated[TenantScope, Depends(require_tenant_access(Role.owner), scope="function")]

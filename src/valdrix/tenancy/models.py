@@ -1,0 +1,157 @@
+"""Tenants, users, memberships, API keys, browser sessions and the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from valdrix.kit.orm import Base, CreatedAtMixin, EncryptedString, IdMixin, utcnow
+
+
+class Tier(enum.StrEnum):
+    free = "free"
+    starter = "starter"
+    growth = "growth"
+    pro = "pro"
+    enterprise = "enterprise"
+
+
+class Role(enum.StrEnum):
+    """Membership and API-key roles, each including every power of the roles below it."""
+
+    viewer = "viewer"
+    member = "member"
+    admin = "admin"
+    owner = "owner"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+def _in(column: str, values: type[enum.StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Tenant(IdMixin, CreatedAtMixin, Base):
+    """A customer. Row-level security keys this table on ``id`` rather than ``tenant_id``."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (CheckConstraint(_in("tier", Tier), name="tier"),)
+
+    name: Mapped[str] = mapped_column(EncryptedString)
+    tier: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+
+
+class User(IdMixin, CreatedAtMixin, Base):
+    """A person; global, since one person may belong to several tenants."""
+
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(EncryptedString, info={"blind_index": "email_index"})
+    email_index: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Membership(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_id", name="uq_memberships_tenant_user"),
+        CheckConstraint(_in("role", Role), name="role"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    invite_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+    invite_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(_in("role", Role), name="role"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BrowserSession(IdMixin, CreatedAtMixin, Base):
+    """A dashboard login: cookie token and CSRF token are stored only as hashes."""
+
+    __tablename__ = "browser_sessions"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    csrf_token_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+
+
+class AuditEvent(CreatedAtMixin, Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(INET)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+
+
+class LoginAttempt(Base):
+    """Failed logins per (IP, email) for throttling; global because the tenant is not yet known."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_lookup", "ip", "email_index", "attempted_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    ip: Mapped[str] = mapped_column(INET)
+    email_index: Mapped[bytes] = mapped_column(LargeBinary)
+    attempted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,183 @@
+"""SQL for the tenancy domain. Reads run under the caller's tenant context (RLS), except the
+resolver functions, which are the one audited cross-tenant path and return only ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, text, update
+
+from valdrix.kit.repository import Repository
+from valdrix.tenancy.models import (
+    ApiKey,
+    AuditEvent,
+    BrowserSession,
+    LoginAttempt,
+    Membership,
+    Tenant,
+    User,
+)
+
+
+class TenantRepository(Repository[Tenant]):
+    model = Tenant
+
+    async def all_tenant_ids(self) -> list[uuid.UUID]:
+        """Every tenant id, through the resolver function (for operator commands)."""
+        rows = await self.session.execute(text("SELECT * FROM valdrix_tenant_ids()"))
+        return [row[0] for row in rows]
+
+
+class UserRepository(Repository[User]):
+    model = User
+
+    async def get_by_email_indexes(self, indexes: Sequence[bytes]) -> User | None:
+        result: User | None = await self.session.scalar(
+            select(User).where(User.email_index.in_(indexes))
+        )
+        return result
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    membership: Membership
+    user: User
+
+
+class MembershipRepository(Repository[Membership]):
+    model = Membership
+
+    async def list_with_users(self) -> list[MemberRow]:
+        rows = await self.session.execute(
+            select(Membership, User)
+            .join(User, User.id == Membership.user_id)
+            .order_by(Membership.created_at, Membership.id)
+        )
+        return [MemberRow(membership, user) for membership, user in rows.tuples()]
+
+    async def get_for_user(self, user_id: uuid.UUID) -> Membership | None:
+        result: Membership | None = await self.session.scalar(
+            select(Membership).where(Membership.user_id == user_id)
+        )
+        return result
+
+    async def count_owners(self) -> int:
+        return int(
+            await self.session.scalar(
+                select(func.count()).select_from(Membership).where(Membership.role == "owner")
+            )
+            or 0
+        )
+
+    async def tenants_of_user(self, user_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+        rows = await self.session.execute(
+            text("SELECT tenant_id, role FROM valdrix_user_memberships(:user_id)"),
+            {"user_id": user_id},
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def resolve_invite(self, token_hash: bytes) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """(membership id, tenant id) of a live invitation."""
+        row = (
+            await self.session.execute(
+                text("SELECT membership_id, tenant_id FROM valdrix_resolve_invite(:hash)"),
+                {"hash": token_hash},
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+
+@dataclass(frozen=True)
+class ResolvedApiKey:
+    api_key_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: str
+
+
+class ApiKeyRepository(Repository[ApiKey]):
+    model = ApiKey
+
+    async def resolve(self, key_hash: bytes) -> ResolvedApiKey | None:
+        row = (
+            await self.session.execute(
+                text("SELECT api_key_id, tenant_id, role FROM valdrix_resolve_api_key(:hash)"),
+                {"hash": key_hash},
+            )
+        ).first()
+        return ResolvedApiKey(row[0], row[1], row[2]) if row else None
+
+    async def touch(self, api_key_id: uuid.UUID, now: dt.datetime, *, every: dt.timedelta) -> None:
+        """Record use, at most once per ``every`` so busy keys do not write on each request."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == api_key_id)
+            .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < now - every))
+            .values(last_used_at=now)
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedSession:
+    session_id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class BrowserSessionRepository(Repository[BrowserSession]):
+    model = BrowserSession
+
+    async def resolve(self, token_hash: bytes) -> ResolvedSession | None:
+        row = (
+            await self.session.execute(
+                text("SELECT session_id, tenant_id, user_id FROM valdrix_resolve_session(:hash)"),
+                {"hash": token_hash},
+            )
+        ).first()
+        return ResolvedSession(row[0], row[1], row[2]) if row else None
+
+    async def revoke_for_user(self, user_id: uuid.UUID, now: dt.datetime) -> None:
+        await self.session.execute(
+            update(BrowserSession)
+            .where(BrowserSession.user_id == user_id, BrowserSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+
+class AuditRepository(Repository[AuditEvent]):
+    model = AuditEvent
+
+    async def page(self, *, before_id: int | None, limit: int) -> list[AuditEvent]:
+        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(AuditEvent.id < before_id)
+        return list(await self.session.scalars(query))
+
+
+class LoginAttemptRepository(Repository[LoginAttempt]):
+    model = LoginAttempt
+
+    async def recent_failures(self, ip: str, email_index: bytes, since: dt.datetime) -> int:
+        return int(
+            await self.session.scalar(
+                select(func.count())
+                .select_from(LoginAttempt)
+                .where(
+                    LoginAttempt.ip == ip,
+                    LoginAttempt.email_index == email_index,
+                    LoginAttempt.attempted_at >= since,
+                )
+            )
+            or 0
+        )
+
+    async def clear(self, ip: str, email_index: bytes, older_than: dt.datetime) -> None:
+        """Forget this pair's failures, and everyone's failures older than ``older_than``."""
+        await self.session.execute(
+            delete(LoginAttempt).where(
+                ((LoginAttempt.ip == ip) & (LoginAttempt.email_index == email_index))
+                | (LoginAttempt.attempted_at < older_than)
+            )
+        )
