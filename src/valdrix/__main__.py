@@ -1,0 +1,3 @@
+from valdrix.cli.main import main
+
+main()

