@@ -25,10 +25,17 @@ class Runtime:
         await self.engine.dispose()
 
 
-def database_urls(settings: Settings) -> DatabaseUrls:
+def database_urls(settings: Settings, *, keep_embedded_running: bool = False) -> DatabaseUrls:
+    """The configured URLs, or the embedded server's (started if needed).
+
+    The embedded server stops when the last process using it exits, unless
+    ``keep_embedded_running`` (for commands that hand its URL to other programs).
+    """
     if settings.database_url and settings.migration_database_url:
         return DatabaseUrls(app=settings.database_url, owner=settings.migration_database_url)
-    return ensure_embedded_database(settings.home)
+    return ensure_embedded_database(
+        settings.home, cleanup_mode=None if keep_embedded_running else "stop"
+    )
 
 
 def open_runtime(settings: Settings, urls: DatabaseUrls | None = None) -> Runtime:

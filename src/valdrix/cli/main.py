@@ -71,7 +71,8 @@ def migrate() -> None:
 @readable_errors
 def db_url(role: DbRole = typer.Option(DbRole.app, help="Which role's URL to print.")) -> None:
     """Print the database URL (starting the embedded server if it is in use)."""
-    urls = database_urls(settings_for_command())
+    # The URL is for another program, so the embedded server must outlive this command.
+    urls = database_urls(settings_for_command(), keep_embedded_running=True)
     print(urls.app if role is DbRole.app else urls.owner)
 
 

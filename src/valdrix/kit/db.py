@@ -55,11 +55,13 @@ def async_url(url: str) -> str:
     raise ValueError("database URLs must start with postgresql://")
 
 
-def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int | None = None, **kwargs: Any
+) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
         **kwargs,

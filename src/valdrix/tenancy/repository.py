@@ -56,7 +56,7 @@ class MembershipRepository(Repository[Membership]):
             .join(User, User.id == Membership.user_id)
             .order_by(Membership.created_at, Membership.id)
         )
-        return [MemberRow(membership, user) for membership, user in rows.tuples()]
+        return [MemberRow(membership, user) for membership, user in rows.all()]
 
     async def get_for_user(self, user_id: uuid.UUID) -> Membership | None:
         result: Membership | None = await self.session.scalar(

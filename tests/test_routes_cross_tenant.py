@@ -1,0 +1,137 @@
+"""Every route is either public on purpose or tenant-protected, and no tenant route lets tenant
+A read, change or even detect tenant B's objects.
+
+A new route fails this test until it is added to ``PUBLIC_ROUTES`` (rarely right) or uses a
+``require_tenant_access`` scope; a new path parameter fails until ``B_OBJECTS`` says which of
+B's objects to aim at, and a new body until ``SAMPLE_BODIES`` has one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from valdrix.app import PUBLIC_ROUTES
+from valdrix.tenancy.auth import is_tenant_guard
+
+# Valid request bodies, so a request reaches the object lookup instead of failing validation.
+SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/api/v1/tenant"): {"timezone": "Europe/Paris"},
+    ("POST", "/api/v1/members"): {"email": "cross-tenant-probe@example.com", "role": "viewer"},
+    ("PATCH", "/api/v1/members/{membership_id}"): {"role": "viewer"},
+    ("POST", "/api/v1/api-keys"): {"name": "probe", "role": "viewer"},
+}
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _dependencies(dependant: Any) -> list[Any]:
+    found = []
+    for sub in dependant.dependencies:
+        found.append(sub.call)
+        found.extend(_dependencies(sub))
+    return found
+
+
+def _flatten(routes) -> list[APIRoute]:
+    """All endpoint routes, including those of included (possibly nested) routers."""
+    found = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            found.extend(_flatten(route.original_router.routes))
+        elif hasattr(route, "routes"):
+            found.extend(_flatten(route.routes))
+    return found
+
+
+def _api_routes(app) -> list[tuple[str, str, APIRoute]]:
+    return [
+        (method, route.path, route)
+        for route in _flatten(app.routes)
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"})
+    ]
+
+
+def _tenant_routes(app) -> list[tuple[str, str]]:
+    return [
+        (method, path)
+        for method, path, route in _api_routes(app)
+        if any(is_tenant_guard(dep) for dep in _dependencies(route.dependant))
+    ]
+
+
+def test_every_route_is_public_on_purpose_or_tenant_protected(client):
+    app = client._transport.app
+    schema_paths = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    routes = {(method, path) for method, path, _ in _api_routes(app)}
+    assert schema_paths <= routes | PUBLIC_ROUTES
+    unprotected = (schema_paths | routes) - set(_tenant_routes(app)) - PUBLIC_ROUTES
+    assert not unprotected, f"neither public nor tenant-protected: {sorted(unprotected)}"
+
+
+async def test_tenant_routes_refuse_unauthenticated_callers(client):
+    for method, path in _tenant_routes(client._transport.app):
+        url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+        response = await client.request(method, url, json=SAMPLE_BODIES.get((method, path)))
+        assert response.status_code == 401, f"{method} {path}: {response.status_code}"
+
+
+async def _b_objects(client, b) -> dict[str, str]:
+    members = (await client.get("/api/v1/members", headers=b.auth)).json()
+    keys = (await client.get("/api/v1/api-keys", headers=b.auth)).json()
+    return {"membership_id": members[0]["id"], "api_key_id": keys[0]["id"]}
+
+
+async def _snapshot(client, tenant, routes) -> dict[str, Any]:
+    """Everything the tenant can list, to prove nothing of it changed."""
+    snapshot = {}
+    for method, path in routes:
+        if method == "GET" and "{" not in path:
+            snapshot[path] = (await client.get(path, headers=tenant.auth)).json()
+    return snapshot
+
+
+async def test_tenant_a_cannot_reach_tenant_b_objects_through_any_route(client, make_tenant):
+    a, b = await make_tenant(), await make_tenant()
+    routes = _tenant_routes(client._transport.app)
+    b_objects = await _b_objects(client, b)
+    b_markers = [str(b.tenant_id), b.name, b.admin_email, *b_objects.values()]
+    before = await _snapshot(client, b, routes)
+
+    for method, path in routes:
+        if method in UNSAFE and "{" not in path and path != "/api/v1/auth/logout":
+            body = SAMPLE_BODIES.get((method, path))
+            assert body is not None, f"add a sample body for {method} {path}"
+        params = re.findall(r"\{([^}]+)\}", path)
+        missing = [p for p in params if p not in b_objects]
+        assert not missing, f"{method} {path}: tell this test which B object {missing} means"
+        url = path
+        for param in params:
+            url = url.replace("{" + param + "}", b_objects[param])
+        response = await client.request(
+            method, url, headers=a.auth, json=SAMPLE_BODIES.get((method, path))
+        )
+        if params:
+            assert response.status_code == 404, f"{method} {url}: {response.status_code}"
+            random_url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+            unknown = await client.request(
+                method, random_url, headers=a.auth, json=SAMPLE_BODIES.get((method, path))
+            )
+            assert unknown.json()["detail"] == response.json()["detail"], "existence oracle"
+        else:
+            assert response.status_code < 500, f"{method} {path}: {response.text}"
+        leaked = [marker for marker in b_markers if marker in response.text]
+        assert not leaked, f"{method} {url} shows B's data: {leaked}"
+
+    after = await _snapshot(client, b, routes)
+    assert json.dumps(after, sort_keys=True) == json.dumps(before, sort_keys=True)
+    assert (await client.get("/api/v1/tenant", headers=b.auth)).status_code == 200
