@@ -111,10 +111,10 @@ async def test_without_tenant_context_every_tenant_table_reads_empty(app_conn, c
         app_conn.execute(
             "SELECT set_config('valdrix.tenant_id', %s, true)", (str(tenant.tenant_id),)
         )
-        seen = {t: app_conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
+        seen = {t: app_conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     assert all(count > 0 for count in seen.values()), f"fixture should fill every table: {seen}"
     for table in tables:
-        count = app_conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+        count = app_conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         assert count == 0, f"{table} shows {count} rows without a tenant context"
 
 
