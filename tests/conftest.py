@@ -23,7 +23,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from valdrix.app import create_app
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings, generate_key_entry
-from valdrix.kit.embedded import DatabaseUrls, bootstrap_roles_and_database, ensure_embedded_database
+from valdrix.kit.embedded import (
+    DatabaseUrls,
+    bootstrap_roles_and_database,
+    ensure_embedded_database,
+    stop_embedded_database,
+)
 from valdrix.kit.migrator import upgrade_to_head
 from valdrix.runtime import Runtime, open_runtime
 from valdrix.tenancy.models import Tier
@@ -41,15 +46,16 @@ def _external_database(admin_url: str) -> TestDatabase:
     bootstrap_roles_and_database(admin_url, database)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for role in ("valdrix_owner", "valdrix_app"):
-            conn.execute(f"ALTER ROLE {role} PASSWORD '{password}'")  # noqa: S608 (test-only)
+            conn.execute(f"ALTER ROLE {role} PASSWORD '{password}'")
     params = conninfo_to_dict(admin_url)
 
     def url_for(role: str) -> str:
         info = {**params, "user": role, "password": password, "dbname": database}
         return "postgresql://?" + make_conninfo(**info).replace(" ", "&")
 
-    return TestDatabase(DatabaseUrls(app=url_for("valdrix_app"), owner=url_for("valdrix_owner")),
-                        admin_url)
+    return TestDatabase(
+        DatabaseUrls(app=url_for("valdrix_app"), owner=url_for("valdrix_owner")), admin_url
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +70,10 @@ def database() -> Iterator[TestDatabase]:
         urls = ensure_embedded_database(Path(home), cleanup_mode="stop")
         superuser = urls.owner.replace("valdrix_owner@", "postgres@")
         upgrade_to_head(urls.owner)
-        yield TestDatabase(urls, superuser)
+        try:
+            yield TestDatabase(urls, superuser)
+        finally:
+            stop_embedded_database(Path(home))
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +82,9 @@ def encryption_keys() -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database: TestDatabase, encryption_keys: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(
+    database: TestDatabase, encryption_keys: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     return Settings(
         home=tmp_path_factory.mktemp("home"),
         database_url=database.urls.app,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -40,12 +41,14 @@ def parse_encryption_keys(raw: str) -> list[tuple[str, bytes]]:
             raise SettingsError(
                 f"VALDRIX_ENCRYPTION_KEYS entry {index + 1} must look like 'kid:base64key'"
             )
-        if any(marker in encoded.lower() for marker in PLACEHOLDER_MARKERS):
-            raise SettingsError(f"VALDRIX_ENCRYPTION_KEYS key '{kid}' is a placeholder")
         try:
-            key = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise SettingsError(f"VALDRIX_ENCRYPTION_KEYS key '{kid}' is not base64") from exc
+            key: bytes | None = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            key = None
+        if _is_placeholder_key(encoded, key):
+            raise SettingsError(f"VALDRIX_ENCRYPTION_KEYS key '{kid}' is a placeholder")
+        if key is None:
+            raise SettingsError(f"VALDRIX_ENCRYPTION_KEYS key '{kid}' is not base64")
         if len(key) != 32:
             raise SettingsError(
                 f"VALDRIX_ENCRYPTION_KEYS key '{kid}' must be 32 bytes (AES-256), got {len(key)}"
@@ -54,6 +57,28 @@ def parse_encryption_keys(raw: str) -> list[tuple[str, bytes]]:
             raise SettingsError(f"VALDRIX_ENCRYPTION_KEYS key id '{kid}' appears twice")
         keys.append((kid, key))
     return keys
+
+
+def _is_placeholder_key(encoded: str, key: bytes | None) -> bool:
+    """A marker word in text that is no 32-byte key, or a 32-byte key with almost no entropy.
+
+    Marker words are not searched in real keys: random base64 holds "xxx" or "todo" about once
+    in 700 keys.
+    """
+    if key is not None and len(key) == 32:
+        return len(set(key)) < 16  # 32 random bytes have ~30 distinct values
+    return any(marker in encoded.lower() for marker in PLACEHOLDER_MARKERS)
+
+
+_PLACEHOLDER_WORD = re.compile(
+    r"(?:^|[^a-z0-9])(?:" + "|".join(map(re.escape, PLACEHOLDER_MARKERS)) + r")(?:[^a-z0-9]|$)"
+)
+
+
+def _has_placeholder_word(value: str) -> bool:
+    """A marker standing as its own word ("my-secret", "changeme"), not inside random text,
+    or a value with almost no variety ("changemechangeme...", "xxxxxxxx...")."""
+    return bool(_PLACEHOLDER_WORD.search(value.lower())) or len(set(value.lower())) < 10
 
 
 def generate_key_entry() -> str:
@@ -99,8 +124,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
         if self.oidc_hs256_secret is not None and (
-            len(self.oidc_hs256_secret) < 32
-            or any(m in self.oidc_hs256_secret.lower() for m in PLACEHOLDER_MARKERS)
+            len(self.oidc_hs256_secret) < 32 or _has_placeholder_word(self.oidc_hs256_secret)
         ):
             raise SettingsError(
                 "VALDRIX_OIDC_HS256_SECRET must be at least 32 characters and not a placeholder"

@@ -44,7 +44,8 @@ def readable_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def settings_for_command(*, demo: bool = False) -> Settings:
+def settings_for_command(*, demo: bool = False, needs_keys: bool = True) -> Settings:
+    """Settings for a command; ``needs_keys=False`` for commands that never touch secrets."""
     settings = load_settings()
     if demo:
         settings = settings.model_copy(update={"demo": True})
@@ -52,7 +53,8 @@ def settings_for_command(*, demo: bool = False) -> Settings:
         json_output=(settings.log_format or ("console" if settings.demo else "json")) == "json",
         level=settings.log_level,
     )
-    settings.validate_for_startup()
+    if needs_keys:
+        settings.validate_for_startup()
     return settings
 
 
@@ -69,3 +71,21 @@ def run_with_runtime(settings: Settings, work: Callable[[Runtime], Coroutine[Any
 
 def print_json(payload: dict[str, Any]) -> None:
     print(json.dumps(payload, default=str), flush=True)
+
+
+def serve_api(settings: Settings, host: str, port: int) -> None:
+    """Run the API in this process until SIGINT/SIGTERM (graceful shutdown)."""
+    import uvicorn
+
+    from valdrix.app import create_app
+
+    sys.stdout.flush()
+    uvicorn.run(
+        create_app(open_runtime(settings)),
+        host=host,
+        port=port,
+        log_config=None,
+        # Forwarded headers are interpreted by our middleware, for VALDRIX_TRUSTED_PROXIES only.
+        proxy_headers=False,
+        server_header=False,
+    )

@@ -6,13 +6,12 @@ import asyncio
 import json
 import secrets
 import socket
-import sys
 import uuid
 
 import typer
 from rich.console import Console
 
-from valdrix.cli.common import print_json, readable_errors, settings_for_command
+from valdrix.cli.common import print_json, readable_errors, serve_api, settings_for_command
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings, load_settings
 from valdrix.kit.db import unit_of_work
@@ -62,7 +61,7 @@ def demo(
     )
     if once:
         return
-    _serve(settings, host, port)
+    serve_api(settings, host, port)
 
 
 async def _prepare_demo_tenant(settings: Settings, password: str) -> dict[str, str]:
@@ -118,21 +117,6 @@ async def _refresh_credentials(runtime: Runtime, tenant_id: uuid.UUID, password:
             session, service.system_principal(tenant_id, "demo"), name="demo key", role=Role.owner
         )
     return issued.secret
-
-
-def _serve(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
-    from valdrix.app import create_app
-
-    sys.stdout.flush()
-    uvicorn.run(
-        create_app(open_runtime(settings)),
-        host=host,
-        port=port,
-        log_config=None,
-        server_header=False,
-    )
 
 
 def _port_is_free(host: str, port: int) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from enum import StrEnum
+from types import FrameType
 
 import typer
 
@@ -13,11 +15,12 @@ from valdrix.cli.common import (
     print_json,
     readable_errors,
     run_with_runtime,
+    serve_api,
     settings_for_command,
 )
 from valdrix.config import generate_key_entry
 from valdrix.kit.migrator import upgrade_to_head
-from valdrix.runtime import database_urls, open_runtime
+from valdrix.runtime import database_urls
 from valdrix.tenancy.key_rotation import rotate_keys
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Valdrix FinOps platform.")
@@ -42,27 +45,15 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default VALDRIX_API_PORT)."),
 ) -> None:
     """Serve the HTTP API."""
-    import uvicorn
-
-    from valdrix.app import create_app
-
     settings = settings_for_command()
-    runtime = open_runtime(settings)
-    uvicorn.run(
-        create_app(runtime),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_config=None,
-        proxy_headers=False,
-        server_header=False,
-    )
+    serve_api(settings, host or settings.api_host, port or settings.api_port)
 
 
 @app.command()
 @readable_errors
 def migrate() -> None:
     """Apply database migrations (as the owner role)."""
-    settings = settings_for_command()
+    settings = settings_for_command(needs_keys=False)
     upgrade_to_head(database_urls(settings).owner)
     console.print("[green]database is at the latest migration[/green]")
 
@@ -72,7 +63,7 @@ def migrate() -> None:
 def db_url(role: DbRole = typer.Option(DbRole.app, help="Which role's URL to print.")) -> None:
     """Print the database URL (starting the embedded server if it is in use)."""
     # The URL is for another program, so the embedded server must outlive this command.
-    urls = database_urls(settings_for_command(), keep_embedded_running=True)
+    urls = database_urls(settings_for_command(needs_keys=False), keep_embedded_running=True)
     print(urls.app if role is DbRole.app else urls.owner)
 
 
@@ -99,4 +90,15 @@ def keys_rotate(as_json: bool = JSON_OPTION) -> None:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """End the command like Ctrl-C does, running ``finally`` blocks and exit handlers.
+
+    Each process registers with the embedded database and the last to unregister (at exit)
+    stops it, so none may vanish without exit handlers. uvicorn calls this after its graceful
+    shutdown, since it re-raises the signal, whose default action would skip them.
+    """
+    raise SystemExit(128 + signum)

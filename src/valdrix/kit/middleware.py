@@ -6,12 +6,14 @@ the endpoint and every response, including errors, gets the headers.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from valdrix.kit.request_context import client_ip_var, request_id_var
@@ -42,6 +44,14 @@ SECURITY_HEADERS = {
 HSTS = "max-age=63072000; includeSubDomains"
 
 
+class BodyTooLarge(HTTPException):
+    """Raised while reading a body (chunked, or longer than declared) that passes the limit;
+    the app's HTTP error handler turns it into a 413 problem."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
+
+
 class RequestContextMiddleware:
     """Assigns a request id, records the client IP, adds security headers, limits body size."""
 
@@ -62,6 +72,9 @@ class RequestContextMiddleware:
         request_id_var.set(request_id)
         client_ip_var.set(self._client_ip(scope, headers))
         https = self._is_https(scope, headers)
+        if https and scope.get("scheme") != "https":
+            # Behind a trusted TLS proxy: let the app see https too (Secure cookies, URLs).
+            scope = {**scope, "scheme": "https"}
         csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else STRICT_CSP
         started = False
 
@@ -82,8 +95,20 @@ class RequestContextMiddleware:
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             await _send_problem(send_with_headers, 413, "Payload too large", request_id)
             return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            # A chunked body declares no length, so count what actually arrives.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive_within_limit, send_with_headers)
         except Exception:
             log.exception("http.unhandled_error", path=scope.get("path"))
             if not started:
@@ -91,10 +116,15 @@ class RequestContextMiddleware:
 
     def _client_ip(self, scope: Scope, headers: Headers) -> str | None:
         client = scope.get("client")
-        peer = client[0] if client else None
-        forwarded = headers.get("x-forwarded-for")
-        if forwarded and peer in self.trusted_proxies:
-            return forwarded.split(",")[0].strip()
+        peer: str | None = client[0] if client else None
+        if peer not in self.trusted_proxies:
+            return peer
+        # Each proxy appends the address it saw, so only entries added by our own proxies,
+        # read from the right, are believable; anything further left the client may have forged.
+        hops = [hop.strip() for hop in ",".join(headers.getlist("x-forwarded-for")).split(",")]
+        for hop in reversed(hops):
+            if hop and hop not in self.trusted_proxies:
+                return hop if _is_ip_address(hop) else peer
         return peer
 
     def _is_https(self, scope: Scope, headers: Headers) -> bool:
@@ -106,6 +136,14 @@ class RequestContextMiddleware:
             and client[0] in self.trusted_proxies
             and headers.get("x-forwarded-proto") == "https"
         )
+
+
+def _is_ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 async def _send_problem(send: Send, status: int, title: str, request_id: str) -> None:

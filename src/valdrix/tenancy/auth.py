@@ -107,7 +107,7 @@ async def _from_session_cookie(request: Request, runtime: Runtime, token: str) -
         raise Unauthorized("session expired or logged out; log in again")
     async with unit_of_work(runtime.sessions, resolved.tenant_id) as session:
         browser_session = await BrowserSessionRepository(session).get(resolved.session_id)
-        membership = await MembershipRepository(session).get_for_user(resolved.user_id)
+        membership = await MembershipRepository(session).get_active_for_user(resolved.user_id)
         if browser_session is None or membership is None:
             raise Unauthorized("your membership of this tenant has ended")
         if request.method not in SAFE_METHODS:
@@ -125,7 +125,8 @@ async def _from_session_cookie(request: Request, runtime: Runtime, token: str) -
 def _check_csrf(request: Request, expected_hash: bytes) -> None:
     header = request.headers.get(CSRF_HEADER, "")
     cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not header or not hmac.compare_digest(header, cookie):
+    # As bytes: compare_digest raises TypeError on non-ASCII str, and both values are client-chosen.
+    if not header or not hmac.compare_digest(header.encode(), cookie.encode()):
         raise Forbidden("missing or mismatched CSRF token (send the X-CSRF-Token header)")
     if not hmac.compare_digest(hash_token(header), expected_hash):
         raise Forbidden("CSRF token does not belong to this session")
@@ -144,8 +145,9 @@ async def _from_jwt(runtime: Runtime, token: str) -> Principal:
         user: User | None = await UserRepository(session).get_by_email_indexes(
             runtime.keyring.blind_indexes(email)
         )
-        membership = await MembershipRepository(session).get_for_user(user.id) if user else None
-    if user is None or membership is None or user.disabled_at is not None:
+        memberships = MembershipRepository(session)
+        membership = await memberships.get_active_for_user(user.id) if user else None
+    if user is None or membership is None:
         raise Unauthorized("this identity is not a member of the tenant")
     return Principal(
         tenant_id=tenant_id,

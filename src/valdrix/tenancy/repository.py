@@ -64,6 +64,19 @@ class MembershipRepository(Repository[Membership]):
         )
         return result
 
+    async def get_active_for_user(self, user_id: uuid.UUID) -> Membership | None:
+        """The membership that lets this person act: accepted, and the person not disabled."""
+        result: Membership | None = await self.session.scalar(
+            select(Membership)
+            .join(User, User.id == Membership.user_id)
+            .where(
+                Membership.user_id == user_id,
+                Membership.accepted_at.is_not(None),
+                User.disabled_at.is_(None),
+            )
+        )
+        return result
+
     async def count_owners(self) -> int:
         return int(
             await self.session.scalar(
