@@ -5,8 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
-import valdrix.tenancy.models  # noqa: F401  (registers the tables on the metadata)
+import valdrix.jobs.models
+import valdrix.tenancy.models  # noqa: F401
 from valdrix.kit.db import async_url
+from valdrix.kit.migrator import include_in_autogenerate
 from valdrix.kit.orm import Base
 
 MIGRATION_LOCK_KEY = 7_246_317_001  # pg_advisory_lock key serialising concurrent migrators
@@ -26,6 +28,7 @@ def run_migrations_online() -> None:
                 connection=connection,
                 target_metadata=target_metadata,
                 compare_type=True,
+                include_object=include_in_autogenerate,
                 transaction_per_migration=True,
             )
             with context.begin_transaction():

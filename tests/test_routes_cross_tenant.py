@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
+from tests.jobs.helpers import give_tenant_a_queued_job
 from valdrix.app import PUBLIC_ROUTES
 from valdrix.tenancy.auth import is_tenant_guard
 
@@ -85,10 +86,16 @@ async def test_tenant_routes_refuse_unauthenticated_callers(client):
         assert response.status_code == 401, f"{method} {path}: {response.status_code}"
 
 
-async def _b_objects(client, b) -> dict[str, str]:
+async def _b_objects(client, b, runtime) -> dict[str, str]:
+    await give_tenant_a_queued_job(runtime, b.tenant_id)
     members = (await client.get("/api/v1/members", headers=b.auth)).json()
     keys = (await client.get("/api/v1/api-keys", headers=b.auth)).json()
-    return {"membership_id": members[0]["id"], "api_key_id": keys[0]["id"]}
+    jobs = (await client.get("/api/v1/jobs", headers=b.auth)).json()["items"]
+    return {
+        "membership_id": members[0]["id"],
+        "api_key_id": keys[0]["id"],
+        "job_id": jobs[0]["id"],
+    }
 
 
 async def _snapshot(client, tenant, routes) -> dict[str, Any]:
@@ -100,10 +107,12 @@ async def _snapshot(client, tenant, routes) -> dict[str, Any]:
     return snapshot
 
 
-async def test_tenant_a_cannot_reach_tenant_b_objects_through_any_route(client, make_tenant):
+async def test_tenant_a_cannot_reach_tenant_b_objects_through_any_route(
+    client, make_tenant, runtime
+):
     a, b = await make_tenant(), await make_tenant()
     routes = _tenant_routes(client._transport.app)
-    b_objects = await _b_objects(client, b)
+    b_objects = await _b_objects(client, b, runtime)
     b_markers = [str(b.tenant_id), b.name, b.admin_email, *b_objects.values()]
     before = await _snapshot(client, b, routes)
 

@@ -192,3 +192,21 @@ def test_a_malformed_setting_is_named_in_one_line(
     message = str(refused.value)
     assert message.startswith("VALDRIX_API_PORT: ")
     assert "\n" not in message
+
+
+def test_every_tier_needs_a_positive_cadence(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VALDRIX_TIER_CADENCE_HOURS", '{"free": 24, "pro": 4}')
+    with pytest.raises(SettingsError, match="every tier"):
+        load_settings()
+    monkeypatch.setenv(
+        "VALDRIX_TIER_CADENCE_HOURS",
+        '{"free": 48, "starter": 24, "growth": 6, "pro": 2, "enterprise": 1}',
+    )
+    assert load_settings().tier_cadence_hours["enterprise"] == 1
+
+
+def test_tier_enum_matches_the_configured_tier_names() -> None:
+    from valdrix.config import TIER_NAMES
+    from valdrix.tenancy.models import Tier
+
+    assert tuple(t.value for t in Tier) == TIER_NAMES

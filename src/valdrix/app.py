@@ -9,7 +9,10 @@ from fastapi import FastAPI
 
 from valdrix import __version__
 from valdrix.errors import install_error_handlers
+from valdrix.jobs.app import close_job_app, open_job_app
+from valdrix.jobs.endpoints import router as jobs_router
 from valdrix.kit.middleware import RequestContextMiddleware
+from valdrix.observability.exposition import router as metrics_router
 from valdrix.observability.health import router as health_router
 from valdrix.runtime import Runtime
 from valdrix.tenancy.endpoints import router as tenancy_router
@@ -23,6 +26,7 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/openapi.json"),
+        ("GET", "/metrics"),
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/accept-invite"),
     }
@@ -32,7 +36,10 @@ PUBLIC_ROUTES = frozenset(
 def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The API defers jobs (inside request transactions) but never runs them.
+        await open_job_app(runtime.urls.app, max_size=2)
         yield
+        await close_job_app()
         await runtime.close()
 
     app = FastAPI(
@@ -45,7 +52,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(tenancy_router)
+    app.include_router(jobs_router)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=runtime.settings.max_request_body_bytes,

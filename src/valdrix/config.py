@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "secret", "xxx", "todo")
 KEY_FILE_NAME = "encryption.keys"
+# Service tiers, cheapest first (the Tier enum in tenancy.models mirrors these).
+TIER_NAMES = ("free", "starter", "growth", "pro", "enterprise")
 
 
 class SettingsError(ValueError):
@@ -114,7 +116,29 @@ class Settings(BaseSettings):
 
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("trusted_proxies", mode="before")
+    # Jobs and scheduling (see docs/jobs.md).
+    tier_cadence_hours: dict[str, float] = Field(
+        default_factory=lambda: {
+            "enterprise": 4.0,
+            "pro": 4.0,
+            "growth": 12.0,
+            "starter": 24.0,
+            "free": 24.0,
+        }
+    )
+    tenant_job_slots: int = Field(default=4, ge=1, le=64)
+    scheduler_batch_size: int = Field(default=500, ge=1, le=5000)
+    scheduler_tick_seconds: int = Field(default=60, ge=1, le=3600)
+    job_stuck_after_seconds: int = Field(default=3600, ge=60)
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    job_stall_timeout_seconds: float = Field(default=60.0, gt=0)
+    job_recovery_interval_seconds: int = Field(default=30, ge=1, le=3600)
+    job_retention_hours: int = Field(default=168, ge=1)
+    job_run_retention_days: int = Field(default=90, ge=1)
+    worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
+    worker_imports: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", "worker_imports", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):
@@ -134,6 +158,12 @@ class Settings(BaseSettings):
         ):
             raise SettingsError(
                 "OIDC needs both VALDRIX_OIDC_ISSUER and VALDRIX_OIDC_AUDIENCE to be set"
+            )
+        missing = set(TIER_NAMES) - set(self.tier_cadence_hours)
+        if missing or any(hours <= 0 for hours in self.tier_cadence_hours.values()):
+            raise SettingsError(
+                "VALDRIX_TIER_CADENCE_HOURS needs a positive number of hours for every tier"
+                f" ({', '.join(TIER_NAMES)})"
             )
         if bool(self.database_url) != bool(self.migration_database_url):
             raise SettingsError(

@@ -8,7 +8,7 @@ from types import FrameType
 
 import typer
 
-from valdrix.cli import demo, tenants
+from valdrix.cli import demo, jobs, tenants
 from valdrix.cli.common import (
     JSON_OPTION,
     console,
@@ -31,6 +31,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tenants.tenants_app, name="tenants")
 app.add_typer(tenants.api_keys_app, name="api-keys")
 app.command("demo")(demo.demo)
+app.command("worker")(jobs.worker)
+app.add_typer(jobs.jobs_app, name="jobs")
 
 
 class DbRole(StrEnum):

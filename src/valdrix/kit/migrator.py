@@ -21,6 +21,15 @@ def migrations_dir() -> Path:
     return Path(valdrix.__file__).resolve().parents[2] / "migrations"
 
 
+def include_in_autogenerate(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """procrastinate's tables come from its own schema.sql (see the job-platform migration)."""
+    table = getattr(obj, "table", obj)
+    table_name = getattr(table, "name", name) or ""
+    return not str(table_name).startswith("procrastinate_")
+
+
 def alembic_config(owner_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))

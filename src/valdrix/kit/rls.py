@@ -31,10 +31,13 @@ def resolver_can_read(table: str) -> list[str]:
     ]
 
 
-def resolver_function(signature: str, returns: str, body: str) -> list[str]:
+def resolver_function(
+    signature: str, returns: str, body: str, *, volatile: bool = False
+) -> list[str]:
     """A SECURITY DEFINER function owned by the resolver, callable only by the app role."""
+    volatility = "VOLATILE" if volatile else "STABLE"
     return [
-        f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE sql STABLE SECURITY DEFINER"
+        f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE sql {volatility} SECURITY DEFINER"
         f" SET search_path = pg_catalog, public AS $fn$ {body} $fn$",
         f"ALTER FUNCTION {signature} OWNER TO {RESOLVER_ROLE}",
         f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC",

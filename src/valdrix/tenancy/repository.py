@@ -194,3 +194,8 @@ class LoginAttemptRepository(Repository[LoginAttempt]):
                 | (LoginAttempt.attempted_at < older_than)
             )
         )
+
+    async def prune(self, older_than: dt.datetime) -> None:
+        await self.session.execute(
+            delete(LoginAttempt).where(LoginAttempt.attempted_at < older_than)
+        )

@@ -1,0 +1,1 @@
+"""Background jobs on PostgreSQL (procrastinate): enqueue, schedules, workers, visibility."""

@@ -1,0 +1,42 @@
+"""The one procrastinate App of a process, opened from settings.
+
+Tasks register on ``job_app`` at import time (each domain's ``tasks.py``); the connector gets its
+pool when a process opens the app. API processes open it only to defer jobs; ``valdrix worker``
+is the only thing that runs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import procrastinate
+from psycopg_pool import AsyncConnectionPool
+
+# Task modules a worker loads; domains add theirs here as they gain tasks.
+TASK_MODULES = ["valdrix.jobs.tasks"]
+
+job_app = procrastinate.App(
+    connector=procrastinate.PsycopgConnector(), import_paths=list(TASK_MODULES)
+)
+
+
+async def open_job_app(app_url: str, *, max_size: int = 10) -> None:
+    """Give the App a pool on the application role (idempotent)."""
+    if job_app.connector._async_pool is not None:  # type: ignore[attr-defined]
+        return
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        conninfo=app_url,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+    )
+    await pool.open(wait=True)
+    await job_app.open_async(pool)
+
+
+async def close_job_app() -> None:
+    pool = job_app.connector._async_pool  # type: ignore[attr-defined]
+    if pool is not None:
+        await pool.close()
+        job_app.connector._async_pool = None  # type: ignore[attr-defined]

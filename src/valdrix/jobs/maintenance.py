@@ -1,0 +1,80 @@
+"""Keeping the queue healthy: stalled-job recovery, stuck-job detection, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import structlog
+
+from valdrix.jobs.app import job_app
+from valdrix.jobs.models import JobStatus
+from valdrix.jobs.repository import JobRunRepository, QueueRepository
+from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
+from valdrix.observability import metrics
+from valdrix.runtime import Runtime
+from valdrix.tenancy.repository import LoginAttemptRepository
+
+log = structlog.get_logger(__name__)
+
+
+async def recover_stalled_jobs(runtime: Runtime) -> int:
+    """Re-queue jobs whose worker stopped sending heartbeats (crashed, killed, partitioned)."""
+    timeout = runtime.settings.job_stall_timeout_seconds
+    manager = job_app.job_manager
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=timeout))
+    for job in stalled:
+        await manager.retry_job(job)
+        metrics.JOBS_STALLED_RECOVERED.labels(job_type=job.task_name).inc()
+        log.warning(
+            "job.stalled_recovered",
+            job_id=job.id,
+            job_type=job.task_name,
+            attempts=job.attempts + 1,
+        )
+        tenant = job.task_kwargs.get("tenant_id")
+        if tenant and job.id is not None:
+            async with unit_of_work(runtime.sessions, uuid.UUID(str(tenant))) as session:
+                run = await JobRunRepository(session).by_job_id(job.id)
+                if run is not None:
+                    run.status = JobStatus.queued.value
+                    run.error_summary = "worker stopped responding; re-queued"
+    await manager.prune_stalled_workers(seconds_since_heartbeat=timeout)
+    return len(stalled)
+
+
+async def detect_stuck_jobs(runtime: Runtime) -> int:
+    """Report (never fail) jobs waiting more than the threshold past their scheduled time."""
+    async with unit_of_work(runtime.sessions, None) as session:
+        stuck = await QueueRepository(session).stuck(runtime.settings.job_stuck_after_seconds)
+    for job in stuck:
+        log.error(
+            "job.stuck",
+            job_id=job.job_id,
+            job_type=job.task_name,
+            queue=job.queue,
+            tenant_id=job.tenant_id,
+            due_at=job.due_at.isoformat(),
+            overdue_seconds=round(job.overdue_seconds),
+        )
+    metrics.JOBS_STUCK.set(len(stuck))
+    return len(stuck)
+
+
+async def prune_finished(runtime: Runtime) -> None:
+    """Retention: finished jobs, old tenant job history, stale login-throttle rows."""
+    settings = runtime.settings
+    await job_app.job_manager.delete_old_jobs(
+        nb_hours=settings.job_retention_hours,
+        include_failed=True,
+        include_cancelled=True,
+        include_aborted=True,
+    )
+    now = utcnow()
+    async with unit_of_work(runtime.sessions, None) as session:
+        pruned = await JobRunRepository(session).prune(
+            now - dt.timedelta(days=settings.job_run_retention_days)
+        )
+        await LoginAttemptRepository(session).prune(now - dt.timedelta(hours=1))
+    log.info("jobs.pruned", job_runs=pruned)

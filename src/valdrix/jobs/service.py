@@ -1,0 +1,104 @@
+"""Tenant-facing job operations: schedules for targets, immediate runs, job history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.errors import InvalidInput, NotFound
+from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
+from valdrix.jobs.kinds import get_kind
+from valdrix.jobs.models import JobRun, JobStatus, Schedule
+from valdrix.jobs.repository import JobRunRepository, ScheduleRepository
+from valdrix.kit.orm import utcnow
+from valdrix.runtime import Runtime
+from valdrix.tenancy.auth import Principal
+from valdrix.tenancy.service import get_tenant
+
+
+async def ensure_schedule(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    kind: str,
+    target_id: uuid.UUID,
+    first_due_at: dt.datetime | None = None,
+) -> Schedule:
+    """Schedule ``kind`` work for a target at its tier's cadence (idempotent)."""
+    get_kind(kind)
+    schedules = ScheduleRepository(session)
+    existing = await schedules.for_target(kind, target_id)
+    if existing is not None:
+        return existing
+    return await schedules.add(
+        Schedule(
+            tenant_id=actor.tenant_id,
+            kind=kind,
+            target_id=target_id,
+            next_due_at=first_due_at or utcnow(),
+        )
+    )
+
+
+async def run_now(
+    session: AsyncSession,
+    actor: Principal,
+    runtime: Runtime,
+    *,
+    kind: str,
+    target_id: uuid.UUID,
+) -> int | None:
+    """Queue a target's job now, in the caller's transaction. None if one is already queued."""
+    scheduled = get_kind(kind)
+    tenant = await get_tenant(session, actor)
+    request = JobRequest(
+        task_name=scheduled.task_name,
+        queue=scheduled.queue,
+        tenant_id=actor.tenant_id,
+        tier=tenant.tier,
+        tenant_backlog=await JobRunRepository(session).backlog(),
+        target_id=target_id,
+        queueing_lock=f"{kind}:{target_id}",
+    )
+    ids, _ = await defer_in_transaction(
+        session, [build_job(request, slots=runtime.settings.tenant_job_slots)]
+    )
+    return ids[0] if ids else None
+
+
+async def list_job_runs(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    cursor: str | None,
+    limit: int,
+    status: str | None,
+    task_name: str | None,
+) -> tuple[list[JobRun], str | None]:
+    if status is not None and status not in set(JobStatus):
+        raise InvalidInput(f"status must be one of {', '.join(JobStatus)}")
+    before = _decode_cursor(cursor) if cursor else None
+    runs = await JobRunRepository(session).page(
+        before=before, limit=limit + 1, status=status, task_name=task_name
+    )
+    has_more = len(runs) > limit
+    runs = runs[:limit]
+    last = runs[-1] if runs and has_more else None
+    return runs, f"{last.created_at.isoformat()}|{last.id}" if last else None
+
+
+async def get_job_run(session: AsyncSession, actor: Principal, job_run_id: uuid.UUID) -> JobRun:
+    run = await JobRunRepository(session).get(job_run_id)
+    if run is None:
+        raise NotFound("job not found")
+    return run
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        created, _, run_id = cursor.partition("|")
+        return dt.datetime.fromisoformat(created), uuid.UUID(run_id)
+    except ValueError as exc:
+        raise InvalidInput("cursor is not one this API returned") from exc
