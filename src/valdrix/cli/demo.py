@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import socket
+import subprocess
+import sys
 import uuid
 
 import typer
@@ -61,7 +64,29 @@ def demo(
     )
     if once:
         return
-    serve_api(settings, host, port)
+    worker = _start_worker(settings)
+    out.print(f"  worker      pid {worker.pid} (valdrix worker, runs scheduled jobs)")
+    try:
+        serve_api(settings, host, port)
+    finally:
+        _stop(worker)
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """A separate worker process, as in production: the API process never runs jobs."""
+    env = {**os.environ, "VALDRIX_DEMO": "true", "VALDRIX_HOME": str(settings.home)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "valdrix", "worker", "--concurrency", "2", "--name", "demo"],
+        env=env,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 async def _prepare_demo_tenant(settings: Settings, password: str) -> dict[str, str]:

@@ -29,7 +29,8 @@ async def refresh_database_gauges(runtime: Runtime) -> None:
         queued = await queues.queued_by_task()
         stuck = await queues.stuck(runtime.settings.job_stuck_after_seconds)
         lag = await queues.schedule_lag()
-    for task_name in {*job_app.tasks, *queued}:
+    ours = {t.name for t in job_app.tasks.values() if not t.name.startswith("procrastinate")}
+    for task_name in ours | set(queued):
         metrics.BACKGROUND_JOBS_QUEUED.labels(job_type=task_name).set(queued.get(task_name, 0))
     metrics.JOBS_STUCK.set(len(stuck))
     for tier in TIER_NAMES:
