@@ -5,7 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
+# Importing the model modules registers their tables on the metadata.
+import valdrix.connections.models
 import valdrix.jobs.models
+import valdrix.scanning.models
 import valdrix.tenancy.models  # noqa: F401
 from valdrix.kit.db import async_url
 from valdrix.kit.migrator import include_in_autogenerate

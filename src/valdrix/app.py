@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from valdrix import __version__
+from valdrix.connections.endpoints import router as connections_router
 from valdrix.errors import install_error_handlers
 from valdrix.jobs.app import close_job_app, open_job_app
 from valdrix.jobs.endpoints import router as jobs_router
@@ -15,6 +16,7 @@ from valdrix.kit.middleware import RequestContextMiddleware
 from valdrix.observability.exposition import router as metrics_router
 from valdrix.observability.health import router as health_router
 from valdrix.runtime import Runtime
+from valdrix.scanning.endpoints import router as scanning_router
 from valdrix.tenancy.endpoints import router as tenancy_router
 
 # Routes anyone may call without a credential; the route-walking test holds every other route
@@ -55,6 +57,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(tenancy_router)
     app.include_router(jobs_router)
+    app.include_router(connections_router)
+    app.include_router(scanning_router)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=runtime.settings.max_request_body_bytes,

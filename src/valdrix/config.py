@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
     worker_imports: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Cloud access and scans (see docs/scanning.md).
+    aws_endpoint_url: str | None = None  # simulators only (moto); never set in production
+    aws_principal_arn: str | None = None  # the identity customers' roles must trust
+    scan_concurrency: int = Field(default=32, ge=1, le=256)
+    scan_region_budget_seconds: float = Field(default=30.0, gt=0)
+    scan_budget_seconds: float = Field(default=300.0, gt=0)
+
     @field_validator("trusted_proxies", "worker_imports", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:

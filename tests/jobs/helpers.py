@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import tests.jobs.probe_tasks  # noqa: F401  (registers the probe kind)
 from valdrix.jobs import service
 from valdrix.jobs.app import open_job_app
+from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
+from valdrix.jobs.repository import JobRunRepository
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
-from valdrix.tenancy.service import system_principal
+from valdrix.tenancy.service import get_tenant, system_principal
 
 
 async def give_tenant_a_queued_job(runtime: Runtime, tenant_id: uuid.UUID) -> uuid.UUID:
@@ -21,3 +27,52 @@ async def give_tenant_a_queued_job(runtime: Runtime, tenant_id: uuid.UUID) -> uu
         await service.ensure_schedule(session, actor, kind="probe", target_id=target)
         await service.run_now(session, actor, runtime, kind="probe", target_id=target)
     return target
+
+
+async def defer_probes(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    jobs: list[dict[str, Any]],
+    *,
+    task_name: str = "probe.run",
+    queue: str = "probe",
+) -> list[int]:
+    """Queue jobs for a tenant in one transaction, the way services do (fair priority, tenant
+    slot lock, ``job_runs`` mirror). Each dict holds the task's kwargs, plus optionally
+    ``target_id`` (a new target by default) and ``queueing_lock``; returns the job ids."""
+    await open_job_app(runtime.urls.app)
+    ids: list[int] = []
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        tier = (await get_tenant(session, system_principal(tenant_id))).tier
+        for kwargs in jobs:
+            kwargs = dict(kwargs)
+            request = JobRequest(
+                task_name=task_name,
+                queue=queue,
+                tenant_id=tenant_id,
+                tier=tier,
+                tenant_backlog=await JobRunRepository(session).backlog(),
+                target_id=kwargs.pop("target_id", None) or uuid.uuid4(),
+                queueing_lock=kwargs.pop("queueing_lock", None),
+                extra_kwargs=kwargs,
+            )
+            deferred, _ = await defer_in_transaction(
+                session, [build_job(request, slots=runtime.settings.tenant_job_slots)]
+            )
+            ids += deferred
+    return ids
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]],
+    *,
+    within: float,
+    message: str,
+    interval: float = 0.1,
+) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:g}s waiting for {message}")
+        await asyncio.sleep(interval)

@@ -50,5 +50,6 @@ async def probe_run(
 
 
 @job_app.task(name="probe.noop", queue="probe")
-async def probe_noop() -> None:
-    """The cheapest job there is (benchmarks)."""
+async def probe_noop(tenant_id: str | None = None) -> None:
+    """The cheapest job there is (benchmarks). Deferred through valdrix's enqueue path it
+    carries ``tenant_id`` like every tenant job."""

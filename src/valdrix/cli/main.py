@@ -8,7 +8,7 @@ from types import FrameType
 
 import typer
 
-from valdrix.cli import demo, jobs, tenants
+from valdrix.cli import demo, jobs, scanning, tenants
 from valdrix.cli.common import (
     JSON_OPTION,
     console,
@@ -33,6 +33,9 @@ app.add_typer(tenants.api_keys_app, name="api-keys")
 app.command("demo")(demo.demo)
 app.command("worker")(jobs.worker)
 app.add_typer(jobs.jobs_app, name="jobs")
+app.add_typer(scanning.connections_app, name="connections")
+app.add_typer(scanning.scans_app, name="scans")
+app.add_typer(scanning.findings_app, name="findings")
 
 
 class DbRole(StrEnum):

@@ -13,7 +13,7 @@ import procrastinate
 from psycopg_pool import AsyncConnectionPool
 
 # Task modules a worker loads; domains add theirs here as they gain tasks.
-TASK_MODULES = ["valdrix.jobs.tasks"]
+TASK_MODULES = ["valdrix.jobs.tasks", "valdrix.scanning.tasks"]
 
 job_app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(), import_paths=list(TASK_MODULES)

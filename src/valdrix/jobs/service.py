@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +50,7 @@ async def run_now(
     *,
     kind: str,
     target_id: uuid.UUID,
+    extra_kwargs: dict[str, Any] | None = None,
 ) -> int | None:
     """Queue a target's job now, in the caller's transaction. None if one is already queued."""
     scheduled = get_kind(kind)
@@ -61,6 +63,7 @@ async def run_now(
         tenant_backlog=await JobRunRepository(session).backlog(),
         target_id=target_id,
         queueing_lock=f"{kind}:{target_id}",
+        extra_kwargs=extra_kwargs,
     )
     ids, _ = await defer_in_transaction(
         session, [build_job(request, slots=runtime.settings.tenant_job_slots)]

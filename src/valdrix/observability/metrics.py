@@ -47,3 +47,36 @@ SCHEDULE_CLAIM_LAG = Histogram(
     ["tier"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 14400),
 )
+
+AWS_API_CALLS = Counter(
+    "valdrix_aws_api_calls_total",
+    "AWS API requests Valdrix made (each Cost Explorer page costs the customer $0.01).",
+    ["service", "operation"],
+)
+AWS_API_ERRORS = Counter(
+    "valdrix_aws_api_errors_total",
+    "AWS API error responses by service, region and error code (throttling included).",
+    ["service", "region", "code"],
+)
+ZOMBIE_SCAN_LATENCY = Histogram(
+    "valdrix_zombie_scan_latency_seconds",
+    "Wall time of whole scans, by account size (resources seen: small <100, medium <1000,"
+    " large <5000, xlarge).",
+    ["account_size"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+SCANS_TOTAL = Counter(
+    "valdrix_scans_total",
+    "Finished scans by outcome (completed, partial, timed_out, failed).",
+    ["outcome"],
+)
+SCAN_UNITS_TOTAL = Counter(
+    "valdrix_scan_units_total",
+    "Finished scan units (region x detector) by outcome (ok, timed_out, denied, failed).",
+    ["detector", "outcome"],
+)
+FINDINGS_RECORDED_TOTAL = Counter(
+    "valdrix_findings_recorded_total",
+    "Findings written by scans (new or seen again), by detector.",
+    ["detector"],
+)

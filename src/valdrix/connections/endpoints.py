@@ -1,0 +1,81 @@
+"""HTTP routes for cloud connections."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from valdrix.connections import service
+from valdrix.connections.schemas import (
+    AwsSetupOut,
+    ConnectionCreate,
+    ConnectionOut,
+    ConnectionPatch,
+    VerifyOut,
+)
+from valdrix.tenancy.auth import AdminScope, ViewerScope
+
+router = APIRouter(prefix="/api/v1", tags=["connections"])
+
+
+@router.get("/connections/aws/setup")
+async def aws_setup(scope: AdminScope) -> AwsSetupOut:
+    """A new external id, the IAM policy the scans need and a CloudFormation template."""
+    return AwsSetupOut(**service.aws_setup(scope.principal, scope.runtime))
+
+
+@router.get("/connections")
+async def list_connections(scope: ViewerScope) -> list[ConnectionOut]:
+    connections = await service.list_connections(scope.session, scope.principal)
+    return [ConnectionOut.model_validate(c) for c in connections]
+
+
+@router.post("/connections", status_code=status.HTTP_201_CREATED)
+async def create_connection(body: ConnectionCreate, scope: AdminScope) -> ConnectionOut:
+    connection = await service.create_connection(
+        scope.session,
+        scope.principal,
+        scope.runtime,
+        name=body.name,
+        role_arn=body.role_arn,
+        external_id=body.external_id,
+        regions=body.regions,
+        thresholds=body.thresholds,
+        tag_exclusions=[rule.model_dump() for rule in body.tag_exclusions],
+    )
+    return ConnectionOut.model_validate(connection)
+
+
+@router.get("/connections/{connection_id}")
+async def read_connection(connection_id: uuid.UUID, scope: ViewerScope) -> ConnectionOut:
+    connection = await service.get_connection(scope.session, scope.principal, connection_id)
+    return ConnectionOut.model_validate(connection)
+
+
+@router.patch("/connections/{connection_id}")
+async def update_connection(
+    connection_id: uuid.UUID, body: ConnectionPatch, scope: AdminScope
+) -> ConnectionOut:
+    changes = body.model_dump(exclude_unset=True)
+    connection = await service.update_connection(
+        scope.session, scope.principal, connection_id, changes
+    )
+    return ConnectionOut.model_validate(connection)
+
+
+@router.delete("/connections/{connection_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def disable_connection(connection_id: uuid.UUID, scope: AdminScope) -> None:
+    await service.disable_connection(scope.session, scope.principal, connection_id)
+
+
+@router.post("/connections/{connection_id}/verify")
+async def verify_connection(connection_id: uuid.UUID, scope: AdminScope) -> VerifyOut:
+    connection = await service.verify_connection(
+        scope.session, scope.principal, scope.runtime, connection_id
+    )
+    return VerifyOut(
+        ok=connection.status == "verified",
+        account_id=connection.account_id,
+        reason=connection.status_reason,
+    )

@@ -1,0 +1,74 @@
+"""What a customer creates in their AWS account: an IAM policy generated from the detectors'
+declared permissions, and a CloudFormation template for the role Valdrix assumes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from valdrix.scanning.registry import load_all_detectors
+
+# Needed by Valdrix itself rather than by one detector.
+PLATFORM_PERMISSIONS = ("ec2:DescribeRegions",)
+POLICY_VERSION = "2012-10-17"
+
+
+def aws_permissions() -> list[str]:
+    return sorted({*load_all_detectors().permissions("aws"), *PLATFORM_PERMISSIONS})
+
+
+def aws_iam_policy() -> dict[str, Any]:
+    """Read-only and least-privilege: exactly the actions the scans call."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "ValdrixWasteScanReadOnly",
+                "Effect": "Allow",
+                "Action": aws_permissions(),
+                "Resource": "*",
+            }
+        ],
+    }
+
+
+def aws_trust_policy(principal_arn: str, external_id: str) -> dict[str, Any]:
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": principal_arn},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            }
+        ],
+    }
+
+
+def aws_cloudformation_template(principal_arn: str | None, external_id: str) -> dict[str, Any]:
+    principal: Any = principal_arn or {"Ref": "ValdrixPrincipalArn"}
+    template: dict[str, Any] = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Read-only role that lets Valdrix find idle and orphaned resources.",
+        "Parameters": {},
+        "Resources": {
+            "ValdrixScanRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": "ValdrixScanRole",
+                    "AssumeRolePolicyDocument": aws_trust_policy(principal, external_id),
+                    "MaxSessionDuration": 3600,
+                    "Policies": [
+                        {"PolicyName": "ValdrixWasteScan", "PolicyDocument": aws_iam_policy()}
+                    ],
+                },
+            }
+        },
+        "Outputs": {"RoleArn": {"Value": {"Fn::GetAtt": ["ValdrixScanRole", "Arn"]}}},
+    }
+    if principal_arn is None:
+        template["Parameters"]["ValdrixPrincipalArn"] = {
+            "Type": "String",
+            "Description": "The AWS principal of your Valdrix deployment (ask your operator).",
+        }
+    return template

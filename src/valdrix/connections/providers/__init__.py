@@ -1,0 +1,1 @@
+"""Per-provider credentials and clients."""

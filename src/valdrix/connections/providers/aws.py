@@ -1,0 +1,174 @@
+"""AWS access: STS AssumeRole with the connection's external id, cached short-lived
+credentials, and boto3 clients with Valdrix's timeouts, retries and call accounting.
+
+No customer keys are stored: Valdrix's own identity (the environment's default credential
+chain, e.g. an instance role) assumes each customer's role for at most an hour at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import structlog
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from valdrix.observability import metrics
+
+log = structlog.get_logger(__name__)
+
+ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+SESSION_NAME = "valdrix-scan"
+ASSUME_DURATION_SECONDS = 3600
+REFRESH_MARGIN = dt.timedelta(minutes=5)
+DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"}
+)
+THROTTLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+
+
+class AwsAccessError(Exception):
+    """Valdrix could not act as the customer's role; ``reason`` is for the customer."""
+
+    def __init__(self, reason: str, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expires_at: dt.datetime
+
+
+def account_of_role(role_arn: str) -> str | None:
+    match = ROLE_ARN.match(role_arn)
+    return match.group(2) if match else None
+
+
+class AwsAccess:
+    """One per process: assumes roles (cached until shortly before expiry) and builds clients."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 20.0,
+        max_attempts: int = 5,
+        max_pool_connections: int = 50,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self._config = Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            # "standard" retries throttling and transient errors with jittered exponential backoff.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            max_pool_connections=max_pool_connections,
+        )
+        self._cache: dict[tuple[str, str], Credentials] = {}
+        self._lock = threading.Lock()
+        self._base = boto3.session.Session()
+
+    def assume(
+        self, role_arn: str, external_id: str, *, now: dt.datetime | None = None
+    ) -> Credentials:
+        if account_of_role(role_arn) is None:
+            raise AwsAccessError(
+                f"'{role_arn}' is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)"
+            )
+        now = now or dt.datetime.now(dt.UTC)
+        key = (role_arn, external_id)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached and cached.expires_at - REFRESH_MARGIN > now:
+            return cached
+        sts = self._base.client("sts", endpoint_url=self.endpoint_url, config=self._config)
+        self._instrument(sts, "global")
+        try:
+            answer = sts.assume_role(
+                RoleArn=role_arn,
+                RoleSessionName=SESSION_NAME,
+                ExternalId=external_id,
+                DurationSeconds=ASSUME_DURATION_SECONDS,
+            )
+        except ClientError as exc:
+            raise _explain_assume_failure(exc, role_arn) from exc
+        except BotoCoreError as exc:
+            raise AwsAccessError(f"could not reach AWS STS: {exc}") from exc
+        raw = answer["Credentials"]
+        credentials = Credentials(
+            raw["AccessKeyId"], raw["SecretAccessKey"], raw["SessionToken"], raw["Expiration"]
+        )
+        with self._lock:
+            self._cache[key] = credentials
+        return credentials
+
+    def client(self, service: str, region: str, credentials: Credentials) -> Any:
+        session = boto3.session.Session(
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+            region_name=region,
+        )
+        client = session.client(service, endpoint_url=self.endpoint_url, config=self._config)
+        self._instrument(client, region)
+        return client
+
+    def caller_account(self, credentials: Credentials) -> str:
+        sts = self.client("sts", "us-east-1", credentials)
+        return str(sts.get_caller_identity()["Account"])
+
+    def enabled_regions(self, credentials: Credentials) -> list[str]:
+        """Regions the account can use (opt-in regions only once opted in)."""
+        ec2 = self.client("ec2", "us-east-1", credentials)
+        regions = ec2.describe_regions(AllRegions=False)["Regions"]
+        return sorted(
+            r["RegionName"]
+            for r in regions
+            if r.get("OptInStatus", "opt-in-not-required") in ("opt-in-not-required", "opted-in")
+        )
+
+    @staticmethod
+    def _instrument(client: Any, region: str) -> None:
+        service = client.meta.service_model.service_name
+
+        def count_call(model: Any, **_: Any) -> None:
+            metrics.AWS_API_CALLS.labels(service=service, operation=model.name).inc()
+
+        def count_error(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+            code = parsed.get("Error", {}).get("Code")
+            if code:
+                metrics.AWS_API_ERRORS.labels(service=service, region=region, code=code).inc()
+
+        client.meta.events.register("before-call", count_call)
+        client.meta.events.register("after-call", count_error)
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "") or None
+    return None
+
+
+def _explain_assume_failure(exc: ClientError, role_arn: str) -> AwsAccessError:
+    code = error_code(exc) or "Unknown"
+    if code in DENIED_CODES:
+        return AwsAccessError(
+            "access denied assuming the role: check that it exists, that its trust policy names"
+            " Valdrix's principal, and that it requires exactly this connection's external id",
+            code,
+        )
+    if code in ("NoSuchEntity", "ValidationError", "InvalidParameterValue"):
+        return AwsAccessError(f"unknown or malformed role {role_arn}", code)
+    return AwsAccessError(f"AWS refused to assume the role ({code})", code)

@@ -1,0 +1,231 @@
+"""Registering, verifying and configuring cloud connections."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+import uuid
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.connections.access import aws_access
+from valdrix.connections.models import CloudConnection
+from valdrix.connections.policy import (
+    aws_cloudformation_template,
+    aws_iam_policy,
+    aws_permissions,
+    aws_trust_policy,
+)
+from valdrix.connections.providers.aws import AwsAccessError, account_of_role
+from valdrix.connections.repository import ConnectionRepository
+from valdrix.errors import Conflict, InvalidInput, NotFound
+from valdrix.jobs.service import ensure_schedule
+from valdrix.kit.crypto import KeyRing
+from valdrix.kit.orm import utcnow
+from valdrix.runtime import Runtime
+from valdrix.scanning.registry import load_all_detectors
+from valdrix.tenancy.audit import record_audit
+from valdrix.tenancy.auth import Principal
+
+log = structlog.get_logger(__name__)
+
+SCAN_KIND = "scan"
+EXTERNAL_ID_PREFIX = "vdx-"
+
+
+def new_external_id(keyring: KeyRing, tenant_id: uuid.UUID) -> str:
+    """A fresh external id, signed so Valdrix can tell it issued it to this tenant."""
+    nonce = secrets.token_hex(8)
+    return f"{EXTERNAL_ID_PREFIX}{nonce}-{_signature(keyring.blind_index, tenant_id, nonce)}"
+
+
+def _signature(index: Any, tenant_id: uuid.UUID, nonce: str) -> str:
+    return bytes(index(f"external-id:{tenant_id}:{nonce}")).hex()[:24]
+
+
+def external_id_is_ours(keyring: KeyRing, tenant_id: uuid.UUID, external_id: str) -> bool:
+    body = external_id.removeprefix(EXTERNAL_ID_PREFIX)
+    nonce, _, signature = body.partition("-")
+    candidates = keyring.blind_indexes(f"external-id:{tenant_id}:{nonce}")
+    return any(hmac.compare_digest(c.hex()[:24], signature) for c in candidates)
+
+
+def aws_setup(actor: Principal, runtime: Runtime) -> dict[str, Any]:
+    external_id = new_external_id(runtime.keyring, actor.tenant_id)
+    principal = runtime.settings.aws_principal_arn
+    return {
+        "external_id": external_id,
+        "valdrix_principal_arn": principal,
+        "required_permissions": aws_permissions(),
+        "iam_policy": aws_iam_policy(),
+        "trust_policy": aws_trust_policy(principal, external_id) if principal else None,
+        "cloudformation_template": aws_cloudformation_template(principal, external_id),
+    }
+
+
+def validate_thresholds(overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    registry = load_all_detectors()
+    for key, values in overrides.items():
+        try:
+            detector = registry.get(key)
+        except KeyError:
+            raise InvalidInput(f"thresholds.{key}: no such detector") from None
+        try:
+            detector.thresholds.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise InvalidInput(f"thresholds.{key}.{field}: {first['msg']}") from None
+    return overrides
+
+
+async def create_connection(
+    session: AsyncSession,
+    actor: Principal,
+    runtime: Runtime,
+    *,
+    name: str,
+    role_arn: str,
+    external_id: str,
+    regions: list[str] | None,
+    thresholds: dict[str, dict[str, Any]],
+    tag_exclusions: list[dict[str, str | None]],
+) -> CloudConnection:
+    if account_of_role(role_arn) is None:
+        raise InvalidInput("role_arn must look like arn:aws:iam::<12-digit account>:role/<name>")
+    if not external_id_is_ours(runtime.keyring, actor.tenant_id, external_id):
+        raise InvalidInput(
+            "external_id was not issued to this tenant: get one from /api/v1/connections/aws/setup"
+        )
+    repository = ConnectionRepository(session)
+    if await repository.by_name(name.strip()):
+        raise Conflict(f"a connection named '{name.strip()}' already exists")
+    connection = await repository.add(
+        CloudConnection(
+            tenant_id=actor.tenant_id,
+            provider="aws",
+            name=name.strip(),
+            role_arn=role_arn,
+            external_id=external_id,
+            regions=_clean_regions(regions),
+            thresholds=validate_thresholds(thresholds),
+            tag_exclusions=tag_exclusions,
+        )
+    )
+    # Scanned at the tier's cadence from now on; the first scan is due at once.
+    await ensure_schedule(session, actor, kind=SCAN_KIND, target_id=connection.id)
+    await record_audit(
+        session,
+        actor,
+        "connection.create",
+        target_type="connection",
+        target_id=connection.id,
+        details={"role_arn": role_arn, "regions": connection.regions},
+    )
+    return connection
+
+
+def _clean_regions(regions: list[str] | None) -> list[str] | None:
+    if regions is None:
+        return None
+    cleaned = sorted({r.strip() for r in regions if r.strip()})
+    if not cleaned:
+        raise InvalidInput("regions must name at least one region, or be null for all")
+    return cleaned
+
+
+async def get_connection(
+    session: AsyncSession, actor: Principal, connection_id: uuid.UUID
+) -> CloudConnection:
+    connection = await ConnectionRepository(session).get(connection_id)
+    if connection is None or connection.disabled_at is not None:
+        raise NotFound("connection not found")
+    return connection
+
+
+async def list_connections(session: AsyncSession, actor: Principal) -> list[CloudConnection]:
+    return await ConnectionRepository(session).active()
+
+
+async def update_connection(
+    session: AsyncSession, actor: Principal, connection_id: uuid.UUID, changes: dict[str, Any]
+) -> CloudConnection:
+    connection = await get_connection(session, actor, connection_id)
+    if "name" in changes and changes["name"] is not None:
+        connection.name = changes["name"].strip()
+    if "regions" in changes:
+        connection.regions = _clean_regions(changes["regions"])
+    if changes.get("thresholds") is not None:
+        connection.thresholds = validate_thresholds(changes["thresholds"])
+    if changes.get("tag_exclusions") is not None:
+        connection.tag_exclusions = changes["tag_exclusions"]
+    await session.flush()
+    await record_audit(
+        session,
+        actor,
+        "connection.update",
+        target_type="connection",
+        target_id=connection.id,
+        details={"fields": sorted(changes)},
+    )
+    return connection
+
+
+async def disable_connection(
+    session: AsyncSession, actor: Principal, connection_id: uuid.UUID
+) -> None:
+    from valdrix.jobs.repository import ScheduleRepository
+
+    connection = await get_connection(session, actor, connection_id)
+    connection.disabled_at = utcnow()
+    schedule = await ScheduleRepository(session).for_target(SCAN_KIND, connection.id)
+    if schedule is not None:
+        schedule.enabled = False
+    await session.flush()
+    await record_audit(
+        session, actor, "connection.disable", target_type="connection", target_id=connection.id
+    )
+
+
+async def verify_connection(
+    session: AsyncSession, actor: Principal, runtime: Runtime, connection_id: uuid.UUID
+) -> CloudConnection:
+    """Assume the role now and record the account id, or the reason it failed."""
+    connection = await get_connection(session, actor, connection_id)
+    access = aws_access(runtime.settings)
+
+    def check() -> str:
+        credentials = access.assume(connection.role_arn, connection.external_id)
+        return access.caller_account(credentials)
+
+    try:
+        account_id = await asyncio.to_thread(check)
+    except AwsAccessError as exc:
+        connection.status, connection.status_reason = "error", exc.reason
+    except Exception as exc:  # network trouble etc.: say so, keep the previous account id
+        connection.status, connection.status_reason = "error", f"could not verify: {exc}"[:500]
+    else:
+        expected = account_of_role(connection.role_arn)
+        if expected and expected != account_id:
+            connection.status = "error"
+            connection.status_reason = (
+                f"the role belongs to account {expected} but AWS answered as {account_id}"
+            )
+        else:
+            connection.status, connection.status_reason = "verified", None
+            connection.account_id = account_id
+    connection.last_verified_at = utcnow()
+    await session.flush()
+    await record_audit(
+        session,
+        actor,
+        "connection.verify",
+        target_type="connection",
+        target_id=connection.id,
+        details={"status": connection.status, "reason": connection.status_reason},
+    )
+    return connection

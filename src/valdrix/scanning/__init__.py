@@ -1,0 +1,1 @@
+"""Zombie scanning: detectors, the scan engine, findings and their dollar figures."""

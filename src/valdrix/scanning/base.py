@@ -1,0 +1,92 @@
+"""What a detector is, what it sees, and what it reports.
+
+A detector looks at one region of one account and returns ``Waste``: a resource that costs money
+for nothing, with the numbers that prove it (evidence) and a monthly dollar figure from the price
+catalog. Detectors are synchronous (boto3) and run in the engine's bounded thread pool; they must
+page through every describe call and batch CloudWatch reads (``kit.cloudwatch``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from valdrix.scanning.pricing.catalog import PriceCatalog
+
+CostBasis = Literal["list_price", "unknown"]
+IGNORE_TAG = "valdrix:ignore"
+
+
+class Thresholds(BaseModel):
+    """Base of every detector's tunables; tenants may override them per connection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Price:
+    monthly_usd: Decimal | None
+    basis: CostBasis
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def unknown(cls, why: str) -> Price:
+        return cls(None, "unknown", {"why": why})
+
+
+@dataclass(frozen=True)
+class Waste:
+    """One wasteful resource as a detector reports it."""
+
+    resource_id: str
+    resource_type: str
+    reason: str
+    price: Price
+    evidence: dict[str, Any]
+    resource_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+# Builds a boto3 client for a service in the scanned region (credentials, endpoint and retry
+# configuration are the engine's business).
+ClientFactory = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class RegionScope:
+    """Everything a detector may use while scanning one region."""
+
+    account_id: str
+    region: str
+    client: ClientFactory
+    prices: PriceCatalog
+    now: dt.datetime
+
+
+class Detector(ABC):
+    """A waste detector. Subclasses declare the class attributes and implement ``detect``.
+
+    The class docstring says what the detector flags and why it costs money; the registry test
+    refuses detectors without one.
+    """
+
+    key: ClassVar[str]
+    provider: ClassVar[str]
+    resource_type: ClassVar[str]
+    permissions: ClassVar[tuple[str, ...]]
+    thresholds: ClassVar[type[Thresholds]]
+
+    @abstractmethod
+    def detect(self, scope: RegionScope, thresholds: Any) -> Iterable[Waste]:
+        """Yield the waste found in ``scope.region``."""
+
+
+def tags_of(raw: Iterable[dict[str, str]] | None) -> dict[str, str]:
+    """AWS's ``[{"Key": k, "Value": v}]`` as a dict."""
+    return {item["Key"]: item.get("Value", "") for item in raw or []}

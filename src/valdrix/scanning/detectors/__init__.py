@@ -1,0 +1,1 @@
+"""Detector plugins, one package per provider."""

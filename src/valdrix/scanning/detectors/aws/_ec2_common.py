@@ -1,0 +1,145 @@
+"""What the EBS and EC2 detectors share: paged EC2 describes, when an instance stopped, and what
+EBS volumes and snapshots cost at list price."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from valdrix.scanning.base import Price, RegionScope
+from valdrix.scanning.detectors.aws._common import age_days, gb_month_price, is_at_least_days_old
+
+Filters = dict[str, list[str]]
+# The most values one EC2 describe filter accepts.
+FILTER_VALUES_MAX = 200
+# AWS writes "User initiated (2024-01-02 10:00:00 GMT)"; moto writes UTC.
+_STOP_TIME = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
+
+
+def describe_volumes(ec2: Any, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
+    """Every volume matching ``filters`` (``{"status": ["available"]}``), page after page."""
+    for page in ec2.get_paginator("describe_volumes").paginate(Filters=_api_filters(filters)):
+        yield from page.get("Volumes", [])
+
+
+def describe_instances(ec2: Any, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
+    """Every instance matching ``filters``, page after page, reservations flattened."""
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=_api_filters(filters)):
+        for reservation in page.get("Reservations", []):
+            yield from reservation.get("Instances", [])
+
+
+def describe_own_images(ec2: Any) -> Iterator[dict[str, Any]]:
+    """Every AMI the scanned account owns, page after page."""
+    for page in ec2.get_paginator("describe_images").paginate(Owners=["self"]):
+        yield from page.get("Images", [])
+
+
+def _api_filters(filters: Filters | None) -> list[dict[str, Any]]:
+    return [{"Name": name, "Values": values} for name, values in (filters or {}).items()]
+
+
+@dataclass(frozen=True)
+class StoppedInstance:
+    instance: dict[str, Any]
+    stopped_at: dt.datetime
+    stopped_days: float
+
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance["InstanceId"],
+            "stopped_at": self.stopped_at.isoformat(),
+            "stopped_days": self.stopped_days,
+        }
+
+
+def stopped_since(instance: dict[str, Any]) -> dt.datetime | None:
+    """When a stopped instance stopped, read from ``StateTransitionReason``; None when the reason
+    carries no time (we never guess one)."""
+    match = _STOP_TIME.search(instance.get("StateTransitionReason") or "")
+    if match is None:
+        return None
+    return dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+
+
+def instances_stopped_for(ec2: Any, now: dt.datetime, days: int) -> dict[str, StoppedInstance]:
+    """Instances stopped at least ``days`` days, by id; those whose stop time cannot be read are
+    left out."""
+    found: dict[str, StoppedInstance] = {}
+    for instance in describe_instances(ec2, {"instance-state-name": ["stopped"]}):
+        stopped_at = stopped_since(instance)
+        if stopped_at is not None and is_at_least_days_old(stopped_at, now, days):
+            found[instance["InstanceId"]] = StoppedInstance(
+                instance, stopped_at, age_days(stopped_at, now)
+            )
+    return found
+
+
+def volume_price(scope: RegionScope, volume: dict[str, Any]) -> Price:
+    """A volume's monthly list price: size x GB-month price of its type, plus provisioned IOPS
+    for io1/io2 when the catalog prices them."""
+    volume_type = volume.get("VolumeType", "standard")
+    storage = gb_month_price(
+        scope,
+        scope.prices.ebs_gb_month(scope.region, volume_type),
+        what=f"EBS {volume_type} volumes",
+        size_gb=int(volume["Size"]),
+    )
+    iops = int(volume.get("Iops") or 0)
+    if storage.monthly_usd is None:
+        return storage
+    if volume_type == "gp3" and (iops > 3000 or int(volume.get("Throughput") or 0) > 125):
+        # The catalog has no lookup for gp3 performance above its baseline.
+        return _with_note(storage, "gp3 IOPS/throughput above baseline are not priced")
+    if volume_type not in ("io1", "io2") or not iops:
+        return storage
+    iops_quote = scope.prices.ebs_piops_month(scope.region, volume_type)
+    if iops_quote is None:
+        return _with_note(storage, f"{iops} provisioned IOPS are not priced")
+    detail = storage.detail | {
+        "provisioned_iops": iops,
+        "iops_unit_price_usd": str(iops_quote.unit_price),
+        "iops_unit": iops_quote.unit,
+    }
+    monthly = storage.monthly_usd + (iops_quote.unit_price * iops).quantize(Decimal("0.01"))
+    return Price(monthly, "list_price", detail)
+
+
+def volumes_price(scope: RegionScope, volumes: Iterable[dict[str, Any]]) -> Price:
+    """Several volumes' summed monthly list price, one line per volume; unknown if any volume
+    cannot be priced."""
+    lines: list[dict[str, Any]] = []
+    total = Decimal("0.00")
+    for volume in volumes:
+        price = volume_price(scope, volume)
+        if price.monthly_usd is None:
+            return Price.unknown(f"volume {volume['VolumeId']}: {price.detail['why']}")
+        total += price.monthly_usd
+        lines.append({"volume_id": volume["VolumeId"], "monthly_usd": str(price.monthly_usd)})
+        lines[-1] |= price.detail
+    detail = {
+        "estimated": scope.region not in scope.prices.priced_regions,
+        "catalog_as_of": scope.prices.as_of.isoformat(),
+        "volumes": lines,
+    }
+    return Price(total, "list_price", detail)
+
+
+def snapshot_price(scope: RegionScope, size_gb: int) -> Price:
+    """Snapshot storage at list price for ``size_gb`` of source volume."""
+    return gb_month_price(
+        scope,
+        scope.prices.ebs_snapshot_gb_month(scope.region),
+        what="EBS snapshots",
+        size_gb=size_gb,
+        note="upper bound: snapshots are incremental and bill only the blocks they hold, at most "
+        "the source volume's size",
+    )
+
+
+def _with_note(price: Price, note: str) -> Price:
+    return Price(price.monthly_usd, price.basis, price.detail | {"note": note})

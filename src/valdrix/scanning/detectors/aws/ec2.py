@@ -1,0 +1,264 @@
+"""EC2 detectors: instances stopped for long, instances running idle, AMIs nothing launches."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import Field
+
+from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
+from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
+from valdrix.scanning.detectors.aws._common import (
+    age_days,
+    chunks,
+    hourly_price,
+    is_at_least_days_old,
+)
+from valdrix.scanning.detectors.aws._ec2_common import (
+    FILTER_VALUES_MAX,
+    describe_instances,
+    describe_own_images,
+    describe_volumes,
+    instances_stopped_for,
+    snapshot_price,
+    volumes_price,
+)
+from valdrix.scanning.registry import detectors
+
+BYTES_PER_MB = 1_000_000
+DAY_SECONDS = 86400
+
+
+def _instance_waste(instance: dict[str, Any], reason: str, price: Price, **evidence: Any) -> Waste:
+    tags = tags_of(instance.get("Tags"))
+    return Waste(
+        resource_id=instance["InstanceId"],
+        resource_type="ec2-instance",
+        reason=reason,
+        price=price,
+        evidence={
+            "state": instance["State"]["Name"],
+            "instance_type": instance["InstanceType"],
+            **evidence,
+        },
+        resource_name=tags.get("Name"),
+        tags=tags,
+    )
+
+
+class StoppedThresholds(Thresholds):
+    stopped_days: int = Field(
+        default=30,
+        ge=0,
+        description="Report an instance once it has been stopped for at least this many days.",
+    )
+
+
+@detectors.register("aws.ec2-stopped")
+class StoppedInstances(Detector):
+    """Flags instances stopped for a long time. A stopped instance bills no compute, but every EBS
+    volume attached to it is billed in full; the finding's figure is that storage."""
+
+    provider = "aws"
+    resource_type = "ec2-instance"
+    permissions = ("ec2:DescribeInstances", "ec2:DescribeVolumes")
+    thresholds = StoppedThresholds
+
+    def detect(self, scope: RegionScope, thresholds: StoppedThresholds) -> Iterator[Waste]:
+        ec2 = scope.client("ec2")
+        stopped = instances_stopped_for(ec2, scope.now, thresholds.stopped_days)
+        volumes_by_instance: dict[str, list[dict[str, Any]]] = {}
+        for instance_ids in chunks(sorted(stopped), FILTER_VALUES_MAX):
+            for volume in describe_volumes(ec2, {"attachment.instance-id": list(instance_ids)}):
+                for attachment in volume.get("Attachments", []):
+                    volumes_by_instance.setdefault(attachment["InstanceId"], []).append(volume)
+        for instance_id, found in stopped.items():
+            volumes = volumes_by_instance.get(instance_id, [])
+            size_gb = sum(int(volume["Size"]) for volume in volumes)
+            yield _instance_waste(
+                found.instance,
+                f"This instance has been stopped for {found.stopped_days:.0f} days and still pays "
+                f"for {len(volumes)} EBS volume(s), {size_gb} GiB in all.",
+                volumes_price(scope, volumes),
+                stopped_at=found.stopped_at.isoformat(),
+                stopped_days=found.stopped_days,
+                stopped_days_threshold=thresholds.stopped_days,
+                volumes=[
+                    {
+                        "volume_id": volume["VolumeId"],
+                        "size_gb": volume["Size"],
+                        "volume_type": volume.get("VolumeType"),
+                    }
+                    for volume in volumes
+                ],
+                size_gb=size_gb,
+            )
+
+
+class IdleThresholds(Thresholds):
+    lookback_days: int = Field(
+        default=14, ge=1, description="How many days of CloudWatch data to look at."
+    )
+    cpu_percent: float = Field(
+        default=10.0,
+        gt=0,
+        le=100,
+        description="Idle if the highest daily average CPUUtilization is below this percentage.",
+    )
+    network_mb_per_day: float = Field(
+        default=5.0,
+        ge=0,
+        description="Idle if NetworkIn plus NetworkOut stays below this many MB (10^6 bytes) "
+        "every day.",
+    )
+    min_datapoint_days: int = Field(
+        default=4,
+        ge=1,
+        description="Judge an instance only with at least this many days of CPU and network data.",
+    )
+
+
+@detectors.register("aws.ec2-idle")
+class IdleInstances(Detector):
+    """Flags running instances whose CPU and network stayed low every day of the lookback (from
+    CloudWatch). A running instance bills its full on-demand hourly price whether or not it
+    does any work."""
+
+    provider = "aws"
+    resource_type = "ec2-instance"
+    permissions = ("ec2:DescribeInstances", "cloudwatch:GetMetricData")
+    thresholds = IdleThresholds
+
+    def detect(self, scope: RegionScope, thresholds: IdleThresholds) -> Iterator[Waste]:
+        instances = list(
+            describe_instances(scope.client("ec2"), {"instance-state-name": ["running"]})
+        )
+        if not instances:
+            return
+        queries = [
+            query
+            for n, instance in enumerate(instances)
+            for query in _daily_usage_queries(n, instance["InstanceId"])
+        ]
+        start = scope.now - dt.timedelta(days=thresholds.lookback_days)
+        values = fetch_metrics(scope.client("cloudwatch"), queries, start, scope.now)
+        for n, instance in enumerate(instances):
+            cpu, net_in, net_out = values[f"cpu{n}"], values[f"netin{n}"], values[f"netout{n}"]
+            datapoint_days = min(len(cpu), len(net_in), len(net_out))
+            if datapoint_days < thresholds.min_datapoint_days:
+                continue  # too little data to call it idle
+            cpu_max = max(cpu)
+            in_mb, out_mb = max(net_in) / BYTES_PER_MB, max(net_out) / BYTES_PER_MB
+            # The busiest day in plus the busiest day out: never below any one day's total.
+            network_mb = in_mb + out_mb
+            if cpu_max >= thresholds.cpu_percent or network_mb >= thresholds.network_mb_per_day:
+                continue
+            yield _instance_waste(
+                instance,
+                f"This instance's daily average CPU peaked at {cpu_max:.1f} % and its network "
+                f"at {network_mb:.2f} MB a day over the last {thresholds.lookback_days} days.",
+                _on_demand_price(scope, instance),
+                cpu_max_daily_average_percent=round(cpu_max, 3),
+                network_in_max_mb_per_day=round(in_mb, 3),
+                network_out_max_mb_per_day=round(out_mb, 3),
+                network_max_mb_per_day=round(network_mb, 3),
+                datapoint_days=datapoint_days,
+                lookback_days=thresholds.lookback_days,
+                cpu_percent_threshold=thresholds.cpu_percent,
+                network_mb_per_day_threshold=thresholds.network_mb_per_day,
+            )
+
+
+def _daily_usage_queries(n: int, instance_id: str) -> list[MetricQuery]:
+    dimensions = (("InstanceId", instance_id),)
+    return [
+        MetricQuery(f"cpu{n}", "AWS/EC2", "CPUUtilization", dimensions, "Average", DAY_SECONDS),
+        MetricQuery(f"netin{n}", "AWS/EC2", "NetworkIn", dimensions, "Sum", DAY_SECONDS),
+        MetricQuery(f"netout{n}", "AWS/EC2", "NetworkOut", dimensions, "Sum", DAY_SECONDS),
+    ]
+
+
+def _on_demand_price(scope: RegionScope, instance: dict[str, Any]) -> Price:
+    instance_type = instance["InstanceType"]
+    # The catalog holds Linux on-demand prices: a Windows or licensed OS, or a spot instance,
+    # costs something else.
+    if instance.get("Platform") == "windows":
+        return Price.unknown("the price catalog has Linux prices only; this instance runs Windows")
+    platform = instance.get("PlatformDetails")
+    if platform and platform != "Linux/UNIX":
+        return Price.unknown(f"the price catalog has Linux prices only; this runs {platform}")
+    if instance.get("InstanceLifecycle") == "spot":
+        return Price.unknown("spot instances are not billed at the on-demand list price")
+    quote = scope.prices.ec2_hour(scope.region, instance_type)
+    return hourly_price(scope, quote, what=f"EC2 {instance_type} on demand")
+
+
+class UnusedImageThresholds(Thresholds):
+    min_age_days: int = Field(
+        default=90, ge=0, description="Report an AMI only once it is at least this many days old."
+    )
+
+
+@detectors.register("aws.ami-unused")
+class UnusedImages(Detector):
+    """Flags the account's AMIs older than a threshold that no instance (running or stopped) was
+    launched from. Each AMI keeps its EBS snapshots, billed monthly, until it is deregistered and
+    they are deleted. Launch templates are not checked."""
+
+    provider = "aws"
+    resource_type = "ami"
+    permissions = ("ec2:DescribeImages", "ec2:DescribeInstances")
+    thresholds = UnusedImageThresholds
+
+    def detect(self, scope: RegionScope, thresholds: UnusedImageThresholds) -> Iterator[Waste]:
+        ec2 = scope.client("ec2")
+        old = [
+            image
+            for image in describe_own_images(ec2)
+            if is_at_least_days_old(_created(image), scope.now, thresholds.min_age_days)
+        ]
+        if not old:
+            return  # spare the instance listing
+        in_use = {
+            instance["ImageId"]
+            for instance in describe_instances(ec2)
+            if instance["State"]["Name"] != "terminated"
+        }
+        for image in old:
+            if image["ImageId"] in in_use:
+                continue
+            snapshots = [
+                mapping["Ebs"]
+                for mapping in image.get("BlockDeviceMappings", [])
+                if mapping.get("Ebs", {}).get("SnapshotId")
+            ]
+            size_gb = sum(int(snapshot.get("VolumeSize") or 0) for snapshot in snapshots)
+            age = age_days(_created(image), scope.now)
+            tags = tags_of(image.get("Tags"))
+            yield Waste(
+                resource_id=image["ImageId"],
+                resource_type=self.resource_type,
+                reason=(
+                    f"No instance uses this {age:.0f}-day-old AMI, and its "
+                    f"{len(snapshots)} snapshot(s) of {size_gb} GiB are still billed."
+                ),
+                price=snapshot_price(scope, size_gb),
+                evidence={
+                    "state": image.get("State"),
+                    "created_at": image["CreationDate"],
+                    "age_days": age,
+                    "min_age_days": thresholds.min_age_days,
+                    "snapshot_ids": [snapshot["SnapshotId"] for snapshot in snapshots],
+                    "size_gb": size_gb,
+                    "used_by_instances": 0,
+                },
+                resource_name=tags.get("Name") or image.get("Name"),
+                tags=tags,
+            )
+
+
+def _created(image: dict[str, Any]) -> dt.datetime:
+    # AMIs carry CreationDate as an ISO string ("2024-01-02T10:00:00.000Z"), not a datetime.
+    return dt.datetime.fromisoformat(image["CreationDate"])

@@ -1,0 +1,231 @@
+"""RDS waste: databases nobody connects to and manual snapshots of databases that are gone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field
+
+from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
+from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
+from valdrix.scanning.detectors.aws._common import (
+    age_days,
+    gb_month_price,
+    is_at_least_days_old,
+)
+from valdrix.scanning.registry import detectors
+
+# Storage types whose provisioned IOPS are billed on top of the GB-month (not in the catalog).
+PROVISIONED_IOPS_STORAGE = ("io1", "io2")
+
+
+class IdleRdsInstanceThresholds(Thresholds):
+    lookback_days: int = Field(
+        7,
+        ge=1,
+        description="Days of CloudWatch DatabaseConnections to look at; instances younger than "
+        "this are not judged.",
+    )
+    max_connections: int = Field(
+        0,
+        ge=0,
+        description="An instance whose peak DatabaseConnections over the lookback is at most "
+        "this is idle.",
+    )
+
+
+@detectors.register("aws.rds-idle")
+class IdleRdsInstance(Detector):
+    """Flags available RDS DB instances that had no database connections over the lookback.
+
+    An RDS instance is billed for every hour it runs and for its allocated storage every month,
+    whether or not anything connects to it. Instances younger than the lookback, and instances
+    CloudWatch has no DatabaseConnections datapoints for, are not judged.
+    """
+
+    provider = "aws"
+    resource_type = "rds-instance"
+    permissions = ("rds:DescribeDBInstances", "cloudwatch:GetMetricData")
+    thresholds = IdleRdsInstanceThresholds
+
+    def detect(self, scope: RegionScope, thresholds: IdleRdsInstanceThresholds) -> Iterator[Waste]:
+        window_start = scope.now - dt.timedelta(days=thresholds.lookback_days)
+        instances = [
+            db
+            for db in _db_instances(scope.client("rds"))
+            if db["DBInstanceStatus"] == "available"
+            and is_at_least_days_old(db["InstanceCreateTime"], scope.now, thresholds.lookback_days)
+        ]
+        if not instances:
+            return
+        queries = [
+            MetricQuery(
+                id=f"db{index}",
+                namespace="AWS/RDS",
+                metric="DatabaseConnections",
+                dimensions=(("DBInstanceIdentifier", db["DBInstanceIdentifier"]),),
+                stat="Maximum",
+            )
+            for index, db in enumerate(instances)
+        ]
+        values = fetch_metrics(scope.client("cloudwatch"), queries, window_start, scope.now)
+        for query, db in zip(queries, instances, strict=True):
+            datapoints = values[query.id]
+            if not datapoints or max(datapoints) > thresholds.max_connections:
+                continue
+            peak = max(datapoints)
+            identifier = db["DBInstanceIdentifier"]
+            yield Waste(
+                resource_id=identifier,
+                resource_type=self.resource_type,
+                reason=f"{db['Engine']} instance had at most {peak:.0f} connections in the last "
+                f"{thresholds.lookback_days} days",
+                price=_instance_price(scope, db),
+                evidence={
+                    "peak_connections": peak,
+                    "datapoints": len(datapoints),
+                    "window_start": window_start.isoformat(),
+                    "window_end": scope.now.isoformat(),
+                    "engine": db["Engine"],
+                    "instance_class": db["DBInstanceClass"],
+                    "allocated_storage_gb": db.get("AllocatedStorage"),
+                    "multi_az": bool(db.get("MultiAZ")),
+                    "age_days": age_days(db["InstanceCreateTime"], scope.now),
+                    "lookback_days": thresholds.lookback_days,
+                    "max_connections": thresholds.max_connections,
+                },
+                resource_name=identifier,
+                tags=tags_of(db.get("TagList")),
+            )
+
+
+def _instance_price(scope: RegionScope, db: dict[str, Any]) -> Price:
+    """Instance hours plus allocated storage for a month, doubled for Multi-AZ."""
+    engine, instance_class = db["Engine"], db["DBInstanceClass"]
+    storage_type = db.get("StorageType", "gp2")
+    hourly = scope.prices.rds_hour(scope.region, engine, instance_class)
+    if hourly is None:
+        return Price.unknown(f"the price catalog has no hourly price for {engine} {instance_class}")
+    storage = scope.prices.rds_storage_gb_month(scope.region, storage_type)
+    if storage is None or storage_type in PROVISIONED_IOPS_STORAGE:
+        return Price.unknown(f"the price catalog cannot price {storage_type} RDS storage")
+    # A Multi-AZ instance keeps a standby replica: AWS lists it at twice the single-AZ rates.
+    copies = 2 if db.get("MultiAZ") else 1
+    size_gb = int(db.get("AllocatedStorage") or 0)
+    instance_monthly = scope.prices.monthly(hourly) * copies
+    storage_monthly = (storage.unit_price * size_gb * copies).quantize(Decimal("0.01"))
+    return Price(
+        instance_monthly + storage_monthly,
+        "list_price",
+        {
+            "estimated": hourly.estimated or storage.estimated,
+            "catalog_as_of": scope.prices.as_of.isoformat(),
+            "multi_az_copies": copies,
+            "instance": hourly.detail(scope.prices)
+            | {
+                "hours_per_month": str(scope.prices.hours_per_month),
+                "monthly_usd": str(instance_monthly),
+            },
+            "storage": storage.detail(scope.prices)
+            | {
+                "size_gb": size_gb,
+                "storage_type": storage_type,
+                "monthly_usd": str(storage_monthly),
+            },
+        },
+    )
+
+
+class OrphanedRdsSnapshotThresholds(Thresholds):
+    min_age_days: int = Field(
+        90, ge=0, description="Manual snapshots younger than this many days are not judged."
+    )
+
+
+@detectors.register("aws.rds-snapshot-orphaned")
+class OrphanedRdsSnapshot(Detector):
+    """Flags manual RDS DB snapshots older than the threshold whose source DB instance no longer
+    exists in the region.
+
+    Manual snapshots are never expired by AWS: they are billed per GB-month until someone deletes
+    them, typically long after the database they protected was removed. Copies from another region
+    are left alone (their source lives elsewhere), and so are Aurora cluster snapshots.
+    """
+
+    provider = "aws"
+    resource_type = "rds-snapshot"
+    permissions = ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots")
+    thresholds = OrphanedRdsSnapshotThresholds
+
+    def detect(
+        self, scope: RegionScope, thresholds: OrphanedRdsSnapshotThresholds
+    ) -> Iterator[Waste]:
+        rds = scope.client("rds")
+        live = {key for db in _db_instances(rds) for key in _instance_keys(db)}
+        for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
+            for snapshot in page["DBSnapshots"]:
+                if snapshot["Status"] != "available" or snapshot.get("SourceRegion"):
+                    continue
+                created = snapshot["SnapshotCreateTime"]
+                if not is_at_least_days_old(created, scope.now, thresholds.min_age_days):
+                    continue
+                if _source_key(snapshot) in live:
+                    continue
+                yield self._waste(scope, snapshot, thresholds)
+
+    def _waste(
+        self,
+        scope: RegionScope,
+        snapshot: dict[str, Any],
+        thresholds: OrphanedRdsSnapshotThresholds,
+    ) -> Waste:
+        identifier = snapshot["DBSnapshotIdentifier"]
+        size_gb = int(snapshot.get("AllocatedStorage") or 0)
+        return Waste(
+            resource_id=identifier,
+            resource_type=self.resource_type,
+            reason=f"manual snapshot of {snapshot['DBInstanceIdentifier']}, which no longer exists",
+            price=gb_month_price(
+                scope,
+                scope.prices.rds_snapshot_gb_month(scope.region),
+                what="RDS snapshot storage",
+                size_gb=size_gb,
+                note="upper bound: billed on the data stored, at most the allocated storage",
+            ),
+            evidence={
+                "source_db_instance": snapshot["DBInstanceIdentifier"],
+                "source_exists": False,
+                "allocated_storage_gb": size_gb,
+                "created": snapshot["SnapshotCreateTime"].isoformat(),
+                "age_days": age_days(snapshot["SnapshotCreateTime"], scope.now),
+                "min_age_days": thresholds.min_age_days,
+            },
+            resource_name=identifier,
+            tags=tags_of(snapshot.get("TagList")),
+        )
+
+
+# A snapshot's source is the instance with the same resource id (which survives a rename) and the
+# same creation time: a new instance may take a deleted one's identifier.
+SourceKey = tuple[str, dt.datetime | None]
+
+
+def _instance_keys(db: dict[str, Any]) -> list[SourceKey]:
+    created = db.get("InstanceCreateTime")
+    keys = [(db["DBInstanceIdentifier"], created)]
+    if db.get("DbiResourceId"):
+        keys.append((db["DbiResourceId"], created))
+    return keys
+
+
+def _source_key(snapshot: dict[str, Any]) -> SourceKey:
+    source = snapshot.get("DbiResourceId") or snapshot["DBInstanceIdentifier"]
+    return (source, snapshot.get("InstanceCreateTime"))
+
+
+def _db_instances(rds: Any) -> list[dict[str, Any]]:
+    paginator = rds.get_paginator("describe_db_instances")
+    return [db for page in paginator.paginate() for db in page["DBInstances"]]

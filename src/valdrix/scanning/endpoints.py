@@ -1,0 +1,186 @@
+"""HTTP routes for scans (including their SSE event stream) and findings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, status
+from fastapi.responses import StreamingResponse
+
+from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from valdrix.runtime import Runtime
+from valdrix.scanning import findings, service
+from valdrix.scanning.models import FindingStatus
+from valdrix.scanning.schemas import (
+    FindingHistoryOut,
+    FindingOut,
+    FindingPatch,
+    ScanCreate,
+    ScanDetailOut,
+    ScanOut,
+    ScanUnitOut,
+    WasteSummaryOut,
+    WasteSummaryRow,
+)
+from valdrix.tenancy.auth import MemberScope, Principal, ViewerScope
+
+router = APIRouter(prefix="/api/v1")
+SSE_POLL_SECONDS = 0.25
+SSE_KEEPALIVE_SECONDS = 15.0
+
+
+@router.post("/scans", status_code=status.HTTP_202_ACCEPTED, tags=["scans"])
+async def start_scan(body: ScanCreate, scope: MemberScope) -> ScanOut:
+    """Queue a scan; it runs as a `scans.run` job. Answers at once with the scan id."""
+    scan = await service.start_scan(
+        scope.session, scope.principal, scope.runtime, connection_id=body.connection_id
+    )
+    return ScanOut.model_validate(scan)
+
+
+@router.get("/scans", tags=["scans"])
+async def list_scans(
+    scope: ViewerScope,
+    connection_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> list[ScanOut]:
+    scans = await service.list_scans(
+        scope.session, scope.principal, limit=limit, connection_id=connection_id
+    )
+    return [ScanOut.model_validate(s) for s in scans]
+
+
+@router.get("/scans/{scan_id}", tags=["scans"])
+async def read_scan(scan_id: uuid.UUID, scope: ViewerScope) -> ScanDetailOut:
+    scan, units = await service.get_scan(scope.session, scope.principal, scan_id)
+    return ScanDetailOut(
+        **ScanOut.model_validate(scan).model_dump(),
+        units=[ScanUnitOut.model_validate(u) for u in units],
+        unit_counts=dict(Counter(u.status for u in units)),
+    )
+
+
+@router.get(
+    "/scans/{scan_id}/events",
+    tags=["scans"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def scan_events(
+    scan_id: uuid.UUID,
+    scope: ViewerScope,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events: everything that already happened, then live until the scan ends."""
+    await service.get_scan(scope.session, scope.principal, scan_id)
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    stream = _event_stream(scope.runtime, scope.principal, scan_id, start)
+    return StreamingResponse(
+        stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _event_stream(
+    runtime: Runtime, principal: Principal, scan_id: uuid.UUID, last_id: int
+) -> AsyncIterator[str]:
+    idle = 0.0
+    while True:
+        events, finished = await service.events_after(runtime, principal, scan_id, last_id)
+        for event in events:
+            last_id = event.id
+            yield f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.payload)}\n\n"
+        if finished and not events:
+            return
+        if events:
+            idle = 0.0
+        else:
+            idle += SSE_POLL_SECONDS
+            if idle >= SSE_KEEPALIVE_SECONDS:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(SSE_POLL_SECONDS)
+
+
+@router.get("/findings", tags=["findings"])
+async def list_findings(
+    scope: ViewerScope,
+    status_: Annotated[FindingStatus | None, Query(alias="status")] = None,
+    detector: Annotated[str | None, Query(max_length=64)] = None,
+    region: Annotated[str | None, Query(max_length=32)] = None,
+    account_id: Annotated[str | None, Query(max_length=32)] = None,
+    connection_id: uuid.UUID | None = None,
+    sort: Literal["monthly_cost_usd", "last_seen_at", "first_seen_at"] = "monthly_cost_usd",
+    order: Literal["asc", "desc"] = "desc",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> list[FindingOut]:
+    rows = await findings.list_findings(
+        scope.session,
+        scope.principal,
+        filters={
+            "status": status_.value if status_ else None,
+            "detector": detector,
+            "region": region,
+            "account_id": account_id,
+            "connection_id": connection_id,
+        },
+        sort=sort,
+        descending=order == "desc",
+        offset=offset,
+        limit=limit,
+    )
+    return [FindingOut.model_validate(f) for f in rows]
+
+
+@router.get("/findings/summary", tags=["findings"])
+async def waste_summary(scope: ViewerScope) -> WasteSummaryOut:
+    rows = await findings.waste_summary(scope.session, scope.principal)
+    by_provider: dict[str, Decimal] = {}
+    for provider, _, _, usd in rows:
+        by_provider[provider] = by_provider.get(provider, Decimal("0")) + usd
+    return WasteSummaryOut(
+        total_monthly_usd=sum((r[3] for r in rows), Decimal("0")),
+        open_findings=sum(r[2] for r in rows),
+        by_detector=[
+            WasteSummaryRow(provider=p, detector=d, open_findings=n, monthly_usd=usd)
+            for p, d, n, usd in rows
+        ],
+        by_provider=by_provider,
+    )
+
+
+@router.get("/findings/{finding_id}", tags=["findings"])
+async def read_finding(finding_id: uuid.UUID, scope: ViewerScope) -> FindingOut:
+    return FindingOut.model_validate(
+        await findings.get_finding(scope.session, scope.principal, finding_id)
+    )
+
+
+@router.patch("/findings/{finding_id}", tags=["findings"])
+async def update_finding(
+    finding_id: uuid.UUID, body: FindingPatch, scope: MemberScope
+) -> FindingOut:
+    """Snooze (until a date, with a note), dismiss, or reopen a finding."""
+    finding = await findings.change_status(
+        scope.session,
+        scope.principal,
+        finding_id,
+        status=body.status,
+        snoozed_until=body.snoozed_until,
+        note=body.note,
+    )
+    return FindingOut.model_validate(finding)
+
+
+@router.get("/findings/{finding_id}/history", tags=["findings"])
+async def read_finding_history(
+    finding_id: uuid.UUID, scope: ViewerScope
+) -> list[FindingHistoryOut]:
+    rows = await findings.finding_history(scope.session, scope.principal, finding_id)
+    return [FindingHistoryOut.model_validate(h) for h in rows]

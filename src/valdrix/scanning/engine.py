@@ -1,0 +1,367 @@
+"""The scan engine: (region x detector) units run concurrently under budgets.
+
+- One process-wide thread pool (``VALDRIX_SCAN_CONCURRENCY`` threads) caps AWS work across every
+  scan a worker runs; boto3 is synchronous, so each unit runs in a thread.
+- Each region has a budget (``VALDRIX_SCAN_REGION_BUDGET_SECONDS``, 30 s) counted from its first
+  unit's start; the whole scan has ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns,
+  is denied, or fails is recorded with its own status and reason; the others carry on.
+- Findings are persisted as each unit finishes (never held until the end), with an event per
+  finding for the SSE stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from valdrix.connections.access import aws_access
+from valdrix.connections.models import CloudConnection
+from valdrix.connections.providers.aws import DENIED_CODES, AwsAccessError, error_code
+from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
+from valdrix.observability import metrics
+from valdrix.runtime import Runtime
+from valdrix.scanning.base import IGNORE_TAG, Detector, RegionScope, Waste
+from valdrix.scanning.findings import record_findings, resolve_missing
+from valdrix.scanning.models import ScanStatus, ScanUnit, UnitStatus
+from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.registry import load_all_detectors
+from valdrix.scanning.repository import ScanEventRepository, ScanRepository
+
+log = structlog.get_logger(__name__)
+
+SIZE_BUCKETS = ((100, "small"), (1000, "medium"), (5000, "large"))
+
+
+@lru_cache(maxsize=4)
+def _thread_pool(size: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="valdrix-scan")
+
+
+def account_size(resources_seen: int) -> str:
+    return next((name for limit, name in SIZE_BUCKETS if resources_seen < limit), "xlarge")
+
+
+def excluded(waste: Waste, rules: list[dict[str, Any]]) -> bool:
+    """``valdrix:ignore=true`` and the tenant's tag rules (null value: any) skip a resource."""
+    if waste.tags.get(IGNORE_TAG, "").strip().lower() == "true":
+        return True
+    return any(
+        rule["key"] in waste.tags and rule.get("value") in (None, waste.tags[rule["key"]])
+        for rule in rules
+    )
+
+
+@dataclass
+class UnitOutcome:
+    region: str
+    detector: str
+    status: UnitStatus
+    reason: str | None = None
+    wastes: list[Waste] = field(default_factory=list)
+    started_at: Any = None
+
+
+class ResourceCounter:
+    """Counts items in describe/list responses (the account size, for latency buckets)."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name.startswith(("Describe", "List")) and model.name != "DescribeRegions":
+            self.seen += sum(
+                len(value)
+                for key, value in parsed.items()
+                if isinstance(value, list) and key != "ResponseMetadata"
+            )
+
+
+@dataclass
+class ScanContext:
+    runtime: Runtime
+    tenant_id: uuid.UUID
+    scan_id: uuid.UUID
+    connection: CloudConnection
+    account_id: str
+    client_for: Callable[[str, str], Any]
+    counter: ResourceCounter
+    region_deadlines: dict[str, float] = field(default_factory=dict)
+
+
+async def run_scan(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID) -> str:
+    """Run one scan to its end; returns its final status."""
+    settings = runtime.settings
+    started = time.monotonic()
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        scan = await ScanRepository(session).get(scan_id)
+        if scan is None or scan.status not in (ScanStatus.queued, ScanStatus.running):
+            return scan.status if scan else "missing"
+        connection = await session.get(CloudConnection, scan.connection_id)
+        assert connection is not None
+        scan.status, scan.started_at = ScanStatus.running.value, utcnow()
+        ScanEventRepository(session).add_event(tenant_id, scan_id, "scan.started", {}, utcnow())
+    structlog.contextvars.bind_contextvars(scan_id=str(scan_id), connection_id=str(connection.id))
+    try:
+        context, regions = await asyncio.to_thread(
+            _prepare, runtime, tenant_id, scan_id, connection
+        )
+    except AwsAccessError as exc:
+        return await _finish(
+            runtime, tenant_id, scan_id, [], ScanStatus.failed, exc.reason, started, 0
+        )
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        scan = await ScanRepository(session).get(scan_id)
+        assert scan is not None
+        scan.regions = regions
+    detectors = load_all_detectors().for_provider("aws")
+    tasks = {
+        asyncio.create_task(_run_unit(context, region, detector)): (region, detector.key)
+        for region in regions
+        for detector in detectors
+    }
+    done, pending = await asyncio.wait(tasks, timeout=settings.scan_budget_seconds)
+    outcomes = [task.result() for task in done]
+    for task in pending:
+        task.cancel()
+        region, key = tasks[task]
+        outcome = UnitOutcome(
+            region,
+            key,
+            UnitStatus.timed_out,
+            f"the scan's {settings.scan_budget_seconds:g} s budget ran out",
+        )
+        await _store_unit(context, outcome)
+        outcomes.append(outcome)
+    status = _scan_status(outcomes, scan_budget_hit=bool(pending))
+    return await _finish(
+        runtime, tenant_id, scan_id, outcomes, status, None, started, context.counter.seen
+    )
+
+
+def _prepare(
+    runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID, connection: CloudConnection
+) -> tuple[ScanContext, list[str]]:
+    access = aws_access(runtime.settings)
+    credentials = access.assume(connection.role_arn, connection.external_id)
+    account_id = connection.account_id or access.caller_account(credentials)
+    regions = connection.regions or access.enabled_regions(credentials)
+    counter = ResourceCounter()
+
+    def client_for(service: str, region: str) -> Any:
+        client = access.client(service, region, credentials)
+        client.meta.events.register("after-call", counter)
+        return client
+
+    context = ScanContext(runtime, tenant_id, scan_id, connection, account_id, client_for, counter)
+    return context, list(regions)
+
+
+async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detector]) -> UnitOutcome:
+    settings = context.runtime.settings
+    started_at = utcnow()
+    deadline = context.region_deadlines.setdefault(
+        region, time.monotonic() + settings.scan_region_budget_seconds
+    )
+    detector = detector_cls()
+    overrides = context.connection.thresholds.get(detector_cls.key, {})
+    thresholds = detector_cls.thresholds.model_validate(overrides)
+    scope = RegionScope(
+        account_id=context.account_id,
+        region=region,
+        client=lambda service: context.client_for(service, region),
+        prices=aws_catalog(),
+        now=started_at,
+    )
+    loop = asyncio.get_running_loop()
+    pool = _thread_pool(settings.scan_concurrency)
+    try:
+        wastes = await asyncio.wait_for(
+            loop.run_in_executor(pool, lambda: list(detector.detect(scope, thresholds))),
+            timeout=max(0.0, deadline - time.monotonic()),
+        )
+    except TimeoutError:
+        outcome = UnitOutcome(
+            region,
+            detector_cls.key,
+            UnitStatus.timed_out,
+            f"region {region} did not answer within its "
+            f"{settings.scan_region_budget_seconds:g} s budget",
+        )
+    except ClientError as exc:
+        code = error_code(exc) or "Unknown"
+        status = UnitStatus.denied if code in DENIED_CODES else UnitStatus.failed
+        operation = exc.operation_name
+        outcome = UnitOutcome(region, detector_cls.key, status, f"{operation}: {code}")
+    except Exception as exc:
+        outcome = UnitOutcome(
+            region, detector_cls.key, UnitStatus.failed, f"{type(exc).__name__}: {exc}"[:500]
+        )
+    else:
+        rules = context.connection.tag_exclusions or []
+        kept = [w for w in wastes if not excluded(w, rules)]
+        outcome = UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, kept)
+    outcome.started_at = started_at
+    await _store_unit(context, outcome)
+    return outcome
+
+
+async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
+    """One transaction per unit: its findings, its status, its events (a consistent step)."""
+    now = utcnow()
+    metrics.SCAN_UNITS_TOTAL.labels(detector=outcome.detector, outcome=outcome.status).inc()
+    async with unit_of_work(context.runtime.sessions, context.tenant_id) as session:
+        if await ScanRepository(session).has_unit(
+            context.scan_id, outcome.region, outcome.detector
+        ):
+            return  # stored just before the scan budget cancelled its task
+        events = ScanEventRepository(session)
+        findings = []
+        if outcome.status == UnitStatus.ok:
+            findings = await record_findings(
+                session,
+                tenant_id=context.tenant_id,
+                scan_id=context.scan_id,
+                connection_id=context.connection.id,
+                account_id=context.account_id,
+                region=outcome.region,
+                detector=outcome.detector,
+                wastes=outcome.wastes,
+                now=now,
+            )
+            await resolve_missing(
+                session,
+                scan_id=context.scan_id,
+                connection_id=context.connection.id,
+                region=outcome.region,
+                detector=outcome.detector,
+                now=now,
+            )
+        session.add(
+            ScanUnit(
+                tenant_id=context.tenant_id,
+                scan_id=context.scan_id,
+                region=outcome.region,
+                detector=outcome.detector,
+                status=outcome.status.value,
+                reason=outcome.reason,
+                findings_count=len(findings),
+                started_at=outcome.started_at or now,
+                finished_at=now,
+            )
+        )
+        for finding in findings:
+            metrics.FINDINGS_RECORDED_TOTAL.labels(detector=outcome.detector).inc()
+            events.add_event(
+                context.tenant_id,
+                context.scan_id,
+                "finding",
+                {
+                    "finding_id": str(finding.id),
+                    "detector": finding.detector,
+                    "region": finding.region,
+                    "resource_id": finding.resource_id,
+                    "monthly_cost_usd": str(finding.monthly_cost_usd)
+                    if finding.monthly_cost_usd is not None
+                    else None,
+                    "cost_basis": finding.cost_basis,
+                },
+                now,
+            )
+        events.add_event(
+            context.tenant_id,
+            context.scan_id,
+            "unit.finished",
+            {
+                "region": outcome.region,
+                "detector": outcome.detector,
+                "status": outcome.status.value,
+                "reason": outcome.reason,
+                "findings": len(findings),
+            },
+            now,
+        )
+
+
+def _scan_status(outcomes: list[UnitOutcome], *, scan_budget_hit: bool) -> ScanStatus:
+    if scan_budget_hit:
+        return ScanStatus.timed_out
+    ok = sum(1 for o in outcomes if o.status == UnitStatus.ok)
+    if outcomes and ok == len(outcomes):
+        return ScanStatus.completed
+    return ScanStatus.partial if ok else ScanStatus.failed
+
+
+async def _finish(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    scan_id: uuid.UUID,
+    outcomes: list[UnitOutcome],
+    status: ScanStatus,
+    reason: str | None,
+    started: float,
+    resources_seen: int,
+) -> str:
+    duration = time.monotonic() - started
+    units = Counter(o.status.value for o in outcomes)
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        scan = await ScanRepository(session).get(scan_id)
+        assert scan is not None
+        findings = [w for o in outcomes for w in o.wastes]
+        scan.status, scan.status_reason = status.value, reason or _reason(units)
+        scan.finished_at = utcnow()
+        scan.resources_seen = resources_seen
+        scan.findings_count = len(findings)
+        scan.monthly_waste_usd = sum(
+            (w.price.monthly_usd for w in findings if w.price.monthly_usd is not None),
+            start=Decimal("0"),
+        )
+        ScanEventRepository(session).add_event(
+            tenant_id,
+            scan_id,
+            "scan.finished",
+            {
+                "status": status.value,
+                "reason": scan.status_reason,
+                "findings": len(findings),
+                "monthly_waste_usd": str(scan.monthly_waste_usd),
+                "units": dict(units),
+            },
+            utcnow(),
+        )
+        connection_id = scan.connection_id
+    size = account_size(resources_seen)
+    metrics.SCANS_TOTAL.labels(outcome=status.value).inc()
+    metrics.ZOMBIE_SCAN_LATENCY.labels(account_size=size).observe(duration)
+    event = "scan.timeout" if status == ScanStatus.timed_out else "scan.complete"
+    log.info(
+        event,
+        tenant_id=str(tenant_id),
+        scan_id=str(scan_id),
+        connection_id=str(connection_id),
+        status=status.value,
+        duration_seconds=round(duration, 2),
+        findings=len(findings),
+        resources_seen=resources_seen,
+        account_size=size,
+        units=dict(units),
+    )
+    return status.value
+
+
+def _reason(units: Counter[str]) -> str | None:
+    bad = {k: v for k, v in units.items() if k != UnitStatus.ok}
+    if not bad:
+        return None
+    return ", ".join(f"{count} unit(s) {status}" for status, count in sorted(bad.items()))

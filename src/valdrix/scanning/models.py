@@ -1,0 +1,161 @@
+"""Scans, their units and events, and the findings they produce (all tenant tables)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from valdrix.kit.orm import Base, CreatedAtMixin, IdMixin
+
+
+class ScanStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    partial = "partial"
+    timed_out = "timed_out"
+    failed = "failed"
+
+
+FINISHED_SCAN_STATUSES = frozenset(
+    {ScanStatus.completed, ScanStatus.partial, ScanStatus.timed_out, ScanStatus.failed}
+)
+
+
+class UnitStatus(enum.StrEnum):
+    ok = "ok"
+    timed_out = "timed_out"
+    denied = "denied"
+    failed = "failed"
+
+
+class FindingStatus(enum.StrEnum):
+    open = "open"
+    snoozed = "snoozed"
+    dismissed = "dismissed"
+    resolved = "resolved"
+
+
+class Scan(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "scans"
+    __table_args__ = (Index("ix_scans_tenant_created", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("cloud_connections.id", ondelete="CASCADE"), index=True
+    )
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=ScanStatus.queued.value)
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    regions: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resources_seen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    findings_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    monthly_waste_usd: Mapped[Decimal] = mapped_column(
+        Numeric(14, 2), default=Decimal("0"), server_default="0"
+    )
+
+
+class ScanUnit(IdMixin, Base):
+    """One (region x detector) piece of a scan, with its own outcome."""
+
+    __tablename__ = "scan_units"
+    __table_args__ = (UniqueConstraint("scan_id", "region", "detector", name="uq_scan_units_unit"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    scan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    region: Mapped[str] = mapped_column(String(32))
+    detector: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    findings_count: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScanEvent(Base):
+    """What happened during a scan, in order, so a late SSE client can be replayed everything."""
+
+    __tablename__ = "scan_events"
+    __table_args__ = (Index("ix_scan_events_scan_seq", "scan_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    scan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Finding(IdMixin, Base):
+    """A wasteful resource, tracked across scans by its fingerprint."""
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "fingerprint", name="uq_findings_fingerprint"),
+        Index("ix_findings_tenant_status_cost", "tenant_id", "status", "monthly_cost_usd"),
+        Index("ix_findings_connection_region", "connection_id", "region", "detector"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("cloud_connections.id", ondelete="CASCADE")
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(32))
+    detector: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(512))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_name: Mapped[str | None] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=FindingStatus.open.value)
+    monthly_cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    cost_basis: Mapped[str] = mapped_column(String(16))
+    price_detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    tags: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_scan_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("scans.id", ondelete="SET NULL")
+    )
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    snoozed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status_note: Mapped[str | None] = mapped_column(String(1000))
+
+
+class FindingHistory(CreatedAtMixin, Base):
+    """Every change of a finding's status (and who or what made it)."""
+
+    __tablename__ = "finding_history"
+    __table_args__ = (Index("ix_finding_history_finding", "finding_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    finding_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    scan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("scans.id", ondelete="SET NULL"))

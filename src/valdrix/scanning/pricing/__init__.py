@@ -1,0 +1,1 @@
+"""The shipped, dated list-price catalog."""

@@ -1,0 +1,170 @@
+"""SQL for scans, scan units, scan events and findings (tenant tables, RLS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from valdrix.kit.repository import Repository
+from valdrix.scanning.models import (
+    Finding,
+    FindingHistory,
+    FindingStatus,
+    Scan,
+    ScanEvent,
+    ScanStatus,
+    ScanUnit,
+)
+
+SORTABLE = {
+    "monthly_cost_usd": Finding.monthly_cost_usd,
+    "last_seen_at": Finding.last_seen_at,
+    "first_seen_at": Finding.first_seen_at,
+}
+
+
+class ScanRepository(Repository[Scan]):
+    model = Scan
+
+    async def queued_for(self, connection_id: uuid.UUID) -> Scan | None:
+        result: Scan | None = await self.session.scalar(
+            select(Scan)
+            .where(Scan.connection_id == connection_id, Scan.status == ScanStatus.queued.value)
+            .order_by(Scan.created_at.desc())
+            .limit(1)
+        )
+        return result
+
+    async def page(self, *, limit: int, connection_id: uuid.UUID | None) -> list[Scan]:
+        query = select(Scan).order_by(Scan.created_at.desc(), Scan.id.desc()).limit(limit)
+        if connection_id:
+            query = query.where(Scan.connection_id == connection_id)
+        return list(await self.session.scalars(query))
+
+    async def has_unit(self, scan_id: uuid.UUID, region: str, detector: str) -> bool:
+        found = await self.session.scalar(
+            select(ScanUnit.id).where(
+                ScanUnit.scan_id == scan_id,
+                ScanUnit.region == region,
+                ScanUnit.detector == detector,
+            )
+        )
+        return found is not None
+
+    async def units(self, scan_id: uuid.UUID) -> list[ScanUnit]:
+        rows = await self.session.scalars(
+            select(ScanUnit)
+            .where(ScanUnit.scan_id == scan_id)
+            .order_by(ScanUnit.region, ScanUnit.detector)
+        )
+        return list(rows)
+
+
+class ScanEventRepository(Repository[ScanEvent]):
+    model = ScanEvent
+
+    def add_event(
+        self,
+        tenant_id: uuid.UUID,
+        scan_id: uuid.UUID,
+        type_: str,
+        payload: dict[str, Any],
+        at: dt.datetime,
+    ) -> None:
+        self.session.add(
+            ScanEvent(
+                tenant_id=tenant_id, scan_id=scan_id, type=type_, payload=payload, created_at=at
+            )
+        )
+
+    async def after(self, scan_id: uuid.UUID, last_id: int, limit: int = 500) -> list[ScanEvent]:
+        rows = await self.session.scalars(
+            select(ScanEvent)
+            .where(ScanEvent.scan_id == scan_id, ScanEvent.id > last_id)
+            .order_by(ScanEvent.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+
+class FindingRepository(Repository[Finding]):
+    model = Finding
+
+    async def by_fingerprints(self, fingerprints: Sequence[str]) -> dict[str, Finding]:
+        if not fingerprints:
+            return {}
+        rows = await self.session.scalars(
+            select(Finding).where(Finding.fingerprint.in_(list(fingerprints)))
+        )
+        return {finding.fingerprint: finding for finding in rows}
+
+    async def not_seen_in(
+        self, *, connection_id: uuid.UUID, region: str, detector: str, scan_id: uuid.UUID
+    ) -> list[Finding]:
+        """Open or snoozed findings of one (connection, region, detector) this scan missed."""
+        rows = await self.session.scalars(
+            select(Finding).where(
+                Finding.connection_id == connection_id,
+                Finding.region == region,
+                Finding.detector == detector,
+                Finding.status.in_([FindingStatus.open.value, FindingStatus.snoozed.value]),
+                (Finding.last_scan_id.is_(None)) | (Finding.last_scan_id != scan_id),
+            )
+        )
+        return list(rows)
+
+    async def page(
+        self,
+        *,
+        filters: dict[str, Any],
+        sort: str,
+        descending: bool,
+        offset: int,
+        limit: int,
+    ) -> list[Finding]:
+        column = SORTABLE[sort]
+        order = column.desc().nulls_last() if descending else column.asc().nulls_first()
+        query = select(Finding).order_by(order, Finding.id).offset(offset).limit(limit)
+        for name, value in filters.items():
+            if value is not None:
+                query = query.where(getattr(Finding, name) == value)
+        return list(await self.session.scalars(query))
+
+    async def summary(self) -> list[tuple[str, str, int, Decimal]]:
+        """(provider, detector, open findings, monthly USD) over open findings."""
+        rows = await self.session.execute(
+            select(
+                Finding.provider,
+                Finding.detector,
+                func.count(),
+                func.coalesce(func.sum(Finding.monthly_cost_usd), 0),
+            )
+            .where(Finding.status == FindingStatus.open.value)
+            .group_by(Finding.provider, Finding.detector)
+            .order_by(Finding.provider, Finding.detector)
+        )
+        return [(r[0], r[1], int(r[2]), Decimal(r[3] or 0)) for r in rows]
+
+    async def reopen_expired_snoozes(self, now: dt.datetime) -> None:
+        await self.session.execute(
+            update(Finding)
+            .where(Finding.status == FindingStatus.snoozed.value, Finding.snoozed_until <= now)
+            .values(status=FindingStatus.open.value, snoozed_until=None)
+        )
+
+
+class FindingHistoryRepository(Repository[FindingHistory]):
+    model = FindingHistory
+
+    async def for_finding(self, finding_id: uuid.UUID) -> list[FindingHistory]:
+        rows = await self.session.scalars(
+            select(FindingHistory)
+            .where(FindingHistory.finding_id == finding_id)
+            .order_by(FindingHistory.created_at, FindingHistory.id)
+        )
+        return list(rows)

@@ -1,0 +1,98 @@
+"""Starting scans, reading them and their events."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.connections.service import SCAN_KIND, get_connection
+from valdrix.errors import NotFound
+from valdrix.jobs.service import run_now
+from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
+from valdrix.runtime import Runtime
+from valdrix.scanning.models import Scan, ScanEvent, ScanStatus, ScanUnit
+from valdrix.scanning.repository import ScanEventRepository, ScanRepository
+from valdrix.tenancy.audit import record_audit
+from valdrix.tenancy.auth import Principal
+
+
+async def start_scan(
+    session: AsyncSession, actor: Principal, runtime: Runtime, *, connection_id: uuid.UUID
+) -> Scan:
+    """Queue a scan of a connection (one transaction: the scan row and its job), or return the
+    scan already waiting for it."""
+    connection = await get_connection(session, actor, connection_id)
+    scans = ScanRepository(session)
+    waiting = await scans.queued_for(connection.id)
+    if waiting is not None:
+        return waiting
+    scan = await scans.add(
+        Scan(tenant_id=actor.tenant_id, connection_id=connection.id, trigger="manual")
+    )
+    ScanEventRepository(session).add_event(
+        actor.tenant_id, scan.id, "scan.queued", {"trigger": "manual"}, utcnow()
+    )
+    # If a scheduled scan of this connection is already queued, it adopts this row when it starts.
+    await run_now(
+        session,
+        actor,
+        runtime,
+        kind=SCAN_KIND,
+        target_id=connection.id,
+        extra_kwargs={"scan_id": str(scan.id)},
+    )
+    await record_audit(
+        session,
+        actor,
+        "scan.start",
+        target_type="scan",
+        target_id=scan.id,
+        details={"connection_id": str(connection.id)},
+    )
+    return scan
+
+
+async def open_scheduled_scan(
+    runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
+) -> uuid.UUID:
+    """The scan a scheduled job runs: a manual scan already waiting, or a new one."""
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        waiting = await ScanRepository(session).queued_for(connection_id)
+        if waiting is not None:
+            return waiting.id
+        scan = await ScanRepository(session).add(
+            Scan(tenant_id=tenant_id, connection_id=connection_id, trigger="scheduled")
+        )
+        return scan.id
+
+
+async def get_scan(
+    session: AsyncSession, actor: Principal, scan_id: uuid.UUID
+) -> tuple[Scan, list[ScanUnit]]:
+    scans = ScanRepository(session)
+    scan = await scans.get(scan_id)
+    if scan is None:
+        raise NotFound("scan not found")
+    return scan, await scans.units(scan.id)
+
+
+async def list_scans(
+    session: AsyncSession, actor: Principal, *, limit: int, connection_id: uuid.UUID | None
+) -> list[Scan]:
+    return await ScanRepository(session).page(limit=limit, connection_id=connection_id)
+
+
+async def events_after(
+    runtime: Runtime, actor: Principal, scan_id: uuid.UUID, last_id: int
+) -> tuple[list[ScanEvent], bool]:
+    """Events after ``last_id`` and whether the scan has finished (its own short transaction,
+    so a long-lived stream never holds a transaction open)."""
+    async with unit_of_work(runtime.sessions, actor.tenant_id) as session:
+        scan = await ScanRepository(session).get(scan_id)
+        if scan is None:
+            raise NotFound("scan not found")
+        events = await ScanEventRepository(session).after(scan_id, last_id)
+        finished = scan.status not in (ScanStatus.queued, ScanStatus.running)
+    return events, finished

@@ -1,0 +1,267 @@
+"""Registry-wide checks over every registered detector, present and future.
+
+Conformance: each detector declares what the issue asks (key, provider, resource type, IAM
+actions, documented thresholds, a docstring saying what and why) and has a test module.
+Permissions: run under moto against an account seeded with waste of every kind, each detector
+issues only AWS operations covered by the IAM actions it declares (so the policy generated for
+customers from those declarations is enough to scan), and uses every action it declares (so the
+policy asks for nothing more).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from valdrix.kit.orm import utcnow
+from valdrix.scanning.base import Detector, RegionScope, Thresholds
+from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.registry import load_all_detectors
+
+DETECTOR_TESTS = Path(__file__).parent / "detectors"
+IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
+KEY = re.compile(r"^(?P<provider>[a-z0-9]+)\.[a-z0-9]+(-[a-z0-9]+)*$")
+# boto3 service names whose IAM prefix differs from the name.
+IAM_PREFIX = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
+
+
+def _registered() -> tuple[list[type[Detector]], BaseException | None]:
+    # Collected at import time so each detector gets its own test ids; an import failure is
+    # reported by test_every_detector_module_imports instead of breaking collection.
+    try:
+        return list(load_all_detectors()), None
+    except Exception as error:
+        return [], error
+
+
+DETECTORS, LOAD_ERROR = _registered()
+by_key = pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: d.key)
+
+
+def test_every_detector_module_imports() -> None:
+    assert LOAD_ERROR is None, f"importing the detectors failed: {LOAD_ERROR!r}"
+    assert DETECTORS, "no detector is registered"
+
+
+# --- conformance ----------------------------------------------------------------------------
+
+
+@by_key
+def test_key_is_provider_dot_name(detector: type[Detector]) -> None:
+    match = KEY.match(detector.key)
+    assert match, f"{detector.key!r} is not '<provider>.<kebab-name>'"
+    assert match["provider"] == detector.provider == "aws"
+
+
+@by_key
+def test_resource_type_is_declared(detector: type[Detector]) -> None:
+    assert isinstance(detector.resource_type, str) and detector.resource_type.strip()
+
+
+@by_key
+def test_permissions_are_iam_actions(detector: type[Detector]) -> None:
+    assert isinstance(detector.permissions, tuple) and detector.permissions
+    malformed = [p for p in detector.permissions if not IAM_ACTION.match(p)]
+    assert not malformed, f"not 'service:Action': {malformed}"
+
+
+@by_key
+def test_every_threshold_has_a_default_and_a_description(detector: type[Detector]) -> None:
+    assert issubclass(detector.thresholds, Thresholds) and detector.thresholds is not Thresholds
+    for name, field in detector.thresholds.model_fields.items():
+        assert not field.is_required(), f"threshold {name!r} has no default"
+        assert field.description and field.description.strip(), f"{name!r} is undocumented"
+    detector.thresholds()  # the defaults validate
+
+
+@by_key
+def test_docstring_says_what_it_flags_and_why_it_costs(detector: type[Detector]) -> None:
+    docstring = vars(detector).get("__doc__") or ""  # its own, not Detector's
+    sentences = re.findall(r"[.!?](?=\s|$)", docstring.strip())
+    assert len(sentences) >= 2, f"{detector.key} needs a docstring of at least two sentences"
+
+
+@by_key
+def test_detector_has_a_test_module(detector: type[Detector]) -> None:
+    mention = re.compile(re.escape(detector.key) + r"(?![\w-])")
+    modules = [
+        path.name
+        for path in sorted(DETECTOR_TESTS.glob("test_*.py"))
+        if mention.search(path.read_text())
+    ]
+    assert modules, f"no module in {DETECTOR_TESTS} mentions {detector.key!r}"
+
+
+# --- permissions coverage -------------------------------------------------------------------
+
+REGION = "us-west-2"  # a priced region without moto's ~1,300 public snapshots of us-east-1
+ACCOUNT_ID = "123456789012"  # moto's default account
+DAY = dt.timedelta(days=1)
+
+
+def seed_account(now: dt.datetime) -> None:
+    """One resource of each kind a detector flags, with the CloudWatch data idle checks read.
+
+    ``now`` lies far enough ahead of the creation times that every age threshold is met.
+    """
+
+    def client(service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    ec2, elbv2, elb, rds = client("ec2"), client("elbv2"), client("elb"), client("rds")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{z}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, z in enumerate("ab")
+    ]
+    idle, stopped = (
+        instance["InstanceId"]
+        for instance in ec2.run_instances(
+            ImageId="ami-12c6146b",
+            MinCount=2,
+            MaxCount=2,
+            InstanceType="t3.micro",
+            SubnetId=subnets[0],
+        )["Instances"]
+    )
+
+    # EBS and EC2: an unattached gp2 volume, a snapshot whose volume is gone, an unused AMI.
+    zone = f"{REGION}a"
+    ec2.create_volume(AvailabilityZone=zone, Size=100, VolumeType="gp2")
+    gone = ec2.create_volume(AvailabilityZone=zone, Size=8)["VolumeId"]
+    ec2.create_snapshot(VolumeId=gone)
+    ec2.delete_volume(VolumeId=gone)
+    ec2.create_image(InstanceId=idle, Name="golden-2019")
+
+    # Network: a spare Elastic IP, a NAT gateway with its own.
+    ec2.allocate_address(Domain="vpc")
+    nat = ec2.create_nat_gateway(
+        SubnetId=subnets[0], AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"]
+    )["NatGateway"]["NatGatewayId"]
+
+    # Load balancers whose only target (the soon-stopped instance) is unhealthy.
+    alb = elbv2.create_load_balancer(Name="spare", Subnets=subnets)["LoadBalancers"][0]
+    group = elbv2.create_target_group(Name="spare", Protocol="HTTP", Port=80, VpcId=vpc)
+    group_arn = group["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.create_listener(
+        LoadBalancerArn=alb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
+    )
+    elbv2.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": stopped}])
+    elb.create_load_balancer(
+        LoadBalancerName="legacy",
+        Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
+        AvailabilityZones=[zone],
+    )
+    elb.register_instances_with_load_balancer(
+        LoadBalancerName="legacy", Instances=[{"InstanceId": stopped}]
+    )
+    ec2.stop_instances(InstanceIds=[stopped])
+
+    # RDS: an idle database, and a snapshot of one deleted since.
+    for name in ("reports", "retired"):
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            AllocatedStorage=20,
+            MasterUsername="admin",
+            MasterUserPassword="correct-horse-battery",
+        )
+    rds.create_db_snapshot(DBSnapshotIdentifier="retired-final", DBInstanceIdentifier="retired")
+    rds.delete_db_instance(DBInstanceIdentifier="retired", SkipFinalSnapshot=True)
+
+    # A cache nobody reads or writes.
+    client("elasticache").create_cache_cluster(
+        CacheClusterId="sessions", CacheNodeType="cache.t3.micro", Engine="redis", NumCacheNodes=1
+    )
+
+    # Two weeks of quiet metrics.
+    series = [
+        ("AWS/EC2", "CPUUtilization", "InstanceId", idle, 0.5),
+        ("AWS/EC2", "NetworkIn", "InstanceId", idle, 1000.0),
+        ("AWS/EC2", "NetworkOut", "InstanceId", idle, 1000.0),
+        ("AWS/NATGateway", "BytesOutToDestination", "NatGatewayId", nat, 0.0),
+        ("AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", "reports", 0.0),
+        ("AWS/ElastiCache", "GetTypeCmds", "CacheClusterId", "sessions", 0.0),
+        ("AWS/ElastiCache", "SetTypeCmds", "CacheClusterId", "sessions", 0.0),
+    ]
+    cloudwatch = client("cloudwatch")
+    for namespace, metric, dimension, resource, value in series:
+        cloudwatch.put_metric_data(
+            Namespace=namespace,
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": dimension, "Value": resource}],
+                    "Timestamp": now - day * DAY - dt.timedelta(hours=1),
+                    "Value": value,
+                }
+                for day in range(14)
+            ],
+        )
+
+
+@pytest.fixture(scope="module")
+def seeded_account() -> Iterator[RegionScope]:
+    """Seeded once for the module: every detector reads the same account."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            env.setenv(name, "testing")
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        with mock_aws():
+            now = utcnow() + 200 * DAY
+            seed_account(now)
+            yield RegionScope(
+                account_id=ACCOUNT_ID,
+                region=REGION,
+                client=lambda service: boto3.client(service, region_name=REGION),
+                prices=aws_catalog(),
+                now=now,
+            )
+
+
+def recording(scope: RegionScope, actions: set[str]) -> RegionScope:
+    """``scope`` whose clients note the IAM action behind every operation they send."""
+
+    def client(service: str) -> Any:
+        made = scope.client(service)
+        prefix = IAM_PREFIX.get(service, service)
+
+        def note(model: Any, **_: Any) -> None:
+            actions.add(f"{prefix}:{model.name}")
+
+        made.meta.events.register("before-call", note)
+        return made
+
+    return dataclasses.replace(scope, client=client)
+
+
+@by_key
+def test_detector_calls_exactly_the_aws_actions_it_declares(
+    detector: type[Detector], seeded_account: RegionScope
+) -> None:
+    called: set[str] = set()
+
+    found = list(detector().detect(recording(seeded_account, called), detector.thresholds()))
+
+    assert called, "no AWS operation was recorded"
+    # Finding waste proves the code paths behind a finding (tags, health, metrics) ran too.
+    assert found, f"{detector.key} found nothing: seed_account must give it waste to find"
+    undeclared = sorted(called - set(detector.permissions))
+    assert not undeclared, f"{detector.key} calls {undeclared} but does not declare them"
+    # Least privilege: a declared action nothing calls widens every customer's policy for nothing.
+    unused = sorted(set(detector.permissions) - called)
+    assert not unused, f"{detector.key} declares {unused} but never called them here"
