@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections import Counter
@@ -158,10 +159,17 @@ def _prepare(
     account_id = connection.account_id or access.caller_account(credentials)
     regions = connection.regions or access.enabled_regions(credentials)
     counter = ResourceCounter()
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
 
     def client_for(service: str, region: str) -> Any:
-        client = access.client(service, region, credentials)
-        client.meta.events.register("after-call", counter)
+        # boto3 clients are thread-safe and costly to build: one per (service, region) per scan.
+        with lock:
+            client = clients.get((service, region))
+            if client is None:
+                client = access.client(service, region, credentials)
+                client.meta.events.register("after-call", counter)
+                clients[(service, region)] = client
         return client
 
     context = ScanContext(runtime, tenant_id, scan_id, connection, account_id, client_for, counter)
