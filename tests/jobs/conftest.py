@@ -14,13 +14,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.conftest import TestDatabase
 from tests.jobs.helpers import wait_until
@@ -37,15 +38,16 @@ FAST_RELIABILITY = {
 }
 
 
+_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember whether the test failed, so its workers' logs can be shown."""
     report = yield
     if report.when == "call":
         item.stash[_FAILED] = report.failed
     return report
-
-
-_FAILED = pytest.StashKey[bool]()
 
 
 class SuperuserDb:
@@ -63,9 +65,16 @@ class SuperuserDb:
         return rows[0][0] if rows else None
 
 
+@pytest.fixture(scope="session")
+def superuser_url(database: TestDatabase) -> str:
+    """The superuser on the test database (``database.superuser`` may name another one when
+    ``VALDRIX_TEST_DATABASE_URL`` is used)."""
+    return make_conninfo(database.superuser, dbname=conninfo_to_dict(database.urls.app)["dbname"])
+
+
 @pytest.fixture
-async def superuser_db(database: TestDatabase) -> AsyncIterator[SuperuserDb]:
-    async with await psycopg.AsyncConnection.connect(database.superuser, autocommit=True) as conn:
+async def superuser_db(superuser_url: str) -> AsyncIterator[SuperuserDb]:
+    async with await psycopg.AsyncConnection.connect(superuser_url, autocommit=True) as conn:
         yield SuperuserDb(conn)
 
 
@@ -190,6 +199,12 @@ class WorkerPool:
         return worker
 
     def stop_all(self) -> None:
+        for w in self.started:
+            try:
+                f = open(f"/proc/{w.pid}/stat").read().split()
+                print("CPU", w.name, (int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK"))
+            except OSError:
+                pass
         for worker in self.started:
             worker.send_sigterm()
         for worker in self.started:
@@ -214,9 +229,9 @@ async def workers(
 
 
 @pytest.fixture(scope="session")
-def probe_effects_table(database: TestDatabase) -> Iterator[str]:
+def probe_effects_table(superuser_url: str) -> str:
     """The table the probe task writes its idempotent effect to (a test-only table)."""
-    with psycopg.connect(database.superuser, autocommit=True) as conn:
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS probe_effects (key text PRIMARY KEY)")
         conn.execute("GRANT SELECT, INSERT ON probe_effects TO valdrix_app")
-    yield "probe_effects"
+    return "probe_effects"

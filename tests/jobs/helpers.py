@@ -68,11 +68,13 @@ async def wait_until(
     *,
     within: float,
     message: str,
-    interval: float = 0.1,
+    interval: float = 0.02,
 ) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``within`` seconds."""
+    """Poll ``condition`` until it holds, quickly at first, then backing off to a quarter
+    second (so long waits do not load the machine); fail after ``within`` seconds."""
     deadline = time.monotonic() + within
     while not await condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:g}s waiting for {message}")
         await asyncio.sleep(interval)
+        interval = min(interval * 1.5, 0.25)

@@ -53,3 +53,13 @@ async def probe_run(
 async def probe_noop(tenant_id: str | None = None) -> None:
     """The cheapest job there is (benchmarks). Deferred through valdrix's enqueue path it
     carries ``tenant_id`` like every tenant job."""
+
+
+@job_app.task(
+    name="probe.reject",
+    queue="probe",
+    retry=BackoffRetry(max_attempts=3, base_seconds=0.5, cap_seconds=1),
+)
+async def probe_reject(tenant_id: str, target_id: str | None = None) -> None:
+    """Fails the way a bad input does: not retryable, however many attempts are allowed."""
+    raise ValueError("probe rejected its input")

@@ -1,4 +1,5 @@
-"""``valdrix demo``: everything on one machine, with a demo tenant, ready to explore."""
+"""``valdrix demo``: everything on one machine, with a demo tenant and a simulated AWS account
+full of waste, scanned once through a worker before the API serves the findings."""
 
 from __future__ import annotations
 
@@ -9,75 +10,220 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 import typer
 from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from valdrix.cli.common import print_json, readable_errors, serve_api, settings_for_command
+from valdrix.cli.common import (
+    fail,
+    print_json,
+    readable_errors,
+    serve_api,
+    settings_for_command,
+)
+from valdrix.cli.scanning import print_summary_table
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings, load_settings
+from valdrix.connections import service as connections
+from valdrix.connections.models import CloudConnection
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.migrator import upgrade_to_head
 from valdrix.runtime import Runtime, database_urls, open_runtime
+from valdrix.scanning import findings
+from valdrix.scanning import service as scanning
+from valdrix.scanning.models import FINISHED_SCAN_STATUSES
+from valdrix.scanning.schemas import ScanOut
+from valdrix.simulator.aws_server import (
+    REAL_AWS_ENV,
+    SIMULATED_AWS_ENV,
+    SimulatedAws,
+    start_simulated_aws,
+)
+from valdrix.simulator.demo_account import (
+    DEMO_ACCOUNT_ID,
+    DEMO_REGIONS,
+    DEMO_ROLE_ARN,
+    DEMO_THRESHOLDS,
+    DemoAccount,
+    seed_demo_account,
+)
 from valdrix.tenancy import api_keys, service
+from valdrix.tenancy.auth import Principal
 from valdrix.tenancy.models import Role, Tier
 
 DEMO_TENANT_NAME = "Acme Corp (demo)"
 DEMO_ADMIN_EMAIL = "admin@acme.example"
+DEMO_CONNECTION_NAME = "Simulated AWS (demo)"
 STATE_FILE = "demo.json"
+SCAN_POLL_SECONDS = 0.25
+# How long a queued scan may wait for the worker to pick it up, on top of the scan's budget.
+SCAN_PICKUP_SECONDS = 60.0
+WasteRows = list[tuple[str, str, int, Decimal]]
+
+
+@dataclass
+class _Background:
+    """What the demo runs besides the API, stopped when it ends: the worker, then AWS."""
+
+    simulator: SimulatedAws
+    worker: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            _stop(self.worker)
+        self.simulator.stop()
 
 
 @readable_errors
 def demo(
     as_json: bool = typer.Option(
-        False, "--json", help="First print one JSON line with the URL and credentials."
+        False, "--json", help="First print one JSON line with the URL, credentials and scan."
     ),
-    once: bool = typer.Option(False, "--once", help="Set up, print the summary and exit."),
+    once: bool = typer.Option(False, "--once", help="Set up, scan, print the summary and exit."),
     host: str = typer.Option("127.0.0.1", help="Interface for the API."),
     port: int = typer.Option(8000, help="API port (another free port is used if it is taken)."),
 ) -> None:
-    """Run Valdrix on this machine: embedded database, demo tenant, admin, API key, API."""
+    """Run Valdrix on this machine: embedded database, demo tenant, admin, API key, a simulated
+    AWS account scanned by a worker, and the API."""
     key_file_existed = load_settings().key_file.exists()
     settings = settings_for_command(demo=True)
     out = Console(stderr=as_json, soft_wrap=True)
     key_file_created = not settings.encryption_keys and not key_file_existed
-    urls = database_urls(settings)
-    upgrade_to_head(urls.owner)
-    port = port if _port_is_free(host, port) else _free_port(host)
-    password = secrets.token_urlsafe(12)
-    credentials = asyncio.run(_prepare_demo_tenant(settings, password))
-    api_url = f"http://{host}:{port}"
-    summary = {"api_url": api_url, **credentials, "docs_url": f"{api_url}/docs"}
-    if as_json:
-        print_json(summary)
-    if key_file_created:
-        out.print(f"created encryption key file {settings.key_file} (mode 0600) for the demo")
+    _use_simulated_aws_env()
+    background = _Background(start_simulated_aws())
+    try:
+        endpoint_url = background.simulator.endpoint_url
+        settings = settings.model_copy(update={"aws_endpoint_url": endpoint_url})
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The simulator fills up while the database starts and migrates.
+            seeding = pool.submit(seed_demo_account, endpoint_url)
+            upgrade_to_head(database_urls(settings).owner)
+            password = secrets.token_urlsafe(12)
+            credentials = asyncio.run(_prepare_demo_tenant(settings, password))
+            account = seeding.result()
+        port = port if _port_is_free(host, port) else _free_port(host)
+        api_url = f"http://{host}:{port}"
+        tenant_id = uuid.UUID(credentials["tenant_id"])
+        if key_file_created:
+            out.print(f"created encryption key file {settings.key_file} (mode 0600) for the demo")
+        _print_welcome(out, settings, api_url, credentials, account)
+
+        connection_id, scan_id = asyncio.run(_queue_first_scan(settings, tenant_id))
+        # Queued before the worker starts, so its scheduler finds this scan's job already waiting
+        # and never scans a half-seeded account on its own.
+        background.worker = _start_worker(settings)
+        out.print(f"  worker      pid {background.worker.pid} (valdrix worker: scans, schedules)")
+        out.print(f"  scanning    {', '.join(account.regions)} through the worker (scan {scan_id})")
+        scan, rows = asyncio.run(_finished_scan(settings, tenant_id, scan_id, background.worker))
+        if as_json:
+            print_json(
+                {
+                    "api_url": api_url,
+                    **credentials,
+                    "docs_url": f"{api_url}/docs",
+                    "aws_endpoint_url": endpoint_url,
+                    "aws_account_id": DEMO_ACCOUNT_ID,
+                    "aws_regions": list(account.regions),
+                    "seeded_resources": len(account.resources),
+                    "connection_id": str(connection_id),
+                    "scan_id": str(scan.id),
+                    "scan_status": scan.status.value,
+                    "scan": scan.model_dump(mode="json"),
+                    "summary": _summary(rows),
+                }
+            )
+        _print_scan(out, scan, rows)
+        if once:
+            return
+        out.print(
+            f"  findings    curl -H 'Authorization: Bearer {credentials['api_key']}' "
+            f"{api_url}/api/v1/findings"
+        )
+        serve_api(settings, host, port)
+    finally:
+        background.stop()
+
+
+def _use_simulated_aws_env() -> None:
+    """The demo (and the worker it starts) talk to the simulator only, never as the user's AWS
+    identity: dummy credentials replace whatever the environment holds."""
+    for name in REAL_AWS_ENV:
+        os.environ.pop(name, None)
+    os.environ.update(SIMULATED_AWS_ENV)
+
+
+def _print_welcome(
+    out: Console,
+    settings: Settings,
+    api_url: str,
+    credentials: dict[str, str],
+    account: DemoAccount,
+) -> None:
     out.print(f"[bold]Valdrix demo[/bold] — data in {settings.home}")
     out.print(f"  API         {api_url}   (docs: {api_url}/docs)")
     out.print(f"  tenant      {credentials['tenant_id']}  ({DEMO_TENANT_NAME})")
-    out.print(f"  admin       {DEMO_ADMIN_EMAIL} / {password}")
+    out.print(f"  admin       {DEMO_ADMIN_EMAIL} / {credentials['admin_password']}")
     out.print(f"  API key     {credentials['api_key']}")
     out.print(
         f"  try:        curl -H 'Authorization: Bearer {credentials['api_key']}' "
         f"{api_url}/api/v1/tenant"
     )
-    if once:
-        return
-    worker = _start_worker(settings)
-    out.print(f"  worker      pid {worker.pid} (valdrix worker, runs scheduled jobs)")
-    try:
-        serve_api(settings, host, port)
-    finally:
-        _stop(worker)
+    out.print(
+        f"  AWS         simulated account {DEMO_ACCOUNT_ID} at {account.endpoint_url}: "
+        f"{len(account.resources)} resources in {', '.join(account.regions)} "
+        f"(seeded in {account.seconds:.1f} s)"
+    )
+    out.print(
+        "  note        age thresholds are 0 days on this connection: the simulator cannot "
+        "backdate resources, so everything in it is minutes old"
+    )
+
+
+def _print_scan(out: Console, scan: ScanOut, rows: WasteRows) -> None:
+    took = (
+        f" in {(scan.finished_at - scan.started_at).total_seconds():.1f} s"
+        if scan.started_at and scan.finished_at
+        else ""
+    )
+    reason = f" ({scan.status_reason})" if scan.status_reason else ""
+    out.print(
+        f"  scan        {scan.status.value}{took}{reason}: {scan.findings_count} findings, "
+        f"{scan.resources_seen} resources seen"
+    )
+    print_summary_table(rows, to=out)
+
+
+def _summary(rows: WasteRows) -> dict[str, Any]:
+    """Open findings and monthly dollars by detector, and in total."""
+    return {
+        "by_detector": {
+            detector: {"findings": count, "monthly_usd": str(usd)}
+            for _, detector, count, usd in rows
+        },
+        "total": {
+            "findings": sum(row[2] for row in rows),
+            "monthly_usd": str(sum((row[3] for row in rows), start=Decimal("0"))),
+        },
+    }
 
 
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     """A separate worker process, as in production: the API process never runs jobs."""
     env = {**os.environ, "VALDRIX_DEMO": "true", "VALDRIX_HOME": str(settings.home)}
+    if settings.aws_endpoint_url:
+        env["VALDRIX_AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
     return subprocess.Popen(
         [sys.executable, "-m", "valdrix", "worker", "--concurrency", "2", "--name", "demo"],
         env=env,
+        # It logs to stderr; the demo's stdout is its own (one JSON line with --json).
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -87,6 +233,69 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+async def _queue_first_scan(
+    settings: Settings, tenant_id: uuid.UUID
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """Register (or refresh) the connection to the simulated account, verify it, queue a scan."""
+    runtime = open_runtime(settings)
+    actor = service.system_principal(tenant_id, "demo")
+    try:
+        async with unit_of_work(runtime.sessions, tenant_id) as session:
+            connection = await _demo_connection(session, actor, runtime)
+            await connections.verify_connection(session, actor, runtime, connection.id)
+            scan = await scanning.start_scan(session, actor, runtime, connection_id=connection.id)
+            return connection.id, scan.id
+    finally:
+        await runtime.close()
+
+
+async def _demo_connection(
+    session: AsyncSession, actor: Principal, runtime: Runtime
+) -> CloudConnection:
+    """The connection of an earlier run, if any: each run seeds a fresh simulator behind the same
+    role, so a resource seen again keeps its finding and one gone is resolved by the scan."""
+    regions, thresholds = list(DEMO_REGIONS), DEMO_THRESHOLDS
+    for connection in await connections.list_connections(session, actor):
+        if connection.role_arn == DEMO_ROLE_ARN:
+            changes = {"regions": regions, "thresholds": thresholds}
+            return await connections.update_connection(session, actor, connection.id, changes)
+    return await connections.create_connection(
+        session,
+        actor,
+        runtime,
+        name=DEMO_CONNECTION_NAME,
+        role_arn=DEMO_ROLE_ARN,
+        external_id=connections.new_external_id(runtime.keyring, actor.tenant_id),
+        # Only the seeded regions: discovering and scanning all of them would take far longer.
+        regions=regions,
+        thresholds=thresholds,
+        tag_exclusions=[],
+    )
+
+
+async def _finished_scan(
+    settings: Settings, tenant_id: uuid.UUID, scan_id: uuid.UUID, worker: subprocess.Popen[bytes]
+) -> tuple[ScanOut, WasteRows]:
+    """Wait for the worker to finish the scan; then the tenant's waste by detector."""
+    runtime = open_runtime(settings)
+    actor = service.system_principal(tenant_id, "demo")
+    deadline = time.monotonic() + settings.scan_budget_seconds + SCAN_PICKUP_SECONDS
+    try:
+        while True:
+            async with unit_of_work(runtime.sessions, tenant_id) as session:
+                scan, _ = await scanning.get_scan(session, actor, scan_id)
+                if scan.status in FINISHED_SCAN_STATUSES:
+                    rows = await findings.waste_summary(session, actor)
+                    return ScanOut.model_validate(scan), rows
+            if worker.poll() is not None:
+                fail(f"the worker exited (code {worker.returncode}) before scan {scan_id} finished")
+            if time.monotonic() > deadline:
+                fail(f"scan {scan_id} did not finish in time: is the worker stuck?")
+            await asyncio.sleep(SCAN_POLL_SECONDS)
+    finally:
+        await runtime.close()
 
 
 async def _prepare_demo_tenant(settings: Settings, password: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from valdrix.cli.common import (
@@ -164,7 +165,7 @@ def summary(tenant: uuid.UUID = TENANT_OPTION, as_json: bool = JSON_OPTION) -> N
     print_summary_table(rows)
 
 
-def print_summary_table(rows: list[tuple[str, str, int, Any]]) -> None:
+def print_summary_table(rows: list[tuple[str, str, int, Any]], to: Console = console) -> None:
     table = Table("detector", "open findings", "$/month", title="Monthly waste by detector")
     for _, detector, count, usd in rows:
         table.add_row(detector, str(count), f"{usd:,.2f}")
@@ -173,4 +174,4 @@ def print_summary_table(rows: list[tuple[str, str, int, Any]]) -> None:
         str(sum(r[2] for r in rows)),
         f"[bold]{sum(r[3] for r in rows):,.2f}[/bold]",
     )
-    console.print(table)
+    to.print(table)

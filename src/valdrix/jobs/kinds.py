@@ -6,6 +6,7 @@ scheduler defers each due schedule's job with the queueing lock ``<kind>:<target
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 
@@ -28,6 +29,13 @@ def register_kind(name: str, *, task_name: str, queue: str) -> ScheduledKind:
 
 
 def get_kind(name: str) -> ScheduledKind:
+    if name not in SCHEDULED_KINDS:
+        # Kinds register when their domain's tasks module is imported, which a process that only
+        # defers jobs (the API, the CLI) has not necessarily done.
+        from valdrix.jobs.app import TASK_MODULES
+
+        for module in TASK_MODULES:
+            importlib.import_module(module)
     try:
         return SCHEDULED_KINDS[name]
     except KeyError:

@@ -11,12 +11,15 @@ from valdrix.config import Settings
 from valdrix.jobs import maintenance
 from valdrix.jobs.app import job_app
 from valdrix.jobs.scheduler import run_tick
+from valdrix.jobs.tiers import SYSTEM_PRIORITY
 from valdrix.jobs.tracking import job_runtime
 
 SYSTEM_QUEUE = "system"
 
 
-@job_app.task(name="scheduler.tick", queue=SYSTEM_QUEUE, pass_context=True)
+@job_app.task(
+    name="scheduler.tick", queue=SYSTEM_QUEUE, priority=SYSTEM_PRIORITY, pass_context=True
+)
 async def scheduler_tick(
     context: JobContext, timestamp: int | None = None, now: str | None = None
 ) -> int:
@@ -25,17 +28,21 @@ async def scheduler_tick(
     return (await run_tick(job_runtime(context), now=at)).deferred
 
 
-@job_app.task(name="jobs.recover_stalled", queue=SYSTEM_QUEUE, pass_context=True)
+@job_app.task(
+    name="jobs.recover_stalled", queue=SYSTEM_QUEUE, priority=SYSTEM_PRIORITY, pass_context=True
+)
 async def recover_stalled(context: JobContext, timestamp: int | None = None) -> int:
     return await maintenance.recover_stalled_jobs(job_runtime(context))
 
 
-@job_app.task(name="jobs.detect_stuck", queue=SYSTEM_QUEUE, pass_context=True)
+@job_app.task(
+    name="jobs.detect_stuck", queue=SYSTEM_QUEUE, priority=SYSTEM_PRIORITY, pass_context=True
+)
 async def detect_stuck(context: JobContext, timestamp: int | None = None) -> int:
     return await maintenance.detect_stuck_jobs(job_runtime(context))
 
 
-@job_app.task(name="jobs.prune", queue=SYSTEM_QUEUE, pass_context=True)
+@job_app.task(name="jobs.prune", queue=SYSTEM_QUEUE, priority=SYSTEM_PRIORITY, pass_context=True)
 async def prune(context: JobContext, timestamp: int | None = None) -> None:
     await maintenance.prune_finished(job_runtime(context))
 

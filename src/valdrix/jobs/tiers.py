@@ -10,6 +10,9 @@ from valdrix.config import TIER_NAMES, Settings
 # the priority of its later jobs, so one busy tenant cannot keep the others waiting.
 PRIORITY_STEP = 100
 MAX_BACKLOG_PENALTY = PRIORITY_STEP - 1
+# The platform's own jobs (scheduler tick, stalled-job recovery, stuck detection) outrank every
+# tenant job: queued behind a busy tier they would wait for the whole backlog to drain.
+SYSTEM_PRIORITY = len(TIER_NAMES) * PRIORITY_STEP
 
 
 def cadence(settings: Settings, tier: str) -> dt.timedelta:

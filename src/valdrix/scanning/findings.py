@@ -21,6 +21,7 @@ from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
 
 SCANNER_ACTOR = "scanner"
+SYSTEM_ACTOR = "system"
 
 
 def fingerprint(
@@ -170,13 +171,29 @@ async def list_findings(
     offset: int,
     limit: int,
 ) -> list[Finding]:
-    await FindingRepository(session).reopen_expired_snoozes(utcnow())
+    await end_expired_snoozes(session)
     return await FindingRepository(session).page(
         filters=filters, sort=sort, descending=descending, offset=offset, limit=limit
     )
 
 
+async def end_expired_snoozes(session: AsyncSession) -> None:
+    """A snooze ends by itself: whichever read comes first reopens the finding, with history."""
+    for finding in await FindingRepository(session).expired_snoozes(utcnow()):
+        _history(
+            session,
+            finding,
+            FindingStatus.open.value,
+            from_status=finding.status,
+            actor=SYSTEM_ACTOR,
+            note="the snooze ended",
+        )
+        finding.status, finding.snoozed_until = FindingStatus.open.value, None
+    await session.flush()
+
+
 async def get_finding(session: AsyncSession, actor: Principal, finding_id: uuid.UUID) -> Finding:
+    await end_expired_snoozes(session)
     finding = await FindingRepository(session).get(finding_id)
     if finding is None:
         raise NotFound("finding not found")
@@ -238,4 +255,5 @@ async def finding_history(
 async def waste_summary(
     session: AsyncSession, actor: Principal
 ) -> list[tuple[str, str, int, Decimal]]:
+    await end_expired_snoozes(session)
     return await FindingRepository(session).summary()

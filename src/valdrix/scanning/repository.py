@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from valdrix.kit.repository import Repository
 from valdrix.scanning.models import (
@@ -150,12 +150,15 @@ class FindingRepository(Repository[Finding]):
         )
         return [(r[0], r[1], int(r[2]), Decimal(r[3] or 0)) for r in rows]
 
-    async def reopen_expired_snoozes(self, now: dt.datetime) -> None:
-        await self.session.execute(
-            update(Finding)
+    async def expired_snoozes(self, now: dt.datetime) -> list[Finding]:
+        """Snoozed findings whose snooze has ended, locked (a concurrent reader waits, then no
+        longer sees them as snoozed)."""
+        rows = await self.session.scalars(
+            select(Finding)
             .where(Finding.status == FindingStatus.snoozed.value, Finding.snoozed_until <= now)
-            .values(status=FindingStatus.open.value, snoozed_until=None)
+            .with_for_update()
         )
+        return list(rows)
 
 
 class FindingHistoryRepository(Repository[FindingHistory]):

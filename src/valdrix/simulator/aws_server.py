@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
+import string
 from dataclasses import dataclass
 from typing import Any
 
 from moto.server import ThreadedMotoServer
+
+# The environment of a process that hosts the simulator or talks to it: credentials of the right
+# shape (moto checks none) and a default region, never the caller's real AWS identity.
+SIMULATED_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "simulated",
+    "AWS_SECRET_ACCESS_KEY": "simulated",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    # moto otherwise loads its ~1,300 public AMIs, and their snapshots, into every region it
+    # serves: seconds of start-up, and listings no real account has.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+}
+# Variables that would make boto3 reach for another identity than the one above.
+REAL_AWS_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -27,7 +42,27 @@ class SimulatedAws:
 
 def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> SimulatedAws:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    _give_each_rds_instance_its_own_resource_id()
     port = port or free_port(host)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     return SimulatedAws(server, f"http://{host}:{port}")
+
+
+def _give_each_rds_instance_its_own_resource_id() -> None:
+    """moto gives every RDS instance the same ``DbiResourceId``; AWS gives each its own, never
+    reused, and snapshots keep their source's. Without this, a snapshot of a deleted database
+    looks like a snapshot of any database still running in its region."""
+    from moto.rds.models import DBInstance
+
+    if getattr(DBInstance, "_valdrix_unique_resource_ids", False):
+        return
+    original_init = DBInstance.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        alphabet = string.ascii_uppercase + string.digits
+        self.dbi_resource_id = "db-" + "".join(secrets.choice(alphabet) for _ in range(26))
+
+    DBInstance.__init__ = init  # type: ignore[method-assign]
+    DBInstance._valdrix_unique_resource_ids = True  # type: ignore[attr-defined]

@@ -130,6 +130,18 @@ def test_cluster_is_judged_only_once_as_old_as_the_lookback(
     assert bool(scan(make_scope(now=now))) is reported
 
 
+def test_cluster_younger_than_the_lookback_is_judged_with_min_age_days_zero(
+    make_scope: MakeScope,
+) -> None:
+    cluster = cache_cluster()
+    now = cluster["CacheClusterCreateTime"] + dt.timedelta(hours=2)
+    commands(cluster, [0.0], [0.0], end=now)
+
+    assert scan(make_scope(now=now)) == [], "by default a cluster is judged once a lookback old"
+    [waste] = scan(make_scope(now=now), min_age_days=0)
+    assert waste.evidence["min_age_days"] == 0
+
+
 def test_idle_replica_of_a_busy_primary_is_not_reported(make_scope: MakeScope) -> None:
     primary = cache_cluster("cart-001", ReplicationGroupId="cart")
     replica = cache_cluster("cart-002", ReplicationGroupId="cart")

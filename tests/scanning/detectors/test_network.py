@@ -194,6 +194,22 @@ def test_nat_gateway_is_judged_only_once_as_old_as_the_lookback(
     assert bool(scan_nats(make_scope(now=now))) is reported
 
 
+@pytest.mark.parametrize(
+    ("age", "reported"), [(2 * DAY, True), (2 * DAY - dt.timedelta(seconds=1), False)]
+)
+def test_nat_gateway_younger_than_the_lookback_is_judged_from_min_age_days(
+    make_scope: MakeScope, age: dt.timedelta, reported: bool
+) -> None:
+    gateway = nat_gateway()
+    now = gateway["CreateTime"] + age
+    bytes_out(gateway, [0.0] * 2, end=now)
+
+    found = scan_nats(make_scope(now=now), min_age_days=2)
+
+    assert bool(found) is reported
+    assert all(waste.evidence["min_age_days"] == 2 for waste in found)
+
+
 def test_idle_nat_gateway_outside_the_priced_regions_is_marked_estimated(
     make_scope: MakeScope,
 ) -> None:

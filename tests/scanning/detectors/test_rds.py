@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
@@ -9,7 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
+from valdrix.kit.orm import utcnow
 from valdrix.scanning.base import RegionScope, Waste
 from valdrix.scanning.detectors.aws.rds import (
     IdleRdsInstance,
@@ -157,6 +160,20 @@ def test_instance_is_judged_only_once_as_old_as_the_lookback(
     assert bool(scan_idle(make_scope(now=now))) is reported
 
 
+@pytest.mark.parametrize(("age", "reported"), [(DAY, True), (DAY - dt.timedelta(seconds=1), False)])
+def test_instance_younger_than_the_lookback_is_judged_from_min_age_days(
+    make_scope: MakeScope, age: dt.timedelta, reported: bool
+) -> None:
+    db = database()
+    now = db["InstanceCreateTime"] + age
+    connections(db, [0.0], end=now)
+
+    found = scan_idle(make_scope(now=now), min_age_days=1)
+
+    assert bool(found) is reported
+    assert all(waste.evidence["min_age_days"] == 1 for waste in found)
+
+
 def test_multi_az_instance_is_priced_with_its_standby(make_scope: MakeScope) -> None:
     db = database(engine="mysql", instance_class="db.m5.large", MultiAZ=True, AllocatedStorage=100)
     now = db["InstanceCreateTime"] + 10 * DAY
@@ -249,19 +266,6 @@ def test_snapshot_whose_instance_still_exists_is_not_reported(make_scope: MakeSc
     assert scan_snapshots(make_scope(now=snapshot["SnapshotCreateTime"] + 100 * DAY)) == []
 
 
-def test_snapshot_of_a_deleted_instance_whose_name_was_reused_is_reported(
-    make_scope: MakeScope,
-) -> None:
-    db = database()
-    snapshot = snapshot_of(db, "orders-2023")
-    delete(db)
-    database()  # a new database under the old name is not the snapshot's source
-
-    [waste] = scan_snapshots(make_scope(now=snapshot["SnapshotCreateTime"] + 100 * DAY))
-
-    assert waste.resource_id == "orders-2023"
-
-
 @pytest.mark.parametrize(
     ("age", "reported"), [(90 * DAY, True), (90 * DAY - dt.timedelta(seconds=1), False)]
 )
@@ -289,3 +293,72 @@ def test_orphaned_snapshot_outside_the_priced_regions_is_marked_estimated(
     )
 
     assert waste.price.detail["estimated"] is True
+
+
+# AWS answers stubbed with botocore's Stubber: moto gives every instance the same DbiResourceId
+# and never pages DescribeDBSnapshots.
+
+
+def stubbed_snapshot(
+    name: str, source: str, resource_id: str, created: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "DBSnapshotIdentifier": name,
+        "DBInstanceIdentifier": source,
+        "DbiResourceId": resource_id,
+        "SnapshotCreateTime": created,
+        "SnapshotType": "manual",
+        "Status": "available",
+        "AllocatedStorage": 20,
+    }
+
+
+def stubbed_scope(
+    make_scope: MakeScope, instances: list[dict[str, Any]], snapshot_pages: list[list[Any]]
+) -> tuple[RegionScope, Stubber]:
+    client = rds()
+    stubber = Stubber(client)
+    stubber.add_response("describe_db_instances", {"DBInstances": instances}, {})
+    for number, page in enumerate(snapshot_pages):
+        request: dict[str, Any] = {"SnapshotType": "manual"}
+        if number:
+            request["Marker"] = f"page-{number}"
+        response: dict[str, Any] = {"DBSnapshots": page}
+        if number < len(snapshot_pages) - 1:
+            response["Marker"] = f"page-{number + 1}"
+        stubber.add_response("describe_db_snapshots", response, request)
+    stubber.activate()
+    scope = dataclasses.replace(make_scope(now=utcnow()), client=lambda service: client)
+    return scope, stubber
+
+
+def test_snapshot_whose_identifier_a_new_instance_took_is_reported(make_scope: MakeScope) -> None:
+    old = utcnow() - 200 * DAY
+    scope, stubber = stubbed_scope(
+        make_scope,
+        instances=[{"DBInstanceIdentifier": "orders", "DbiResourceId": "db-NEW"}],
+        snapshot_pages=[[stubbed_snapshot("orders-2023", "orders", "db-OLD", old)]],
+    )
+
+    [waste] = scan_snapshots(scope)
+
+    assert waste.resource_id == "orders-2023"
+    stubber.assert_no_pending_responses()
+
+
+def test_snapshots_on_every_page_are_judged(make_scope: MakeScope) -> None:
+    old = utcnow() - 200 * DAY
+    scope, stubber = stubbed_scope(
+        make_scope,
+        instances=[{"DBInstanceIdentifier": "live", "DbiResourceId": "db-LIVE"}],
+        snapshot_pages=[
+            [stubbed_snapshot("gone-1", "gone-1", "db-G1", old)],
+            [stubbed_snapshot("live-weekly", "live", "db-LIVE", old)],
+            [stubbed_snapshot("gone-2", "gone-2", "db-G2", old)],
+        ],
+    )
+
+    found = scan_snapshots(scope)
+
+    assert [waste.resource_id for waste in found] == ["gone-1", "gone-2"]
+    stubber.assert_no_pending_responses()

@@ -78,7 +78,11 @@ class AwsAccess:
         )
         self._cache: dict[tuple[str, str], Credentials] = {}
         self._lock = threading.Lock()
+        # Every client comes from this one session, whose loader parses each service model once
+        # per process (a session per client re-reads it: hundreds of ms per client, spent inside
+        # the scan's budgets). Sessions are not thread-safe, hence the lock.
         self._base = boto3.session.Session()
+        self._base_lock = threading.Lock()
 
     def assume(
         self, role_arn: str, external_id: str, *, now: dt.datetime | None = None
@@ -93,7 +97,7 @@ class AwsAccess:
             cached = self._cache.get(key)
         if cached and cached.expires_at - REFRESH_MARGIN > now:
             return cached
-        sts = self._base.client("sts", endpoint_url=self.endpoint_url, config=self._config)
+        sts = self._new_client("sts", None)
         self._instrument(sts, "global")
         try:
             answer = sts.assume_role(
@@ -115,15 +119,25 @@ class AwsAccess:
         return credentials
 
     def client(self, service: str, region: str, credentials: Credentials) -> Any:
-        session = boto3.session.Session(
+        client = self._new_client(
+            service,
+            region,
             aws_access_key_id=credentials.access_key_id,
             aws_secret_access_key=credentials.secret_access_key,
             aws_session_token=credentials.session_token,
-            region_name=region,
         )
-        client = session.client(service, endpoint_url=self.endpoint_url, config=self._config)
         self._instrument(client, region)
         return client
+
+    def _new_client(self, service: str, region: str | None, **credentials: str) -> Any:
+        with self._base_lock:
+            return self._base.client(
+                service,
+                region_name=region,
+                endpoint_url=self.endpoint_url,
+                config=self._config,
+                **credentials,
+            )
 
     def caller_account(self, credentials: Credentials) -> str:
         sts = self.client("sts", "us-east-1", credentials)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -48,7 +48,7 @@ class PriceCatalog:
         return Quote(Decimal(str(node)), unit, estimated=region not in self.priced_regions)
 
     def monthly(self, hourly: Quote) -> Decimal:
-        return (hourly.unit_price * self.hours_per_month).quantize(Decimal("0.01"))
+        return (hourly.unit_price * self.hours_per_month).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
     def ebs_gb_month(self, region: str, volume_type: str) -> Quote | None:
         return self._quote(region, "GB-month", "ebs_gb_month", volume_type)

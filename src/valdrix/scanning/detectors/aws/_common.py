@@ -7,7 +7,9 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import TypeVar
 
-from valdrix.scanning.base import Price, RegionScope
+from pydantic import Field
+
+from valdrix.scanning.base import Price, RegionScope, Thresholds
 from valdrix.scanning.pricing.catalog import Quote
 
 T = TypeVar("T")
@@ -52,3 +54,19 @@ def gb_month_price(
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for offset in range(0, len(items), size):
         yield items[offset : offset + size]
+
+
+class LookbackThresholds(Thresholds):
+    """Tunables of a detector that judges a resource on a lookback of CloudWatch data."""
+
+    lookback_days: int = Field(7, ge=1, description="Days of CloudWatch data to look at.")
+    min_age_days: int | None = Field(
+        None,
+        ge=0,
+        description="Resources younger than this many days are not judged (default: the "
+        "lookback, so a resource is judged on a whole lookback of its life).",
+    )
+
+    @property
+    def judged_from_age_days(self) -> int:
+        return self.lookback_days if self.min_age_days is None else self.min_age_days

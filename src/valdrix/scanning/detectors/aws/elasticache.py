@@ -9,9 +9,14 @@ from typing import Any
 
 from pydantic import Field
 
-from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
+from valdrix.scanning.base import Detector, Price, RegionScope, Waste, tags_of
 from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
-from valdrix.scanning.detectors.aws._common import age_days, hourly_price, is_at_least_days_old
+from valdrix.scanning.detectors.aws._common import (
+    LookbackThresholds,
+    age_days,
+    hourly_price,
+    is_at_least_days_old,
+)
 from valdrix.scanning.registry import detectors
 
 # Read and write command counts per engine. Connection counts cannot tell an idle cache: AWS
@@ -25,12 +30,12 @@ COMMAND_METRICS = {
 PRICED_ENGINES = ("redis", "memcached")
 
 
-class IdleCacheClusterThresholds(Thresholds):
+class IdleCacheClusterThresholds(LookbackThresholds):
     lookback_days: int = Field(
         7,
         ge=1,
         description="Days of CloudWatch read/write command counts to sum; clusters younger than "
-        "this are not judged.",
+        "this (or min_age_days) are not judged.",
     )
     max_commands: int = Field(
         0,
@@ -103,7 +108,7 @@ class IdleCacheCluster(Detector):
                 continue
             for cluster in members:
                 if is_at_least_days_old(
-                    cluster["CacheClusterCreateTime"], scope.now, thresholds.lookback_days
+                    cluster["CacheClusterCreateTime"], scope.now, thresholds.judged_from_age_days
                 ):
                     reads, writes = usage[cluster["CacheClusterId"]]
                     yield self._waste(
@@ -141,6 +146,7 @@ class IdleCacheCluster(Detector):
                 "replication_group_id": cluster.get("ReplicationGroupId"),
                 "age_days": age_days(cluster["CacheClusterCreateTime"], scope.now),
                 "lookback_days": thresholds.lookback_days,
+                "min_age_days": thresholds.judged_from_age_days,
                 "max_commands": thresholds.max_commands,
             },
             resource_name=cluster_id,

@@ -9,7 +9,12 @@ from pydantic import Field
 
 from valdrix.scanning.base import Detector, RegionScope, Thresholds, Waste, tags_of
 from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
-from valdrix.scanning.detectors.aws._common import age_days, hourly_price, is_at_least_days_old
+from valdrix.scanning.detectors.aws._common import (
+    LookbackThresholds,
+    age_days,
+    hourly_price,
+    is_at_least_days_old,
+)
 from valdrix.scanning.registry import detectors
 
 
@@ -56,12 +61,12 @@ class UnassociatedElasticIp(Detector):
             )
 
 
-class IdleNatGatewayThresholds(Thresholds):
+class IdleNatGatewayThresholds(LookbackThresholds):
     lookback_days: int = Field(
         14,
         ge=1,
         description="Days of CloudWatch BytesOutToDestination to sum; gateways younger than "
-        "this are not judged.",
+        "this (or min_age_days) are not judged.",
     )
     max_bytes: int = Field(
         0,
@@ -93,7 +98,9 @@ class IdleNatGateway(Detector):
             for page in paginator.paginate()
             for gateway in page["NatGateways"]
             if gateway["State"] == "available"
-            and is_at_least_days_old(gateway["CreateTime"], scope.now, thresholds.lookback_days)
+            and is_at_least_days_old(
+                gateway["CreateTime"], scope.now, thresholds.judged_from_age_days
+            )
         ]
         if not gateways:
             return
@@ -129,6 +136,7 @@ class IdleNatGateway(Detector):
                     "window_end": scope.now.isoformat(),
                     "age_days": age_days(gateway["CreateTime"], scope.now),
                     "lookback_days": thresholds.lookback_days,
+                    "min_age_days": thresholds.judged_from_age_days,
                     "max_bytes": thresholds.max_bytes,
                 },
                 resource_name=tags.get("Name"),

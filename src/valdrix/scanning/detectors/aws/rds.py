@@ -12,6 +12,7 @@ from pydantic import Field
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
 from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
 from valdrix.scanning.detectors.aws._common import (
+    LookbackThresholds,
     age_days,
     gb_month_price,
     is_at_least_days_old,
@@ -22,12 +23,12 @@ from valdrix.scanning.registry import detectors
 PROVISIONED_IOPS_STORAGE = ("io1", "io2")
 
 
-class IdleRdsInstanceThresholds(Thresholds):
+class IdleRdsInstanceThresholds(LookbackThresholds):
     lookback_days: int = Field(
         7,
         ge=1,
         description="Days of CloudWatch DatabaseConnections to look at; instances younger than "
-        "this are not judged.",
+        "this (or min_age_days) are not judged.",
     )
     max_connections: int = Field(
         0,
@@ -57,7 +58,9 @@ class IdleRdsInstance(Detector):
             db
             for db in _db_instances(scope.client("rds"))
             if db["DBInstanceStatus"] == "available"
-            and is_at_least_days_old(db["InstanceCreateTime"], scope.now, thresholds.lookback_days)
+            and is_at_least_days_old(
+                db["InstanceCreateTime"], scope.now, thresholds.judged_from_age_days
+            )
         ]
         if not instances:
             return
@@ -95,6 +98,7 @@ class IdleRdsInstance(Detector):
                     "multi_az": bool(db.get("MultiAZ")),
                     "age_days": age_days(db["InstanceCreateTime"], scope.now),
                     "lookback_days": thresholds.lookback_days,
+                    "min_age_days": thresholds.judged_from_age_days,
                     "max_connections": thresholds.max_connections,
                 },
                 resource_name=identifier,
@@ -164,15 +168,17 @@ class OrphanedRdsSnapshot(Detector):
         self, scope: RegionScope, thresholds: OrphanedRdsSnapshotThresholds
     ) -> Iterator[Waste]:
         rds = scope.client("rds")
-        live = {key for db in _db_instances(rds) for key in _instance_keys(db)}
+        live = {db["DBInstanceIdentifier"]: db.get("DbiResourceId") for db in _db_instances(rds)}
         for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
             for snapshot in page["DBSnapshots"]:
-                if snapshot["Status"] != "available" or snapshot.get("SourceRegion"):
+                if snapshot["Status"] != "available":
                     continue
+                if snapshot.get("SourceRegion", scope.region) != scope.region:
+                    continue  # a copy from another region: its source lives there
                 created = snapshot["SnapshotCreateTime"]
                 if not is_at_least_days_old(created, scope.now, thresholds.min_age_days):
                     continue
-                if _source_key(snapshot) in live:
+                if _source_exists(snapshot, live):
                     continue
                 yield self._waste(scope, snapshot, thresholds)
 
@@ -208,22 +214,14 @@ class OrphanedRdsSnapshot(Detector):
         )
 
 
-# A snapshot's source is the instance with the same resource id (which survives a rename) and the
-# same creation time: a new instance may take a deleted one's identifier.
-SourceKey = tuple[str, dt.datetime | None]
-
-
-def _instance_keys(db: dict[str, Any]) -> list[SourceKey]:
-    created = db.get("InstanceCreateTime")
-    keys = [(db["DBInstanceIdentifier"], created)]
-    if db.get("DbiResourceId"):
-        keys.append((db["DbiResourceId"], created))
-    return keys
-
-
-def _source_key(snapshot: dict[str, Any]) -> SourceKey:
-    source = snapshot.get("DbiResourceId") or snapshot["DBInstanceIdentifier"]
-    return (source, snapshot.get("InstanceCreateTime"))
+def _source_exists(snapshot: dict[str, Any], live: dict[str, str | None]) -> bool:
+    """Whether the snapshot's source instance is among ``live`` (identifier -> resource id)."""
+    identifier = snapshot["DBInstanceIdentifier"]
+    if identifier not in live:
+        return False
+    # A new instance may take a deleted one's identifier; resource ids are never reused.
+    resource_id, live_resource_id = snapshot.get("DbiResourceId"), live[identifier]
+    return not resource_id or not live_resource_id or resource_id == live_resource_id
 
 
 def _db_instances(rds: Any) -> list[dict[str, Any]]:

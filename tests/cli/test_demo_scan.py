@@ -1,0 +1,174 @@
+"""``valdrix demo`` scans a simulated AWS account through a worker, run for real as a subprocess.
+
+Its findings are checked against the simulator's own ``valdrix-demo:expect`` tags, read back
+with boto3 from the endpoint the demo prints: every ``waste:`` resource is reported by exactly
+the detectors its tag names, and no ``keep`` resource by any. One fresh ``VALDRIX_HOME`` serves
+the module: ``demo --once --json`` first (timed), then ``demo --json`` serving on the same home,
+which re-seeds a fresh simulator behind the same connection.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cli.test_cli import (
+    VALDRIX,
+    Background,
+    bearer,
+    embedded_home,
+    env_with_home,
+    free_ports,
+    in_background,
+)
+from tests.simulator.demo_truth import demo_truth, expected_findings
+from valdrix.scanning.registry import load_all_detectors
+
+DEMO_BUDGET_SECONDS = 60.0  # from a fresh home to the summary, on a 2-core machine
+# Generous bounds for waiting, so that a slow run fails on the budget assertion, not a timeout.
+DEMO_TIMEOUT_SECONDS = 180.0
+PAGE = 500  # the API's largest page
+AWS_DETECTORS = sorted(d.key for d in load_all_detectors().for_provider("aws"))
+SUMMARY_KEYS = {
+    "api_url",
+    "api_key",
+    "tenant_id",
+    "aws_endpoint_url",
+    "aws_regions",
+    "connection_id",
+    "scan_id",
+    "scan_status",
+    "scan",
+    "summary",
+}
+
+
+@dataclass(frozen=True)
+class DemoOnce:
+    home: Path
+    result: subprocess.CompletedProcess[str]
+    seconds: float
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        payload: dict[str, Any] = json.loads(self.result.stdout.splitlines()[0])
+        return payload
+
+
+@pytest.fixture(scope="module")
+def demo_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoOnce]:
+    """``valdrix demo --once --json`` from a fresh home (no ``VALDRIX_`` setting at all)."""
+    with embedded_home(tmp_path_factory.mktemp("demo-scan") / "home") as home:
+        started = time.monotonic()
+        result = subprocess.run(
+            [*VALDRIX, "demo", "--once", "--json"],
+            env=env_with_home(home),
+            capture_output=True,
+            text=True,
+            timeout=DEMO_TIMEOUT_SECONDS,
+            check=False,
+        )
+        yield DemoOnce(home, result, time.monotonic() - started)
+
+
+def test_demo_once_scans_a_simulated_account_through_a_worker_within_a_minute(
+    demo_once: DemoOnce,
+) -> None:
+    result = demo_once.result
+    assert result.returncode == 0, result.stderr
+    assert demo_once.seconds < DEMO_BUDGET_SECONDS, f"took {demo_once.seconds:.1f} s"
+    assert len(result.stdout.splitlines()) == 1, "with --json everything else goes to stderr"
+    summary = demo_once.summary
+    assert not SUMMARY_KEYS - set(summary), f"missing {SUMMARY_KEYS - set(summary)}"
+    assert summary["aws_endpoint_url"].startswith("http://127.0.0.1:")
+    assert len(summary["aws_regions"]) >= 3
+    assert summary["scan_status"] == summary["scan"]["status"] == "completed"
+    assert summary["scan"]["id"] == summary["scan_id"]
+    assert summary["scan"]["findings_count"] == summary["summary"]["total"]["findings"] > 0
+    assert "age thresholds are 0 days" in result.stderr, "the demo says why new things count"
+    assert "Monthly waste by detector" in result.stderr, "the table goes to stderr with --json"
+    assert "worker.start" in result.stderr, "a worker process ran the scan"
+
+
+def test_demo_once_finds_waste_with_monthly_dollars_for_every_aws_detector(
+    demo_once: DemoOnce,
+) -> None:
+    assert demo_once.result.returncode == 0, demo_once.result.stderr
+    summary = demo_once.summary["summary"]
+    by_detector = summary["by_detector"]
+    missing = [key for key in AWS_DETECTORS if by_detector.get(key, {}).get("findings", 0) < 1]
+    assert not missing, f"no findings for {missing}"
+    assert all(Decimal(by_detector[key]["monthly_usd"]) > 0 for key in AWS_DETECTORS)
+    assert Decimal(summary["total"]["monthly_usd"]) == sum(
+        Decimal(row["monthly_usd"]) for row in by_detector.values()
+    )
+
+
+def first_json_line(demo: Background) -> dict[str, Any]:
+    """The serving demo's JSON line (it comes after seeding and the first scan)."""
+    deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        text = demo.stdout.read_text()
+        if "\n" in text:
+            payload: dict[str, Any] = json.loads(text.split("\n", 1)[0])
+            return payload
+        if demo.process.poll() is not None:
+            pytest.fail(f"exited with {demo.process.returncode} before printing\n{demo.output()}")
+        time.sleep(0.2)
+    pytest.fail(f"printed nothing in {DEMO_TIMEOUT_SECONDS} s\n{demo.output()}")
+
+
+def findings(summary: dict[str, Any], status: str) -> list[dict[str, Any]]:
+    """Every finding with ``status``, page after page, through the API with the demo's key."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        response = httpx.get(
+            f"{summary['api_url']}/api/v1/findings",
+            params={"status": status, "limit": PAGE, "offset": len(rows)},
+            headers=bearer(summary["api_key"]),
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        rows += response.json()
+        if len(response.json()) < PAGE:
+            return rows
+
+
+def test_serving_demo_findings_cover_every_waste_resource_and_no_keep_resource(
+    demo_once: DemoOnce, tmp_path: Path
+) -> None:
+    assert demo_once.result.returncode == 0, demo_once.result.stderr
+    [port] = free_ports(1)
+    with in_background(
+        "demo", "--json", "--port", str(port), env=env_with_home(demo_once.home), logs=tmp_path
+    ) as demo:
+        summary = first_json_line(demo)
+        assert summary["tenant_id"] == demo_once.summary["tenant_id"]
+        assert summary["connection_id"] == demo_once.summary["connection_id"], "reused"
+        assert summary["scan_status"] == "completed"
+        demo.wait_until_ready(summary["api_url"])
+
+        truth = demo_truth(summary["aws_endpoint_url"], summary["aws_regions"])
+        open_findings = findings(summary, "open")
+        reported = {(f["region"], f["detector"], f["resource_id"]) for f in open_findings}
+
+        assert len(truth) >= 250, "the simulator holds the seeded account"
+        waste = {key for key, detectors in truth.items() if detectors}
+        keep = {key for key, detectors in truth.items() if not detectors}
+        flagged = {(region, resource_id) for region, _, resource_id in reported}
+        assert waste <= flagged, f"waste not reported: {sorted(waste - flagged)}"
+        assert not keep & flagged, f"kept resources reported: {sorted(keep & flagged)}"
+        # Exactly the detectors each tag names, and nothing outside the seeded account.
+        assert reported == expected_findings(truth)
+        assert {f["detector"] for f in open_findings} == set(AWS_DETECTORS)
+        # The first run's simulator is gone: what it held and this one does not is resolved.
+        assert findings(summary, "resolved"), "the first run's vanished resources are resolved"

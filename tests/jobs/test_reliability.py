@@ -1,0 +1,264 @@
+"""What the job platform promises when things go wrong: crashes, duplicates, a noisy tenant,
+a queue nobody serves. Worker crashes use real worker processes; the rest runs in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import signal
+import sys
+import uuid
+
+import pytest
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
+
+import tests.jobs.probe_tasks  # noqa: F401  (registers the probe kind)
+from tests.jobs.conftest import REPO_ROOT, SuperuserDb, WorkerPool
+from tests.jobs.helpers import defer_probes, wait_until
+from valdrix.jobs import service
+from valdrix.jobs.app import job_app, open_job_app
+from valdrix.jobs.maintenance import detect_stuck_jobs
+from valdrix.jobs.scheduler import run_tick
+from valdrix.jobs.tasks import scheduler_tick
+from valdrix.kit.db import unit_of_work
+from valdrix.tenancy.service import system_principal
+
+
+async def job_status(db: SuperuserDb, job_id: int) -> str:
+    return str(await db.value("SELECT status::text FROM procrastinate_jobs WHERE id = %s", job_id))
+
+
+async def events_of(db: SuperuserDb, job_id: int) -> list[tuple[int, str, dt.datetime]]:
+    return await db.rows(  # type: ignore[return-value]
+        "SELECT id, type::text, at FROM procrastinate_events WHERE job_id = %s ORDER BY id", job_id
+    )
+
+
+async def tenant_job(client, tenant, target_id: uuid.UUID) -> dict:
+    """The tenant's own view of its job for a target (GET /api/v1/jobs, then /jobs/{id})."""
+    listed = await client.get("/api/v1/jobs", params={"limit": 100}, headers=tenant.auth)
+    assert listed.status_code == 200, listed.text
+    [item] = [job for job in listed.json()["items"] if job["target_id"] == str(target_id)]
+    response = await client.get(f"/api/v1/jobs/{item['id']}", headers=tenant.auth)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_a_job_whose_worker_is_killed_is_rerun_by_another_worker_and_its_effect_lands_once(
+    runtime, client, make_tenant, workers: WorkerPool, superuser_db, probe_effects_table
+):
+    tenant = await make_tenant()
+    target, effect = uuid.uuid4(), f"effect-{secrets.token_hex(6)}"
+    [doomed] = await workers.start(1, concurrency=1, queues="probe")
+    [job_id] = await defer_probes(
+        runtime, tenant.tenant_id, [{"target_id": target, "sleep": 4, "effect": effect}]
+    )
+
+    async def running() -> bool:
+        return await job_status(superuser_db, job_id) == "doing"
+
+    await wait_until(running, within=20, message="the job to start")
+    doomed.kill()  # SIGKILL in the middle of the job: no clean-up of any kind
+    assert (await tenant_job(client, tenant, target))["status"] == "running"
+
+    [rescuer] = await workers.start(1, periodic=True)  # runs stalled-job recovery every second
+
+    async def finished() -> bool:
+        return await job_status(superuser_db, job_id) not in ("todo", "doing")
+
+    await wait_until(finished, within=30, message="another worker to re-run the job")
+
+    assert await job_status(superuser_db, job_id) == "succeeded"
+    effects = await superuser_db.value("SELECT count(*) FROM probe_effects WHERE key = %s", effect)
+    assert effects == 1
+    events = [kind for _, kind, _ in await events_of(superuser_db, job_id)]
+    assert events.count("started") == 2
+    assert events[-1] == "succeeded"
+    recovered = [e["job_id"] for e in rescuer.log_events() if e["event"] == "job.stalled_recovered"]
+    assert recovered.count(job_id) == 1
+    seen = await tenant_job(client, tenant, target)
+    assert (seen["status"], seen["attempts"], seen["error_summary"]) == ("succeeded", 2, None)
+
+
+async def test_deferring_a_target_that_is_already_queued_yields_one_job(
+    runtime, client, make_tenant, superuser_db
+):
+    await open_job_app(runtime.urls.app)
+    tenant = await make_tenant()
+    actor, target = system_principal(tenant.tenant_id), uuid.uuid4()
+
+    deferred = []
+    for _ in range(2):  # two requests, two transactions
+        async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
+            deferred.append(
+                await service.run_now(session, actor, runtime, kind="probe", target_id=target)
+            )
+
+    assert deferred[0] is not None and deferred[1] is None
+    lock = f"probe:{target}"
+    queued = "SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = %s"
+    assert await superuser_db.value(queued, lock) == 1
+    listed = await client.get("/api/v1/jobs", params={"limit": 100}, headers=tenant.auth)
+    assert [job["target_id"] for job in listed.json()["items"]].count(str(target)) == 1
+
+    # The scheduler meets the same lock: the due schedule is advanced, the job not duplicated.
+    async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
+        await service.ensure_schedule(
+            session,
+            actor,
+            kind="probe",
+            target_id=target,
+            first_due_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+        )
+    report = await run_tick(runtime)
+
+    assert report.already_queued >= 1
+    assert await superuser_db.value(queued, lock) == 1
+    next_due, enqueued = (
+        await superuser_db.rows(
+            "SELECT next_due_at, last_enqueued_at FROM schedules WHERE target_id = %s", target
+        )
+    )[0]
+    assert next_due > dt.datetime.now(dt.UTC) and enqueued is not None
+
+
+@pytest.mark.parametrize(
+    ("moment", "left_behind"), [("before-commit", 0), ("after-commit", 1)], ids=["before", "after"]
+)
+async def test_a_process_killed_around_its_commit_leaves_both_record_and_job_or_neither(
+    make_tenant, worker_env, superuser_db, moment, left_behind
+):
+    tenant, target = await make_tenant(), uuid.uuid4()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.jobs.crash_enqueue",
+        str(tenant.tenant_id),
+        str(target),
+        moment,
+        cwd=REPO_ROOT,
+        env=worker_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == -signal.SIGKILL, stderr.decode()
+    assert stdout.decode().split() == ["written"]  # it got as far as record + job
+    schedules = await superuser_db.value(
+        "SELECT count(*) FROM schedules WHERE target_id = %s", target
+    )
+    jobs = await superuser_db.value(
+        "SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = %s", f"probe:{target}"
+    )
+    runs = await superuser_db.value("SELECT count(*) FROM job_runs WHERE target_id = %s", target)
+    assert (schedules, jobs, runs) == (left_behind, left_behind, left_behind)
+
+
+async def test_a_tenant_with_200_queued_jobs_holds_back_others_for_at_most_one_job_slot(
+    runtime, make_tenant, workers: WorkerPool, superuser_db
+):
+    busy, quiet = await make_tenant(), await make_tenant()  # same tier: only fairness differs
+    await workers.start(1, concurrency=1)
+    backlog = await defer_probes(runtime, busy.tenant_id, [{"sleep": 0.05}] * 200)
+    try:
+
+        async def busy_is_running() -> bool:
+            started = await superuser_db.value(
+                "SELECT count(*) FROM procrastinate_events"
+                " WHERE type = 'started' AND job_id = ANY(%s)",
+                backlog,
+            )
+            return bool(started >= 3)
+
+        await wait_until(busy_is_running, within=30, message="the busy tenant's jobs to run")
+        [single] = await defer_probes(runtime, quiet.tenant_id, [{}])
+        # The platform's own work must not queue behind tenants either.
+        tick = await scheduler_tick.defer_async(now="2000-01-01T00:00:00+00:00")
+
+        async def both_started() -> bool:
+            started = await superuser_db.value(
+                "SELECT count(*) FROM procrastinate_events"
+                " WHERE type = 'started' AND job_id = ANY(%s)",
+                [single, tick],
+            )
+            return bool(started == 2)
+
+        await wait_until(both_started, within=30, message="the single job and the tick to start")
+        for job_id in (single, tick):
+            deferred, started = await superuser_db.rows(
+                "SELECT id FROM procrastinate_events WHERE job_id = %s"
+                " AND type IN ('deferred', 'started') ORDER BY id",
+                job_id,
+            )
+            overtaken_by = await superuser_db.value(
+                "SELECT count(*) FROM procrastinate_events WHERE type = 'started'"
+                " AND job_id = ANY(%s) AND id > %s AND id < %s",
+                backlog,
+                deferred[0],
+                started[0],
+            )
+            assert overtaken_by <= 1, f"job {job_id} waited for {overtaken_by} busy jobs"
+        still_queued = await superuser_db.value(
+            "SELECT count(*) FROM procrastinate_jobs WHERE id = ANY(%s) AND status = 'todo'",
+            backlog,
+        )
+        assert still_queued > 100  # the backlog really was still there
+    finally:
+        workers.stop_all()
+        await superuser_db.rows(
+            "DELETE FROM procrastinate_jobs WHERE id = ANY(%s) AND status = 'todo'", backlog
+        )
+
+
+async def test_only_jobs_waiting_over_an_hour_past_their_time_are_reported_stuck_and_never_failed(
+    runtime, client, superuser_db
+):
+    await open_job_app(runtime.urls.app)
+    queue = f"unserved-{secrets.token_hex(4)}"  # no worker serves it
+    now = await superuser_db.value("SELECT now()")
+
+    async def queued_at(at: dt.datetime, queue: str = queue, **options) -> int:
+        """A job first deferred at ``at`` (its deferral event is backdated)."""
+        job_id = await job_app.configure_task(name="probe.run", queue=queue, **options).defer_async(
+            tenant_id=str(uuid.uuid4())
+        )
+        await superuser_db.rows(
+            "UPDATE procrastinate_events SET at = %s WHERE job_id = %s AND type = 'deferred'",
+            at,
+            job_id,
+        )
+        return job_id
+
+    two_hours_ago = now - dt.timedelta(hours=2)
+    tomorrow = await queued_at(two_hours_ago, schedule_at=now + dt.timedelta(days=1))
+    # A job that failed an attempt and now waits out a 30-minute retry backoff.
+    backing_off = await queued_at(two_hours_ago, queue=f"{queue}-retry")
+    manager = job_app.job_manager
+    worker_id = await manager.register_worker()
+    fetched = await manager.fetch_job(queues=[f"{queue}-retry"], worker_id=worker_id)
+    assert fetched is not None and fetched.id == backing_off
+    await manager.retry_job(fetched, retry_at=now + dt.timedelta(minutes=30))
+    await manager.unregister_worker(worker_id)
+    overdue = await queued_at(two_hours_ago, schedule_at=now - dt.timedelta(minutes=61))
+    waiting = await queued_at(now - dt.timedelta(minutes=61))  # plain job, nobody took it
+    mine = {tomorrow, backing_off, overdue, waiting}
+    try:
+        with capture_logs() as logs:
+            count = await detect_stuck_jobs(runtime)
+
+        reported = {event["job_id"] for event in logs if event["event"] == "job.stuck"}
+        assert reported & mine == {overdue, waiting}
+        assert count == len(reported)
+        assert REGISTRY.get_sample_value("valdrix_jobs_stuck") == count
+        scraped = await client.get("/metrics")
+        assert f"valdrix_jobs_stuck {float(count)}" in scraped.text
+        statuses = await superuser_db.rows(
+            "SELECT id, status::text, attempts FROM procrastinate_jobs WHERE id = ANY(%s)",
+            list(mine),
+        )
+        assert {row[0]: row[1] for row in statuses} == dict.fromkeys(mine, "todo")
+    finally:
+        await superuser_db.rows("DELETE FROM procrastinate_jobs WHERE id = ANY(%s)", list(mine))

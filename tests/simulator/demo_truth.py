@@ -1,0 +1,121 @@
+"""The demo account's truth, read back from the simulator itself: every resource's
+``valdrix-demo:expect`` tag, by the id a finding would give it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import boto3
+
+from valdrix.simulator.demo_account import EXPECT_TAG, expected_detectors
+
+TAGS_PER_CALL = 20  # DescribeTags (both load balancer APIs) takes at most 20 resources
+
+# (region, resource id) -> the detectors that must flag it (empty: none may).
+Truth = dict[tuple[str, str], tuple[str, ...]]
+
+
+def simulator_client(endpoint_url: str, service: str, region: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def demo_truth(endpoint_url: str, regions: Iterable[str]) -> Truth:
+    return {
+        (region, resource_id): expected_detectors(value)
+        for region in regions
+        for resource_id, value in _expect_tags(endpoint_url, region)
+    }
+
+
+def expected_findings(truth: Truth) -> set[tuple[str, str, str]]:
+    """(region, detector, resource id) of every finding the truth calls for."""
+    return {
+        (region, detector, resource_id)
+        for (region, resource_id), detectors in truth.items()
+        for detector in detectors
+    }
+
+
+def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
+    def client(service: str) -> Any:
+        return simulator_client(endpoint_url, service, region)
+
+    # EC2 and EBS: instances, volumes, snapshots, AMIs, Elastic IPs, NAT gateways.
+    ec2_tags = client("ec2").describe_tags(Filters=[{"Name": "key", "Values": [EXPECT_TAG]}])
+    yield from ((tag["ResourceId"], tag["Value"]) for tag in ec2_tags["Tags"])
+
+    elbv2 = client("elbv2")
+    arns = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
+    arns += [group["TargetGroupArn"] for group in elbv2.describe_target_groups()["TargetGroups"]]
+    for offset in range(0, len(arns), TAGS_PER_CALL):
+        batch = arns[offset : offset + TAGS_PER_CALL]
+        for item in elbv2.describe_tags(ResourceArns=batch)["TagDescriptions"]:
+            yield from _tagged(item["ResourceArn"], item.get("Tags"))
+
+    elb = client("elb")
+    names = [
+        lb["LoadBalancerName"] for lb in elb.describe_load_balancers()["LoadBalancerDescriptions"]
+    ]
+    for offset in range(0, len(names), TAGS_PER_CALL):
+        batch = names[offset : offset + TAGS_PER_CALL]
+        for item in elb.describe_tags(LoadBalancerNames=batch)["TagDescriptions"]:
+            yield from _tagged(item["LoadBalancerName"], item.get("Tags"))
+
+    rds = client("rds")
+    for db in rds.describe_db_instances()["DBInstances"]:
+        yield from _tagged(db["DBInstanceIdentifier"], db.get("TagList"))
+    for snapshot in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]:
+        yield from _tagged(snapshot["DBSnapshotIdentifier"], snapshot.get("TagList"))
+
+    elasticache = client("elasticache")
+    for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
+        tags = elasticache.list_tags_for_resource(ResourceName=cluster["ARN"])["TagList"]
+        yield from _tagged(cluster["CacheClusterId"], tags)
+
+
+def _tagged(resource_id: str, tags: list[dict[str, str]] | None) -> Iterator[tuple[str, str]]:
+    for tag in tags or []:
+        if tag["Key"] == EXPECT_TAG:
+            yield resource_id, tag["Value"]
+
+
+def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
+    """Remove the tag from every resource, as if the demo had never labelled anything."""
+    for region in regions:
+
+        def client(service: str, region: str = region) -> Any:
+            return simulator_client(endpoint_url, service, region)
+
+        ec2 = client("ec2")
+        tagged = ec2.describe_tags(Filters=[{"Name": "key", "Values": [EXPECT_TAG]}])["Tags"]
+        ids = [tag["ResourceId"] for tag in tagged]
+        for offset in range(0, len(ids), 100):
+            ec2.delete_tags(Resources=ids[offset : offset + 100], Tags=[{"Key": EXPECT_TAG}])
+        elbv2 = client("elbv2")
+        arns = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
+        arns += [g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]]
+        for offset in range(0, len(arns), TAGS_PER_CALL):
+            elbv2.remove_tags(
+                ResourceArns=arns[offset : offset + TAGS_PER_CALL], TagKeys=[EXPECT_TAG]
+            )
+        elb = client("elb")
+        for lb in elb.describe_load_balancers()["LoadBalancerDescriptions"]:
+            elb.remove_tags(LoadBalancerNames=[lb["LoadBalancerName"]], Tags=[{"Key": EXPECT_TAG}])
+        rds = client("rds")
+        arns = [db["DBInstanceArn"] for db in rds.describe_db_instances()["DBInstances"]]
+        arns += [
+            snapshot["DBSnapshotArn"]
+            for snapshot in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+        ]
+        for arn in arns:
+            rds.remove_tags_from_resource(ResourceName=arn, TagKeys=[EXPECT_TAG])
+        elasticache = client("elasticache")
+        for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
+            elasticache.remove_tags_from_resource(ResourceName=cluster["ARN"], TagKeys=[EXPECT_TAG])
