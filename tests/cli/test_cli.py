@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # importing them at run time would make pytest try to collect
 VALDRIX = (sys.executable, "-m", "valdrix")
 COMMAND_TIMEOUT = 60.0
 READY_TIMEOUT = 30.0
+# The demo prints its first line after seeding a simulated AWS account and scanning it.
+DEMO_READY_TIMEOUT = 120.0
 STOPPED_BY_SIGTERM = 128 + signal.SIGTERM  # an exit, with exit handlers, not a kill
 
 
@@ -118,8 +120,8 @@ class Background:
     def output(self) -> str:
         return f"stdout:\n{self.stdout.read_text()}\nstderr:\n{self.stderr.read_text()}"
 
-    def first_line(self) -> str:
-        deadline = time.monotonic() + READY_TIMEOUT
+    def first_line(self, timeout: float = READY_TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.stdout.read_text()
             if "\n" in text:
@@ -129,7 +131,7 @@ class Background:
                     f"exited with {self.process.returncode} before printing\n{self.output()}"
                 )
             time.sleep(0.1)
-        pytest.fail(f"printed nothing in {READY_TIMEOUT} s\n{self.output()}")
+        pytest.fail(f"printed nothing in {timeout} s\n{self.output()}")
 
     def wait_until_ready(self, api_url: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -498,7 +500,7 @@ def test_demo_serves_and_a_second_server_shares_its_database_and_outlives_it(
     with in_background(
         "demo", "--json", "--port", str(demo_port), env=first_demo.env(), logs=tmp_path
     ) as demo:
-        summary = json.loads(demo.first_line())
+        summary = json.loads(demo.first_line(timeout=DEMO_READY_TIMEOUT))
         assert summary["tenant_id"] == first_demo.summary["tenant_id"]
         assert summary["api_url"] == f"http://127.0.0.1:{demo_port}"
         as_demo = bearer(summary["api_key"])

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from tests.cli.test_cli import (
+    DEMO_READY_TIMEOUT,
     VALDRIX,
-    Background,
     bearer,
     embedded_home,
     env_with_home,
@@ -34,7 +34,7 @@ from tests.simulator.demo_truth import demo_truth, expected_findings
 from valdrix.scanning.registry import load_all_detectors
 
 DEMO_BUDGET_SECONDS = 60.0  # from a fresh home to the summary, on a 2-core machine
-# Generous bounds for waiting, so that a slow run fails on the budget assertion, not a timeout.
+# Generous, so that a slow run fails on the budget assertion rather than a timeout.
 DEMO_TIMEOUT_SECONDS = 180.0
 PAGE = 500  # the API's largest page
 AWS_DETECTORS = sorted(d.key for d in load_all_detectors().for_provider("aws"))
@@ -113,20 +113,6 @@ def test_demo_once_finds_waste_with_monthly_dollars_for_every_aws_detector(
     )
 
 
-def first_json_line(demo: Background) -> dict[str, Any]:
-    """The serving demo's JSON line (it comes after seeding and the first scan)."""
-    deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        text = demo.stdout.read_text()
-        if "\n" in text:
-            payload: dict[str, Any] = json.loads(text.split("\n", 1)[0])
-            return payload
-        if demo.process.poll() is not None:
-            pytest.fail(f"exited with {demo.process.returncode} before printing\n{demo.output()}")
-        time.sleep(0.2)
-    pytest.fail(f"printed nothing in {DEMO_TIMEOUT_SECONDS} s\n{demo.output()}")
-
-
 def findings(summary: dict[str, Any], status: str) -> list[dict[str, Any]]:
     """Every finding with ``status``, page after page, through the API with the demo's key."""
     rows: list[dict[str, Any]] = []
@@ -151,7 +137,7 @@ def test_serving_demo_findings_cover_every_waste_resource_and_no_keep_resource(
     with in_background(
         "demo", "--json", "--port", str(port), env=env_with_home(demo_once.home), logs=tmp_path
     ) as demo:
-        summary = first_json_line(demo)
+        summary = json.loads(demo.first_line(timeout=DEMO_READY_TIMEOUT))
         assert summary["tenant_id"] == demo_once.summary["tenant_id"]
         assert summary["connection_id"] == demo_once.summary["connection_id"], "reused"
         assert summary["scan_status"] == "completed"

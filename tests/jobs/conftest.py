@@ -199,12 +199,6 @@ class WorkerPool:
         return worker
 
     def stop_all(self) -> None:
-        for w in self.started:
-            try:
-                f = open(f"/proc/{w.pid}/stat").read().split()
-                print("CPU", w.name, (int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK"))
-            except OSError:
-                pass
         for worker in self.started:
             worker.send_sigterm()
         for worker in self.started:

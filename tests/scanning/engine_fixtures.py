@@ -31,15 +31,16 @@ from valdrix.jobs.app import open_job_app
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
-from valdrix.scanning.models import Finding, FindingHistory, ScanEvent, ScanUnit
-from valdrix.scanning.repository import (
-    FindingHistoryRepository,
-    FindingRepository,
-    ScanEventRepository,
-    ScanRepository,
-)
+from valdrix.scanning.models import Finding, ScanEvent, ScanUnit
+from valdrix.scanning.repository import FindingRepository, ScanEventRepository, ScanRepository
 from valdrix.scanning.service import open_scheduled_scan
-from valdrix.simulator.aws_server import SimulatedAws, free_port, start_simulated_aws
+from valdrix.simulator.aws_server import (
+    REAL_AWS_ENV,
+    SIMULATED_AWS_ENV,
+    SimulatedAws,
+    free_port,
+    start_simulated_aws,
+)
 from valdrix.simulator.proxy import FaultProxy, Faults
 from valdrix.tenancy.models import Tier
 from valdrix.tenancy.service import system_principal
@@ -48,16 +49,6 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/ValdrixScanRole"
 HEALTHY_REGION = "us-west-2"
 OTHER_REGION = "eu-west-1"
-SIMULATOR_ENVIRONMENT = {
-    # Valdrix's own identity (the default credential chain) is a dummy key.
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    # moto otherwise lists ~1,300 snapshots behind its built-in AMIs as the account's own in
-    # every region, which no real account has and which slows every snapshot scan.
-    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-}
 
 
 # --- simulated AWS ----------------------------------------------------------------------------
@@ -65,9 +56,12 @@ SIMULATOR_ENVIRONMENT = {
 
 @pytest.fixture(scope="module")
 def simulated_aws() -> Iterator[SimulatedAws]:
-    """A moto server for the module (its backends are reset before each test)."""
+    """A moto server for the module (its backends are reset before each test). Valdrix's own
+    identity, the default credential chain, is the simulator's dummy key."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in SIMULATOR_ENVIRONMENT.items():
+        for name in REAL_AWS_ENV:
+            patch.delenv(name, raising=False)
+        for name, value in SIMULATED_AWS_ENV.items():
             patch.setenv(name, value)
         server = start_simulated_aws()
         try:
@@ -130,8 +124,8 @@ def aws_client(endpoint_url: str, service: str, region: str) -> Any:
         service,
         region_name=region,
         endpoint_url=endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=SIMULATED_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=SIMULATED_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
     )
 
 
@@ -230,13 +224,6 @@ async def scan_events(
 async def tenant_findings(runtime: Runtime, tenant_id: uuid.UUID) -> list[Finding]:
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         return await FindingRepository(session).list_all(Finding.detector, Finding.resource_id)
-
-
-async def finding_history(
-    runtime: Runtime, tenant_id: uuid.UUID, finding_id: uuid.UUID
-) -> list[FindingHistory]:
-    async with unit_of_work(runtime.sessions, tenant_id) as session:
-        return await FindingHistoryRepository(session).for_finding(finding_id)
 
 
 def by_resource(findings: list[Finding]) -> dict[tuple[str, str], Finding]:

@@ -280,11 +280,12 @@ async def test_a_client_watching_a_running_scan_receives_findings_before_it_fini
 
     async with served_app(runtime) as server:
         scan_id = (await start_scan(server, tenant.auth, connection.id)).json()["id"]
-        scanning: asyncio.Task[str] | None = None
+        # (event, payload, whether the scan had finished when the event arrived)
         seen: list[tuple[str, dict[str, Any], bool]] = []
-        async with server.stream(
-            "GET", f"{SCANS}/{scan_id}/events", headers=tenant.auth
-        ) as response:
+        async with (
+            asyncio.timeout(30),
+            server.stream("GET", f"{SCANS}/{scan_id}/events", headers=tenant.auth) as response,
+        ):
             assert response.status_code == 200
             scanning = asyncio.create_task(run_scan(slow_aws, tenant.tenant_id, scan_id))
             block: list[str] = []
@@ -292,9 +293,9 @@ async def test_a_client_watching_a_running_scan_receives_findings_before_it_fini
                 if line:
                     block.append(line)
                     continue
-                [event] = parse_sse("\n".join(block))
+                for event in parse_sse("\n".join(block)):
+                    seen.append((event["event"], json.loads(event["data"]), scanning.done()))
                 block = []
-                seen.append((event["event"], json.loads(event["data"]), scanning.done()))
         status = await scanning
 
     assert status == "completed"

@@ -4,6 +4,7 @@ full of waste, scanned once through a worker before the API serves the findings.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import secrets
@@ -33,8 +34,11 @@ from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings, load_settings
 from valdrix.connections import service as connections
 from valdrix.connections.models import CloudConnection
+from valdrix.jobs.repository import ScheduleRepository
+from valdrix.jobs.tiers import cadence
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.migrator import upgrade_to_head
+from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime, database_urls, open_runtime
 from valdrix.scanning import findings
 from valdrix.scanning import service as scanning
@@ -107,6 +111,9 @@ def demo(
             upgrade_to_head(database_urls(settings).owner)
             password = secrets.token_urlsafe(12)
             credentials = asyncio.run(_prepare_demo_tenant(settings, password))
+            # It boots while the simulator fills up; it has nothing to scan until then (any
+            # scheduled scan of the demo account is held back until the first scan is queued).
+            background.worker = _start_worker(settings)
             account = seeding.result()
         port = port if _port_is_free(host, port) else _free_port(host)
         api_url = f"http://{host}:{port}"
@@ -114,12 +121,8 @@ def demo(
         if key_file_created:
             out.print(f"created encryption key file {settings.key_file} (mode 0600) for the demo")
         _print_welcome(out, settings, api_url, credentials, account)
-
-        connection_id, scan_id = asyncio.run(_queue_first_scan(settings, tenant_id))
-        # Queued before the worker starts, so its scheduler finds this scan's job already waiting
-        # and never scans a half-seeded account on its own.
-        background.worker = _start_worker(settings)
         out.print(f"  worker      pid {background.worker.pid} (valdrix worker: scans, schedules)")
+        connection_id, scan_id = asyncio.run(_queue_first_scan(settings, tenant_id))
         out.print(f"  scanning    {', '.join(account.regions)} through the worker (scan {scan_id})")
         scan, rows = asyncio.run(_finished_scan(settings, tenant_id, scan_id, background.worker))
         if as_json:
@@ -149,6 +152,9 @@ def demo(
         serve_api(settings, host, port)
     finally:
         background.stop()
+        # The simulator leaves millions of objects behind: spare the exit a last walk over them
+        # all by the garbage collector (seconds, on a busy machine).
+        gc.freeze()
 
 
 def _use_simulated_aws_env() -> None:
@@ -246,6 +252,7 @@ async def _queue_first_scan(
             connection = await _demo_connection(session, actor, runtime)
             await connections.verify_connection(session, actor, runtime, connection.id)
             scan = await scanning.start_scan(session, actor, runtime, connection_id=connection.id)
+            await _postpone_scheduled_scan(session, actor, runtime, connection.id)
             return connection.id, scan.id
     finally:
         await runtime.close()
@@ -257,10 +264,10 @@ async def _demo_connection(
     """The connection of an earlier run, if any: each run seeds a fresh simulator behind the same
     role, so a resource seen again keeps its finding and one gone is resolved by the scan."""
     regions, thresholds = list(DEMO_REGIONS), DEMO_THRESHOLDS
-    for connection in await connections.list_connections(session, actor):
-        if connection.role_arn == DEMO_ROLE_ARN:
-            changes = {"regions": regions, "thresholds": thresholds}
-            return await connections.update_connection(session, actor, connection.id, changes)
+    existing = await _existing_demo_connection(session, actor)
+    if existing is not None:
+        changes = {"regions": regions, "thresholds": thresholds}
+        return await connections.update_connection(session, actor, existing.id, changes)
     return await connections.create_connection(
         session,
         actor,
@@ -273,6 +280,25 @@ async def _demo_connection(
         thresholds=thresholds,
         tag_exclusions=[],
     )
+
+
+async def _existing_demo_connection(
+    session: AsyncSession, actor: Principal
+) -> CloudConnection | None:
+    active = await connections.list_connections(session, actor)
+    return next((c for c in active if c.role_arn == DEMO_ROLE_ARN), None)
+
+
+async def _postpone_scheduled_scan(
+    session: AsyncSession, actor: Principal, runtime: Runtime, connection_id: uuid.UUID
+) -> None:
+    """The demo's first scan stands in for the scheduled one (a new connection's is due at once):
+    otherwise the worker's scheduler could queue another scan, of a half-filled simulator or
+    right behind the first."""
+    schedule = await ScheduleRepository(session).for_target(connections.SCAN_KIND, connection_id)
+    if schedule is not None:
+        tier = (await service.get_tenant(session, actor)).tier
+        schedule.next_due_at = utcnow() + cadence(runtime.settings, tier)
 
 
 async def _finished_scan(
@@ -305,7 +331,7 @@ async def _prepare_demo_tenant(settings: Settings, password: str) -> dict[str, s
     try:
         tenant_id = _remembered_tenant(state_path)
         if tenant_id and await _tenant_exists(runtime, tenant_id):
-            key = await _refresh_credentials(runtime, tenant_id, password)
+            key = await _reuse_tenant(runtime, tenant_id, password)
         else:
             created = await create_tenant_with_owner_key(
                 runtime,
@@ -342,14 +368,18 @@ async def _tenant_exists(runtime: Runtime, tenant_id: uuid.UUID) -> bool:
     return True
 
 
-async def _refresh_credentials(runtime: Runtime, tenant_id: uuid.UUID, password: str) -> str:
+async def _reuse_tenant(runtime: Runtime, tenant_id: uuid.UUID, password: str) -> str:
+    """A fresh password and API key; the demo account's scheduled scan is held back, since the
+    simulator of this run is still filling up."""
+    actor = service.system_principal(tenant_id, "demo")
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         await service.set_password(
             session, runtime.keyring, email=DEMO_ADMIN_EMAIL, password=password
         )
-        issued = await api_keys.create_api_key(
-            session, service.system_principal(tenant_id, "demo"), name="demo key", role=Role.owner
-        )
+        issued = await api_keys.create_api_key(session, actor, name="demo key", role=Role.owner)
+        connection = await _existing_demo_connection(session, actor)
+        if connection is not None:
+            await _postpone_scheduled_scan(session, actor, runtime, connection.id)
     return issued.secret
 
 

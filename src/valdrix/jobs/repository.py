@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,6 +85,18 @@ class JobRunRepository(Repository[JobRun]):
             select(JobRun).where(JobRun.procrastinate_job_id == procrastinate_job_id)
         )
         return result
+
+    async def update_by_job_id(self, procrastinate_job_id: int, **values: Any) -> bool:
+        """Set columns of one job's run in a single statement (workers do this for every job,
+        so no load-modify-flush round trip). False if the job has no run (not a tenant job)."""
+        updated = await self.session.scalar(
+            update(JobRun)
+            .where(JobRun.procrastinate_job_id == procrastinate_job_id)
+            .values(**values)
+            .returning(JobRun.id)
+            .execution_options(synchronize_session=False)
+        )
+        return updated is not None
 
     async def backlog(self) -> int:
         """The current tenant's jobs that are queued or running."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterable
 
@@ -19,6 +20,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     ConnectionError,
 )
+
+# A job cancelled mid-run was cut off by its worker's shutdown (a deploy, a scale-in) once the
+# grace period ran out: it must run again, whatever the task's own retry_on says. (A job whose
+# abort was requested is cancelled too, but procrastinate fails it rather than retry it.)
+INTERRUPTIONS: tuple[type[BaseException], ...] = (asyncio.CancelledError,)
 
 
 class BackoffRetry(BaseRetryStrategy):
@@ -41,7 +47,8 @@ class BackoffRetry(BaseRetryStrategy):
         return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempts))  # noqa: S311
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if job.attempts + 1 >= self.max_attempts or not isinstance(exception, self.retry_on):
+        retryable = isinstance(exception, (*self.retry_on, *INTERRUPTIONS))
+        if job.attempts + 1 >= self.max_attempts or not retryable:
             return None
         return RetryDecision(
             retry_in={"seconds": max(1, round(self.backoff_seconds(job.attempts)))}

@@ -59,9 +59,9 @@ async def track_job(call_next: AsyncCallNext, context: JobContext, worker: Worke
     except BaseException as exc:
         retrying = _will_retry(context, exc)
         outcome = (
-            "cancelled"
-            if isinstance(exc, asyncio.CancelledError)
-            else ("retried" if retrying else "failed")
+            "retried"
+            if retrying
+            else ("cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
         )
         metrics.BACKGROUND_JOBS_TOTAL.labels(job_type=task_name, outcome=outcome).inc()
         metrics.JOB_DURATION.labels(job_type=task_name).observe(time.perf_counter() - started)
@@ -112,12 +112,17 @@ async def _update_run(
 ) -> None:
     if job_id is None:
         return
+    import os  # TEMP-EXPERIMENT
+    if os.environ.get("XX_RAWMIRROR"):  # TEMP-EXPERIMENT
+        from valdrix.jobs.app import job_app  # TEMP-EXPERIMENT
+        async with job_app.connector._async_pool.connection() as conn:  # type: ignore  # TEMP-EXPERIMENT
+            await conn.execute("SELECT set_config('valdrix.tenant_id', %s, true)", (str(tenant_id),))  # TEMP-EXPERIMENT
+            cols = ", ".join(f"{k} = %({k})s" for k in ["status", *values])  # TEMP-EXPERIMENT
+            await conn.execute(f"UPDATE job_runs SET {cols} WHERE procrastinate_job_id = %(job)s", {"status": status.value, **values, "job": job_id})  # type: ignore  # TEMP-EXPERIMENT
+        return  # TEMP-EXPERIMENT
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        run = await JobRunRepository(session).by_job_id(job_id)
-        if run is None:
-            return
-        run.status = status.value
-        for name, value in values.items():
-            setattr(run, name, value)
-        if schedule_id:
+        mirrored = await JobRunRepository(session).update_by_job_id(
+            job_id, status=status.value, **values
+        )
+        if mirrored and schedule_id:
             await ScheduleRepository(session).mark_completed(uuid.UUID(str(schedule_id)), utcnow())

@@ -97,6 +97,7 @@ class FaultProxy:
                 proxy.calls[(facts.service, facts.operation)] += 1
                 if facts.region in proxy.faults.hang_regions:
                     proxy._released.wait()  # never answers (until the proxy stops)
+                    self.close_connection = True  # then hangs up instead of idling on keep-alive
                     return
                 if proxy.faults.latency_seconds:
                     time.sleep(proxy.faults.latency_seconds)
