@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from tests.jobs.helpers import give_tenant_a_queued_job
+from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.kit.rls import CURRENT_TENANT, POLICY_NAME, RESOLVER_ROLE
 
 APP_ROLE = "valdrix_app"
@@ -105,6 +106,7 @@ async def test_without_tenant_context_every_tenant_table_reads_empty(
 ):
     tenant = await make_tenant()
     await give_tenant_a_queued_job(runtime, tenant.tenant_id)
+    await give_tenant_a_scanned_connection(runtime, tenant.tenant_id)
     login = await client.post(
         "/api/v1/auth/login", json={"email": tenant.admin_email, "password": tenant.admin_password}
     )

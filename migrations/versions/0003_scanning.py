@@ -69,10 +69,16 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cloud_connections")),
-        sa.UniqueConstraint("tenant_id", "name", name="uq_cloud_connections_name"),
     )
     op.create_index(
         op.f("ix_cloud_connections_tenant_id"), "cloud_connections", ["tenant_id"], unique=False
+    )
+    op.create_index(
+        "uq_cloud_connections_active_name",
+        "cloud_connections",
+        ["tenant_id", "name"],
+        unique=True,
+        postgresql_where=sa.text("disabled_at IS NULL"),
     )
     op.create_table(
         "scans",

@@ -1,5 +1,6 @@
-"""What the job platform promises when things go wrong: crashes, duplicates, a noisy tenant,
-a queue nobody serves. Worker crashes use real worker processes; the rest runs in-process."""
+"""What the job platform promises when things go wrong: crashes, shutdowns, duplicates, a noisy
+tenant, a queue nobody serves. Workers are real processes; duplicates and stuck-job detection
+are checked in-process."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 import secrets
 import signal
 import sys
+import time
 import uuid
 
 import pytest
@@ -30,10 +32,31 @@ async def job_status(db: SuperuserDb, job_id: int) -> str:
     return str(await db.value("SELECT status::text FROM procrastinate_jobs WHERE id = %s", job_id))
 
 
-async def events_of(db: SuperuserDb, job_id: int) -> list[tuple[int, str, dt.datetime]]:
-    return await db.rows(  # type: ignore[return-value]
-        "SELECT id, type::text, at FROM procrastinate_events WHERE job_id = %s ORDER BY id", job_id
+async def wait_for_status(db: SuperuserDb, job_id: int, status: str, within: float = 20) -> None:
+    async def reached() -> bool:
+        return await job_status(db, job_id) == status
+
+    await wait_until(reached, within=within, message=f"job {job_id} to be {status}")
+
+
+async def wait_until_underway(db: SuperuserDb, job_id: int) -> None:
+    """Wait until the worker has started the job and told its tenant so."""
+
+    async def underway() -> bool:
+        status = await db.value(
+            "SELECT status FROM job_runs WHERE procrastinate_job_id = %s", job_id
+        )
+        return bool(status == "running")
+
+    await wait_until(underway, within=20, message=f"job {job_id} to be running")
+
+
+async def event_types(db: SuperuserDb, job_id: int) -> list[str]:
+    """What procrastinate recorded of the job's life, in order (deferred, started, ...)."""
+    rows = await db.rows(
+        "SELECT type::text FROM procrastinate_events WHERE job_id = %s ORDER BY id", job_id
     )
+    return [row[0] for row in rows]
 
 
 async def tenant_job(client, tenant, target_id: uuid.UUID) -> dict:
@@ -55,11 +78,7 @@ async def test_a_job_whose_worker_is_killed_is_rerun_by_another_worker_and_its_e
     [job_id] = await defer_probes(
         runtime, tenant.tenant_id, [{"target_id": target, "sleep": 4, "effect": effect}]
     )
-
-    async def running() -> bool:
-        return await job_status(superuser_db, job_id) == "doing"
-
-    await wait_until(running, within=20, message="the job to start")
+    await wait_until_underway(superuser_db, job_id)
     doomed.kill()  # SIGKILL in the middle of the job: no clean-up of any kind
     assert (await tenant_job(client, tenant, target))["status"] == "running"
 
@@ -73,13 +92,53 @@ async def test_a_job_whose_worker_is_killed_is_rerun_by_another_worker_and_its_e
     assert await job_status(superuser_db, job_id) == "succeeded"
     effects = await superuser_db.value("SELECT count(*) FROM probe_effects WHERE key = %s", effect)
     assert effects == 1
-    events = [kind for _, kind, _ in await events_of(superuser_db, job_id)]
+    events = await event_types(superuser_db, job_id)
     assert events.count("started") == 2
     assert events[-1] == "succeeded"
     recovered = [e["job_id"] for e in rescuer.log_events() if e["event"] == "job.stalled_recovered"]
     assert recovered.count(job_id) == 1
     seen = await tenant_job(client, tenant, target)
     assert (seen["status"], seen["attempts"], seen["error_summary"]) == ("succeeded", 2, None)
+
+
+async def test_sigterm_lets_a_running_job_finish_before_the_worker_exits_cleanly(
+    runtime, client, make_tenant, workers: WorkerPool, superuser_db
+):
+    tenant, target = await make_tenant(), uuid.uuid4()
+    [worker] = await workers.start(1, concurrency=1)
+    [job_id] = await defer_probes(runtime, tenant.tenant_id, [{"target_id": target, "sleep": 2}])
+    await wait_until_underway(superuser_db, job_id)
+    signalled_at = dt.datetime.now(dt.UTC)
+    returncode = await asyncio.to_thread(worker.terminate)
+    stopped_in = time.monotonic() - (worker.sigterm_at or 0)
+
+    assert returncode == 0, worker.log_tail()
+    assert stopped_in < 5 + 2  # within the grace period (5 s), give or take a busy machine
+    assert await job_status(superuser_db, job_id) == "succeeded"
+    job = await tenant_job(client, tenant, target)
+    assert job["status"] == "succeeded"
+    assert dt.datetime.fromisoformat(str(job["finished_at"])) > signalled_at
+    assert worker.log_events()[-1]["event"] == "worker.stop"
+
+
+async def test_a_job_still_running_when_the_grace_period_ends_is_run_again_not_lost(
+    runtime, client, make_tenant, workers: WorkerPool, superuser_db
+):
+    tenant, target = await make_tenant(), uuid.uuid4()
+    [impatient] = await workers.start(
+        1, concurrency=1, env={"VALDRIX_WORKER_SHUTDOWN_GRACE_SECONDS": "0.5"}
+    )
+    [job_id] = await defer_probes(runtime, tenant.tenant_id, [{"target_id": target, "sleep": 3}])
+    await wait_until_underway(superuser_db, job_id)
+    assert await asyncio.to_thread(impatient.terminate) == 0, impatient.log_tail()
+    assert await job_status(superuser_db, job_id) == "todo"  # back in the queue
+    assert (await tenant_job(client, tenant, target))["status"] == "retrying"
+
+    await workers.start(1)
+    await wait_for_status(superuser_db, job_id, "succeeded", within=30)
+
+    job = await tenant_job(client, tenant, target)
+    assert (job["status"], job["attempts"]) == ("succeeded", 2)
 
 
 async def test_deferring_a_target_that_is_already_queued_yields_one_job(

@@ -40,10 +40,10 @@ from valdrix.simulator.aws_server import (
 from valdrix.simulator.demo_account import (
     DEMO_ROLE_ARN,
     DEMO_THRESHOLDS,
-    IGNORE,
     DemoAccount,
     seed_demo_account,
 )
+from valdrix.simulator.demo_region import IGNORE
 from valdrix.tenancy.service import system_principal
 
 AWS_DETECTORS = sorted(d.key for d in load_all_detectors().for_provider("aws"))

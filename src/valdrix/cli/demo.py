@@ -34,11 +34,9 @@ from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings, load_settings
 from valdrix.connections import service as connections
 from valdrix.connections.models import CloudConnection
-from valdrix.jobs.repository import ScheduleRepository
-from valdrix.jobs.tiers import cadence
+from valdrix.jobs.service import push_back_schedule
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.migrator import upgrade_to_head
-from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime, database_urls, open_runtime
 from valdrix.scanning import findings
 from valdrix.scanning import service as scanning
@@ -252,7 +250,6 @@ async def _queue_first_scan(
             connection = await _demo_connection(session, actor, runtime)
             await connections.verify_connection(session, actor, runtime, connection.id)
             scan = await scanning.start_scan(session, actor, runtime, connection_id=connection.id)
-            await _postpone_scheduled_scan(session, actor, runtime, connection.id)
             return connection.id, scan.id
     finally:
         await runtime.close()
@@ -287,18 +284,6 @@ async def _existing_demo_connection(
 ) -> CloudConnection | None:
     active = await connections.list_connections(session, actor)
     return next((c for c in active if c.role_arn == DEMO_ROLE_ARN), None)
-
-
-async def _postpone_scheduled_scan(
-    session: AsyncSession, actor: Principal, runtime: Runtime, connection_id: uuid.UUID
-) -> None:
-    """The demo's first scan stands in for the scheduled one (a new connection's is due at once):
-    otherwise the worker's scheduler could queue another scan, of a half-filled simulator or
-    right behind the first."""
-    schedule = await ScheduleRepository(session).for_target(connections.SCAN_KIND, connection_id)
-    if schedule is not None:
-        tier = (await service.get_tenant(session, actor)).tier
-        schedule.next_due_at = utcnow() + cadence(runtime.settings, tier)
 
 
 async def _finished_scan(
@@ -379,7 +364,9 @@ async def _reuse_tenant(runtime: Runtime, tenant_id: uuid.UUID, password: str) -
         issued = await api_keys.create_api_key(session, actor, name="demo key", role=Role.owner)
         connection = await _existing_demo_connection(session, actor)
         if connection is not None:
-            await _postpone_scheduled_scan(session, actor, runtime, connection.id)
+            await push_back_schedule(
+                session, actor, runtime, kind=connections.SCAN_KIND, target_id=connection.id
+            )
     return issued.secret
 
 

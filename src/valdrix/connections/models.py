@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Index, String, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,7 +15,16 @@ from valdrix.kit.orm import Base, CreatedAtMixin, EncryptedString, IdMixin
 
 class CloudConnection(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "cloud_connections"
-    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_cloud_connections_name"),)
+    # A disabled connection gives its name back.
+    __table_args__ = (
+        Index(
+            "uq_cloud_connections_active_name",
+            "tenant_id",
+            "name",
+            unique=True,
+            postgresql_where=text("disabled_at IS NULL"),
+        ),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True

@@ -13,7 +13,9 @@ class ConnectionRepository(Repository[CloudConnection]):
 
     async def by_name(self, name: str) -> CloudConnection | None:
         result: CloudConnection | None = await self.session.scalar(
-            select(CloudConnection).where(CloudConnection.name == name)
+            select(CloudConnection).where(
+                CloudConnection.name == name, CloudConnection.disabled_at.is_(None)
+            )
         )
         return result
 

@@ -15,14 +15,13 @@ from psycopg_pool import AsyncConnectionPool
 # Task modules a worker loads; domains add theirs here as they gain tasks.
 TASK_MODULES = ["valdrix.jobs.tasks", "valdrix.scanning.tasks"]
 
-job_app = procrastinate.App(
-    connector=procrastinate.PsycopgConnector(), import_paths=list(TASK_MODULES)
-)
+job_connector = procrastinate.PsycopgConnector()
+job_app = procrastinate.App(connector=job_connector, import_paths=list(TASK_MODULES))
 
 
 async def open_job_app(app_url: str, *, max_size: int = 10) -> None:
     """Give the App a pool on the application role (idempotent)."""
-    if job_app.connector._async_pool is not None:  # type: ignore[attr-defined]
+    if job_connector._async_pool is not None:
         return
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo=app_url,
@@ -35,8 +34,13 @@ async def open_job_app(app_url: str, *, max_size: int = 10) -> None:
     await job_app.open_async(pool)
 
 
+def job_pool() -> AsyncConnectionPool[Any]:
+    """The open App's psycopg pool (application role), for the worker's own bookkeeping."""
+    return job_connector.pool
+
+
 async def close_job_app() -> None:
-    pool = job_app.connector._async_pool  # type: ignore[attr-defined]
+    pool = job_connector._async_pool
     if pool is not None:
         await pool.close()
-        job_app.connector._async_pool = None  # type: ignore[attr-defined]
+        job_connector._async_pool = None

@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+import psycopg
+from psycopg import sql
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.jobs.models import JobRun, JobStatus, Schedule
 from valdrix.kit.repository import Repository
+from valdrix.kit.rls import TENANT_SETTING
 
 ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running, JobStatus.retrying)
 
@@ -51,11 +54,6 @@ class ScheduleRepository(Repository[Schedule]):
         )
         return result
 
-    async def mark_completed(self, schedule_id: uuid.UUID, at: dt.datetime) -> None:
-        await self.session.execute(
-            update(Schedule).where(Schedule.id == schedule_id).values(last_completed_at=at)
-        )
-
 
 class JobRunRepository(Repository[JobRun]):
     model = JobRun
@@ -85,18 +83,6 @@ class JobRunRepository(Repository[JobRun]):
             select(JobRun).where(JobRun.procrastinate_job_id == procrastinate_job_id)
         )
         return result
-
-    async def update_by_job_id(self, procrastinate_job_id: int, **values: Any) -> bool:
-        """Set columns of one job's run in a single statement (workers do this for every job,
-        so no load-modify-flush round trip). False if the job has no run (not a tenant job)."""
-        updated = await self.session.scalar(
-            update(JobRun)
-            .where(JobRun.procrastinate_job_id == procrastinate_job_id)
-            .values(**values)
-            .returning(JobRun.id)
-            .execution_options(synchronize_session=False)
-        )
-        return updated is not None
 
     async def backlog(self) -> int:
         """The current tenant's jobs that are queued or running."""
@@ -134,6 +120,48 @@ class JobRunRepository(Repository[JobRun]):
             text("SELECT * FROM valdrix_prune_job_runs(:before)"), {"before": before}
         )
         return len(rows.all())
+
+
+# What a worker records about a job's progress; the SQL below names only these columns.
+MIRRORED_COLUMNS = frozenset({"status", "attempts", "started_at", "finished_at", "error_summary"})
+
+
+class RunMirror:
+    """A worker's writes to ``job_runs`` as its jobs progress, on a plain psycopg connection.
+
+    Workers write twice per job, and an ORM session would cost more than procrastinate's own
+    per-job work, so this hot path has no session. The caller holds a transaction; ``as_tenant``
+    sets its tenant the way the session hook does, and row-level security applies unchanged.
+    """
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self.connection = connection
+
+    async def as_tenant(self, tenant_id: uuid.UUID) -> None:
+        await self.connection.execute(
+            "SELECT set_config(%s, %s, true)", (TENANT_SETTING, str(tenant_id))
+        )
+
+    async def update(self, procrastinate_job_id: int, **values: Any) -> bool:
+        """Set columns of one job's run; False if the job has none (not a tenant job)."""
+        if not values.keys() <= MIRRORED_COLUMNS:
+            raise ValueError(f"not mirrored columns: {sorted(values.keys() - MIRRORED_COLUMNS)}")
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
+            for name in values
+        )
+        cursor = await self.connection.execute(
+            sql.SQL("UPDATE job_runs SET {} WHERE procrastinate_job_id = %(job_id)s").format(
+                assignments
+            ),
+            {**values, "job_id": procrastinate_job_id},
+        )
+        return cursor.rowcount > 0
+
+    async def mark_schedule_completed(self, schedule_id: uuid.UUID, at: dt.datetime) -> None:
+        await self.connection.execute(
+            "UPDATE schedules SET last_completed_at = %s WHERE id = %s", (at, schedule_id)
+        )
 
 
 @dataclass(frozen=True)

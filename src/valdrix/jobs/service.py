@@ -13,6 +13,7 @@ from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
 from valdrix.jobs.kinds import get_kind
 from valdrix.jobs.models import JobRun, JobStatus, Schedule
 from valdrix.jobs.repository import JobRunRepository, ScheduleRepository
+from valdrix.jobs.tiers import cadence
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import Principal
@@ -41,6 +42,23 @@ async def ensure_schedule(
             next_due_at=first_due_at or utcnow(),
         )
     )
+
+
+async def push_back_schedule(
+    session: AsyncSession,
+    actor: Principal,
+    runtime: Runtime,
+    *,
+    kind: str,
+    target_id: uuid.UUID,
+) -> None:
+    """A run started by hand stands in for the scheduled one: the next is a full cadence away."""
+    schedule = await ScheduleRepository(session).for_target(kind, target_id)
+    if schedule is None:
+        return
+    tier = (await get_tenant(session, actor)).tier
+    schedule.next_due_at = max(schedule.next_due_at, utcnow() + cadence(runtime.settings, tier))
+    await session.flush()
 
 
 async def run_now(

@@ -1,7 +1,8 @@
 """Worker middleware: mirror each job's progress into ``job_runs`` and count outcomes.
 
 Runs around every job on the worker's event loop. Tenant jobs carry ``tenant_id`` in their
-arguments, and the mirror is written under that tenant's context like any other tenant data.
+arguments, and the mirror is written under that tenant's context (row-level security applies)
+like any other tenant data.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from procrastinate import JobContext
 from procrastinate.middleware import AsyncCallNext
 from procrastinate.worker import Worker
 
+from valdrix.jobs.app import job_pool
 from valdrix.jobs.models import JobStatus
-from valdrix.jobs.repository import JobRunRepository, ScheduleRepository
-from valdrix.kit.db import unit_of_work
+from valdrix.jobs.repository import RunMirror
 from valdrix.kit.orm import utcnow
 from valdrix.observability import metrics
 from valdrix.runtime import Runtime
@@ -40,12 +41,10 @@ def tenant_of(context: JobContext) -> uuid.UUID | None:
 async def track_job(call_next: AsyncCallNext, context: JobContext, worker: Worker) -> Any:
     job, task_name = context.job, context.job.task_name
     tenant_id = tenant_of(context)
-    runtime = job_runtime(context)
     structlog.contextvars.bind_contextvars(job_id=job.id, job_type=task_name)
     if tenant_id:
         structlog.contextvars.bind_contextvars(tenant_id=str(tenant_id))
         await _update_run(
-            runtime,
             tenant_id,
             job.id,
             status=JobStatus.running,
@@ -71,7 +70,6 @@ async def track_job(call_next: AsyncCallNext, context: JobContext, worker: Worke
                 outcome, JobStatus.failed
             )
             await _update_run(
-                runtime,
                 tenant_id,
                 job.id,
                 status=status,
@@ -85,7 +83,6 @@ async def track_job(call_next: AsyncCallNext, context: JobContext, worker: Worke
     metrics.JOB_DURATION.labels(job_type=task_name).observe(time.perf_counter() - started)
     if tenant_id:
         await _update_run(
-            runtime,
             tenant_id,
             job.id,
             status=JobStatus.succeeded,
@@ -102,7 +99,6 @@ def _will_retry(context: JobContext, exc: BaseException) -> bool:
 
 
 async def _update_run(
-    runtime: Runtime,
     tenant_id: uuid.UUID,
     job_id: int | None,
     *,
@@ -110,19 +106,16 @@ async def _update_run(
     schedule_id: object = None,
     **values: Any,
 ) -> None:
+    """Mirror one step of a job into its run, as the job's tenant, in one short transaction.
+
+    This runs twice for every job, so it uses a connection of the job app's psycopg pool
+    rather than an ORM session, whose overhead is several times procrastinate's own per-job
+    work (see benchmarks/README.md).
+    """
     if job_id is None:
         return
-    import os  # TEMP-EXPERIMENT
-    if os.environ.get("XX_RAWMIRROR"):  # TEMP-EXPERIMENT
-        from valdrix.jobs.app import job_app  # TEMP-EXPERIMENT
-        async with job_app.connector._async_pool.connection() as conn:  # type: ignore  # TEMP-EXPERIMENT
-            await conn.execute("SELECT set_config('valdrix.tenant_id', %s, true)", (str(tenant_id),))  # TEMP-EXPERIMENT
-            cols = ", ".join(f"{k} = %({k})s" for k in ["status", *values])  # TEMP-EXPERIMENT
-            await conn.execute(f"UPDATE job_runs SET {cols} WHERE procrastinate_job_id = %(job)s", {"status": status.value, **values, "job": job_id})  # type: ignore  # TEMP-EXPERIMENT
-        return  # TEMP-EXPERIMENT
-    async with unit_of_work(runtime.sessions, tenant_id) as session:
-        mirrored = await JobRunRepository(session).update_by_job_id(
-            job_id, status=status.value, **values
-        )
-        if mirrored and schedule_id:
-            await ScheduleRepository(session).mark_completed(uuid.UUID(str(schedule_id)), utcnow())
+    async with job_pool().connection() as connection, connection.transaction():
+        mirror = RunMirror(connection)
+        await mirror.as_tenant(tenant_id)
+        if await mirror.update(job_id, status=status.value, **values) and schedule_id:
+            await mirror.mark_schedule_completed(uuid.UUID(str(schedule_id)), utcnow())

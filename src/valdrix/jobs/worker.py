@@ -35,7 +35,8 @@ async def run_worker(
 ) -> None:
     load_task_modules(settings)
     runtime = open_runtime(settings)
-    await open_job_app(runtime.urls.app, max_size=concurrency + 4)
+    # Each running job briefly needs a connection of its own to mirror its progress.
+    await open_job_app(runtime.urls.app, max_size=2 * concurrency + 4)
     if periodic:
         register_periodic_tasks(settings)
     metrics_server = await serve_metrics(runtime, metrics_port) if metrics_port else None

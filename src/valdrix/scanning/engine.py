@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from valdrix.connections.access import aws_access
 from valdrix.connections.models import CloudConnection
@@ -141,7 +141,6 @@ class ScanContext:
 
 async def run_scan(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID) -> str:
     """Run one scan to its end; returns its final status."""
-    settings = runtime.settings
     started = time.monotonic()
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         scan = await ScanRepository(session).get(scan_id)
@@ -151,7 +150,20 @@ async def run_scan(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID) -
         assert connection is not None
         scan.status, scan.started_at = ScanStatus.running.value, utcnow()
         ScanEventRepository(session).add_event(tenant_id, scan_id, "scan.started", {}, utcnow())
-    structlog.contextvars.bind_contextvars(scan_id=str(scan_id), connection_id=str(connection.id))
+    with structlog.contextvars.bound_contextvars(
+        scan_id=str(scan_id), connection_id=str(connection.id)
+    ):
+        return await _scan_connection(runtime, tenant_id, scan_id, connection, started)
+
+
+async def _scan_connection(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    scan_id: uuid.UUID,
+    connection: CloudConnection,
+    started: float,
+) -> str:
+    settings = runtime.settings
     try:
         context, regions = await asyncio.to_thread(
             _prepare, runtime, tenant_id, scan_id, connection
@@ -160,6 +172,9 @@ async def run_scan(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID) -
         return await _finish(
             runtime, tenant_id, scan_id, [], ScanStatus.failed, exc.reason, started, 0
         )
+    except (BotoCoreError, ClientError) as exc:  # AWS unreachable or refusing region discovery
+        reason = f"could not start the scan: {exc}"[:500]
+        return await _finish(runtime, tenant_id, scan_id, [], ScanStatus.failed, reason, started, 0)
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         scan = await ScanRepository(session).get(scan_id)
         assert scan is not None
