@@ -53,8 +53,9 @@ def _external_database(admin_url: str) -> TestDatabase:
         info = {**params, "user": role, "password": password, "dbname": database}
         return "postgresql://?" + make_conninfo(**info).replace(" ", "&")
 
+    superuser = "postgresql://?" + make_conninfo(**{**params, "dbname": database}).replace(" ", "&")
     return TestDatabase(
-        DatabaseUrls(app=url_for("valdrix_app"), owner=url_for("valdrix_owner")), admin_url
+        DatabaseUrls(app=url_for("valdrix_app"), owner=url_for("valdrix_owner")), superuser
     )
 
 
