@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,10 +222,13 @@ async def workers(
                 print(f"--- {worker.name} (pid {worker.pid}) log tail ---\n{worker.log_tail()}")
 
 
-@pytest.fixture(scope="session")
-def probe_effects_table(superuser_url: str) -> str:
-    """The table the probe task writes its idempotent effect to (a test-only table)."""
+@pytest.fixture
+def probe_effects_table(superuser_url: str) -> Iterator[str]:
+    """The table the probe task writes its idempotent effect to (test-only, dropped after so
+    the schema stays exactly what the migrations make)."""
     with psycopg.connect(superuser_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS probe_effects (key text PRIMARY KEY)")
         conn.execute("GRANT SELECT, INSERT ON probe_effects TO valdrix_app")
-    return "probe_effects"
+    yield "probe_effects"
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS probe_effects")
