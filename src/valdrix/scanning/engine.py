@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -231,10 +233,40 @@ def _prepare(
 
 async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detector]) -> UnitOutcome:
     settings = context.runtime.settings
-    started_at = utcnow()
-    deadline = context.region_deadlines.setdefault(
-        region, time.monotonic() + settings.scan_region_budget_seconds
-    )
+    # Waiting for a free slot is not the region's fault: its budget starts when it runs.
+    async with _unit_slots(settings.scan_concurrency):
+        started_at = utcnow()
+        deadline = context.region_deadlines.setdefault(
+            region, time.monotonic() + settings.scan_region_budget_seconds
+        )
+        outcome = await _detect(context, region, detector_cls, deadline, started_at)
+    outcome.started_at = started_at
+    await _store_unit(context, outcome)
+    return outcome
+
+
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _unit_slots(size: int) -> asyncio.Semaphore:
+    """The process-wide cap on units running at once (one semaphore per event loop)."""
+    loop = asyncio.get_running_loop()
+    slots = _SLOTS.get(loop)
+    if slots is None:
+        slots = _SLOTS[loop] = asyncio.Semaphore(size)
+    return slots
+
+
+async def _detect(
+    context: ScanContext,
+    region: str,
+    detector_cls: type[Detector],
+    deadline: float,
+    started_at: dt.datetime,
+) -> UnitOutcome:
+    settings = context.runtime.settings
     detector = detector_cls()
     overrides = context.connection.thresholds.get(detector_cls.key, {})
     thresholds = detector_cls.thresholds.model_validate(overrides)
@@ -253,7 +285,7 @@ async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detect
             timeout=max(0.0, deadline - time.monotonic()),
         )
     except TimeoutError:
-        outcome = UnitOutcome(
+        return UnitOutcome(
             region,
             detector_cls.key,
             UnitStatus.timed_out,
@@ -263,19 +295,14 @@ async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detect
     except ClientError as exc:
         code = error_code(exc) or "Unknown"
         status = UnitStatus.denied if code in DENIED_CODES else UnitStatus.failed
-        operation = exc.operation_name
-        outcome = UnitOutcome(region, detector_cls.key, status, f"{operation}: {code}")
+        return UnitOutcome(region, detector_cls.key, status, f"{exc.operation_name}: {code}")
     except Exception as exc:
-        outcome = UnitOutcome(
+        return UnitOutcome(
             region, detector_cls.key, UnitStatus.failed, f"{type(exc).__name__}: {exc}"[:500]
         )
-    else:
-        rules = context.connection.tag_exclusions or []
-        kept = [w for w in wastes if not excluded(w, rules)]
-        outcome = UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, kept)
-    outcome.started_at = started_at
-    await _store_unit(context, outcome)
-    return outcome
+    rules = context.connection.tag_exclusions or []
+    kept = [w for w in wastes if not excluded(w, rules)]
+    return UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, kept)
 
 
 async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
