@@ -36,7 +36,7 @@ from valdrix.kit.orm import utcnow
 from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 from valdrix.scanning.base import IGNORE_TAG, Detector, RegionScope, Waste
-from valdrix.scanning.findings import record_findings, resolve_missing
+from valdrix.scanning.findings import RecordedFinding, record_findings, resolve_missing
 from valdrix.scanning.models import ScanStatus, ScanUnit, UnitStatus
 from valdrix.scanning.pricing.catalog import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
@@ -257,7 +257,7 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
         ):
             return  # stored just before the scan budget cancelled its task
         events = ScanEventRepository(session)
-        findings = []
+        findings: list[RecordedFinding] = []
         if outcome.status == UnitStatus.ok:
             findings = await record_findings(
                 session,
@@ -291,37 +291,36 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
                 finished_at=now,
             )
         )
-        for finding in findings:
-            metrics.FINDINGS_RECORDED_TOTAL.labels(detector=outcome.detector).inc()
-            events.add_event(
-                context.tenant_id,
-                context.scan_id,
+        metrics.FINDINGS_RECORDED_TOTAL.labels(detector=outcome.detector).inc(len(findings))
+        announced: list[tuple[str, dict[str, Any]]] = [
+            (
                 "finding",
                 {
                     "finding_id": str(finding.id),
-                    "detector": finding.detector,
-                    "region": finding.region,
+                    "detector": outcome.detector,
+                    "region": outcome.region,
                     "resource_id": finding.resource_id,
-                    "monthly_cost_usd": str(finding.monthly_cost_usd)
-                    if finding.monthly_cost_usd is not None
-                    else None,
+                    "monthly_cost_usd": None
+                    if finding.monthly_cost_usd is None
+                    else str(finding.monthly_cost_usd),
                     "cost_basis": finding.cost_basis,
                 },
-                now,
             )
-        events.add_event(
-            context.tenant_id,
-            context.scan_id,
-            "unit.finished",
-            {
-                "region": outcome.region,
-                "detector": outcome.detector,
-                "status": outcome.status.value,
-                "reason": outcome.reason,
-                "findings": len(findings),
-            },
-            now,
+            for finding in findings
+        ]
+        announced.append(
+            (
+                "unit.finished",
+                {
+                    "region": outcome.region,
+                    "detector": outcome.detector,
+                    "status": outcome.status.value,
+                    "reason": outcome.reason,
+                    "findings": len(findings),
+                },
+            )
         )
+        await events.add_many(context.tenant_id, context.scan_id, announced, now)
 
 
 def _scan_status(outcomes: list[UnitOutcome], *, scan_budget_hit: bool) -> ScanStatus:

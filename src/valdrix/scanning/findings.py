@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +56,16 @@ def _history(
     )
 
 
+@dataclass(frozen=True)
+class RecordedFinding:
+    """What the scan engine needs to announce a finding it wrote."""
+
+    id: uuid.UUID
+    resource_id: str
+    monthly_cost_usd: Decimal | None
+    cost_basis: str
+
+
 async def record_findings(
     session: AsyncSession,
     *,
@@ -66,13 +77,18 @@ async def record_findings(
     detector: str,
     wastes: Sequence[Waste],
     now: dt.datetime,
-) -> list[Finding]:
-    """Insert new findings, refresh known ones; a resolved finding seen again reopens."""
+) -> list[RecordedFinding]:
+    """Insert new findings, refresh known ones; a resolved finding seen again reopens.
+
+    Written in bulk (one statement per kind of row): a large account yields thousands.
+    """
     by_print = {fingerprint("aws", account_id, region, w.resource_id, detector): w for w in wastes}
     existing = await FindingRepository(session).by_fingerprints(list(by_print))
-    recorded: list[Finding] = []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    recorded: list[RecordedFinding] = []
     for print_, waste in by_print.items():
-        finding = existing.get(print_)
         values: dict[str, Any] = {
             "resource_type": waste.resource_type,
             "resource_name": waste.resource_name,
@@ -85,48 +101,71 @@ async def record_findings(
             "last_seen_at": now,
             "last_scan_id": scan_id,
         }
+        finding = existing.get(print_)
         if finding is None:
-            finding = Finding(
-                id=uuid.uuid4(),
-                tenant_id=tenant_id,
-                fingerprint=print_,
-                connection_id=connection_id,
-                provider="aws",
-                account_id=account_id,
-                region=region,
-                detector=detector,
-                resource_id=waste.resource_id,
-                status=FindingStatus.open.value,
-                first_seen_at=now,
-                **values,
+            finding_id = uuid.uuid4()
+            inserts.append(
+                {
+                    "id": finding_id,
+                    "tenant_id": tenant_id,
+                    "fingerprint": print_,
+                    "connection_id": connection_id,
+                    "provider": "aws",
+                    "account_id": account_id,
+                    "region": region,
+                    "detector": detector,
+                    "resource_id": waste.resource_id,
+                    "status": FindingStatus.open.value,
+                    "first_seen_at": now,
+                    **values,
+                }
             )
-            session.add(finding)
-            _history(
-                session,
-                finding,
-                FindingStatus.open.value,
-                from_status=None,
-                actor=SCANNER_ACTOR,
-                note="first seen",
-                scan_id=scan_id,
+            history.append(
+                _history_row(
+                    tenant_id, finding_id, None, FindingStatus.open.value, "first seen", scan_id
+                )
             )
         else:
-            for name, value in values.items():
-                setattr(finding, name, value)
+            finding_id = finding.id
             if finding.status == FindingStatus.resolved.value:
-                _history(
-                    session,
-                    finding,
-                    FindingStatus.open.value,
-                    from_status=finding.status,
-                    actor=SCANNER_ACTOR,
-                    note="seen again",
-                    scan_id=scan_id,
+                values.update(status=FindingStatus.open.value, resolved_at=None)
+                history.append(
+                    _history_row(
+                        tenant_id,
+                        finding_id,
+                        finding.status,
+                        FindingStatus.open.value,
+                        "seen again",
+                        scan_id,
+                    )
                 )
-                finding.status, finding.resolved_at = FindingStatus.open.value, None
-        recorded.append(finding)
-    await session.flush()
+            updates.append({"id": finding_id, **values})
+        recorded.append(
+            RecordedFinding(
+                finding_id, waste.resource_id, waste.price.monthly_usd, waste.price.basis
+            )
+        )
+    await FindingRepository(session).write_bulk(inserts=inserts, updates=updates, history=history)
     return recorded
+
+
+def _history_row(
+    tenant_id: uuid.UUID,
+    finding_id: uuid.UUID,
+    from_status: str | None,
+    to_status: str,
+    note: str,
+    scan_id: uuid.UUID,
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "finding_id": finding_id,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": SCANNER_ACTOR,
+        "note": note,
+        "scan_id": scan_id,
+    }
 
 
 async def resolve_missing(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from valdrix.kit.repository import Repository
 from valdrix.scanning.models import (
@@ -82,6 +82,29 @@ class ScanEventRepository(Repository[ScanEvent]):
             )
         )
 
+    async def add_many(
+        self,
+        tenant_id: uuid.UUID,
+        scan_id: uuid.UUID,
+        events: list[tuple[str, dict[str, Any]]],
+        at: dt.datetime,
+    ) -> None:
+        """Events in order, in one statement."""
+        if events:
+            await self.session.execute(
+                insert(ScanEvent),
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "scan_id": scan_id,
+                        "type": kind,
+                        "payload": payload,
+                        "created_at": at,
+                    }
+                    for kind, payload in events
+                ],
+            )
+
     async def after(self, scan_id: uuid.UUID, last_id: int, limit: int = 500) -> list[ScanEvent]:
         rows = await self.session.scalars(
             select(ScanEvent)
@@ -102,6 +125,21 @@ class FindingRepository(Repository[Finding]):
             select(Finding).where(Finding.fingerprint.in_(list(fingerprints)))
         )
         return {finding.fingerprint: finding for finding in rows}
+
+    async def write_bulk(
+        self,
+        *,
+        inserts: list[dict[str, Any]],
+        updates: list[dict[str, Any]],
+        history: list[dict[str, Any]],
+    ) -> None:
+        """New findings, refreshed findings (by primary key) and their history rows."""
+        if inserts:
+            await self.session.execute(insert(Finding), inserts)
+        if updates:
+            await self.session.execute(update(Finding), updates)
+        if history:
+            await self.session.execute(insert(FindingHistory), history)
 
     async def not_seen_in(
         self, *, connection_id: uuid.UUID, region: str, detector: str, scan_id: uuid.UUID
