@@ -176,29 +176,30 @@ def _prepare(
 async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detector]) -> UnitOutcome:
     settings = context.runtime.settings
     # Waiting for a free slot is not the region's fault: its budget starts when it runs.
-    async with _unit_slots(settings.scan_concurrency):
+    async with _slots("units", settings.scan_concurrency):
         started_at = utcnow()
         deadline = context.region_deadlines.setdefault(
             region, time.monotonic() + settings.scan_region_budget_seconds
         )
         outcome = await _detect(context, region, detector_cls, deadline, started_at)
     outcome.started_at = started_at
-    await _store_unit(context, outcome)
+    # Many scans at once must not queue for more connections than the pool has.
+    async with _slots("store", max(1, settings.db_pool_size // 2)):
+        await _store_unit(context, outcome)
     return outcome
 
 
-_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _unit_slots(size: int) -> asyncio.Semaphore:
-    """The process-wide cap on units running at once (one semaphore per event loop)."""
-    loop = asyncio.get_running_loop()
-    slots = _SLOTS.get(loop)
-    if slots is None:
-        slots = _SLOTS[loop] = asyncio.Semaphore(size)
-    return slots
+def _slots(name: str, size: int) -> asyncio.Semaphore:
+    """A process-wide cap (one semaphore per event loop and name)."""
+    per_loop = _SLOTS.setdefault(asyncio.get_running_loop(), {})
+    if name not in per_loop:
+        per_loop[name] = asyncio.Semaphore(size)
+    return per_loop[name]
 
 
 async def _detect(
