@@ -20,9 +20,11 @@ import asyncio
 import datetime as dt
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,6 +63,18 @@ os.environ.update(
         "AWS_DEFAULT_REGION": "us-east-1",
     }
 )
+
+
+def _wait_for(endpoint: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)  # noqa: S310
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def seed_region(endpoint: str, region: str, per_region: int, now: dt.datetime) -> int:
@@ -196,7 +210,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from valdrix.kit.embedded import ensure_embedded_database, stop_embedded_database
     from valdrix.kit.migrator import upgrade_to_head
     from valdrix.runtime import open_runtime
-    from valdrix.simulator.aws_server import start_simulated_aws
+    from valdrix.simulator.aws_server import SIMULATED_AWS_ENV, free_port
     from valdrix.simulator.proxy import FaultProxy, Faults
     from valdrix.tenancy.models import Tier
     from valdrix.tenancy.service import system_principal
@@ -207,16 +221,23 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="valdrix-bench-"))
     urls = ensure_embedded_database(home)
     upgrade_to_head(urls.owner)
-    simulator = start_simulated_aws()
-    proxy = FaultProxy(simulator.endpoint_url, Faults(latency_seconds=args.latency_ms / 1000))
+    # AWS runs in its own process, as the real one does: its CPU is not the scanner's.
+    moto_port = free_port()
+    simulator = subprocess.Popen(  # noqa: ASYNC220, S603 (our interpreter, fixed arguments)
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+        env={**os.environ, **SIMULATED_AWS_ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    _wait_for(endpoint)
+    proxy = FaultProxy(endpoint, Faults(latency_seconds=args.latency_ms / 1000))
     proxy.start()
     try:
         now = dt.datetime.now(dt.UTC)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(max_workers=4) as pool:
-            seeded = sum(
-                pool.map(lambda r: seed_region(simulator.endpoint_url, r, per_region, now), regions)
-            )
+            seeded = sum(pool.map(lambda r: seed_region(endpoint, r, per_region, now), regions))
         seed_seconds = time.perf_counter() - t0
         print(f"seeded {seeded} resources in {len(regions)} regions in {seed_seconds:.1f} s")
 
@@ -286,7 +307,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await runtime.close()
     finally:
         proxy.stop()
-        simulator.stop()
+        simulator.terminate()
+        simulator.wait(timeout=30)
         stop_embedded_database(home)
 
     result: dict[str, Any] = {
