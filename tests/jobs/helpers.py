@@ -8,10 +8,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select, update
+
 import tests.jobs.probe_tasks  # noqa: F401  (registers the probe kind)
 from valdrix.jobs import service
-from valdrix.jobs.app import open_job_app
+from valdrix.jobs.app import job_app, open_job_app
 from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
+from valdrix.jobs.models import JobRun, JobStatus, Schedule
 from valdrix.jobs.repository import JobRunRepository
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
@@ -78,3 +81,17 @@ async def wait_until(
             raise AssertionError(f"timed out after {within:g}s waiting for {message}")
         await asyncio.sleep(interval)
         interval = min(interval * 1.5, 0.25)
+
+
+async def retire_tenant_jobs(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """Disable a tenant's schedules and drop its still-queued jobs, so that worker tests later
+    in the session neither run nor schedule a test's leftovers."""
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        await session.execute(update(Schedule).values(enabled=False))
+        queued = list(
+            await session.scalars(
+                select(JobRun.procrastinate_job_id).where(JobRun.status == JobStatus.queued.value)
+            )
+        )
+    for job_id in queued:
+        await job_app.job_manager.cancel_job_by_id_async(job_id, delete_job=True)

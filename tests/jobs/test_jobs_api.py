@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from tests.conftest import TenantFixture
-from tests.jobs.helpers import give_tenant_a_queued_job
+from tests.jobs.helpers import give_tenant_a_queued_job, retire_tenant_jobs
 from valdrix.jobs import service
 from valdrix.jobs.app import job_app, open_job_app
-from valdrix.jobs.models import JobRun, JobStatus, Schedule
+from valdrix.jobs.models import JobRun, JobStatus
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
@@ -38,17 +38,7 @@ async def job_tenant(runtime: Runtime, make_tenant: Any) -> AsyncIterator[Tenant
 
     yield make
     for tenant in made:
-        async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
-            await session.execute(update(Schedule).values(enabled=False))
-            queued = list(
-                await session.scalars(
-                    select(JobRun.procrastinate_job_id).where(
-                        JobRun.status == JobStatus.queued.value
-                    )
-                )
-            )
-        for job_id in queued:
-            await job_app.job_manager.cancel_job_by_id_async(job_id, delete_job=True)
+        await retire_tenant_jobs(runtime, tenant.tenant_id)
 
 
 async def list_jobs(client: httpx.AsyncClient, tenant: TenantFixture, **params: Any) -> Any:

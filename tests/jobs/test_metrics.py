@@ -19,12 +19,9 @@ import httpx
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select, update
 
-from tests.jobs.helpers import give_tenant_a_queued_job
+from tests.jobs.helpers import give_tenant_a_queued_job, retire_tenant_jobs
 from valdrix.jobs import service
-from valdrix.jobs.app import job_app
-from valdrix.jobs.models import JobRun, JobStatus, Schedule
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.tenancy.models import Tier
@@ -85,20 +82,6 @@ def raw_jobs(database) -> Iterator[RawJobs]:
             jobs.delete(*jobs.inserted)
 
 
-async def retire(runtime: Any, tenant_id: uuid.UUID) -> None:
-    """Disable the tenant's schedules and drop its queued jobs, so later worker tests in the
-    session neither run nor schedule this module's leftovers."""
-    async with unit_of_work(runtime.sessions, tenant_id) as session:
-        await session.execute(update(Schedule).values(enabled=False))
-        queued = list(
-            await session.scalars(
-                select(JobRun.procrastinate_job_id).where(JobRun.status == JobStatus.queued.value)
-            )
-        )
-    for job_id in queued:
-        await job_app.job_manager.cancel_job_by_id_async(job_id, delete_job=True)
-
-
 async def test_metrics_are_public_and_every_job_metric_is_registered(client):
     families = await scrape(client)
 
@@ -129,7 +112,7 @@ async def test_queue_depth_is_the_database_count_whoever_queued_the_job(
         raw_jobs.insert("another_process.only")
         last = await scrape(client)
     finally:
-        await retire(runtime, tenant.tenant_id)
+        await retire_tenant_jobs(runtime, tenant.tenant_id)
 
     def queued(families: dict[str, Any], job_type: str = "probe.run") -> float:
         return sample(families, "valdrix_background_jobs_queued", job_type=job_type)
@@ -171,7 +154,7 @@ async def test_an_overdue_schedule_of_a_pro_tenant_shows_as_pro_schedule_lag(
     try:
         lag = await scrape(client)
     finally:
-        await retire(runtime, tenant.tenant_id)
+        await retire_tenant_jobs(runtime, tenant.tenant_id)
     after = await scrape(client)
 
     assert sample(lag, "valdrix_schedule_lag_seconds", tier="pro") >= overdue.total_seconds()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from importlib import metadata, resources
+from importlib import resources
 from typing import Any
 
 import psycopg
@@ -114,13 +114,6 @@ def canonical_schema(database) -> Iterator[dict[str, set[tuple[Any, ...]]]]:
 @pytest.fixture(scope="module")
 def migrated_schema(database) -> dict[str, set[tuple[Any, ...]]]:
     return describe(database.urls.owner)
-
-
-def test_the_migrated_schema_is_for_the_installed_procrastinate():
-    from valdrix.kit.migrator import migrations_dir
-
-    shipped = sorted(p.name for p in (migrations_dir() / "sql").glob("procrastinate-*.sql"))
-    assert shipped == [f"procrastinate-{metadata.version('procrastinate')}.sql"]
 
 
 @pytest.mark.parametrize("kind", list(CATALOG_QUERIES))
