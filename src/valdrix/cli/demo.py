@@ -16,6 +16,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -337,9 +338,9 @@ async def _prepare_demo_tenant(settings: Settings, password: str) -> dict[str, s
     }
 
 
-def _remembered_tenant(state_path: object) -> uuid.UUID | None:
+def _remembered_tenant(state_path: Path) -> uuid.UUID | None:
     try:
-        return uuid.UUID(json.loads(state_path.read_text())["tenant_id"])  # type: ignore[attr-defined]
+        return uuid.UUID(json.loads(state_path.read_text())["tenant_id"])
     except (OSError, ValueError, KeyError):
         return None
 

@@ -23,6 +23,7 @@ from valdrix.connections.policy import (
 from valdrix.connections.providers.aws import AwsAccessError, account_of_role
 from valdrix.connections.repository import ConnectionRepository
 from valdrix.errors import Conflict, InvalidInput, NotFound
+from valdrix.jobs.repository import ScheduleRepository
 from valdrix.jobs.service import ensure_schedule
 from valdrix.kit.crypto import KeyRing
 from valdrix.kit.orm import utcnow
@@ -178,8 +179,6 @@ async def update_connection(
 async def disable_connection(
     session: AsyncSession, actor: Principal, connection_id: uuid.UUID
 ) -> None:
-    from valdrix.jobs.repository import ScheduleRepository
-
     connection = await get_connection(session, actor, connection_id)
     connection.disabled_at = utcnow()
     schedule = await ScheduleRepository(session).for_target(SCAN_KIND, connection.id)
