@@ -6,8 +6,10 @@ from alembic import context
 from sqlalchemy import create_engine, pool, text
 
 # Importing the model modules registers their tables on the metadata.
+import valdrix.analysis.models
 import valdrix.connections.models
 import valdrix.jobs.models
+import valdrix.llm.models
 import valdrix.scanning.models
 import valdrix.tenancy.models  # noqa: F401
 from valdrix.kit.db import async_url

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from valdrix import __version__
+from valdrix.analysis.endpoints import router as analysis_router
 from valdrix.connections.endpoints import router as connections_router
 from valdrix.errors import install_error_handlers
 from valdrix.jobs.app import close_job_app, open_job_app
 from valdrix.jobs.endpoints import router as jobs_router
 from valdrix.kit.middleware import RequestContextMiddleware
+from valdrix.llm.endpoints import router as llm_router
 from valdrix.observability.exposition import router as metrics_router
 from valdrix.observability.health import router as health_router
 from valdrix.runtime import Runtime
@@ -59,6 +61,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(connections_router)
     app.include_router(scanning_router)
+    app.include_router(analysis_router)
+    app.include_router(llm_router)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=runtime.settings.max_request_body_bytes,

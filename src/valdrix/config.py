@@ -11,11 +11,12 @@ import binascii
 import os
 import re
 import secrets
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "secret", "xxx", "todo")
@@ -145,6 +146,49 @@ class Settings(BaseSettings):
     scan_region_budget_seconds: float = Field(default=30.0, gt=0)
     scan_budget_seconds: float = Field(default=300.0, gt=0)
 
+    # LLM analysis (see docs/llm.md). Analysis is enabled when an API key or a base URL is set.
+    llm_base_url: str = "https://api.groq.com/openai/v1"
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "llama-3.3-70b-versatile"
+    llm_provider_name: str | None = None  # metric label; the base URL's host by default
+    llm_fallback_base_url: str | None = None
+    llm_fallback_api_key: SecretStr | None = None
+    llm_fallback_model: str | None = None
+    llm_fallback_provider_name: str | None = None
+    llm_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    llm_read_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_circuit_failure_threshold: int = Field(default=5, ge=1)
+    llm_circuit_cooldown_seconds: float = Field(default=30.0, gt=0)
+    llm_json_mode: bool = True
+    llm_max_output_tokens: int = Field(default=1500, ge=64, le=32_000)
+    llm_max_prompt_findings: int = Field(default=25, ge=1, le=200)
+    llm_max_prompt_bytes: int = Field(default=24_000, ge=2_000, le=500_000)
+    llm_prices_file: Path | None = None  # extra model prices (self-hosted models, new models)
+    llm_daily_cap_usd: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "free": Decimal("0.10"),
+            "starter": Decimal("0.50"),
+            "growth": Decimal("2.00"),
+            "pro": Decimal("5.00"),
+            "enterprise": Decimal("20.00"),
+        }
+    )
+    llm_monthly_limit_usd: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "free": Decimal("1.00"),
+            "starter": Decimal("10.00"),
+            "growth": Decimal("40.00"),
+            "pro": Decimal("100.00"),
+            "enterprise": Decimal("400.00"),
+        }
+    )
+    llm_spike_floor_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
+    llm_reservation_ttl_seconds: float | None = Field(default=None, gt=0)
+    llm_retry_base_seconds: float = Field(default=60.0, gt=0)
+    llm_retry_cap_seconds: float = Field(default=1800.0, gt=0)
+    llm_retry_window_hours: float = Field(default=24.0, gt=0)
+
     @field_validator("trusted_proxies", "worker_imports", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
@@ -172,6 +216,16 @@ class Settings(BaseSettings):
                 "VALDRIX_TIER_CADENCE_HOURS needs a positive number of hours for every tier"
                 f" ({', '.join(TIER_NAMES)})"
             )
+        for name, limits in (
+            ("VALDRIX_LLM_DAILY_CAP_USD", self.llm_daily_cap_usd),
+            ("VALDRIX_LLM_MONTHLY_LIMIT_USD", self.llm_monthly_limit_usd),
+        ):
+            if set(TIER_NAMES) - set(limits) or any(value < 0 for value in limits.values()):
+                raise SettingsError(
+                    f"{name} needs a non-negative amount for every tier ({', '.join(TIER_NAMES)})"
+                )
+        if self.llm_fallback_base_url and not self.llm_fallback_model:
+            raise SettingsError("VALDRIX_LLM_FALLBACK_BASE_URL needs VALDRIX_LLM_FALLBACK_MODEL")
         if bool(self.database_url) != bool(self.migration_database_url):
             raise SettingsError(
                 "set both VALDRIX_DATABASE_URL (app role) and VALDRIX_MIGRATION_DATABASE_URL"
@@ -182,6 +236,20 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def llm_enabled(self) -> bool:
+        """A provider is configured: an API key, or an explicit base URL (Ollama needs no key)."""
+        return self.llm_api_key is not None or "llm_base_url" in self.model_fields_set
+
+    @property
+    def llm_reservation_ttl(self) -> float:
+        """How long a reservation may stay open before the sweeper takes it for a crashed call:
+        every attempt of the primary and fallback timing out, plus a margin."""
+        if self.llm_reservation_ttl_seconds is not None:
+            return self.llm_reservation_ttl_seconds
+        attempt = self.llm_connect_timeout_seconds + self.llm_read_timeout_seconds
+        return 2 * attempt * (self.llm_max_retries + 1) + 60
 
     @property
     def key_file(self) -> Path:

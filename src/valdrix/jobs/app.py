@@ -7,13 +7,21 @@ is the only thing that runs them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import procrastinate
 from psycopg_pool import AsyncConnectionPool
 
 # Task modules a worker loads; domains add theirs here as they gain tasks.
-TASK_MODULES = ["valdrix.jobs.tasks", "valdrix.scanning.tasks"]
+TASK_MODULES = [
+    "valdrix.jobs.tasks",
+    "valdrix.scanning.tasks",
+    "valdrix.analysis.tasks",
+    "valdrix.llm.tasks",
+]
+# Domain tasks a worker runs periodically, each with its interval in seconds (from settings).
+PERIODIC_TASKS: list[tuple[Any, Callable[[Any], int]]] = []
 
 job_connector = procrastinate.PsycopgConnector()
 job_app = procrastinate.App(connector=job_connector, import_paths=list(TASK_MODULES))

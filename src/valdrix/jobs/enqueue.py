@@ -37,6 +37,7 @@ class JobRequest:
     due_at: dt.datetime | None = None
     queueing_lock: str | None = None
     extra_kwargs: dict[str, Any] | None = None
+    scheduled_at: dt.datetime | None = None  # not before this time (a retry's backoff)
 
 
 def tenant_slot_lock(tenant_id: uuid.UUID, key: str, slots: int) -> str:
@@ -64,6 +65,7 @@ def build_job(request: JobRequest, *, slots: int) -> procrastinate_jobs.Job:
         priority=job_priority(request.tier, request.tenant_backlog),
         lock=tenant_slot_lock(request.tenant_id, slot_key, slots),
         queueing_lock=request.queueing_lock,
+        scheduled_at=request.scheduled_at,
     )
 
 

@@ -9,7 +9,7 @@ from procrastinate import JobContext
 
 from valdrix.config import Settings
 from valdrix.jobs import maintenance
-from valdrix.jobs.app import job_app
+from valdrix.jobs.app import PERIODIC_TASKS, job_app
 from valdrix.jobs.scheduler import run_tick
 from valdrix.jobs.tiers import SYSTEM_PRIORITY
 from valdrix.jobs.tracking import job_runtime
@@ -66,6 +66,7 @@ def register_periodic_tasks(settings: Settings) -> None:
         (recover_stalled, every(settings.job_recovery_interval_seconds)),
         (detect_stuck, every(300)),
         (prune, every(3600)),
+        *((task, every(interval(settings))) for task, interval in PERIODIC_TASKS),
     ]
     for task, cron in plan:
         registry.register_task(task=task, cron=cron, periodic_id="", configure_kwargs={})

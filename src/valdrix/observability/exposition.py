@@ -12,6 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from valdrix.config import TIER_NAMES
 from valdrix.jobs.repository import QueueRepository
 from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
+from valdrix.llm.repository import LedgerRepository
 from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import RuntimeDep
@@ -21,7 +23,7 @@ router = APIRouter(tags=["health"])
 
 
 async def refresh_database_gauges(runtime: Runtime) -> None:
-    """Read shared state (queue depth, stuck jobs, schedule lag) from the database."""
+    """Read shared state (queue depth, stuck jobs, schedule lag, LLM spend) from the database."""
     from valdrix.jobs.app import job_app
 
     async with unit_of_work(runtime.sessions, None) as session:
@@ -29,12 +31,17 @@ async def refresh_database_gauges(runtime: Runtime) -> None:
         queued = await queues.queued_by_task()
         stuck = await queues.stuck(runtime.settings.job_stuck_after_seconds)
         lag = await queues.schedule_lag()
+        spend = await LedgerRepository(session).spend_by_tenant(utcnow().date())
     ours = {t.name for t in job_app.tasks.values() if not t.name.startswith("procrastinate")}
     for task_name in ours | set(queued):
         metrics.BACKGROUND_JOBS_QUEUED.labels(job_type=task_name).set(queued.get(task_name, 0))
     metrics.JOBS_STUCK.set(len(stuck))
     for tier in TIER_NAMES:
         metrics.SCHEDULE_LAG.labels(tier=tier).set(lag.get(tier, 0.0))
+    metrics.LLM_SPEND.clear()  # tenants without spend this month drop out
+    for tenant_id, day_usd, month_usd in spend:
+        metrics.LLM_SPEND.labels(tenant_id=str(tenant_id), window="day").set(float(day_usd))
+        metrics.LLM_SPEND.labels(tenant_id=str(tenant_id), window="month").set(float(month_usd))
 
 
 async def render_metrics(runtime: Runtime) -> bytes:

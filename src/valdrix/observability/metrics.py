@@ -80,3 +80,46 @@ FINDINGS_RECORDED_TOTAL = Counter(
     "Findings written by scans (new or seen again), by detector.",
     ["detector"],
 )
+
+LLM_REQUESTS = Counter(
+    "valdrix_llm_requests_total",
+    "LLM provider requests by provider and outcome (ok, rate_limited, server_error, timeout,"
+    " unreachable, rejected, circuit_open: refused locally without a request).",
+    ["provider", "outcome"],
+)
+LLM_BUDGET_REJECTIONS = Counter(
+    "valdrix_llm_budget_rejections_total",
+    "LLM calls refused before reaching a provider because the tenant's daily cap or monthly"
+    " limit would be exceeded.",
+    ["window"],
+)
+LLM_CIRCUIT_OPEN = Gauge(
+    "valdrix_llm_circuit_open",
+    "1 while this process's circuit breaker for the provider is open (calls refused).",
+    ["provider"],
+)
+LLM_SPEND = Gauge(
+    "valdrix_llm_spend_per_tenant_usd",
+    "Settled LLM spend per tenant in the current day and month (UTC), read at scrape time.",
+    ["tenant_id", "window"],
+)
+LLM_SPEND_SPIKES = Counter(
+    "valdrix_llm_spend_spikes_total",
+    "Tenant-days whose LLM spend went above 3x the trailing 7-day average and the floor.",
+)
+LLM_RESERVATIONS_EXPIRED = Counter(
+    "valdrix_llm_reservations_expired_total",
+    "Budget reservations released by the sweeper because their call never settled (crashed"
+    " worker).",
+)
+LLM_COST = Counter(
+    "valdrix_llm_cost_usd_total",
+    "Settled LLM cost in USD by provider (provider-reported usage at catalog prices).",
+    ["provider"],
+)
+ANALYSES_TOTAL = Counter(
+    "valdrix_analyses_total",
+    "Finished analysis attempts by outcome (ready, skipped_budget, provider_unavailable,"
+    " failed, disabled).",
+    ["outcome"],
+)

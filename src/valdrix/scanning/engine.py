@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from valdrix.analysis.service import queue_for_finished_scan
 from valdrix.connections.access import aws_access
 from valdrix.connections.models import CloudConnection
 from valdrix.connections.providers.aws import DENIED_CODES, AwsAccessError, error_code
@@ -371,6 +372,8 @@ async def _finish(
             utcnow(),
         )
         connection_id = scan.connection_id
+        # The analysis job commits with the scan's end; the scan never waits for the LLM.
+        await queue_for_finished_scan(session, runtime.settings, tenant_id, scan_id)
     size = account_size(resources_seen)
     metrics.SCANS_TOTAL.labels(outcome=status.value).inc()
     metrics.ZOMBIE_SCAN_LATENCY.labels(account_size=size).observe(duration)

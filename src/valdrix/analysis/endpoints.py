@@ -1,0 +1,46 @@
+"""HTTP routes for a scan's LLM analysis."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from valdrix.analysis import service
+from valdrix.analysis.models import AnalysisStatus
+from valdrix.analysis.schemas import AnalysisOut
+from valdrix.scanning.models import FINISHED_SCAN_STATUSES
+from valdrix.tenancy.auth import MemberScope, ViewerScope
+
+router = APIRouter(prefix="/api/v1", tags=["analysis"])
+
+
+@router.get("/scans/{scan_id}/analysis")
+async def read_analysis(scan_id: uuid.UUID, scope: ViewerScope) -> AnalysisOut:
+    """`pending | running | ready | skipped_budget | provider_unavailable | failed | disabled`,
+    with the result when ready and the reason otherwise."""
+    scan, analysis = await service.get_analysis(scope.session, scope.principal, scan_id)
+    if analysis is not None:
+        return AnalysisOut.of(analysis)
+    if scan.status not in FINISHED_SCAN_STATUSES:
+        return AnalysisOut(
+            scan_id=scan_id,
+            status=AnalysisStatus.pending,
+            reason="queued when the scan finishes",
+            result=None,
+        )
+    return AnalysisOut(
+        scan_id=scan_id,
+        status=AnalysisStatus.disabled,
+        reason="this scan finished before analysis was available; POST here to analyse it",
+        result=None,
+    )
+
+
+@router.post("/scans/{scan_id}/analysis", status_code=status.HTTP_202_ACCEPTED)
+async def request_analysis(scan_id: uuid.UUID, scope: MemberScope) -> AnalysisOut:
+    """Queue the analysis again (after a budget skip, a provider outage or a failure)."""
+    analysis = await service.request_analysis(
+        scope.session, scope.principal, scope.runtime, scan_id
+    )
+    return AnalysisOut.of(analysis)

@@ -1,0 +1,46 @@
+"""SQL for scan analyses and the findings they analyse (tenant tables, RLS)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from valdrix.analysis.models import ScanAnalysis
+from valdrix.kit.repository import Repository
+from valdrix.scanning.models import Finding, FindingStatus
+
+
+class AnalysisRepository(Repository[ScanAnalysis]):
+    model = ScanAnalysis
+
+    async def for_scan(self, scan_id: uuid.UUID, *, lock: bool = False) -> ScanAnalysis | None:
+        query = select(ScanAnalysis).where(ScanAnalysis.scan_id == scan_id)
+        if lock:
+            query = query.with_for_update()
+        result: ScanAnalysis | None = await self.session.scalar(
+            query.execution_options(populate_existing=True)
+        )
+        return result
+
+    async def costliest_open_findings(self, scan_id: uuid.UUID, limit: int) -> list[Finding]:
+        """The scan's open findings, costliest first (unpriced ones last)."""
+        rows = await self.session.scalars(
+            select(Finding)
+            .where(Finding.last_scan_id == scan_id, Finding.status == FindingStatus.open.value)
+            .order_by(Finding.monthly_cost_usd.desc().nulls_last(), Finding.resource_id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def open_findings_total(self, scan_id: uuid.UUID) -> tuple[int, Decimal]:
+        count, total = (
+            await self.session.execute(
+                select(func.count(), func.coalesce(func.sum(Finding.monthly_cost_usd), 0)).where(
+                    Finding.last_scan_id == scan_id,
+                    Finding.status == FindingStatus.open.value,
+                )
+            )
+        ).one()
+        return int(count), Decimal(total or 0)

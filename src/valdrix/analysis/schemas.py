@@ -1,0 +1,42 @@
+"""Response bodies of the scan-analysis API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from valdrix.analysis.models import AnalysisStatus, ScanAnalysis
+
+
+class AnalysisOut(BaseModel):
+    scan_id: uuid.UUID
+    status: AnalysisStatus
+    reason: str | None
+    result: dict[str, Any] | None
+    provider: str | None = None
+    model: str | None = None
+    cost_usd: Decimal = Decimal(0)
+    attempts: int = 0
+    queued_at: dt.datetime | None = None
+    next_attempt_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, analysis: ScanAnalysis) -> AnalysisOut:
+        return cls(
+            scan_id=analysis.scan_id,
+            status=AnalysisStatus(analysis.status),
+            reason=analysis.reason,
+            result=analysis.result if analysis.status == AnalysisStatus.ready else None,
+            provider=analysis.provider,
+            model=analysis.model,
+            cost_usd=analysis.cost_usd,
+            attempts=analysis.attempts,
+            queued_at=analysis.queued_at,
+            next_attempt_at=analysis.next_attempt_at,
+            finished_at=analysis.finished_at,
+        )

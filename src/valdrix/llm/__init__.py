@@ -1,0 +1,1 @@
+"""LLM providers, prices and the per-tenant spend budget."""

@@ -1,0 +1,56 @@
+"""Request and response bodies of the LLM budget API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_LIMIT_USD = Decimal("1000000")
+
+
+class BudgetPatch(BaseModel):
+    """Set a limit, or send null to go back to the tier's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily_cap_usd: Decimal | None = Field(default=None, ge=0, le=MAX_LIMIT_USD, decimal_places=4)
+    monthly_limit_usd: Decimal | None = Field(
+        default=None, ge=0, le=MAX_LIMIT_USD, decimal_places=4
+    )
+
+
+class LimitOut(BaseModel):
+    usd: Decimal
+    source: str  # "tenant" (set by an admin) or "tier default"
+
+
+class WindowOut(BaseModel):
+    start: dt.date
+    spent_usd: Decimal
+    reserved_usd: Decimal
+    remaining_usd: Decimal
+
+
+class AlertOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    day: dt.date
+    details: dict[str, Any]
+    created_at: dt.datetime
+
+
+class BudgetOut(BaseModel):
+    tier: str
+    daily_cap: LimitOut
+    monthly_limit: LimitOut
+    today: WindowOut
+    this_month: WindowOut
+    open_reservations: int
+    open_reservations_usd: Decimal
+    alerts: list[AlertOut]
+    updated_at: dt.datetime | None
+    updated_by: str | None

@@ -1,0 +1,99 @@
+"""Tenant-facing budget operations: what the limits are, what has been spent, changing them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.errors import InvalidInput
+from valdrix.kit.orm import utcnow
+from valdrix.llm.budget import effective_limits, tier_limits
+from valdrix.llm.repository import LedgerRepository, month_of
+from valdrix.llm.schemas import AlertOut, BudgetOut, BudgetPatch, LimitOut, WindowOut
+from valdrix.runtime import Runtime
+from valdrix.tenancy.audit import record_audit
+from valdrix.tenancy.auth import Principal
+from valdrix.tenancy.service import get_tenant
+
+
+async def read_budget(session: AsyncSession, actor: Principal, runtime: Runtime) -> BudgetOut:
+    tenant = await get_tenant(session, actor)
+    ledger = LedgerRepository(session)
+    budget = await ledger.budget(actor.tenant_id)
+    limits = effective_limits(runtime.settings, tenant.tier, budget)
+    today = utcnow().date()
+    month = month_of(today)
+    zero = Decimal(0)
+    day_spent = day_reserved = month_spent = month_reserved = zero
+    if budget is not None and budget.day == today:
+        day_spent, day_reserved = budget.day_settled_usd, budget.day_reserved_usd
+    if budget is not None and budget.month == month:
+        month_spent, month_reserved = budget.month_settled_usd, budget.month_reserved_usd
+    count, amount = await ledger.open_reservations()
+    return BudgetOut(
+        tier=tenant.tier,
+        daily_cap=LimitOut(
+            usd=limits.daily,
+            source="tenant" if budget and budget.daily_cap_usd is not None else "tier default",
+        ),
+        monthly_limit=LimitOut(
+            usd=limits.monthly,
+            source="tenant" if budget and budget.monthly_limit_usd is not None else "tier default",
+        ),
+        today=WindowOut(
+            start=today,
+            spent_usd=day_spent,
+            reserved_usd=day_reserved,
+            remaining_usd=max(zero, limits.daily - day_spent - day_reserved),
+        ),
+        this_month=WindowOut(
+            start=month,
+            spent_usd=month_spent,
+            reserved_usd=month_reserved,
+            remaining_usd=max(zero, limits.monthly - month_spent - month_reserved),
+        ),
+        open_reservations=count,
+        open_reservations_usd=amount,
+        alerts=[AlertOut.model_validate(alert) for alert in await ledger.recent_alerts()],
+        updated_at=budget.updated_at if budget else None,
+        updated_by=budget.updated_by if budget else None,
+    )
+
+
+async def update_budget(
+    session: AsyncSession, actor: Principal, runtime: Runtime, patch: BudgetPatch
+) -> BudgetOut:
+    """Change the limits named in the request (null: back to the tier default)."""
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidInput("send daily_cap_usd and/or monthly_limit_usd")
+    tenant = await get_tenant(session, actor)
+    ledger = LedgerRepository(session)
+    await ledger.ensure_budget(actor.tenant_id, utcnow().date())
+    budget = await ledger.budget(actor.tenant_id)
+    assert budget is not None
+    before = {"daily_cap_usd": budget.daily_cap_usd, "monthly_limit_usd": budget.monthly_limit_usd}
+    for name, value in changes.items():
+        setattr(budget, name, value)
+    limits = effective_limits(runtime.settings, tenant.tier, budget)
+    if limits.daily > limits.monthly:
+        raise InvalidInput(
+            f"daily_cap_usd ({limits.daily}) cannot be above monthly_limit_usd ({limits.monthly})"
+        )
+    budget.updated_at, budget.updated_by = utcnow(), actor.actor_id[:64]
+    await session.flush()
+    defaults = tier_limits(runtime.settings, tenant.tier)
+    await record_audit(
+        session,
+        actor,
+        "llm.budget.update",
+        target_type="llm_budget",
+        target_id=actor.tenant_id,
+        details={
+            "before": {k: None if v is None else str(v) for k, v in before.items()},
+            "after": {k: None if v is None else str(v) for k, v in changes.items()},
+            "tier_defaults": {"daily": str(defaults.daily), "monthly": str(defaults.monthly)},
+        },
+    )
+    return await read_budget(session, actor, runtime)
