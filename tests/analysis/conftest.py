@@ -32,14 +32,21 @@ from valdrix.kit.orm import utcnow
 from valdrix.llm.circuit import reset_breakers
 from valdrix.llm.models import LlmBudget
 from valdrix.runtime import Runtime
-from valdrix.scanning.models import Finding, Scan, ScanStatus
+from valdrix.scanning.models import Finding, Scan, ScanEvent, ScanStatus
 from valdrix.simulator.llm_analyst import analyst_answer
 from valdrix.simulator.llm_server import SimulatedLLM
 
 MODEL = "sim-analyst"
+# 20x the price: a call reserves about 12 cents and settles at about 3.
+EXPENSIVE_MODEL = "sim-analyst-xl"
 # $1 per million prompt tokens, $2 per million output tokens: a typical analysis call reserves
 # about half a cent (prompt bytes + 1,500 output tokens).
-PRICES = {"models": {MODEL: {"input_per_million": "1.00", "output_per_million": "2.00"}}}
+PRICES = {
+    "models": {
+        MODEL: {"input_per_million": "1.00", "output_per_million": "2.00"},
+        EXPENSIVE_MODEL: {"input_per_million": "20.00", "output_per_million": "40.00"},
+    }
+}
 
 
 @pytest.fixture(scope="session")
@@ -103,8 +110,9 @@ async def seed_scans(
     tags: dict[str, str] | None = None,
     analysis_status: AnalysisStatus | None = AnalysisStatus.pending,
 ) -> list[SeededScan]:
-    """``count`` finished scans of one connection, each with its own open findings (as a scan
-    leaves them) and, unless ``analysis_status`` is None, its analysis row."""
+    """``count`` finished scans of one connection, each with its own open findings and their
+    ``finding`` events (as a scan leaves them) and, unless ``analysis_status`` is None, its
+    analysis row."""
     now = utcnow()
     seeded = []
     async with unit_of_work(runtime.sessions, tenant_id) as session:
@@ -156,6 +164,15 @@ async def seed_scans(
                 )
                 session.add(finding)
                 await session.flush()
+                session.add(
+                    ScanEvent(
+                        tenant_id=tenant_id,
+                        scan_id=scan.id,
+                        type="finding",
+                        payload={"finding_id": str(finding.id)},
+                        created_at=now,
+                    )
+                )
                 ids.append(finding.id)
             if analysis_status is not None:
                 session.add(

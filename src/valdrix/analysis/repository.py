@@ -5,11 +5,19 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, Uuid, func, select
 
 from valdrix.analysis.models import ScanAnalysis
 from valdrix.kit.repository import Repository
-from valdrix.scanning.models import Finding, FindingStatus
+from valdrix.scanning.models import Finding, FindingStatus, ScanEvent
+
+
+def _found_by(scan_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+    """Ids of the findings a scan reported (its ``finding`` events): a finding seen again by a
+    later scan still belongs to this scan's analysis."""
+    return select(ScanEvent.payload["finding_id"].astext.cast(Uuid)).where(
+        ScanEvent.scan_id == scan_id, ScanEvent.type == "finding"
+    )
 
 
 class AnalysisRepository(Repository[ScanAnalysis]):
@@ -25,10 +33,10 @@ class AnalysisRepository(Repository[ScanAnalysis]):
         return result
 
     async def costliest_open_findings(self, scan_id: uuid.UUID, limit: int) -> list[Finding]:
-        """The scan's open findings, costliest first (unpriced ones last)."""
+        """The open findings the scan reported, costliest first (unpriced ones last)."""
         rows = await self.session.scalars(
             select(Finding)
-            .where(Finding.last_scan_id == scan_id, Finding.status == FindingStatus.open.value)
+            .where(Finding.id.in_(_found_by(scan_id)), Finding.status == FindingStatus.open.value)
             .order_by(Finding.monthly_cost_usd.desc().nulls_last(), Finding.resource_id)
             .limit(limit)
         )
@@ -38,7 +46,7 @@ class AnalysisRepository(Repository[ScanAnalysis]):
         count, total = (
             await self.session.execute(
                 select(func.count(), func.coalesce(func.sum(Finding.monthly_cost_usd), 0)).where(
-                    Finding.last_scan_id == scan_id,
+                    Finding.id.in_(_found_by(scan_id)),
                     Finding.status == FindingStatus.open.value,
                 )
             )
