@@ -6,6 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from tests.analysis.helpers import give_tenant_llm_spend
 from tests.jobs.helpers import give_tenant_a_queued_job
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.kit.rls import CURRENT_TENANT, POLICY_NAME, RESOLVER_ROLE
@@ -107,6 +108,7 @@ async def test_without_tenant_context_every_tenant_table_reads_empty(
     tenant = await make_tenant()
     await give_tenant_a_queued_job(runtime, tenant.tenant_id)
     await give_tenant_a_scanned_connection(runtime, tenant.tenant_id)
+    await give_tenant_llm_spend(runtime, tenant.tenant_id)
     login = await client.post(
         "/api/v1/auth/login", json={"email": tenant.admin_email, "password": tenant.admin_password}
     )

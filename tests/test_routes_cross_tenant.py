@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
+from tests.analysis.helpers import give_tenant_llm_spend
 from tests.jobs.helpers import give_tenant_a_queued_job
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.app import PUBLIC_ROUTES
@@ -34,6 +35,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/connections/{connection_id}"): {"name": "renamed by A"},
     ("POST", "/api/v1/scans"): {"connection_id": "{connection_id}"},
     ("PATCH", "/api/v1/findings/{finding_id}"): {"status": "dismissed", "note": "A was here"},
+    ("PATCH", "/api/v1/llm/budget"): {"daily_cap_usd": "0.50"},
 }
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -109,6 +111,7 @@ def _aimed_at(body, b_objects):
 async def _b_objects(client, b, runtime) -> dict[str, str]:
     await give_tenant_a_queued_job(runtime, b.tenant_id)
     scanned = await give_tenant_a_scanned_connection(runtime, b.tenant_id)
+    await give_tenant_llm_spend(runtime, b.tenant_id)
     members = (await client.get("/api/v1/members", headers=b.auth)).json()
     keys = (await client.get("/api/v1/api-keys", headers=b.auth)).json()
     jobs = (await client.get("/api/v1/jobs", headers=b.auth)).json()["items"]

@@ -36,7 +36,7 @@ async def test_with_the_database_unreachable_at_reservation_the_provider_gets_no
         session_factory(engine),
         healthy.keyring,
     )
-    messages = [{"role": "user", "content": "analyse <findings>{\"findings\": []}</findings>"}]
+    messages = [{"role": "user", "content": 'analyse <findings>{"findings": []}</findings>'}]
     try:
         with pytest.raises(BudgetUnavailable, match="ledger is unreachable"):
             await gateway.complete(

@@ -50,7 +50,9 @@ async def test_scans_finish_while_the_provider_is_down_and_analyses_complete_whe
         assert status == "completed"
         scan_ids.append(scan_id)
     async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
-        counts = list(await session.scalars(select(Scan.findings_count).where(Scan.id.in_(scan_ids))))
+        counts = list(
+            await session.scalars(select(Scan.findings_count).where(Scan.id.in_(scan_ids)))
+        )
         found = set(await session.scalars(select(Finding.resource_id)))
     assert counts == [len(waste)] * SCANS
     assert found == waste

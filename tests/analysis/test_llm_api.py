@@ -1,0 +1,154 @@
+"""The analysis and budget APIs, spend alerts and the spend gauge, as a tenant sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from prometheus_client import REGISTRY
+
+from tests.analysis.conftest import seed_scans
+from tests.analysis.helpers import give_tenant_llm_spend
+from tests.conftest import TenantFixture
+from tests.jobs.helpers import retire_tenant_jobs
+from tests.scanning.engine_fixtures import api_client
+from tests.scanning.helpers import give_tenant_a_scanned_connection
+from valdrix.analysis.service import run_analysis
+from valdrix.llm.budget import BudgetExceeded
+from valdrix.runtime import Runtime
+from valdrix.tenancy.models import Tier
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def key_with_role(
+    client: httpx.AsyncClient, owner: TenantFixture, role: str
+) -> dict[str, str]:
+    issued = await client.post(
+        "/api/v1/api-keys", json={"name": role, "role": role}, headers=owner.auth
+    )
+    assert issued.status_code == 201, issued.text
+    return {"Authorization": f"Bearer {issued.json()['key']}"}
+
+
+async def test_budget_shows_tier_defaults_and_only_admins_change_it(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient
+) -> None:
+    tenant = await make_tenant(tier=Tier.starter)
+    viewer = await key_with_role(client, tenant, "viewer")
+    member = await key_with_role(client, tenant, "member")
+
+    shown = (await client.get("/api/v1/llm/budget", headers=viewer)).json()
+    assert shown["tier"] == "starter"
+    assert shown["daily_cap"] == {"usd": "0.50", "source": "tier default"}
+    assert shown["monthly_limit"] == {"usd": "10.00", "source": "tier default"}
+    assert shown["today"]["spent_usd"] == "0" and shown["open_reservations"] == 0
+
+    denied = await client.patch("/api/v1/llm/budget", json={"daily_cap_usd": "5"}, headers=member)
+    assert denied.status_code == 403
+
+    changed = await client.patch(
+        "/api/v1/llm/budget", json={"daily_cap_usd": "0.25"}, headers=tenant.auth
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["daily_cap"] == {"usd": "0.2500", "source": "tenant"}
+    assert changed.json()["monthly_limit"]["source"] == "tier default"
+    audit = (await client.get("/api/v1/audit-log", headers=tenant.auth)).json()["items"]
+    assert audit[0]["action"] == "llm.budget.update"
+
+    too_high = await client.patch(
+        "/api/v1/llm/budget", json={"daily_cap_usd": "50"}, headers=tenant.auth
+    )
+    assert too_high.status_code == 422
+    assert too_high.headers["content-type"] == "application/problem+json"
+    assert "cannot be above monthly_limit_usd" in too_high.json()["detail"]
+    for bad in ({"daily_cap_usd": "-1"}, {"daily_cap_usd": "abc"}, {"weekly": "1"}, {}):
+        response = await client.patch("/api/v1/llm/budget", json=bad, headers=tenant.auth)
+        assert response.status_code in (400, 422), (bad, response.status_code)
+
+    reset = await client.patch(
+        "/api/v1/llm/budget", json={"daily_cap_usd": None}, headers=tenant.auth
+    )
+    assert reset.json()["daily_cap"] == {"usd": "0.50", "source": "tier default"}
+
+
+async def test_a_spend_spike_is_recorded_once_logged_counted_and_shown(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    tenant = await make_tenant(tier=Tier.growth)
+    before = REGISTRY.get_sample_value("valdrix_llm_spend_spikes_total") or 0.0
+
+    with structlog.testing.capture_logs() as logs:
+        await give_tenant_llm_spend(runtime, tenant.tenant_id)  # $1.20, over the $1 floor
+        with pytest.raises(BudgetExceeded):
+            await give_tenant_llm_spend(runtime, tenant.tenant_id)  # over the $2.00 daily cap
+
+    spikes = [entry for entry in logs if entry["event"] == "llm.spend.spike"]
+    assert len(spikes) == 1 and spikes[0]["today_usd"] == "1.20000000"
+    rejected = [entry for entry in logs if entry["event"] == "llm.budget.rejected"]
+    assert len(rejected) == 1 and rejected[0]["window"] == "daily"
+    assert REGISTRY.get_sample_value("valdrix_llm_spend_spikes_total") == before + 1
+    shown = (await client.get("/api/v1/llm/budget", headers=tenant.auth)).json()
+    assert shown["today"]["spent_usd"] == "1.20000000"
+    assert Decimal(shown["today"]["remaining_usd"]) == Decimal("0.80")
+    [alert] = shown["alerts"]
+    assert alert["kind"] == "spend_spike"
+    assert alert["details"]["trailing_7_day_average_usd"] == "0.0000"
+
+    exposition = (await client.get("/metrics")).text
+    series = f'valdrix_llm_spend_per_tenant_usd{{tenant_id="{tenant.tenant_id}",window="day"}} 1.2'
+    assert series in exposition
+
+
+async def test_analysis_endpoint_reports_each_state_and_requests_a_new_run(
+    make_tenant: Callable[..., Any],
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    llm_runtime: Callable[..., Runtime],
+) -> None:
+    tenant = await make_tenant()
+    # Scanned without a provider configured: the analysis is disabled, with the reason.
+    scanned = await give_tenant_a_scanned_connection(runtime, tenant.tenant_id)
+    disabled = (
+        await client.get(f"/api/v1/scans/{scanned.scan_id}/analysis", headers=tenant.auth)
+    ).json()
+    assert disabled["status"] == "disabled"
+    assert "VALDRIX_LLM_API_KEY" in disabled["reason"]
+    conflict = await client.post(f"/api/v1/scans/{scanned.scan_id}/analysis", headers=tenant.auth)
+    assert conflict.status_code == 409
+
+    with_llm = llm_runtime()
+    [scan] = await seed_scans(with_llm, tenant.tenant_id, 1)
+    async with api_client(with_llm) as api:
+        pending = (
+            await api.get(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)
+        ).json()
+        assert pending["status"] == "pending" and pending["result"] is None
+
+        await run_analysis(with_llm, tenant.tenant_id, scan.scan_id)
+        ready = (
+            await api.get(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)
+        ).json()
+        assert ready["status"] == "ready"
+        assert len(ready["result"]["findings"]) == 2
+        assert Decimal(ready["cost_usd"]) > 0 and ready["attempts"] == 1
+
+        viewer = await key_with_role(api, tenant, "viewer")
+        forbidden = await api.post(f"/api/v1/scans/{scan.scan_id}/analysis", headers=viewer)
+        assert forbidden.status_code == 403
+        try:
+            again = await api.post(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)
+            assert again.status_code == 202
+            assert again.json()["status"] == "pending"
+            jobs = (await api.get("/api/v1/jobs", headers=tenant.auth)).json()["items"]
+            assert jobs[0]["type"] == "analysis.run" and jobs[0]["status"] == "queued"
+        finally:
+            await retire_tenant_jobs(with_llm, tenant.tenant_id)
+        missing = await api.get(
+            "/api/v1/scans/00000000-0000-4000-8000-000000000000/analysis", headers=tenant.auth
+        )
+        assert missing.status_code == 404
