@@ -12,6 +12,7 @@ import pytest
 
 from valdrix.config import (
     KEY_FILE_NAME,
+    Settings,
     SettingsError,
     generate_key_entry,
     load_settings,
@@ -210,3 +211,16 @@ def test_tier_enum_matches_the_configured_tier_names() -> None:
     from valdrix.tenancy.models import Tier
 
     assert tuple(t.value for t in Tier) == TIER_NAMES
+
+
+def test_llm_is_disabled_until_a_key_or_base_url_is_set():
+    assert Settings().llm_enabled is False
+    assert Settings(llm_api_key="gsk_" + "a1b2" * 10).llm_enabled is True
+    assert Settings(llm_base_url="http://localhost:11434/v1").llm_enabled is True
+
+
+def test_llm_limits_need_every_tier_and_a_fallback_needs_its_model():
+    with pytest.raises(ValueError, match="VALDRIX_LLM_DAILY_CAP_USD"):
+        Settings(llm_daily_cap_usd={"free": "1"})
+    with pytest.raises(ValueError, match="VALDRIX_LLM_FALLBACK_MODEL"):
+        Settings(llm_fallback_base_url="https://api.openai.com/v1")

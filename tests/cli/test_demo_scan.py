@@ -49,6 +49,7 @@ SUMMARY_KEYS = {
     "scan_status",
     "scan",
     "summary",
+    "analysis",
 }
 
 
@@ -97,6 +98,19 @@ def test_demo_once_scans_a_simulated_account_through_a_worker_within_a_minute(
     assert "age thresholds are 0 days" in result.stderr, "the demo says why new things count"
     assert "Monthly waste by detector" in result.stderr, "the table goes to stderr with --json"
     assert "worker.start" in result.stderr, "a worker process ran the scan"
+
+
+def test_demo_once_explains_the_scan_with_the_simulated_analyst_under_the_budget(
+    demo_once: DemoOnce,
+) -> None:
+    assert demo_once.result.returncode == 0, demo_once.result.stderr
+    analysis = demo_once.summary["analysis"]
+    assert analysis["status"] == "ready", analysis
+    assert analysis["provider"] == "simulated-analyst"
+    assert Decimal(analysis["cost_usd"]) > 0
+    result = analysis["result"]
+    assert result["findings_analysed"] == len(result["findings"]) > 0
+    assert "simulated analyst, no real model" in demo_once.result.stderr
 
 
 def test_demo_once_finds_waste_with_monthly_dollars_for_every_aws_detector(

@@ -30,6 +30,7 @@ from valdrix.cli.common import (
     serve_api,
     settings_for_command,
 )
+from valdrix.cli.demo_analysis import finished_analysis, print_analysis, start_demo_analyst
 from valdrix.cli.scanning import print_summary_table
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings, load_settings
@@ -57,6 +58,7 @@ from valdrix.simulator.demo_account import (
     DemoAccount,
     seed_demo_account,
 )
+from valdrix.simulator.llm_server import SimulatedLLM
 from valdrix.tenancy import api_keys, service
 from valdrix.tenancy.auth import Principal
 from valdrix.tenancy.models import Role, Tier
@@ -77,11 +79,14 @@ class _Background:
 
     simulator: SimulatedAws
     worker: subprocess.Popen[bytes] | None = None
+    analyst: SimulatedLLM | None = None
 
     def stop(self) -> None:
         if self.worker is not None:
             _stop(self.worker)
         self.simulator.stop()
+        if self.analyst is not None:
+            self.analyst.stop()
 
 
 @readable_errors
@@ -94,7 +99,7 @@ def demo(
     port: int = typer.Option(8000, help="API port (another free port is used if it is taken)."),
 ) -> None:
     """Run Valdrix on this machine: embedded database, demo tenant, admin, API key, a simulated
-    AWS account scanned by a worker, and the API."""
+    AWS account scanned by a worker, the scan's LLM analysis, and the API."""
     key_file_existed = load_settings().key_file.exists()
     settings = settings_for_command(demo=True)
     out = Console(stderr=as_json, soft_wrap=True)
@@ -104,6 +109,7 @@ def demo(
     try:
         endpoint_url = background.simulator.endpoint_url
         settings = settings.model_copy(update={"aws_endpoint_url": endpoint_url})
+        settings, background.analyst = start_demo_analyst(settings)
         with ThreadPoolExecutor(max_workers=1) as pool:
             # The simulator fills up while the database starts and migrates.
             seeding = pool.submit(seed_demo_account, endpoint_url)
@@ -124,6 +130,7 @@ def demo(
         connection_id, scan_id = asyncio.run(_queue_first_scan(settings, tenant_id))
         out.print(f"  scanning    {', '.join(account.regions)} through the worker (scan {scan_id})")
         scan, rows = asyncio.run(_finished_scan(settings, tenant_id, scan_id, background.worker))
+        analysis = asyncio.run(finished_analysis(settings, tenant_id, scan_id))
         if as_json:
             print_json(
                 {
@@ -139,9 +146,11 @@ def demo(
                     "scan_status": scan.status.value,
                     "scan": scan.model_dump(mode="json"),
                     "summary": _summary(rows),
+                    "analysis": analysis.model_dump(mode="json") if analysis else None,
                 }
             )
         _print_scan(out, scan, rows)
+        print_analysis(out, analysis, simulated=background.analyst is not None)
         if once:
             return
         out.print(
