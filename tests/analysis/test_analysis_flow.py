@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from tests.analysis.conftest import analysis_of, budget_row, seed_scans
+from tests.analysis.conftest import MODEL, analysis_of, budget_row, seed_scans
 from tests.conftest import TenantFixture
 from valdrix.analysis.models import AnalysisStatus
 from valdrix.analysis.service import run_analysis
@@ -241,3 +241,28 @@ async def test_the_prompt_is_bounded_and_keeps_the_costliest_findings(
     result = (await analysis_of(runtime, tenant.tenant_id, scan.scan_id)).result
     assert result is not None
     assert result["findings_analysed"] == len(sent) and result["findings_total"] == 30
+
+
+async def test_the_fallback_provider_answers_when_the_primary_is_down(
+    make_tenant: Callable[..., Any],
+    llm_runtime: Callable[..., Runtime],
+    llm_server: SimulatedLLM,
+) -> None:
+    tenant = await make_tenant()
+    with SimulatedLLM(responder=analyst_answer) as fallback:
+        runtime = llm_runtime(
+            llm_fallback_base_url=fallback.base_url,
+            llm_fallback_model=MODEL,
+            llm_fallback_provider_name="sim-fallback",
+        )
+        llm_server.kill()
+        [scan] = await seed_scans(runtime, tenant.tenant_id, 1)
+
+        assert await run_analysis(runtime, tenant.tenant_id, scan.scan_id) == "ready"
+
+        assert fallback.calls == 1
+    analysis = await analysis_of(runtime, tenant.tenant_id, scan.scan_id)
+    assert analysis.provider == "sim-fallback"
+    states = sorted((r.provider, r.state) for r in await reservations(runtime, tenant))
+    primary = runtime.settings.llm_provider_name
+    assert states == sorted([(primary, "released"), ("sim-fallback", "settled")])

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.analysis.conftest import EXPENSIVE_MODEL, budget_row, seed_scans
-from tests.conftest import TestDatabase
+from tests import conftest as shared
 from valdrix.analysis.service import run_analysis
 from valdrix.runtime import Runtime
 from valdrix.simulator.llm_server import SimulatedLLM
@@ -53,7 +53,7 @@ async def test_settled_and_reserved_spend_never_pass_the_daily_cap(
     make_tenant: Callable[..., Any],
     llm_runtime: Callable[..., Runtime],
     llm_server: SimulatedLLM,
-    database: TestDatabase,
+    database: shared.TestDatabase,
 ) -> None:
     tenant = await make_tenant(tier=Tier.growth)
     base = llm_runtime()
