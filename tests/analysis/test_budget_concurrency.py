@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.analysis.conftest import EXPENSIVE_MODEL, budget_row, seed_scans
 from tests import conftest as shared
+from tests.analysis.conftest import EXPENSIVE_MODEL, budget_row, seed_scans
 from valdrix.analysis.service import run_analysis
 from valdrix.runtime import Runtime
 from valdrix.simulator.llm_server import SimulatedLLM
