@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, pool, text
 # Importing the model modules registers their tables on the metadata.
 import valdrix.analysis.models
 import valdrix.connections.models
+import valdrix.costs.models
 import valdrix.jobs.models
 import valdrix.llm.models
 import valdrix.scanning.models

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from valdrix import __version__
 from valdrix.analysis.endpoints import router as analysis_router
 from valdrix.connections.endpoints import router as connections_router
+from valdrix.costs.endpoints import IMPORTS_PATH
+from valdrix.costs.endpoints import router as costs_router
 from valdrix.errors import install_error_handlers
 from valdrix.jobs.app import close_job_app, open_job_app
 from valdrix.jobs.endpoints import router as jobs_router
@@ -63,9 +65,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(scanning_router)
     app.include_router(analysis_router)
     app.include_router(llm_router)
+    app.include_router(costs_router)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=runtime.settings.max_request_body_bytes,
         trusted_proxies=frozenset(runtime.settings.trusted_proxies),
+        upload_limits={IMPORTS_PATH: runtime.settings.costs_max_upload_bytes},
     )
     return app

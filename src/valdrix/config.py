@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     llm_retry_cap_seconds: float = Field(default=1800.0, gt=0)
     llm_retry_window_hours: float = Field(default=24.0, gt=0)
 
+    # Cost data (see docs/costs.md).
+    costs_restatement_floor: Decimal = Field(default=Decimal("1.00"), ge=0)
+    costs_focus_close_days: int = Field(default=5, ge=0, le=60)
+    costs_max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    costs_ce_lookback_days: int = Field(default=35, ge=1, le=365)
+
     @field_validator("trusted_proxies", "worker_imports", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:

@@ -95,7 +95,7 @@ async def test_setup_issues_a_fresh_external_id_signed_for_this_tenant(
     assert not external_id_is_ours(runtime.keyring, other.tenant_id, first)
 
 
-async def test_setup_policy_grants_exactly_the_detectors_declared_permissions(
+async def test_setup_policy_grants_exactly_the_declared_permissions(
     client: httpx.AsyncClient, make_tenant: Any
 ) -> None:
     tenant: TenantFixture = await make_tenant()
@@ -104,7 +104,8 @@ async def test_setup_policy_grants_exactly_the_detectors_declared_permissions(
     setup = response.json()
 
     declared = {p for d in load_all_detectors().for_provider("aws") for p in d.permissions}
-    expected = sorted(declared | {"ec2:DescribeRegions"})
+    cost_imports = {"ce:GetCostAndUsage", "organizations:DescribeOrganization"}
+    expected = sorted(declared | cost_imports | {"ec2:DescribeRegions"})
     [statement] = setup["iam_policy"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == expected

@@ -1,10 +1,12 @@
-"""What a customer creates in their AWS account: an IAM policy generated from the detectors'
-declared permissions, and a CloudFormation template for the role Valdrix assumes."""
+"""What a customer creates in their AWS account: an IAM policy generated from the detectors' and
+the cost imports' declared permissions, and a CloudFormation template for the role Valdrix
+assumes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from valdrix.costs.cost_explorer import PERMISSIONS as COST_EXPLORER_PERMISSIONS
 from valdrix.scanning.registry import load_all_detectors
 
 # Needed by Valdrix itself rather than by one detector.
@@ -13,11 +15,17 @@ POLICY_VERSION = "2012-10-17"
 
 
 def aws_permissions() -> list[str]:
-    return sorted({*load_all_detectors().permissions("aws"), *PLATFORM_PERMISSIONS})
+    return sorted(
+        {
+            *load_all_detectors().permissions("aws"),
+            *PLATFORM_PERMISSIONS,
+            *COST_EXPLORER_PERMISSIONS,
+        }
+    )
 
 
 def aws_iam_policy() -> dict[str, Any]:
-    """Read-only and least-privilege: exactly the actions the scans call."""
+    """Read-only and least-privilege: exactly the actions the scans and cost imports call."""
     return {
         "Version": POLICY_VERSION,
         "Statement": [

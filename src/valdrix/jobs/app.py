@@ -19,6 +19,7 @@ TASK_MODULES = [
     "valdrix.scanning.tasks",
     "valdrix.analysis.tasks",
     "valdrix.llm.tasks",
+    "valdrix.costs.tasks",
 ]
 # Domain tasks a worker runs periodically, each with its interval in seconds (from settings).
 PERIODIC_TASKS: list[tuple[Any, Callable[[Any], int]]] = []

@@ -56,11 +56,18 @@ class RequestContextMiddleware:
     """Assigns a request id, records the client IP, adds security headers, limits body size."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, trusted_proxies: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        trusted_proxies: frozenset[str] = frozenset(),
+        upload_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.trusted_proxies = trusted_proxies
+        # Paths that take file uploads, with their own (larger) limits.
+        self.upload_limits = upload_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,8 +98,9 @@ class RequestContextMiddleware:
                     out["strict-transport-security"] = HSTS
             await send(message)
 
+        limit = self.upload_limits.get(scope.get("path", ""), self.max_body_bytes)
         declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared and declared.isdigit() and int(declared) > limit:
             await _send_problem(send_with_headers, 413, "Payload too large", request_id)
             return
         received = 0
@@ -103,8 +111,8 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import valdrix
+
+RUNTIME_PARTITION = re.compile(r"^cost_(records|daily)_\d{6}$")
 
 
 def migrations_dir() -> Path:
@@ -24,10 +27,11 @@ def migrations_dir() -> Path:
 def include_in_autogenerate(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    """procrastinate's tables come from its own schema.sql (see the job-platform migration)."""
+    """procrastinate's tables come from its own schema.sql (see the job-platform migration), and
+    the cost tables' monthly partitions are created at run time (see the costs migration)."""
     table = getattr(obj, "table", obj)
-    table_name = getattr(table, "name", name) or ""
-    return not str(table_name).startswith("procrastinate_")
+    table_name = str(getattr(table, "name", name) or "")
+    return not table_name.startswith("procrastinate_") and not RUNTIME_PARTITION.match(table_name)
 
 
 def alembic_config(owner_url: str) -> Config:

@@ -123,3 +123,21 @@ ANALYSES_TOTAL = Counter(
     " failed, disabled).",
     ["outcome"],
 )
+
+COST_RUNS_TOTAL = Counter(
+    "valdrix_cost_runs_total",
+    "Cost imports by source kind (focus_file, aws_cost_explorer) and outcome (committed,"
+    " rejected, failed).",
+    ["source_kind", "outcome"],
+)
+COST_ROWS_INGESTED = Counter(
+    "valdrix_cost_rows_ingested_total",
+    "Source rows (FOCUS lines, Cost Explorer groups) stored by committed cost runs.",
+    ["source_kind"],
+)
+COST_RESTATEMENTS = Counter(
+    "valdrix_cost_restatements_total",
+    "Readings of a (day, service, account) that moved more than 2 % and the floor since the"
+    " previous reading (each is a costs.restatement alert).",
+    ["source_kind"],
+)

@@ -1,0 +1,101 @@
+"""HTTP routes for cost data: reading, runs, adjustments and FOCUS uploads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, UploadFile, status
+
+from valdrix.costs import service
+from valdrix.costs.schemas import CostAdjustmentOut, CostRunOut, CostsOut
+from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from valdrix.tenancy.auth import MemberScope, ViewerScope
+
+router = APIRouter(prefix="/api/v1", tags=["costs"])
+IMPORTS_PATH = "/api/v1/costs/imports"  # its own body limit (see app.py)
+
+
+@router.get("/costs", response_model=CostsOut, responses={304: {"description": "Not modified"}})
+async def read_costs(
+    scope: ViewerScope,
+    response: Response,
+    start: dt.date,
+    end: dt.date,
+    group_by: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Up to 3 of day, provider, service, region, account, charge_category,"
+            " resource, tag:<key> (comma-separated)",
+        ),
+    ] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> CostsOut | Response:
+    """Billed, effective and list cost for [start, end), grouped, with totals split into
+    preliminary and final. The ETag is the tenant's data version: it changes with every
+    committed import, and `If-None-Match` answers 304 while it has not."""
+    query = service.parse_query(start, end, group_by)
+    answer = await service.read_costs(scope.session, scope.principal, query)
+    etag = f'W/"costs-{answer.data_version}"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    response.headers.update(headers)
+    return CostsOut(
+        start=start,
+        end=end,
+        group_by=query.group_by,
+        data_version=answer.data_version,
+        rows=answer.rows,
+        totals=answer.totals,
+        truncated=answer.truncated,
+    )
+
+
+@router.get("/costs/runs")
+async def list_runs(
+    scope: ViewerScope, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+) -> list[CostRunOut]:
+    runs = await service.list_runs(scope.session, scope.principal, limit=limit)
+    return [CostRunOut.model_validate(run) for run in runs]
+
+
+@router.get("/costs/adjustments")
+async def list_adjustments(
+    scope: ViewerScope,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> list[CostAdjustmentOut]:
+    adjustments = await service.list_adjustments(
+        scope.session, scope.principal, start=start, end=end, limit=limit
+    )
+    return [CostAdjustmentOut.model_validate(a) for a in adjustments]
+
+
+@router.post("/costs/imports", status_code=status.HTTP_201_CREATED)
+async def import_focus(
+    file: UploadFile,
+    scope: MemberScope,
+    source: Annotated[str | None, Query(max_length=200)] = None,
+) -> CostRunOut:
+    """Upload a FOCUS export (CSV, gzip CSV or Parquet; up to VALDRIX_COSTS_MAX_UPLOAD_BYTES).
+    It is imported as one run: committed whole, or rejected whole with the first errors (row,
+    column, reason) and nothing stored."""
+    with tempfile.TemporaryDirectory(prefix="valdrix-import-") as directory:
+        path = Path(directory) / "upload"
+        with path.open("wb") as target:
+            shutil.copyfileobj(file.file, target, length=1 << 20)
+        run = await service.import_focus_file(
+            scope.runtime,
+            scope.principal.tenant_id,
+            path,
+            actor=scope.principal.actor_id,
+            source=source,
+            display_name=file.filename or "upload",
+        )
+    return CostRunOut.model_validate(run)

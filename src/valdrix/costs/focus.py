@@ -1,0 +1,413 @@
+"""Reading FOCUS exports (1.0 to 1.2; CSV, gzip CSV or Parquet), streamed in batches.
+
+Tolerant of what real exports do: literal ``NULL`` for null, timestamps with or without ``T`` and
+``Z``, tags as JSON text (Azure's without the braces), ``x_`` and other custom columns (their
+names are noted on the run, their values not stored). Strict about what the numbers depend on:
+the mandatory columns must be there, costs must be numbers, charge periods must be timestamps,
+one billing currency per file, and charge categories from the specification. Any invalid row
+rejects the whole file, with the first errors (row, column, reason); nothing is stored.
+
+Rows are summed exactly (decimal) per day and key as they stream, so memory holds one batch and
+the daily records, never the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from valdrix.costs.records import DECIMAL, KEY_NAMES, RECORD_SCHEMA, SUM_NAMES, SourceBatch
+
+MANDATORY = (
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId",
+    "BillingAccountName", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd",
+    "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass", "ChargeDescription",
+    "PricingQuantity", "PricingUnit", "ServiceName", "ServiceCategory", "ProviderName",
+    "PublisherName", "InvoiceIssuerName",
+)  # fmt: skip
+OPTIONAL = (
+    "SubAccountId", "RegionId", "RegionName", "ResourceId", "ResourceType", "Tags",
+    "ConsumedQuantity", "InvoiceId",
+)  # fmt: skip
+# Totals depend on these: a row without them is refused. Real exports leave the others null at
+# times (Oracle's ContractedCost), which costs nothing but a null.
+REQUIRED_NUMBERS = ("BilledCost", "EffectiveCost")
+OPTIONAL_NUMBERS = ("ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity")
+TIMESTAMPS = ("ChargePeriodStart", "BillingPeriodStart", "BillingPeriodEnd")
+CHARGE_CATEGORIES = {c.lower(): c for c in ("Usage", "Purchase", "Tax", "Credit", "Adjustment")}
+NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+# ISO 8601 in UTC, with or without T, seconds, fraction or Z (offsets other than zero refused).
+TIMESTAMP = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]00:?00|UTC)?$"
+MAX_ERRORS = 20
+BATCH_BYTES = 8 << 20
+
+
+class FocusRejected(Exception):
+    """The file cannot be imported; ``errors`` holds the first problems found."""
+
+    def __init__(self, errors: list[dict[str, Any]], rows_read: int, rows_rejected: int) -> None:
+        first = errors[0] if errors else {}
+        where = f"row {first['row']}, " if first.get("row") else ""
+        column = f"column {first['column']}: " if first.get("column") else ""
+        super().__init__(f"{where}{column}{first.get('reason', 'invalid file')}")
+        self.errors = errors
+        self.rows_read = rows_read
+        self.rows_rejected = rows_rejected
+
+
+@dataclass
+class _Reading:
+    """What the stream has shown so far."""
+
+    now: dt.datetime
+    close_days: int
+    rows: int = 0
+    rejected_rows: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    currency: str | None = None
+    partials: list[pa.Table] = field(default_factory=list)
+    tags: dict[str, str | None] = field(default_factory=dict)
+    first_day: dt.date | None = None
+    last_day: dt.date | None = None
+    accounts: set[str] = field(default_factory=set)
+
+    def error(self, row: int | None, column: str | None, reason: str) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append({"row": row, "column": column, "reason": reason})
+
+
+def detect_format(name: str, head: bytes) -> str:
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"\x1f\x8b"):
+        return "csv.gz"
+    if name.lower().endswith((".parquet", ".pq")):
+        return "parquet"
+    return "csv"
+
+
+def read_focus(
+    path: Path,
+    *,
+    now: dt.datetime,
+    close_days: int,
+    source_key: str | None = None,
+    display_name: str | None = None,
+) -> SourceBatch:
+    """Read a FOCUS file into daily records, or raise FocusRejected."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    kind = detect_format(display_name or path.name, head)
+    reading = _Reading(now=now, close_days=close_days)
+    if kind == "parquet":
+        columns, batches = _parquet_batches(path)
+    else:
+        columns, batches = _csv_batches(path, compressed=kind == "csv.gz")
+    _check_columns(columns)
+    offset = 0
+    for batch in batches:
+        _read_batch(reading, batch, offset)
+        offset += batch.num_rows
+        reading.rows = offset
+    if reading.errors:
+        raise FocusRejected(reading.errors, reading.rows, max(reading.rejected_rows, 1))
+    if not reading.rows:
+        raise FocusRejected([{"row": None, "column": None, "reason": "the file has no rows"}], 0, 0)
+    records = _merge(reading)
+    assert reading.first_day is not None and reading.last_day is not None
+    known = {*MANDATORY, *OPTIONAL}
+    return SourceBatch(
+        source_kind="focus_file",
+        source_key=source_key or "focus:" + ",".join(sorted(reading.accounts))[:280],
+        window_start=reading.first_day,
+        window_end=reading.last_day,
+        records=records,
+        rows_read=reading.rows,
+        details={
+            "format": kind,
+            "file_name": display_name or path.name,
+            "currency": reading.currency,
+            "columns_kept_aside": sorted(c for c in columns if c not in known),
+        },
+    )
+
+
+def _check_columns(columns: list[str]) -> None:
+    missing = [name for name in MANDATORY if name not in columns]
+    if missing:
+        raise FocusRejected(
+            [
+                {"row": None, "column": name, "reason": "mandatory FOCUS column is missing"}
+                for name in missing
+            ],
+            0,
+            0,
+        )
+
+
+def _csv_batches(path: Path, *, compressed: bool) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+    def open_stream() -> BinaryIO:
+        raw = path.open("rb")
+        return gzip.GzipFile(fileobj=raw) if compressed else raw  # type: ignore[return-value]
+
+    with open_stream() as stream:
+        header_line = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="").readline()
+    header = next(csv.reader([header_line]), [])
+    wanted = [c for c in (*MANDATORY, *OPTIONAL) if c in header]
+    reader = pacsv.open_csv(
+        open_stream(),
+        read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding="utf8"),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            include_columns=wanted,
+            null_values=["NULL", "null", ""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except pa.ArrowInvalid as exc:
+            raise FocusRejected(
+                [{"row": None, "column": None, "reason": f"not a readable CSV file: {exc}"}], 0, 0
+            ) from exc
+
+    return [name.lstrip("\ufeff") for name in header], batches()
+
+
+def _parquet_batches(path: Path) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    wanted = [c for c in (*MANDATORY, *OPTIONAL) if c in names]
+
+    def as_strings() -> Iterator[pa.RecordBatch]:
+        for batch in parquet.iter_batches(batch_size=65_536, columns=wanted):
+            yield pa.RecordBatch.from_arrays(
+                [_as_text(batch.column(i)) for i in range(batch.num_columns)],
+                names=batch.schema.names,
+            )
+
+    return names, as_strings()
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    """Parquet columns arrive typed; the checks below read text, as from CSV."""
+    if pa.types.is_timestamp(column.type):
+        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
+    if pa.types.is_string(column.type):
+        return column
+    if pa.types.is_large_string(column.type):
+        return column.cast(pa.string())
+    if pa.types.is_map(column.type) or pa.types.is_struct(column.type):
+        return pa.array([None if v is None else json.dumps(dict(v)) for v in column.to_pylist()])
+    return column.cast(pa.string())
+
+
+def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    index = batch.schema.get_field_index(name)
+    if index < 0:
+        return pa.nulls(batch.num_rows, pa.string())
+    return batch.column(index)
+
+
+def _flag(reading: _Reading, bad: pa.Array, offset: int, column: str, reason: str) -> None:
+    """Record the rows where ``bad`` is true (data rows counted from 1 after the header)."""
+    positions = pc.indices_nonzero(pc.fill_null(bad, False))
+    if len(positions):
+        reading.rejected_rows += len(positions)
+        for position in positions.to_pylist()[: MAX_ERRORS - len(reading.errors)]:
+            reading.error(offset + position + 1, column, reason)
+
+
+def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
+    numbers: dict[str, pa.Array] = {}
+    for name in (*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS):
+        text = pc.utf8_trim_whitespace(_column(batch, name))
+        valid = pc.match_substring_regex(text, NUMBER)
+        _flag(reading, pc.invert(valid), offset, name, "not a number")
+        if name in REQUIRED_NUMBERS:
+            _flag(reading, pc.is_null(text), offset, name, "is empty")
+        # Exact decimals; digits past the 18th decimal place (a fraction of a nano-cent) are cut.
+        cut = pc.replace_substring_regex(text, r"^([-+]?\d*\.\d{18})\d+", r"\1")
+        numbers[name] = _to_decimal(pc.if_else(valid, cut, pa.scalar(None, pa.string())))
+    days: dict[str, pa.Array] = {}
+    for name in TIMESTAMPS:
+        text = pc.utf8_trim_whitespace(_column(batch, name))
+        valid = pc.match_substring_regex(text, TIMESTAMP)
+        _flag(reading, pc.invert(valid), offset, name, "not a UTC timestamp (ISO 8601)")
+        _flag(reading, pc.is_null(text), offset, name, "is empty")
+        days[name] = _to_date(
+            reading, pc.if_else(valid, text, pa.scalar(None, pa.string())), offset, name
+        )
+    currency = _column(batch, "BillingCurrency")
+    _flag(reading, pc.is_null(currency), offset, "BillingCurrency", "is empty")
+    for value in pc.unique(pc.drop_null(currency)).to_pylist():
+        if reading.currency is None:
+            reading.currency = value
+        elif value != reading.currency:
+            bad = pc.equal(currency, value)
+            _flag(
+                reading, bad, offset, "BillingCurrency", f"{value} differs from {reading.currency}"
+            )
+    category = pc.utf8_lower(pc.utf8_trim_whitespace(_column(batch, "ChargeCategory")))
+    known = pc.is_in(category, value_set=pa.array(list(CHARGE_CATEGORIES)))
+    _flag(
+        reading,
+        pc.invert(known),
+        offset,
+        "ChargeCategory",
+        "not one of " + ", ".join(CHARGE_CATEGORIES.values()),
+    )
+    account = _column(batch, "BillingAccountId")
+    _flag(reading, pc.is_null(account), offset, "BillingAccountId", "is empty")
+    tags = _tags(reading, _column(batch, "Tags"), offset)
+    if reading.errors:
+        return  # the file is rejected: only keep finding errors
+    _remember_window(reading, days, account)
+    preliminary = _preliminary(reading, batch, days["BillingPeriodEnd"])
+    canonical = pc.if_else(
+        pc.is_null(category),
+        pa.scalar(None, pa.string()),
+        pc.utf8_capitalize(category),
+    )
+    region = pc.coalesce(_column(batch, "RegionId"), _column(batch, "RegionName"))
+    table = pa.table(
+        {
+            "day": days["ChargePeriodStart"],
+            "currency": currency,
+            "provider": pc.coalesce(_column(batch, "ProviderName"), pa.scalar("")),
+            "billing_account_id": account,
+            "sub_account_id": _column(batch, "SubAccountId"),
+            "service": pc.coalesce(_column(batch, "ServiceName"), pa.scalar("")),
+            "service_category": _column(batch, "ServiceCategory"),
+            "region": region,
+            "resource_id": _column(batch, "ResourceId"),
+            "resource_type": _column(batch, "ResourceType"),
+            "charge_category": canonical,
+            "charge_class": _column(batch, "ChargeClass"),
+            "pricing_unit": _column(batch, "PricingUnit"),
+            "tags": tags,
+            "preliminary": preliminary,
+            "billed_cost": numbers["BilledCost"],
+            "effective_cost": numbers["EffectiveCost"],
+            "list_cost": numbers["ListCost"],
+            "contracted_cost": numbers["ContractedCost"],
+            "pricing_quantity": numbers["PricingQuantity"],
+            "consumed_quantity": numbers["ConsumedQuantity"],
+            "source_rows": pa.array([1] * batch.num_rows, pa.int64()),
+        }
+    )
+    reading.partials.append(_sum_by_key(table))
+
+
+def _to_decimal(text: pa.Array) -> pa.Array:
+    try:
+        return pc.cast(text, DECIMAL)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Arrow's cast refuses forms like "1e-7" or "5." for decimals; go value by value.
+        return pa.array(
+            [None if v is None else _decimal_text(v) for v in text.to_pylist()], DECIMAL
+        )
+
+
+def _decimal_text(value: str) -> Any:
+    from decimal import Decimal
+
+    return Decimal(value).quantize(Decimal("1e-18"))
+
+
+def _to_date(reading: _Reading, text: pa.Array, offset: int, column: str) -> pa.Array:
+    day_text = pc.utf8_slice_codeunits(text, 0, 10)
+    try:
+        days = pc.cast(day_text, pa.date32())
+    except pa.ArrowInvalid:
+        values = []
+        for position, value in enumerate(day_text.to_pylist()):
+            try:
+                values.append(None if value is None else dt.date.fromisoformat(value))
+            except ValueError:
+                values.append(None)
+                reading.rejected_rows += 1
+                reading.error(offset + position + 1, column, f"{value} is not a calendar date")
+        days = pa.array(values, pa.date32())
+    # A period ending at midnight ends on that day; one ending later covers that day too.
+    return days
+
+
+def _tags(reading: _Reading, tags: pa.Array, offset: int) -> pa.Array:
+    """Tags as JSON object text (``null`` when none), each distinct value parsed once."""
+    for value in pc.unique(pc.drop_null(tags)).to_pylist():
+        if value in reading.tags:
+            continue
+        parsed = _parse_tags(value)
+        if parsed is None:
+            bad = pc.equal(tags, value)
+            _flag(reading, bad, offset, "Tags", "not a JSON object of tags")
+        reading.tags[value] = None if parsed is None else json.dumps(parsed, sort_keys=True)
+    mapping = pa.array(list(reading.tags.values()), pa.string())
+    keys = pa.array(list(reading.tags.keys()), pa.string())
+    return pc.take(mapping, pc.index_in(tags, value_set=keys))
+
+
+def _parse_tags(value: str) -> dict[str, Any] | None:
+    text = value.strip()
+    if not text or text in ("{}", "[]"):
+        return {}
+    for candidate in (text, "{" + text + "}"):  # Azure exports drop the braces
+        try:
+            parsed = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
+    return None
+
+
+def _remember_window(reading: _Reading, days: dict[str, pa.Array], account: pa.Array) -> None:
+    """The window a re-import of this export replaces: its billing periods and every charge
+    day in it (corrections may fall outside the period)."""
+    starts = [pc.min(days["BillingPeriodStart"]), pc.min(days["ChargePeriodStart"])]
+    ends = [pc.max(days["BillingPeriodEnd"]), pc.max(days["ChargePeriodStart"])]
+    low = min(s.as_py() for s in starts if s.is_valid)
+    high = max(e.as_py() for e in ends if e.is_valid)
+    high = max(high, pc.max(days["ChargePeriodStart"]).as_py() + dt.timedelta(days=1))
+    reading.first_day = low if reading.first_day is None else min(reading.first_day, low)
+    reading.last_day = high if reading.last_day is None else max(reading.last_day, high)
+    reading.accounts.update(pc.unique(account).to_pylist())
+
+
+def _preliminary(reading: _Reading, batch: pa.RecordBatch, period_end: pa.Array) -> pa.Array:
+    """Final once the row has an invoice id (FOCUS 1.2) or its billing period closed
+    ``close_days`` ago; preliminary until then."""
+    closed_before = (reading.now - dt.timedelta(days=reading.close_days)).date()
+    closed = pc.less_equal(period_end, pa.scalar(closed_before, pa.date32()))
+    invoiced = pc.is_valid(_column(batch, "InvoiceId"))
+    return pc.invert(pc.or_(pc.fill_null(closed, False), invoiced))
+
+
+def _sum_by_key(table: pa.Table) -> pa.Table:
+    summed = table.group_by(KEY_NAMES, use_threads=False).aggregate(
+        [(name, "sum") for name in [*SUM_NAMES, "source_rows"]]
+    )
+    return summed.rename_columns([name.removesuffix("_sum") for name in summed.column_names])
+
+
+def _merge(reading: _Reading) -> pa.Table:
+    merged = _sum_by_key(pa.concat_tables(reading.partials)) if reading.partials else None
+    assert merged is not None
+    return merged.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)

@@ -1,0 +1,201 @@
+"""Cost Explorer imports as jobs: queueing one per AWS connection daily, and running one.
+
+A run assumes the connection's role (as a scan does), reads the lookback window and commits it
+as one reconciliation run. Failures the customer must fix (a role Valdrix may not assume or use,
+a connection that is gone) are recorded as a failed run and not retried; throttling and AWS or
+network trouble raise ``RetryableError`` so the job backs off and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.config import Settings
+from valdrix.connections.access import aws_access
+from valdrix.connections.models import CloudConnection
+from valdrix.connections.providers.aws import THROTTLE_CODES, AwsAccessError, error_code
+from valdrix.costs.cost_explorer import denied, fetch_cost_explorer, source_key_for
+from valdrix.costs.models import CostRun, RunStatus, SourceKind
+from valdrix.costs.reconcile import commit_batch, record_rejected_run
+from valdrix.costs.records import SourceBatch
+from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
+from valdrix.jobs.repository import JobRunRepository
+from valdrix.jobs.retry import RetryableError
+from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
+from valdrix.runtime import Runtime
+from valdrix.tenancy.models import Tenant
+
+log = structlog.get_logger(__name__)
+
+TASK_NAME = "costs.ingest"
+QUEUE = "costs"
+ACTOR = "costs.ingest"
+# Cost Explorer says "LimitExceededException" when throttling; a request whose data changed
+# between pages must simply be asked again.
+RETRY_CODES = THROTTLE_CODES | {"LimitExceededException", "RequestChangedException"}
+
+
+async def queue_ingest(
+    session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, connection_id: uuid.UUID
+) -> bool:
+    """Defer the connection's import in the session's transaction; False if one is queued."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        return False
+    request = JobRequest(
+        task_name=TASK_NAME,
+        queue=QUEUE,
+        tenant_id=tenant_id,
+        tier=tenant.tier,
+        tenant_backlog=await JobRunRepository(session).backlog(),
+        target_id=connection_id,
+        queueing_lock=f"costs:{connection_id}",
+    )
+    ids, _ = await defer_in_transaction(
+        session, [build_job(request, slots=settings.tenant_job_slots)]
+    )
+    return bool(ids)
+
+
+async def queue_daily_ingests(runtime: Runtime) -> int:
+    """One import per active AWS connection, across tenants; returns how many were queued."""
+    async with unit_of_work(runtime.sessions, None) as session:
+        targets = (
+            await session.execute(
+                text("SELECT tenant_id, connection_id FROM valdrix_cost_explorer_targets()")
+            )
+        ).all()
+    queued = 0
+    for tenant_id, connection_id in targets:
+        # Each tenant's job commits in its own transaction: one tenant's trouble skips only it.
+        try:
+            async with unit_of_work(runtime.sessions, tenant_id) as session:
+                queued += await queue_ingest(session, runtime.settings, tenant_id, connection_id)
+        except Exception:
+            log.exception(
+                "costs.schedule.failed", tenant_id=str(tenant_id), connection_id=str(connection_id)
+            )
+    log.info("costs.schedule.queued", targets=len(targets), queued=queued)
+    return queued
+
+
+@dataclass(frozen=True)
+class _Role:
+    role_arn: str
+    external_id: str
+    account_id: str | None
+
+
+async def ingest_cost_explorer(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    connection_id: uuid.UUID,
+    *,
+    today: dt.date | None = None,
+    final_attempt: bool = True,
+) -> CostRun:
+    """The ``costs.ingest`` job's work: import the connection's Cost Explorer window.
+
+    Returns the committed run, or the failed run that records why nothing was imported.
+    Raises ``RetryableError`` for trouble worth another attempt (after recording a failed run
+    when this is the ``final_attempt``).
+    """
+    source_key = source_key_for(connection_id)
+    role = await _load_role(runtime, tenant_id, connection_id)
+    if isinstance(role, str):
+        return await _record_failure(runtime, tenant_id, source_key, role)
+    day = today or utcnow().date()
+    try:
+        batch = await asyncio.to_thread(_fetch, runtime, role, source_key, day)
+    except (AwsAccessError, ClientError, BotoCoreError) as exc:
+        reason = _explain(exc)
+        if not _transient(exc):
+            return await _record_failure(runtime, tenant_id, source_key, reason)
+        if final_attempt:
+            await _record_failure(runtime, tenant_id, source_key, f"gave up: {reason}")
+        raise RetryableError(reason) from exc
+    return await commit_batch(runtime, tenant_id, batch, actor=ACTOR, connection_id=connection_id)
+
+
+async def _load_role(
+    runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
+) -> _Role | str:
+    """The connection's role, or why it cannot be imported."""
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        connection = await session.get(CloudConnection, connection_id)
+        if connection is None:
+            return "the connection does not exist"
+        if connection.disabled_at is not None:
+            return "the connection is disabled"
+        if connection.provider != "aws":
+            return f"Cost Explorer is AWS only; this is a {connection.provider} connection"
+        return _Role(connection.role_arn, connection.external_id, connection.account_id)
+
+
+def _fetch(runtime: Runtime, role: _Role, source_key: str, today: dt.date) -> SourceBatch:
+    """In a worker thread: boto3 is synchronous."""
+    access = aws_access(runtime.settings)
+    credentials = access.assume(role.role_arn, role.external_id)
+    account_id = role.account_id or access.caller_account(credentials)
+    # Cost Explorer and Organizations are global services served from us-east-1.
+    return fetch_cost_explorer(
+        access.client("ce", "us-east-1", credentials),
+        access.client("organizations", "us-east-1", credentials),
+        account_id=account_id,
+        source_key=source_key,
+        today=today,
+        lookback_days=runtime.settings.costs_ce_lookback_days,
+    )
+
+
+def _transient(exc: BaseException) -> bool:
+    """Throttling, AWS's own errors and the network are worth another attempt."""
+    if isinstance(exc, AwsAccessError):
+        cause = exc.__cause__
+        return isinstance(cause, (ClientError, BotoCoreError)) and _transient(cause)
+    if isinstance(exc, BotoCoreError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error_code(exc) in RETRY_CODES or status >= 500
+    return False
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, AwsAccessError):
+        return exc.reason
+    if isinstance(exc, ClientError):
+        operation = exc.operation_name
+        if denied(exc):
+            return (
+                f"access denied calling {operation}: give the role the policy from the"
+                " connection set-up (it includes the cost permissions)"
+            )
+        return f"{operation} failed: {error_code(exc) or 'unknown error'}"
+    return f"could not reach AWS: {exc}"[:500]
+
+
+async def _record_failure(
+    runtime: Runtime, tenant_id: uuid.UUID, source_key: str, reason: str
+) -> CostRun:
+    return await record_rejected_run(
+        runtime,
+        tenant_id,
+        source_kind=SourceKind.aws_cost_explorer.value,
+        source_key=source_key,
+        rows_read=0,
+        rows_rejected=0,
+        errors=[{"reason": reason}],
+        details={},
+        actor=ACTOR,
+        status=RunStatus.failed,
+    )

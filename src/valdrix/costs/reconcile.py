@@ -1,0 +1,259 @@
+"""Committing a source's batch: the window is replaced atomically and every reading is kept.
+
+One transaction per run: lock the source; delete the source's records in the window; COPY the
+new ones; roll them up; record this run's reading of every (day, service, account, currency)
+(zero for keys that disappeared); compare each with the key's previous reading and record an
+adjustment when it moved more than 2 % and more than the floor; bump the tenant's data version.
+Readers see the old window or the new one, never a mix, and never a total older than the last
+committed run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import structlog
+
+from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus
+from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, resource_key
+from valdrix.costs.repository import RECORD_COLUMNS, CostRepository, ReadingKey
+from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
+from valdrix.observability import metrics
+from valdrix.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+RESTATEMENT_PERCENT = Decimal(2)
+ZERO = Decimal(0)
+
+
+async def commit_batch(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    batch: SourceBatch,
+    *,
+    actor: str,
+    connection_id: uuid.UUID | None = None,
+) -> CostRun:
+    """Store ``batch`` as one committed run of its source, replacing its window."""
+    started = utcnow()
+    records = batch.records.cast(RECORD_SCHEMA)
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        costs = CostRepository(session)
+        await costs.ensure_partitions(batch.window_start, batch.window_end)
+        source = await costs.source_for_update(
+            tenant_id, batch.source_kind, batch.source_key, connection_id
+        )
+        run = CostRun(
+            id=uuid.uuid4(),
+            tenant_id=tenant_id,
+            source_id=source.id,
+            source_kind=batch.source_kind,
+            source_key=batch.source_key,
+            status=RunStatus.committed.value,
+            window_start=batch.window_start,
+            window_end=batch.window_end,
+            rows_read=batch.rows_read,
+            rows_accepted=batch.rows_read,
+            rows_rejected=0,
+            totals=_totals(records),
+            errors=[],
+            details=batch.details,
+            actor=actor,
+            started_at=started,
+        )
+        session.add(run)
+        await session.flush()
+        previous = await costs.latest_readings(source.id, batch.window_start, batch.window_end)
+        await costs.delete_window(source.id, batch.window_start, batch.window_end)
+        run.records_written = await costs.copy_records(_rows(records, tenant_id, source.id, run.id))
+        await costs.roll_up(source.id, batch.window_start, batch.window_end)
+        readings = await costs.window_readings(source.id, batch.window_start, batch.window_end)
+        adjustments = _record_readings(runtime, costs, run, previous, readings)
+        run.adjustments = len(adjustments)
+        await costs.bump_version(tenant_id, utcnow())
+        run.finished_at = utcnow()
+    _announce(run, adjustments)
+    return run
+
+
+def _rows(
+    records: pa.Table, tenant_id: uuid.UUID, source_id: uuid.UUID, run_id: uuid.UUID
+) -> Iterator[tuple[Any, ...]]:
+    columns = {name: records.column(name).to_pylist() for name in records.column_names}
+    for index in range(records.num_rows):
+        value = {name: column[index] for name, column in columns.items()}
+        yield tuple(
+            {
+                "tenant_id": tenant_id,
+                "source_id": source_id,
+                "run_id": run_id,
+                "resource_key": resource_key(value["resource_id"]),
+                "tags": value["tags"],
+            }.get(name, value.get(name))
+            for name in RECORD_COLUMNS
+        )
+
+
+def _totals(records: pa.Table) -> dict[str, Any]:
+    """Billed and effective totals per currency, split preliminary / final."""
+    totals: dict[str, dict[str, Decimal]] = {}
+    grouped = records.group_by(["currency", "preliminary"]).aggregate(
+        [("billed_cost", "sum"), ("effective_cost", "sum")]
+    )
+    for row in grouped.to_pylist():
+        state = "preliminary" if row["preliminary"] else "final"
+        entry = totals.setdefault(row["currency"], {})
+        for cost in ("billed_cost", "effective_cost"):
+            amount = row[f"{cost}_sum"] or ZERO
+            entry[cost] = entry.get(cost, ZERO) + amount
+            entry[f"{state}_{cost}"] = entry.get(f"{state}_{cost}", ZERO) + amount
+    return {
+        currency: {name: str(amount.normalize()) for name, amount in values.items()}
+        for currency, values in totals.items()
+    }
+
+
+def _record_readings(
+    runtime: Runtime,
+    costs: CostRepository,
+    run: CostRun,
+    previous: dict[ReadingKey, CostReading],
+    readings: dict[ReadingKey, tuple[Decimal, Decimal, bool]],
+) -> list[CostAdjustment]:
+    floor = runtime.settings.costs_restatement_floor
+    now = utcnow()
+    new_readings: list[CostReading] = []
+    adjustments: list[CostAdjustment] = []
+    for key in readings.keys() | previous.keys():
+        day, service, account, currency = key
+        billed, effective, preliminary = readings.get(key, (ZERO, ZERO, False))
+        new_readings.append(
+            CostReading(
+                tenant_id=run.tenant_id,
+                source_id=run.source_id,
+                run_id=run.id,
+                day=day,
+                service=service,
+                account=account,
+                currency=currency,
+                billed_cost=billed,
+                effective_cost=effective,
+                preliminary=preliminary,
+                recorded_at=now,
+            )
+        )
+        before = previous.get(key)
+        if before is None:
+            continue
+        change = billed - before.billed_cost
+        threshold = abs(before.billed_cost) * RESTATEMENT_PERCENT / 100
+        if abs(change) > threshold and abs(change) > floor:
+            adjustments.append(
+                CostAdjustment(
+                    tenant_id=run.tenant_id,
+                    source_id=run.source_id,
+                    run_id=run.id,
+                    previous_run_id=before.run_id,
+                    day=day,
+                    service=service,
+                    account=account,
+                    currency=currency,
+                    old_billed_cost=before.billed_cost,
+                    new_billed_cost=billed,
+                    change_percent=None
+                    if before.billed_cost == 0
+                    else (change * 100 / abs(before.billed_cost)).quantize(Decimal("0.0001")),
+                    old_preliminary=before.preliminary,
+                    new_preliminary=preliminary,
+                )
+            )
+    costs.add_all(new_readings)
+    costs.add_all(adjustments)
+    return adjustments
+
+
+def _announce(run: CostRun, adjustments: list[CostAdjustment]) -> None:
+    metrics.COST_RUNS_TOTAL.labels(source_kind=run.source_kind, outcome=run.status).inc()
+    metrics.COST_ROWS_INGESTED.labels(source_kind=run.source_kind).inc(run.rows_accepted)
+    for adjustment in adjustments:
+        metrics.COST_RESTATEMENTS.labels(source_kind=run.source_kind).inc()
+        log.warning(
+            "costs.restatement",
+            tenant_id=str(run.tenant_id),
+            run_id=str(run.id),
+            source=run.source_key,
+            day=adjustment.day.isoformat(),
+            service=adjustment.service,
+            account=adjustment.account,
+            currency=adjustment.currency,
+            old_billed_cost=str(adjustment.old_billed_cost),
+            new_billed_cost=str(adjustment.new_billed_cost),
+            change_percent=None
+            if adjustment.change_percent is None
+            else str(adjustment.change_percent),
+        )
+    log.info(
+        "costs.run.committed",
+        tenant_id=str(run.tenant_id),
+        run_id=str(run.id),
+        source=run.source_key,
+        window_start=str(run.window_start),
+        window_end=str(run.window_end),
+        rows=run.rows_accepted,
+        records=run.records_written,
+        adjustments=len(adjustments),
+    )
+
+
+async def record_rejected_run(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    *,
+    source_kind: str,
+    source_key: str | None,
+    rows_read: int,
+    rows_rejected: int,
+    errors: list[dict[str, Any]],
+    details: dict[str, Any],
+    actor: str,
+    status: RunStatus = RunStatus.rejected,
+) -> CostRun:
+    """The record of a run that stored nothing (its own transaction; the data is untouched)."""
+    now = utcnow()
+    run = CostRun(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        source_id=None,
+        source_kind=source_kind,
+        source_key=source_key,
+        status=status.value,
+        rows_read=rows_read,
+        rows_accepted=0,
+        rows_rejected=rows_rejected,
+        records_written=0,
+        totals={},
+        errors=json.loads(json.dumps(errors, default=str)),
+        details=details,
+        actor=actor,
+        started_at=now,
+        finished_at=now,
+    )
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        session.add(run)
+    metrics.COST_RUNS_TOTAL.labels(source_kind=source_kind, outcome=status.value).inc()
+    log.warning(
+        "costs.run.rejected",
+        tenant_id=str(tenant_id),
+        run_id=str(run.id),
+        source=source_key,
+        errors=len(errors),
+        first_error=errors[0] if errors else None,
+    )
+    return run

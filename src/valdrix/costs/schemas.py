@@ -1,0 +1,60 @@
+"""Response bodies of the costs API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class CostRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    source_kind: str
+    source_key: str | None
+    status: str
+    window_start: dt.date | None
+    window_end: dt.date | None
+    rows_read: int
+    rows_accepted: int
+    rows_rejected: int
+    records_written: int
+    adjustments: int
+    totals: dict[str, Any]
+    errors: list[dict[str, Any]]
+    details: dict[str, Any]
+    actor: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class CostAdjustmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    run_id: uuid.UUID
+    previous_run_id: uuid.UUID | None
+    day: dt.date
+    service: str
+    account: str
+    currency: str
+    old_billed_cost: Decimal
+    new_billed_cost: Decimal
+    change_percent: Decimal | None
+    old_preliminary: bool
+    new_preliminary: bool
+    created_at: dt.datetime
+
+
+class CostsOut(BaseModel):
+    start: dt.date
+    end: dt.date
+    group_by: list[str]
+    data_version: int
+    rows: list[dict[str, Any]]
+    totals: list[dict[str, Any]]
+    truncated: bool

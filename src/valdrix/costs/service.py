@@ -1,0 +1,210 @@
+"""Importing FOCUS files and reading costs, runs and adjustments."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.costs.focus import FocusRejected, read_focus
+from valdrix.costs.models import CostAdjustment, CostRun, SourceKind, cost_daily, cost_records
+from valdrix.costs.reconcile import commit_batch, record_rejected_run
+from valdrix.costs.repository import CostRepository
+from valdrix.errors import InvalidInput
+from valdrix.kit.orm import utcnow
+from valdrix.runtime import Runtime
+from valdrix.tenancy.auth import Principal
+
+MAX_GROUPS = 3
+MAX_ROWS = 5000
+MAX_RANGE_DAYS = 731
+
+
+class ImportRejected(InvalidInput):
+    """The file was refused; nothing was stored. Carries the run and its first errors."""
+
+    def __init__(self, run: CostRun, rejected: FocusRejected) -> None:
+        super().__init__(
+            f"the file was rejected and nothing was stored: {rejected}",
+            run_id=str(run.id),
+            errors=rejected.errors,
+        )
+        self.run = run
+
+
+async def import_focus_file(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    path: Path,
+    *,
+    actor: str,
+    source: str | None = None,
+    display_name: str | None = None,
+) -> CostRun:
+    """Import one FOCUS file as a run of its source (the billing accounts in it, unless
+    ``source`` names another), replacing that source's data in the file's window."""
+    try:
+        batch = await asyncio.to_thread(
+            read_focus,
+            path,
+            now=utcnow(),
+            close_days=runtime.settings.costs_focus_close_days,
+            source_key=f"focus:{source}" if source else None,
+            display_name=display_name,
+        )
+    except FocusRejected as rejected:
+        run = await record_rejected_run(
+            runtime,
+            tenant_id,
+            source_kind=SourceKind.focus_file.value,
+            source_key=f"focus:{source}" if source else None,
+            rows_read=rejected.rows_read,
+            rows_rejected=rejected.rows_rejected,
+            errors=rejected.errors,
+            details={"file_name": display_name or path.name},
+            actor=actor,
+        )
+        raise ImportRejected(run, rejected) from rejected
+    return await commit_batch(runtime, tenant_id, batch, actor=actor)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+DAILY_GROUPS: dict[str, ColumnElement[Any]] = {
+    "day": cost_daily.c.day,
+    "provider": cost_daily.c.provider,
+    "service": cost_daily.c.service,
+    "region": cost_daily.c.region,
+    "account": func.coalesce(cost_daily.c.sub_account_id, cost_daily.c.billing_account_id),
+    "charge_category": cost_daily.c.charge_category,
+}
+RECORD_ONLY_GROUPS = ("resource", "tag:<key>")
+
+
+@dataclass(frozen=True)
+class CostQuery:
+    start: dt.date
+    end: dt.date
+    group_by: list[str]
+
+
+@dataclass(frozen=True)
+class CostAnswer:
+    rows: list[dict[str, Any]]
+    totals: list[dict[str, Any]]
+    data_version: int
+    truncated: bool
+
+
+def parse_query(start: dt.date, end: dt.date, group_by: str | None) -> CostQuery:
+    if end <= start:
+        raise InvalidInput("end must be after start (end is exclusive)")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise InvalidInput(f"the range may cover at most {MAX_RANGE_DAYS} days")
+    groups = [g.strip() for g in (group_by or "").split(",") if g.strip()]
+    if len(groups) > MAX_GROUPS or len(set(groups)) != len(groups):
+        raise InvalidInput(f"group_by takes up to {MAX_GROUPS} distinct dimensions")
+    for group in groups:
+        if group not in DAILY_GROUPS and group != "resource" and not _tag_key(group):
+            allowed = ", ".join([*DAILY_GROUPS, *RECORD_ONLY_GROUPS])
+            raise InvalidInput(f"group_by {group!r} is not one of {allowed}")
+    return CostQuery(start, end, groups)
+
+
+def _tag_key(group: str) -> str | None:
+    key = group.removeprefix("tag:")
+    return key if group.startswith("tag:") and 0 < len(key) <= 128 else None
+
+
+async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) -> CostAnswer:
+    """Sums straight from the stored records (no cache), with the data version they reflect.
+
+    The version is read before and after the sums: if a run committed in between, read again,
+    so the ETag never claims a version the numbers do not show.
+    """
+    costs = CostRepository(session)
+    for _ in range(3):
+        version = await costs.data_version()
+        rows, truncated = await _grouped(session, query)
+        totals, _ = await _grouped(session, CostQuery(query.start, query.end, []))
+        if await costs.data_version() == version:
+            break
+    return CostAnswer(rows, totals, version, truncated)
+
+
+async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[str, Any]], bool]:
+    daily = all(group in DAILY_GROUPS for group in query.group_by)
+    table = cost_daily if daily else cost_records
+    dimensions: dict[str, ColumnElement[Any]] = {}
+    for group in query.group_by:
+        if group in DAILY_GROUPS:
+            dimensions[group] = DAILY_GROUPS[group] if daily else _on_records(group)
+        elif group == "resource":
+            dimensions[group] = cost_records.c.resource_id
+        else:
+            dimensions[group] = cost_records.c.tags[_tag_key(group)].astext
+    billed, effective = table.c.billed_cost, table.c.effective_cost
+    preliminary = table.c.preliminary
+    statement = (
+        select(
+            table.c.currency,
+            *(column.label(name) for name, column in dimensions.items()),
+            func.sum(billed).label("billed_cost"),
+            func.sum(effective).label("effective_cost"),
+            func.sum(table.c.list_cost).label("list_cost"),
+            func.coalesce(func.sum(billed).filter(preliminary), 0).label("preliminary_billed_cost"),
+            func.coalesce(func.sum(billed).filter(~preliminary), 0).label("final_billed_cost"),
+            func.coalesce(func.sum(effective).filter(preliminary), 0).label(
+                "preliminary_effective_cost"
+            ),
+            func.coalesce(func.sum(effective).filter(~preliminary), 0).label(
+                "final_effective_cost"
+            ),
+        )
+        .where(table.c.day >= query.start, table.c.day < query.end)
+        .group_by(table.c.currency, *dimensions.values())
+        .order_by(func.sum(billed).desc(), *dimensions.values())
+        .limit(MAX_ROWS + 1)
+    )
+    rows = [dict(row._mapping) for row in await session.execute(statement)]
+    return [_money(row) for row in rows[:MAX_ROWS]], len(rows) > MAX_ROWS
+
+
+def _on_records(group: str) -> ColumnElement[Any]:
+    if group == "account":
+        return func.coalesce(cost_records.c.sub_account_id, cost_records.c.billing_account_id)
+    column: ColumnElement[Any] = cost_records.c[
+        {"service": "service", "provider": "provider", "region": "region", "day": "day"}.get(
+            group, group
+        )
+    ]
+    return column
+
+
+def _money(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: (value.normalize() if isinstance(value, Decimal) and value else value)
+        for key, value in row.items()
+    }
+
+
+async def list_runs(session: AsyncSession, actor: Principal, *, limit: int) -> list[CostRun]:
+    return await CostRepository(session).runs(limit)
+
+
+async def list_adjustments(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    limit: int,
+) -> list[CostAdjustment]:
+    return await CostRepository(session).adjustments(start, end, limit)
