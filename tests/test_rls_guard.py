@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from tests.analysis.helpers import give_tenant_llm_spend
+from tests.costs.helpers import give_tenant_cost_data
 from tests.jobs.helpers import give_tenant_a_queued_job
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.kit.rls import CURRENT_TENANT, POLICY_NAME, RESOLVER_ROLE
@@ -15,15 +16,18 @@ APP_ROLE = "valdrix_app"
 OWNER_ROLE = "valdrix_owner"
 
 
-def _tenant_tables(conn: psycopg.Connection) -> list[str]:
+def _tenant_tables(conn: psycopg.Connection, *, partitions: bool = True) -> list[str]:
     rows = conn.execute(
         """
         SELECT c.table_name FROM information_schema.columns c
         JOIN information_schema.tables t USING (table_schema, table_name)
+        JOIN pg_class k ON k.relname = c.table_name
+        JOIN pg_namespace n ON n.oid = k.relnamespace AND n.nspname = c.table_schema
         WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id'
-          AND t.table_type = 'BASE TABLE'
+          AND t.table_type = 'BASE TABLE' AND (%s OR NOT k.relispartition)
         ORDER BY 1
-        """
+        """,
+        (partitions,),
     ).fetchall()
     return [row[0] for row in rows]
 
@@ -109,12 +113,14 @@ async def test_without_tenant_context_every_tenant_table_reads_empty(
     await give_tenant_a_queued_job(runtime, tenant.tenant_id)
     await give_tenant_a_scanned_connection(runtime, tenant.tenant_id)
     await give_tenant_llm_spend(runtime, tenant.tenant_id)
+    await give_tenant_cost_data(runtime, tenant.tenant_id)
     login = await client.post(
         "/api/v1/auth/login", json={"email": tenant.admin_email, "password": tenant.admin_password}
     )
     assert login.status_code == 200
     client.cookies.clear()
-    tables = [*_tenant_tables(app_conn), "tenants"]
+    # Monthly partitions are read through their parent (and checked for RLS above).
+    tables = [*_tenant_tables(app_conn, partitions=False), "tenants"]
     with app_conn.transaction():
         app_conn.execute(
             "SELECT set_config('valdrix.tenant_id', %s, true)", (str(tenant.tenant_id),)
@@ -157,7 +163,10 @@ def test_resolver_functions_are_narrow(app_conn):
     ).fetchall()
     assert rows, "the credential resolver functions should exist"
     for name, owner, _, config, public_exec in rows:
-        assert owner == RESOLVER_ROLE, f"{name} runs as {owner}"
+        # The one exception: adding a month's cost partitions is DDL, which only the tables'
+        # owner may run. It reads and writes no rows, and each partition gets forced RLS.
+        expected = OWNER_ROLE if name == "valdrix_ensure_cost_partitions" else RESOLVER_ROLE
+        assert owner == expected, f"{name} runs as {owner}"
         assert any(c.startswith("search_path=") for c in config or []), f"{name}: no search_path"
         assert public_exec is False, f"{name} is executable by PUBLIC"
 

@@ -8,14 +8,17 @@ B's objects to aim at, and a new body until ``SAMPLE_BODIES`` has one.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi.routing import APIRoute
 
 from tests.analysis.helpers import give_tenant_llm_spend
+from tests.costs.helpers import give_tenant_cost_data
 from tests.jobs.helpers import give_tenant_a_queued_job
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.app import PUBLIC_ROUTES
@@ -36,6 +39,13 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/scans"): {"connection_id": "{connection_id}"},
     ("PATCH", "/api/v1/findings/{finding_id}"): {"status": "dismissed", "note": "A was here"},
     ("PATCH", "/api/v1/llm/budget"): {"daily_cap_usd": "0.50"},
+}
+# Routes that take a file upload instead of a JSON body.
+SAMPLE_UPLOADS: dict[tuple[str, str], tuple[str, bytes]] = {
+    ("POST", "/api/v1/costs/imports"): (
+        "focus.csv",
+        (Path(__file__).parent / "data" / "focus" / "focus_sample_1000.csv").read_bytes(),
+    ),
 }
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -112,6 +122,7 @@ async def _b_objects(client, b, runtime) -> dict[str, str]:
     await give_tenant_a_queued_job(runtime, b.tenant_id)
     scanned = await give_tenant_a_scanned_connection(runtime, b.tenant_id)
     await give_tenant_llm_spend(runtime, b.tenant_id)
+    await give_tenant_cost_data(runtime, b.tenant_id)
     members = (await client.get("/api/v1/members", headers=b.auth)).json()
     keys = (await client.get("/api/v1/api-keys", headers=b.auth)).json()
     jobs = (await client.get("/api/v1/jobs", headers=b.auth)).json()["items"]
@@ -125,13 +136,27 @@ async def _b_objects(client, b, runtime) -> dict[str, str]:
     }
 
 
+# Query parameters for list routes that need some, so the snapshot holds data.
+SNAPSHOT_PARAMS: dict[str, dict[str, str]] = {
+    "/api/v1/costs": {
+        "start": str(dt.date.today() - dt.timedelta(days=700)),
+        "end": str(dt.date.today() + dt.timedelta(days=1)),
+        "group_by": "service",
+    },
+}
+
+
 async def _snapshot(client, tenant, routes) -> dict[str, Any]:
     """Everything the tenant can list, to prove nothing of it changed."""
     snapshot = {}
     for method, path in routes:
         # The AWS setup mints a fresh external id per call: not stored data.
         if method == "GET" and "{" not in path and path != "/api/v1/connections/aws/setup":
-            snapshot[path] = (await client.get(path, headers=tenant.auth)).json()
+            response = await client.get(
+                path, params=SNAPSHOT_PARAMS.get(path), headers=tenant.auth
+            )
+            assert response.status_code == 200, f"{path}: {response.text}"
+            snapshot[path] = response.json()
     return snapshot
 
 
@@ -147,7 +172,8 @@ async def test_tenant_a_cannot_reach_tenant_b_objects_through_any_route(
     for method, path in routes:
         if method in UNSAFE and "{" not in path and path != "/api/v1/auth/logout":
             body = SAMPLE_BODIES.get((method, path))
-            assert body is not None, f"add a sample body for {method} {path}"
+            upload = SAMPLE_UPLOADS.get((method, path))
+            assert body or upload, f"add a sample body for {method} {path}"
         params = re.findall(r"\{([^}]+)\}", path)
         missing = [p for p in params if p not in b_objects]
         assert not missing, f"{method} {path}: tell this test which B object {missing} means"
@@ -155,7 +181,11 @@ async def test_tenant_a_cannot_reach_tenant_b_objects_through_any_route(
         for param in params:
             url = url.replace("{" + param + "}", b_objects[param])
         body, names_b_object = _aimed_at(SAMPLE_BODIES.get((method, path)), b_objects)
-        response = await client.request(method, url, headers=a.auth, json=body)
+        if (method, path) in SAMPLE_UPLOADS:
+            files = {"file": SAMPLE_UPLOADS[(method, path)]}
+            response = await client.request(method, url, headers=a.auth, files=files)
+        else:
+            response = await client.request(method, url, headers=a.auth, json=body)
         if names_b_object:
             assert response.status_code == 404, f"{method} {path} with B's id: {response.text}"
         if params:
