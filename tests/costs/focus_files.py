@@ -73,9 +73,11 @@ def synthetic(
     invoice_id: str | None = None,
     period_end: dt.date | None = None,
     account: str = "111122223333",
+    resources: dict[str, str] | None = None,
 ) -> Path:
     """A FOCUS export with one usage row per (day, service) and its billed cost; with an
-    ``invoice_id`` (FOCUS 1.2's InvoiceId column) every row is final."""
+    ``invoice_id`` (FOCUS 1.2's InvoiceId column) every row is final. ``resources`` names the
+    resource of a service's rows."""
     days = sorted({day for day, _ in costs})
     start = days[0].replace(day=1)
     end = period_end or (start + dt.timedelta(days=32)).replace(day=1)
@@ -91,7 +93,8 @@ def synthetic(
                 f"{day}T00:00:00Z", f"{day + dt.timedelta(days=1)}T00:00:00Z",
                 "Usage", "NULL", f"{service} usage", "1", "Hours", service, "Compute", "AWS",
                 "Amazon Web Services", "Amazon Web Services, Inc.", account, "us-east-1",
-                f"arn:aws:ec2:us-east-1:{account}:instance/i-{service.lower()[:6]}",
+                (resources or {}).get(service)
+                or f"arn:aws:ec2:us-east-1:{account}:instance/i-{service.lower()[:6]}",
                 '{"team": "platform"}',
                 *([invoice_id] if invoice_id else []),
             ]

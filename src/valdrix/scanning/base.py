@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from valdrix.scanning.pricing.catalog import PriceCatalog
 
-CostBasis = Literal["list_price", "unknown"]
+CostBasis = Literal["billed", "list_price", "unknown"]
 IGNORE_TAG = "valdrix:ignore"
 
 

@@ -32,6 +32,7 @@ from valdrix.analysis.service import queue_for_finished_scan
 from valdrix.connections.access import aws_access
 from valdrix.connections.models import CloudConnection
 from valdrix.connections.providers.aws import DENIED_CODES, AwsAccessError, error_code
+from valdrix.costs.billing import price_from_bill
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.observability import metrics
@@ -261,6 +262,7 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
         events = ScanEventRepository(session)
         findings: list[RecordedFinding] = []
         if outcome.status == UnitStatus.ok:
+            outcome.wastes = await price_from_bill(session, outcome.wastes, now.date())
             findings = await record_findings(
                 session,
                 tenant_id=context.tenant_id,
