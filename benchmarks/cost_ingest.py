@@ -1,0 +1,305 @@
+"""FOCUS import throughput and memory, beside a raw COPY of the same file; cost reads at scale.
+
+    python benchmarks/cost_ingest.py [--quick] [--rows N] [--stored N]
+
+1. Import: a generated FOCUS 1.0 CSV of 1,000,000 rows (``--quick``: 100,000): hourly usage of
+   ~1,400 resources over 30 days, 25 columns, like a real export. ``valdrix costs import``'s
+   code path (``import_focus_file``: streamed read and validation, exact daily sums, the
+   reconciled commit with roll-up and readings) runs in a child process, which reports its time;
+   its peak RSS comes from the operating system. Targets: at least 100,000 rows/s end to end and
+   peak RSS under 500 MB. Baseline: PostgreSQL's own ``COPY ... FROM STDIN (FORMAT csv)`` of the
+   same file into an unindexed table of text columns.
+2. Read: 5,000,000 stored daily cost records (``--quick``: 500,000) over a year for one tenant,
+   then ``GET /api/v1/costs``'s query for 90 days grouped by service (best of 5, through the app
+   role under row-level security). Target: under 300 ms. Also reported: the same grouping summed
+   from the records themselves instead of the roll-up.
+
+A private embedded PostgreSQL is started in a temporary directory and stopped at the end.
+Figures are printed for humans, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import json
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from valdrix.cli.tenants import create_tenant_with_owner_key  # noqa: E402
+from valdrix.config import Settings, generate_key_entry  # noqa: E402
+from valdrix.costs import service  # noqa: E402
+from valdrix.kit.db import unit_of_work  # noqa: E402
+from valdrix.kit.embedded import (  # noqa: E402
+    DatabaseUrls,
+    ensure_embedded_database,
+    stop_embedded_database,
+)
+from valdrix.kit.migrator import upgrade_to_head  # noqa: E402
+from valdrix.logging import configure_logging  # noqa: E402
+from valdrix.runtime import open_runtime  # noqa: E402
+from valdrix.tenancy.models import Tier  # noqa: E402
+from valdrix.tenancy.service import system_principal  # noqa: E402
+
+SIZES = {"default": (1_000_000, 5_000_000), "quick": (100_000, 500_000)}
+HOURS = 30 * 24
+SERVICES = [f"Service {n:02d}" for n in range(30)]
+REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]
+ACCOUNTS = [f"{100000000000 + n}" for n in range(5)]
+HEADER = [
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId",
+    "BillingAccountName", "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd",
+    "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass", "ChargeDescription",
+    "PricingQuantity", "PricingUnit", "ServiceName", "ServiceCategory", "ProviderName",
+    "PublisherName", "InvoiceIssuerName", "SubAccountId", "RegionId", "ResourceId", "Tags",
+]  # fmt: skip
+
+
+def generate_focus(path: Path, rows: int) -> None:
+    """Hourly usage rows, resource after resource (as exports are usually ordered)."""
+    resources = -(-rows // HOURS)
+    start = dt.datetime(2026, 9, 1)
+    hours = [
+        ((start + dt.timedelta(hours=h)).isoformat(sep=" "),
+         (start + dt.timedelta(hours=h + 1)).isoformat(sep=" "))
+        for h in range(HOURS)
+    ]  # fmt: skip
+    written = 0
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for r in range(resources):
+            service, region = SERVICES[r % len(SERVICES)], REGIONS[r % len(REGIONS)]
+            account = ACCOUNTS[r % len(ACCOUNTS)]
+            arn = f"arn:aws:ec2:{region}:{account}:volume/vol-{r:08x}"
+            tags = '{"team": "t%d", "env": "prod"}' % (r % 7)
+            cost = f"{0.0125 + (r % 97) / 1000:.10f}"
+            for begin, end in hours:
+                if written == rows:
+                    return
+                writer.writerow(
+                    (cost, cost, cost, cost, ACCOUNTS[0], "Bench", "USD",
+                     "2026-09-01 00:00:00", "2026-10-01 00:00:00", begin, end, "Usage", "NULL",
+                     "usage", "1", "Hours", service, "Compute", "AWS", "AWS", "AWS", account,
+                     region, arn, tags)
+                )  # fmt: skip
+                written += 1
+
+
+def raw_copy_seconds(superuser: str, path: Path) -> float:
+    columns = ", ".join(f'"{name}" text' for name in HEADER)
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS raw_focus ({columns})")
+        conn.execute("TRUNCATE raw_focus")
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY raw_focus FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+            path.open("rb") as handle,
+        ):
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE raw_focus")
+    return elapsed
+
+
+def import_in_child(bench: dict[str, Any], path: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of the import, run in a fresh process."""
+    child = subprocess.run(
+        [sys.executable, __file__, "--import-child", json.dumps({**bench, "file": str(path)})],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = float(json.loads(child.stdout.strip().splitlines()[-1])["seconds"])
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return seconds, peak_mb
+
+
+def settings_for(bench: dict[str, Any]) -> Settings:
+    return Settings(
+        home=Path(bench["home"]),
+        database_url=bench["app"],
+        migration_database_url=bench["owner"],
+        encryption_keys=bench["keys"],
+        log_format="console",
+        log_level="WARNING",
+    )
+
+
+async def child_import(bench: dict[str, Any]) -> float:
+    runtime = open_runtime(settings_for(bench), DatabaseUrls(bench["app"], bench["owner"]))
+    try:
+        started = time.perf_counter()
+        run = await service.import_focus_file(
+            runtime, uuid.UUID(bench["tenant"]), Path(bench["file"]), actor="benchmark"
+        )
+        elapsed = time.perf_counter() - started
+        assert run.rows_accepted == bench["rows"], run.rows_accepted
+        return elapsed
+    finally:
+        await runtime.close()
+
+
+def store_records(superuser: str, tenant: str, count: int) -> float:
+    """``count`` daily records over a year for one tenant, and their roll-up (as imports leave
+    them), written directly: seconds taken (set-up, not measured against a target)."""
+    started = time.perf_counter()
+    per_day = -(-count // 365)
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute("SELECT valdrix_ensure_cost_partitions('2025-09-01', '2026-09-30')")
+        source = conn.execute(
+            "INSERT INTO cost_sources (id, tenant_id, kind, key, created_at)"
+            " VALUES (gen_random_uuid(), %s, 'focus_file', 'focus:stored', now()) RETURNING id",
+            (tenant,),
+        ).fetchone()
+        assert source is not None
+        run = uuid.uuid4()
+        conn.execute(
+            """
+            INSERT INTO cost_records (tenant_id, day, source_id, run_id, currency, provider,
+                billing_account_id, sub_account_id, service, region, charge_category,
+                preliminary, billed_cost, effective_cost, list_cost, resource_id, resource_key,
+                tags, source_rows)
+            SELECT %(tenant)s, date '2025-09-01' + (n / %(per_day)s)::int, %(source)s, %(run)s,
+                'USD', 'AWS', '100000000000', (100000000000 + n %% 5)::text,
+                'Service ' || lpad((n %% 30)::text, 2, '0'),
+                (ARRAY['us-east-1','us-west-2','eu-west-1','ap-southeast-2'])[1 + n %% 4],
+                'Usage', false, (n %% 997) / 100.0, (n %% 997) / 100.0, (n %% 997) / 100.0,
+                'vol-' || (n %% %(per_day)s), 'vol-' || (n %% %(per_day)s),
+                '{"team": "t1"}', 24
+            FROM generate_series(0, %(count)s - 1) AS n
+            """,
+            {"tenant": tenant, "per_day": per_day, "source": source[0], "run": run,
+             "count": count},
+        )  # fmt: skip
+        keys = (
+            "tenant_id, day, source_id, run_id, currency, provider, billing_account_id,"
+            " sub_account_id, service, region, charge_category, preliminary"
+        )
+        conn.execute(
+            f"INSERT INTO cost_daily ({keys}, billed_cost, effective_cost, list_cost)"
+            f" SELECT {keys}, sum(billed_cost), sum(effective_cost), sum(list_cost)"
+            f" FROM cost_records WHERE tenant_id = %s GROUP BY {keys}",
+            (tenant,),
+        )
+        conn.execute("ANALYZE cost_records, cost_daily")
+    return time.perf_counter() - started
+
+
+async def query_ms(bench: dict[str, Any], group_by: str) -> float:
+    """Best of 5: the API's read for 90 days (roll-up, or records for ``resource``)."""
+    runtime = open_runtime(settings_for(bench), DatabaseUrls(bench["app"], bench["owner"]))
+    tenant = uuid.UUID(bench["tenant"])
+    query = service.parse_query(dt.date(2026, 5, 1), dt.date(2026, 7, 30), group_by)
+    best = float("inf")
+    try:
+        for _ in range(5):
+            started = time.perf_counter()
+            async with unit_of_work(runtime.sessions, tenant) as session:
+                answer = await service.read_costs(session, system_principal(tenant), query)
+            best = min(best, time.perf_counter() - started)
+            assert answer.rows
+    finally:
+        await runtime.close()
+    return round(best * 1000, 1)
+
+
+async def create_tenant(bench: dict[str, Any]) -> str:
+    runtime = open_runtime(settings_for(bench), DatabaseUrls(bench["app"], bench["owner"]))
+    try:
+        created = await create_tenant_with_owner_key(
+            runtime, name="Bench", tier=Tier.enterprise, admin_email="bench@example.com"
+        )
+        return str(created["tenant_id"])
+    finally:
+        await runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--rows", type=int, help="rows in the generated FOCUS file")
+    parser.add_argument("--stored", type=int, help="stored records for the read benchmark")
+    parser.add_argument("--import-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    configure_logging(json_output=False, level="WARNING")
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    if args.import_child:
+        seconds = asyncio.run(child_import(json.loads(args.import_child)))
+        print(json.dumps({"seconds": seconds}), flush=True)
+        return
+    rows, stored = SIZES["quick" if args.quick else "default"]
+    rows, stored = args.rows or rows, args.stored or stored
+    with tempfile.TemporaryDirectory(prefix="valdrix-bench-") as tmp:
+        home = Path(tmp)
+        try:
+            figures = run(home, rows, stored)
+        finally:
+            stop_embedded_database(home)
+    print(
+        f"import of {rows:,} FOCUS rows: {figures['rows_per_second']:,.0f} rows/s"
+        f" ({figures['import_seconds']} s), peak RSS {figures['peak_rss_mb']} MB;"
+        f" raw COPY {figures['baseline_rows_per_second']:,.0f} rows/s"
+        f" ({figures['baseline_copy_seconds']} s); ratio {figures['ratio']}"
+    )
+    print(
+        f"90-day group_by=service over {stored:,} stored records: {figures['query_ms']} ms"
+        f" (from the records instead of the roll-up: {figures['query_records_ms']} ms)"
+    )
+    print(json.dumps({"benchmark": "cost_ingest", **figures}), flush=True)
+
+
+def run(home: Path, rows: int, stored: int) -> dict[str, Any]:
+    urls = ensure_embedded_database(home, cleanup_mode="stop")
+    upgrade_to_head(urls.owner)
+    superuser = urls.owner.replace("valdrix_owner@", "postgres@")
+    bench: dict[str, Any] = {
+        "home": str(home),
+        "app": urls.app,
+        "owner": urls.owner,
+        "keys": generate_key_entry(),
+        "rows": rows,
+    }
+    bench["tenant"] = asyncio.run(create_tenant(bench))
+    path = home / "focus.csv"
+    generate_focus(path, rows)
+    copy_seconds = raw_copy_seconds(superuser, path)
+    import_seconds, peak_mb = import_in_child(bench, path)
+    read_tenant = asyncio.run(create_tenant({**bench}))
+    store_records(superuser, read_tenant, stored)
+    reader = {**bench, "tenant": read_tenant}
+    return {
+        "rows": rows,
+        "file_mb": round(path.stat().st_size / 1e6, 1),
+        "import_seconds": round(import_seconds, 2),
+        "rows_per_second": round(rows / import_seconds),
+        "peak_rss_mb": round(peak_mb, 1),
+        "baseline_copy_seconds": round(copy_seconds, 2),
+        "baseline_rows_per_second": round(rows / copy_seconds),
+        "ratio": round(copy_seconds / import_seconds, 2),
+        "stored_records": stored,
+        "query_ms": asyncio.run(query_ms(reader, "service")),
+        "query_records_ms": asyncio.run(query_ms(reader, "service,resource")),
+    }
+
+
+if __name__ == "__main__":
+    main()
