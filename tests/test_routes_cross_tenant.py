@@ -152,9 +152,7 @@ async def _snapshot(client, tenant, routes) -> dict[str, Any]:
     for method, path in routes:
         # The AWS setup mints a fresh external id per call: not stored data.
         if method == "GET" and "{" not in path and path != "/api/v1/connections/aws/setup":
-            response = await client.get(
-                path, params=SNAPSHOT_PARAMS.get(path), headers=tenant.auth
-            )
+            response = await client.get(path, params=SNAPSHOT_PARAMS.get(path), headers=tenant.auth)
             assert response.status_code == 200, f"{path}: {response.text}"
             snapshot[path] = response.json()
     return snapshot

@@ -104,7 +104,12 @@ async def test_setup_policy_grants_exactly_the_declared_permissions(
     setup = response.json()
 
     declared = {p for d in load_all_detectors().for_provider("aws") for p in d.permissions}
-    cost_imports = {"ce:GetCostAndUsage", "organizations:DescribeOrganization"}
+    cost_imports = {
+        "ce:GetCostAndUsage",
+        "organizations:DescribeOrganization",
+        "s3:GetObject",
+        "s3:ListBucket",
+    }
     expected = sorted(declared | cost_imports | {"ec2:DescribeRegions"})
     [statement] = setup["iam_policy"]["Statement"]
     assert statement["Effect"] == "Allow"

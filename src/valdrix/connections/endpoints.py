@@ -43,6 +43,7 @@ async def create_connection(body: ConnectionCreate, scope: AdminScope) -> Connec
         regions=body.regions,
         thresholds=body.thresholds,
         tag_exclusions=[rule.model_dump() for rule in body.tag_exclusions],
+        focus_export_uri=body.focus_export_uri,
     )
     return ConnectionOut.model_validate(connection)
 

@@ -44,4 +44,6 @@ class CloudConnection(IdMixin, CreatedAtMixin, Base):
     tag_exclusions: Mapped[list[dict[str, str]]] = mapped_column(
         JSONB, default=list, server_default="[]"
     )
+    # Where the account's FOCUS data exports land (s3://bucket/prefix/), pulled daily.
+    focus_export_uri: Mapped[str | None] = mapped_column(String(1024))
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from valdrix.costs.cost_explorer import PERMISSIONS as COST_EXPLORER_PERMISSIONS
+from valdrix.costs.s3_exports import PERMISSIONS as FOCUS_EXPORT_PERMISSIONS
 from valdrix.scanning.registry import load_all_detectors
 
 # Needed by Valdrix itself rather than by one detector.
@@ -20,6 +21,7 @@ def aws_permissions() -> list[str]:
             *load_all_detectors().permissions("aws"),
             *PLATFORM_PERMISSIONS,
             *COST_EXPLORER_PERMISSIONS,
+            *FOCUS_EXPORT_PERMISSIONS,
         }
     )
 

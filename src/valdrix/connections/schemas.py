@@ -39,6 +39,12 @@ class ConnectionCreate(BaseModel):
     )
     thresholds: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tag_exclusions: list[TagRule] = Field(default_factory=list)
+    focus_export_uri: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="s3://<bucket>/<prefix>/ where the account's FOCUS data exports land;"
+        " pulled daily (null: none)",
+    )
 
 
 class ConnectionPatch(BaseModel):
@@ -48,6 +54,12 @@ class ConnectionPatch(BaseModel):
     regions: list[str] | None = None
     thresholds: dict[str, dict[str, Any]] | None = None
     tag_exclusions: list[TagRule] | None = None
+    focus_export_uri: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="s3://<bucket>/<prefix>/ where the account's FOCUS data exports land;"
+        " pulled daily (null: stop pulling)",
+    )
 
 
 class ConnectionOut(BaseModel):
@@ -64,6 +76,7 @@ class ConnectionOut(BaseModel):
     last_verified_at: dt.datetime | None
     thresholds: dict[str, dict[str, Any]]
     tag_exclusions: list[TagRule]
+    focus_export_uri: str | None
     created_at: dt.datetime
 
 

@@ -22,6 +22,7 @@ from valdrix.connections.policy import (
 )
 from valdrix.connections.providers.aws import AwsAccessError, account_of_role
 from valdrix.connections.repository import ConnectionRepository
+from valdrix.costs.s3_exports import parse_export_uri
 from valdrix.errors import Conflict, InvalidInput, NotFound
 from valdrix.jobs.repository import ScheduleRepository
 from valdrix.jobs.service import ensure_schedule
@@ -95,6 +96,7 @@ async def create_connection(
     regions: list[str] | None,
     thresholds: dict[str, dict[str, Any]],
     tag_exclusions: list[dict[str, str | None]],
+    focus_export_uri: str | None = None,
 ) -> CloudConnection:
     if account_of_role(role_arn) is None:
         raise InvalidInput("role_arn must look like arn:aws:iam::<12-digit account>:role/<name>")
@@ -115,6 +117,7 @@ async def create_connection(
             regions=_clean_regions(regions),
             thresholds=validate_thresholds(thresholds),
             tag_exclusions=tag_exclusions,
+            focus_export_uri=_clean_export_uri(focus_export_uri),
         )
     )
     # Scanned at the tier's cadence from now on; the first scan is due at once.
@@ -125,7 +128,11 @@ async def create_connection(
         "connection.create",
         target_type="connection",
         target_id=connection.id,
-        details={"role_arn": role_arn, "regions": connection.regions},
+        details={
+            "role_arn": role_arn,
+            "regions": connection.regions,
+            "focus_export_uri": connection.focus_export_uri,
+        },
     )
     return connection
 
@@ -137,6 +144,15 @@ def _clean_regions(regions: list[str] | None) -> list[str] | None:
     if not cleaned:
         raise InvalidInput("regions must name at least one region, or be null for all")
     return cleaned
+
+
+def _clean_export_uri(uri: str | None) -> str | None:
+    if uri is None or not uri.strip():
+        return None
+    try:
+        return parse_export_uri(uri).uri
+    except ValueError as exc:
+        raise InvalidInput(f"focus_export_uri: {exc}") from None
 
 
 async def get_connection(
@@ -164,6 +180,8 @@ async def update_connection(
         connection.thresholds = validate_thresholds(changes["thresholds"])
     if changes.get("tag_exclusions") is not None:
         connection.tag_exclusions = changes["tag_exclusions"]
+    if "focus_export_uri" in changes:
+        connection.focus_export_uri = _clean_export_uri(changes["focus_export_uri"])
     await session.flush()
     await record_audit(
         session,

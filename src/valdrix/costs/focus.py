@@ -18,7 +18,7 @@ import datetime as dt
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -51,7 +51,9 @@ NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 # ISO 8601 in UTC, with or without T, seconds, fraction or Z (offsets other than zero refused).
 TIMESTAMP = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]00:?00|UTC)?$"
 MAX_ERRORS = 20
-BATCH_BYTES = 8 << 20
+# Arrow's CSV reader holds several blocks in flight: 1 MB blocks keep a 1 GB file's import
+# under ~250 MB of memory at ~90 % of the speed of 8 MB ones.
+BATCH_BYTES = 1 << 20
 
 
 class FocusRejected(Exception):
@@ -82,10 +84,12 @@ class _Reading:
     first_day: dt.date | None = None
     last_day: dt.date | None = None
     accounts: set[str] = field(default_factory=set)
+    file: str | None = None  # named in errors when a delivery has several files
 
     def error(self, row: int | None, column: str | None, reason: str) -> None:
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append({"row": row, "column": column, "reason": reason})
+            where = {"file": self.file} if self.file else {}
+            self.errors.append({**where, "row": row, "column": column, "reason": reason})
 
 
 def detect_format(name: str, head: bytes) -> str:
@@ -107,20 +111,42 @@ def read_focus(
     display_name: str | None = None,
 ) -> SourceBatch:
     """Read a FOCUS file into daily records, or raise FocusRejected."""
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    kind = detect_format(display_name or path.name, head)
+    return read_focus_files(
+        [(path, display_name or path.name)],
+        now=now,
+        close_days=close_days,
+        source_key=source_key,
+    )
+
+
+def read_focus_files(
+    files: Sequence[tuple[Path, str]],
+    *,
+    now: dt.datetime,
+    close_days: int,
+    source_key: str | None = None,
+) -> SourceBatch:
+    """Read the parts of one export delivery (``(path, name)`` pairs) as one batch: a provider
+    writes a billing period as several files, and only all of them together are the period."""
     reading = _Reading(now=now, close_days=close_days)
-    if kind == "parquet":
-        columns, batches = _parquet_batches(path)
-    else:
-        columns, batches = _csv_batches(path, compressed=kind == "csv.gz")
-    _check_columns(columns)
-    offset = 0
-    for batch in batches:
-        _read_batch(reading, batch, offset)
-        offset += batch.num_rows
-        reading.rows = offset
+    formats: set[str] = set()
+    columns: set[str] = set()
+    for path, name in files:
+        with path.open("rb") as handle:
+            kind = detect_format(name, handle.read(4))
+        formats.add(kind)
+        reading.file = name if len(files) > 1 else None
+        if kind == "parquet":
+            names, batches = _parquet_batches(path)
+        else:
+            names, batches = _csv_batches(path, compressed=kind == "csv.gz")
+        _check_columns(names, reading.file)
+        columns.update(names)
+        offset = 0
+        for batch in batches:
+            _read_batch(reading, batch, offset)
+            offset += batch.num_rows
+            reading.rows += batch.num_rows
     if reading.errors:
         raise FocusRejected(reading.errors, reading.rows, max(reading.rejected_rows, 1))
     if not reading.rows:
@@ -136,20 +162,26 @@ def read_focus(
         records=records,
         rows_read=reading.rows,
         details={
-            "format": kind,
-            "file_name": display_name or path.name,
+            "format": ",".join(sorted(formats)),
+            "file_name": files[0][1] if len(files) == 1 else f"{len(files)} files",
+            "files": [name for _, name in files][:100],
             "currency": reading.currency,
             "columns_kept_aside": sorted(c for c in columns if c not in known),
         },
     )
 
 
-def _check_columns(columns: list[str]) -> None:
+def _check_columns(columns: list[str], file: str | None) -> None:
     missing = [name for name in MANDATORY if name not in columns]
     if missing:
         raise FocusRejected(
             [
-                {"row": None, "column": name, "reason": "mandatory FOCUS column is missing"}
+                {
+                    "row": None,
+                    "column": name,
+                    "reason": "mandatory FOCUS column is missing",
+                    **({"file": file} if file else {}),
+                }
                 for name in missing
             ],
             0,

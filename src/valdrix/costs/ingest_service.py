@@ -1,4 +1,5 @@
-"""Cost Explorer imports as jobs: queueing one per AWS connection daily, and running one.
+"""Cost Explorer imports as jobs: queueing one per AWS connection daily (and a pull of its FOCUS
+exports when it names where they land), and running one.
 
 A run assumes the connection's role (as a scan does), reads the lookback window and commits it
 as one reconciliation run. Failures the customer must fix (a role Valdrix may not assume or use,
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.config import Settings
@@ -37,6 +38,7 @@ from valdrix.tenancy.models import Tenant
 log = structlog.get_logger(__name__)
 
 TASK_NAME = "costs.ingest"
+PULL_TASK_NAME = "costs.pull_focus"
 QUEUE = "costs"
 ACTOR = "costs.ingest"
 # Cost Explorer says "LimitExceededException" when throttling; a request whose data changed
@@ -48,17 +50,35 @@ async def queue_ingest(
     session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, connection_id: uuid.UUID
 ) -> bool:
     """Defer the connection's import in the session's transaction; False if one is queued."""
+    return await _queue(session, settings, tenant_id, connection_id, TASK_NAME, "costs")
+
+
+async def queue_focus_pull(
+    session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, connection_id: uuid.UUID
+) -> bool:
+    """Defer the pull of the connection's FOCUS exports; False if one is queued."""
+    return await _queue(session, settings, tenant_id, connection_id, PULL_TASK_NAME, "focus")
+
+
+async def _queue(
+    session: AsyncSession,
+    settings: Settings,
+    tenant_id: uuid.UUID,
+    connection_id: uuid.UUID,
+    task_name: str,
+    lock_kind: str,
+) -> bool:
     tenant = await session.get(Tenant, tenant_id)
     if tenant is None:
         return False
     request = JobRequest(
-        task_name=TASK_NAME,
+        task_name=task_name,
         queue=QUEUE,
         tenant_id=tenant_id,
         tier=tenant.tier,
         tenant_backlog=await JobRunRepository(session).backlog(),
         target_id=connection_id,
-        queueing_lock=f"costs:{connection_id}",
+        queueing_lock=f"{lock_kind}:{connection_id}",
     )
     ids, _ = await defer_in_transaction(
         session, [build_job(request, slots=settings.tenant_job_slots)]
@@ -67,24 +87,35 @@ async def queue_ingest(
 
 
 async def queue_daily_ingests(runtime: Runtime) -> int:
-    """One import per active AWS connection, across tenants; returns how many were queued."""
+    """One import per active AWS connection, across tenants, and one pull per connection that
+    names a FOCUS export; returns how many jobs were queued."""
     async with unit_of_work(runtime.sessions, None) as session:
         targets = (
             await session.execute(
                 text("SELECT tenant_id, connection_id FROM valdrix_cost_explorer_targets()")
             )
         ).all()
-    queued = 0
+    queued = pulls = 0
     for tenant_id, connection_id in targets:
-        # Each tenant's job commits in its own transaction: one tenant's trouble skips only it.
+        # Each tenant's jobs commit in their own transaction: one tenant's trouble skips only it.
         try:
             async with unit_of_work(runtime.sessions, tenant_id) as session:
                 queued += await queue_ingest(session, runtime.settings, tenant_id, connection_id)
+                export = await session.scalar(
+                    select(CloudConnection.focus_export_uri).where(
+                        CloudConnection.id == connection_id
+                    )
+                )
+                if export:
+                    pulled = await queue_focus_pull(
+                        session, runtime.settings, tenant_id, connection_id
+                    )
+                    queued, pulls = queued + pulled, pulls + pulled
         except Exception:
             log.exception(
                 "costs.schedule.failed", tenant_id=str(tenant_id), connection_id=str(connection_id)
             )
-    log.info("costs.schedule.queued", targets=len(targets), queued=queued)
+    log.info("costs.schedule.queued", targets=len(targets), queued=queued, focus_pulls=pulls)
     return queued
 
 
@@ -117,8 +148,8 @@ async def ingest_cost_explorer(
     try:
         batch = await asyncio.to_thread(_fetch, runtime, role, source_key, day)
     except (AwsAccessError, ClientError, BotoCoreError) as exc:
-        reason = _explain(exc)
-        if not _transient(exc):
+        reason = explain_aws_error(exc)
+        if not transient_aws_error(exc):
             return await _record_failure(runtime, tenant_id, source_key, reason)
         if final_attempt:
             await _record_failure(runtime, tenant_id, source_key, f"gave up: {reason}")
@@ -157,11 +188,11 @@ def _fetch(runtime: Runtime, role: _Role, source_key: str, today: dt.date) -> So
     )
 
 
-def _transient(exc: BaseException) -> bool:
+def transient_aws_error(exc: BaseException) -> bool:
     """Throttling, AWS's own errors and the network are worth another attempt."""
     if isinstance(exc, AwsAccessError):
         cause = exc.__cause__
-        return isinstance(cause, (ClientError, BotoCoreError)) and _transient(cause)
+        return isinstance(cause, (ClientError, BotoCoreError)) and transient_aws_error(cause)
     if isinstance(exc, BotoCoreError):
         return True
     if isinstance(exc, ClientError):
@@ -170,7 +201,8 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
-def _explain(exc: BaseException) -> str:
+def explain_aws_error(exc: BaseException) -> str:
+    """For the customer, on the failed run."""
     if isinstance(exc, AwsAccessError):
         return exc.reason
     if isinstance(exc, ClientError):

@@ -1,0 +1,237 @@
+"""FOCUS data exports on S3: finding the deliveries under an export's prefix and importing the new
+or changed ones, each as one reconciliation run.
+
+AWS Data Exports write a billing period as one or more part files in one folder
+(``.../data/BILLING_PERIOD=2024-09/part-00001.snappy.parquet``) and overwrite that folder when
+they deliver the period again; other providers' exports copied to S3 keep the same shape. So a
+*delivery* is the FOCUS files of one folder (CSV, gzip CSV, Parquet; manifests and anything else
+are ignored), read together as one batch.
+
+A delivery's fingerprint is a hash of its files' keys, ETags and sizes. A delivery whose
+fingerprint is the one recorded on the last committed run for its folder has not changed and is
+not downloaded again. Every delivery of an export is one source, ``focus-s3:<connection id>``,
+so a period delivered again replaces that period's window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import re
+import tempfile
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from valdrix.costs.focus import FocusRejected, read_focus_files
+from valdrix.costs.models import CostRun, RunStatus, SourceKind
+from valdrix.costs.reconcile import commit_batch, record_rejected_run
+from valdrix.costs.records import SourceBatch
+from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
+from valdrix.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+# What the customer's role must allow for the pull (shown in the IAM policy).
+PERMISSIONS = ("s3:ListBucket", "s3:GetObject")
+ACTOR = "costs.pull_focus"
+FOCUS_SUFFIXES = (".csv", ".csv.gz", ".gz", ".parquet")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+MAX_URI_LENGTH = 1024
+LIST_PAGE_SIZE = 1000  # S3's largest page
+
+
+@dataclass(frozen=True)
+class ExportLocation:
+    bucket: str
+    prefix: str  # empty, or ending in "/"
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def parse_export_uri(uri: str) -> ExportLocation:
+    """``s3://<bucket>/<optional prefix>``; the prefix is taken as a folder (a ``/`` is added)
+    so that ``exports`` does not also match ``exports-old/``. Raises ValueError saying why not."""
+    text = uri.strip()
+    if not text.startswith("s3://"):
+        raise ValueError("must look like s3://<bucket>/<optional prefix>/")
+    bucket, _, prefix = text.removeprefix("s3://").partition("/")
+    if not BUCKET_NAME.match(bucket) or ".." in bucket:
+        raise ValueError(
+            f"'{bucket}' is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and"
+            " hyphens, starting and ending with a letter or digit)"
+        )
+    if any(not character.isprintable() for character in prefix):
+        raise ValueError("the prefix may not contain control characters")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    location = ExportLocation(bucket, prefix)
+    if len(location.uri) > MAX_URI_LENGTH:
+        raise ValueError(f"must be at most {MAX_URI_LENGTH} characters")
+    return location
+
+
+def source_key_for(connection_id: uuid.UUID) -> str:
+    """One source for all of a connection's export (not one per delivery)."""
+    return f"focus-s3:{connection_id}"
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    key: str
+    etag: str
+    size: int
+    modified: dt.datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The FOCUS files of one folder, sorted by key."""
+
+    bucket: str
+    folder: str  # the files' key up to their last "/"
+    files: tuple[ExportFile, ...]
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.folder}/" if self.folder else f"s3://{self.bucket}/"
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [[file.key, file.etag, file.size] for file in self.files]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """What a run of this delivery records (and the next pull compares with)."""
+        return {
+            "delivery": self.uri,
+            "fingerprint": self.fingerprint,
+            "files": [file.key for file in self.files],
+        }
+
+
+def is_focus_file(key: str) -> bool:
+    return key.lower().endswith(FOCUS_SUFFIXES)
+
+
+def list_deliveries(
+    s3: Any, location: ExportLocation, *, page_size: int = LIST_PAGE_SIZE
+) -> list[Delivery]:
+    """Every delivery under the prefix (all pages), the least recently written first: when one
+    pull finds several deliveries of the same period, the newest is committed last and wins."""
+    folders: dict[str, list[ExportFile]] = defaultdict(list)
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=location.bucket,
+        Prefix=location.prefix,
+        PaginationConfig={"PageSize": page_size},
+    )
+    for page in pages:
+        for item in page.get("Contents", []):
+            key = str(item["Key"])
+            if is_focus_file(key):
+                folders[key.rpartition("/")[0]].append(
+                    ExportFile(key, str(item["ETag"]), int(item["Size"]), item["LastModified"])
+                )
+    deliveries = [
+        Delivery(location.bucket, folder, tuple(sorted(files, key=lambda file: file.key)))
+        for folder, files in folders.items()
+    ]
+    return sorted(deliveries, key=lambda d: (max(f.modified for f in d.files), d.folder))
+
+
+def read_delivery(
+    s3: Any, delivery: Delivery, *, source_key: str, now: dt.datetime, close_days: int
+) -> SourceBatch:
+    """Download the delivery's files (streamed to a temporary folder, removed whatever happens)
+    and read them as one batch, with the delivery's details; raises FocusRejected."""
+    with tempfile.TemporaryDirectory(prefix="valdrix-focus-s3-") as folder:
+        parts: list[tuple[Path, str]] = []
+        for number, file in enumerate(delivery.files):
+            path = Path(folder) / f"part-{number:05d}"
+            with path.open("wb") as handle:
+                # Exactly the version listed (and fingerprinted): a file rewritten since fails
+                # with 412 and the pull is tried again, rather than mixing two deliveries.
+                s3.download_fileobj(
+                    delivery.bucket, file.key, handle, ExtraArgs={"IfMatch": file.etag}
+                )
+            parts.append((path, file.key))
+        batch = read_focus_files(parts, now=now, close_days=close_days, source_key=source_key)
+    batch.details.update(delivery.details)
+    return batch
+
+
+async def import_new_deliveries(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    connection_id: uuid.UUID,
+    deliveries: list[Delivery],
+    s3: Callable[[], Any],
+) -> AsyncIterator[CostRun]:
+    """Import each delivery that is new or changed since its last committed run, yielding its
+    run: committed, or rejected (with its errors) while the others go on. ``s3()`` gives a client
+    with current credentials (a long pull outlives one set)."""
+    source_key = source_key_for(connection_id)
+
+    def read(delivery: Delivery) -> SourceBatch:
+        return read_delivery(
+            s3(),
+            delivery,
+            source_key=source_key,
+            now=utcnow(),
+            close_days=runtime.settings.costs_focus_close_days,
+        )
+
+    recorded = await recorded_fingerprints(runtime, tenant_id, source_key)
+    for delivery in deliveries:
+        if recorded.get(delivery.uri) == delivery.fingerprint:
+            continue
+        try:
+            batch = await asyncio.to_thread(read, delivery)
+        except FocusRejected as rejected:
+            yield await record_rejected_run(
+                runtime,
+                tenant_id,
+                source_kind=SourceKind.focus_file.value,
+                source_key=source_key,
+                rows_read=rejected.rows_read,
+                rows_rejected=rejected.rows_rejected,
+                errors=rejected.errors,
+                details=delivery.details,
+                actor=ACTOR,
+            )
+            continue
+        yield await commit_batch(
+            runtime, tenant_id, batch, actor=ACTOR, connection_id=connection_id
+        )
+
+
+async def recorded_fingerprints(
+    runtime: Runtime, tenant_id: uuid.UUID, source_key: str
+) -> dict[str, str]:
+    """Each delivery's fingerprint on its last committed run."""
+    delivery = CostRun.details["delivery"].astext
+    statement = (
+        select(delivery, CostRun.details["fingerprint"].astext)
+        .where(
+            CostRun.source_key == source_key,
+            CostRun.status == RunStatus.committed.value,
+            delivery.is_not(None),
+        )
+        .distinct(delivery)
+        .order_by(delivery, CostRun.started_at.desc())
+    )
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        rows = (await session.execute(statement)).all()
+    return {str(uri): str(fingerprint) for uri, fingerprint in rows}
