@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from valdrix.costs.focus import FocusRejected, read_focus_files
 from valdrix.costs.models import CostRun, RunStatus, SourceKind
@@ -156,18 +157,29 @@ def read_delivery(
 ) -> SourceBatch:
     """Download the delivery's files (streamed to a temporary folder, removed whatever happens)
     and read them as one batch, with the delivery's details; raises FocusRejected."""
-    with tempfile.TemporaryDirectory(prefix="valdrix-focus-s3-") as folder:
-        parts: list[tuple[Path, str]] = []
-        for number, file in enumerate(delivery.files):
-            path = Path(folder) / f"part-{number:05d}"
-            with path.open("wb") as handle:
-                # Exactly the version listed (and fingerprinted): a file rewritten since fails
-                # with 412 and the pull is tried again, rather than mixing two deliveries.
-                s3.download_fileobj(
-                    delivery.bucket, file.key, handle, ExtraArgs={"IfMatch": file.etag}
-                )
-            parts.append((path, file.key))
-        batch = read_focus_files(parts, now=now, close_days=close_days, source_key=source_key)
+    listed = {file.key: file.etag for file in delivery.files}
+
+    def pin_version(params: dict[str, Any], **_: Any) -> None:
+        # Exactly the version listed (and fingerprinted): a file rewritten since answers 412 and
+        # the pull is tried again, rather than mixing two deliveries in one run.
+        if params.get("Bucket") == delivery.bucket and params.get("Key") in listed:
+            params.setdefault("IfMatch", listed[params["Key"]])
+
+    events = [f"before-parameter-build.s3.{name}" for name in ("HeadObject", "GetObject")]
+    for event in events:
+        s3.meta.events.register(event, pin_version)
+    try:
+        with tempfile.TemporaryDirectory(prefix="valdrix-focus-s3-") as folder:
+            parts: list[tuple[Path, str]] = []
+            for number, file in enumerate(delivery.files):
+                path = Path(folder) / f"part-{number:05d}"
+                with path.open("wb") as handle:
+                    s3.download_fileobj(delivery.bucket, file.key, handle)
+                parts.append((path, file.key))
+            batch = read_focus_files(parts, now=now, close_days=close_days, source_key=source_key)
+    finally:
+        for event in events:
+            s3.meta.events.unregister(event, pin_version)
     batch.details.update(delivery.details)
     return batch
 
@@ -229,7 +241,7 @@ async def recorded_fingerprints(
             CostRun.status == RunStatus.committed.value,
             delivery.is_not(None),
         )
-        .distinct(delivery)
+        .ext(distinct_on(delivery))
         .order_by(delivery, CostRun.started_at.desc())
     )
     async with unit_of_work(runtime.sessions, tenant_id) as session:

@@ -3,45 +3,99 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from decimal import Decimal
 
 import structlog
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from valdrix.config import TIER_NAMES
+from valdrix.config import Settings
 from valdrix.jobs.repository import QueueRepository
+from valdrix.jobs.tiers import cadence_seconds
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
-from valdrix.llm.repository import LedgerRepository
+from valdrix.llm.budget import tier_limits
+from valdrix.llm.repository import LedgerRepository, month_of
 from valdrix.observability import metrics
+from valdrix.observability.repository import MetricsRepository
 from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import RuntimeDep
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
+# Queues reported even when empty, so a dashboard shows 0 rather than no data.
+QUEUES = ("scans", "analysis", "costs", "system")
+
+
+# Per-tenant totals scan whole tables: refreshed at most this often per process.
+TENANT_GAUGES_TTL_SECONDS = 60.0
+_tenant_gauges_read_at = -TENANT_GAUGES_TTL_SECONDS
 
 
 async def refresh_database_gauges(runtime: Runtime) -> None:
-    """Read shared state (queue depth, stuck jobs, schedule lag, LLM spend) from the database."""
+    """Read shared state from the database, so whichever process is scraped tells the truth:
+    queue depth and age, stuck jobs, workers, schedule lag; per-tenant findings, waste and LLM
+    spend against its limits."""
+    global _tenant_gauges_read_at
     from valdrix.jobs.app import job_app
 
+    settings = runtime.settings
+    refresh_tenants = time.monotonic() - _tenant_gauges_read_at >= TENANT_GAUGES_TTL_SECONDS
     async with unit_of_work(runtime.sessions, None) as session:
         queues = QueueRepository(session)
+        shared = MetricsRepository(session)
         queued = await queues.queued_by_task()
-        stuck = await queues.stuck(runtime.settings.job_stuck_after_seconds)
+        stuck = await queues.stuck(settings.job_stuck_after_seconds)
         lag = await queues.schedule_lag()
-        spend = await LedgerRepository(session).spend_by_tenant(utcnow().date())
+        oldest = await shared.oldest_due_by_queue()
+        alive, stale = await shared.worker_heartbeats(settings.job_stall_timeout_seconds)
+        if refresh_tenants:
+            today = utcnow().date()
+            spend = await LedgerRepository(session).spend_by_tenant(today)
+            limits = await shared.llm_budget_limits(month_of(today))
+            findings = await shared.open_findings_by_tenant()
     ours = {t.name for t in job_app.tasks.values() if not t.name.startswith("procrastinate")}
     for task_name in ours | set(queued):
         metrics.BACKGROUND_JOBS_QUEUED.labels(job_type=task_name).set(queued.get(task_name, 0))
     metrics.JOBS_STUCK.set(len(stuck))
-    for tier in TIER_NAMES:
+    for tier, seconds in cadence_seconds(settings).items():
         metrics.SCHEDULE_LAG.labels(tier=tier).set(lag.get(tier, 0.0))
-    metrics.LLM_SPEND.clear()  # tenants without spend this month drop out
+        metrics.SCHEDULE_SLA.labels(tier=tier).set(seconds)
+    for queue in {*QUEUES, *oldest}:
+        metrics.QUEUE_OLDEST_DUE.labels(queue=queue).set(oldest.get(queue, 0.0))
+    metrics.WORKERS_ALIVE.set(alive)
+    metrics.WORKERS_STALE.set(stale)
+    if refresh_tenants:
+        _set_tenant_gauges(settings, spend, limits, findings)
+        _tenant_gauges_read_at = time.monotonic()
+
+
+def _set_tenant_gauges(
+    settings: Settings,
+    spend: list[tuple[uuid.UUID, Decimal, Decimal]],
+    limits: list[tuple[uuid.UUID, str, Decimal | None, Decimal | None]],
+    findings: list[tuple[uuid.UUID, int, Decimal]],
+) -> None:
+    # Tenants that no longer have any drop out rather than freeze at their last value.
+    for gauge in (metrics.LLM_SPEND, metrics.LLM_BUDGET_LIMIT, metrics.OPEN_FINDINGS):
+        gauge.clear()
+    metrics.MONTHLY_WASTE.clear()
     for tenant_id, day_usd, month_usd in spend:
         metrics.LLM_SPEND.labels(tenant_id=str(tenant_id), window="day").set(float(day_usd))
         metrics.LLM_SPEND.labels(tenant_id=str(tenant_id), window="month").set(float(month_usd))
+    for tenant_id, tier, daily, monthly in limits:
+        default = tier_limits(settings, tier)
+        tenant = str(tenant_id)
+        cap = default.daily if daily is None else daily
+        limit = default.monthly if monthly is None else monthly
+        metrics.LLM_BUDGET_LIMIT.labels(tenant_id=tenant, window="day").set(float(cap))
+        metrics.LLM_BUDGET_LIMIT.labels(tenant_id=tenant, window="month").set(float(limit))
+    for tenant_id, count, waste in findings:
+        metrics.OPEN_FINDINGS.labels(tenant_id=str(tenant_id)).set(count)
+        metrics.MONTHLY_WASTE.labels(tenant_id=str(tenant_id)).set(float(waste))
 
 
 async def render_metrics(runtime: Runtime) -> bytes:

@@ -141,3 +141,63 @@ COST_RESTATEMENTS = Counter(
     " previous reading (each is a costs.restatement alert).",
     ["source_kind"],
 )
+
+HTTP_REQUESTS = Counter(
+    "valdrix_http_requests_total",
+    "HTTP requests by method, route template (e.g. /api/v1/scans/{scan_id}; 'unmatched' for"
+    " unknown paths) and status code.",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "valdrix_http_request_duration_seconds",
+    "HTTP request latency by method and route template (SSE streams count until they end).",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RLS_CONTEXT_MISSING = Counter(
+    "valdrix_rls_context_missing_total",
+    "Statements that named a tenant table with no tenant context set (they see and change"
+    " nothing under row-level security; any increase is a bug to find), by table.",
+    ["table"],
+)
+REMEDIATION_EXECUTION_TIME = Histogram(
+    "valdrix_remediation_execution_time_seconds",
+    "Wall time of one remediation action, by action type (fed once remediation ships).",
+    ["action_type"],
+    buckets=DURATION_BUCKETS,
+)
+OPEN_FINDINGS = Gauge(
+    "valdrix_open_findings",
+    "Open findings per tenant, read at scrape time (tenants with none are absent).",
+    ["tenant_id"],
+)
+MONTHLY_WASTE = Gauge(
+    "valdrix_monthly_waste_usd",
+    "Monthly cost in USD of the open findings per tenant, read at scrape time.",
+    ["tenant_id"],
+)
+LLM_BUDGET_LIMIT = Gauge(
+    "valdrix_llm_budget_limit_usd",
+    "Each tenant's LLM daily cap and monthly limit (tier default or admin-set), read at scrape"
+    " time for tenants with spend this month.",
+    ["tenant_id", "window"],
+)
+QUEUE_OLDEST_DUE = Gauge(
+    "valdrix_queue_oldest_due_seconds",
+    "How long the oldest due job of each queue has waited (0 when none is waiting).",
+    ["queue"],
+)
+WORKERS_ALIVE = Gauge(
+    "valdrix_workers_alive",
+    "Worker processes whose heartbeat is fresher than the stall timeout.",
+)
+WORKERS_STALE = Gauge(
+    "valdrix_workers_stale",
+    "Registered worker processes whose heartbeat is older than the stall timeout (dead or"
+    " hung; their jobs are recovered).",
+)
+SCHEDULE_SLA = Gauge(
+    "valdrix_schedule_sla_seconds",
+    "Each tier's scan cadence (its SLA), for comparing with valdrix_schedule_lag_seconds.",
+    ["tier"],
+)
