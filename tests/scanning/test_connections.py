@@ -104,12 +104,7 @@ async def test_setup_policy_grants_exactly_the_declared_permissions(
     setup = response.json()
 
     declared = {p for d in load_all_detectors().for_provider("aws") for p in d.permissions}
-    cost_imports = {
-        "ce:GetCostAndUsage",
-        "organizations:DescribeOrganization",
-        "s3:GetObject",
-        "s3:ListBucket",
-    }
+    cost_imports = {"ce:GetCostAndUsage", "organizations:DescribeOrganization"}
     expected = sorted(declared | cost_imports | {"ec2:DescribeRegions"})
     [statement] = setup["iam_policy"]["Statement"]
     assert statement["Effect"] == "Allow"
@@ -119,6 +114,31 @@ async def test_setup_policy_grants_exactly_the_declared_permissions(
         assert IAM_ACTION.match(action), f"{action!r} is not one exact IAM action"
         assert "*" not in action
     assert set(setup["iam_policy"]) == {"Version", "Statement"}
+
+
+async def test_setup_with_an_export_location_grants_reading_that_prefix_only(
+    client: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    tenant: TenantFixture = await make_tenant()
+    response = await client.get(
+        SETUP, params={"focus_export_uri": "s3://acme-billing/focus"}, headers=tenant.auth
+    )
+    assert response.status_code == 200, response.text
+    setup = response.json()
+    scan, listing, reading = setup["iam_policy"]["Statement"]
+    assert not {"s3:GetObject", "s3:ListBucket"} & set(scan["Action"])
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Resource"] == "arn:aws:s3:::acme-billing"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "focus/*"}}
+    assert (reading["Action"], reading["Resource"]) == (
+        "s3:GetObject",
+        "arn:aws:s3:::acme-billing/focus/*",
+    )
+    assert {"s3:GetObject", "s3:ListBucket"} <= set(setup["required_permissions"])
+    role = setup["cloudformation_template"]["Resources"]["ValdrixScanRole"]["Properties"]
+    assert role["Policies"][0]["PolicyDocument"] == setup["iam_policy"]
+    bad = await client.get(SETUP, params={"focus_export_uri": "ftp://x"}, headers=tenant.auth)
+    assert bad.status_code == 422 and "focus_export_uri" in bad.json()["detail"]
 
 
 async def test_setup_cloudformation_role_trusts_valdrix_only_with_the_external_id(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from valdrix.connections import service
 from valdrix.connections.schemas import (
@@ -20,9 +21,14 @@ router = APIRouter(prefix="/api/v1", tags=["connections"])
 
 
 @router.get("/connections/aws/setup")
-async def aws_setup(scope: AdminScope) -> AwsSetupOut:
-    """A new external id, the IAM policy the scans need and a CloudFormation template."""
-    return AwsSetupOut(**service.aws_setup(scope.principal, scope.runtime))
+async def aws_setup(
+    scope: AdminScope,
+    focus_export_uri: Annotated[str | None, Query(max_length=1024)] = None,
+) -> AwsSetupOut:
+    """A new external id, the IAM policy the scans and cost imports need and a CloudFormation
+    template. With `focus_export_uri` (`s3://bucket/prefix/`), the policy also grants reading
+    that location, and only it."""
+    return AwsSetupOut(**service.aws_setup(scope.principal, scope.runtime, focus_export_uri))
 
 
 @router.get("/connections")

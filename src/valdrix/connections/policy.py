@@ -8,6 +8,7 @@ from typing import Any
 
 from valdrix.costs.cost_explorer import PERMISSIONS as COST_EXPLORER_PERMISSIONS
 from valdrix.costs.s3_exports import PERMISSIONS as FOCUS_EXPORT_PERMISSIONS
+from valdrix.costs.s3_exports import parse_export_uri
 from valdrix.scanning.registry import load_all_detectors
 
 # Needed by Valdrix itself rather than by one detector.
@@ -15,30 +16,50 @@ PLATFORM_PERMISSIONS = ("ec2:DescribeRegions",)
 POLICY_VERSION = "2012-10-17"
 
 
-def aws_permissions() -> list[str]:
+def aws_permissions(focus_export_uri: str | None = None) -> list[str]:
+    exports = FOCUS_EXPORT_PERMISSIONS if focus_export_uri else ()
     return sorted(
         {
             *load_all_detectors().permissions("aws"),
             *PLATFORM_PERMISSIONS,
             *COST_EXPLORER_PERMISSIONS,
-            *FOCUS_EXPORT_PERMISSIONS,
+            *exports,
         }
     )
 
 
-def aws_iam_policy() -> dict[str, Any]:
-    """Read-only and least-privilege: exactly the actions the scans and cost imports call."""
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
+def aws_iam_policy(focus_export_uri: str | None = None) -> dict[str, Any]:
+    """Read-only and least-privilege: exactly the actions the scans and cost imports call.
+
+    Reading FOCUS exports is granted on the export bucket and prefix only (never on every
+    object of the account), and only when the export location is given.
+    """
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ValdrixWasteScanReadOnly",
+            "Effect": "Allow",
+            "Action": aws_permissions(),
+            "Resource": "*",
+        }
+    ]
+    if focus_export_uri:
+        location = parse_export_uri(focus_export_uri)
+        statements += [
             {
-                "Sid": "ValdrixWasteScanReadOnly",
+                "Sid": "ValdrixFocusExportsList",
                 "Effect": "Allow",
-                "Action": aws_permissions(),
-                "Resource": "*",
-            }
-        ],
-    }
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{location.bucket}",
+                "Condition": {"StringLike": {"s3:prefix": f"{location.prefix}*"}},
+            },
+            {
+                "Sid": "ValdrixFocusExportsRead",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{location.bucket}/{location.prefix}*",
+            },
+        ]
+    return {"Version": POLICY_VERSION, "Statement": statements}
 
 
 def aws_trust_policy(principal_arn: str, external_id: str) -> dict[str, Any]:
@@ -55,7 +76,9 @@ def aws_trust_policy(principal_arn: str, external_id: str) -> dict[str, Any]:
     }
 
 
-def aws_cloudformation_template(principal_arn: str | None, external_id: str) -> dict[str, Any]:
+def aws_cloudformation_template(
+    principal_arn: str | None, external_id: str, focus_export_uri: str | None = None
+) -> dict[str, Any]:
     principal: Any = principal_arn or {"Ref": "ValdrixPrincipalArn"}
     template: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -69,7 +92,10 @@ def aws_cloudformation_template(principal_arn: str | None, external_id: str) -> 
                     "AssumeRolePolicyDocument": aws_trust_policy(principal, external_id),
                     "MaxSessionDuration": 3600,
                     "Policies": [
-                        {"PolicyName": "ValdrixWasteScan", "PolicyDocument": aws_iam_policy()}
+                        {
+                            "PolicyName": "ValdrixWasteScan",
+                            "PolicyDocument": aws_iam_policy(focus_export_uri),
+                        }
                     ],
                 },
             }

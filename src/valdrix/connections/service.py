@@ -56,16 +56,21 @@ def external_id_is_ours(keyring: KeyRing, tenant_id: uuid.UUID, external_id: str
     return any(hmac.compare_digest(c.hex()[:24], signature) for c in candidates)
 
 
-def aws_setup(actor: Principal, runtime: Runtime) -> dict[str, Any]:
+def aws_setup(
+    actor: Principal, runtime: Runtime, focus_export_uri: str | None = None
+) -> dict[str, Any]:
+    """What the customer creates; with the FOCUS export location, the policy also lets the role
+    read that bucket and prefix (and nothing else in S3)."""
+    uri = _clean_export_uri(focus_export_uri)
     external_id = new_external_id(runtime.keyring, actor.tenant_id)
     principal = runtime.settings.aws_principal_arn
     return {
         "external_id": external_id,
         "valdrix_principal_arn": principal,
-        "required_permissions": aws_permissions(),
-        "iam_policy": aws_iam_policy(),
+        "required_permissions": aws_permissions(uri),
+        "iam_policy": aws_iam_policy(uri),
         "trust_policy": aws_trust_policy(principal, external_id) if principal else None,
-        "cloudformation_template": aws_cloudformation_template(principal, external_id),
+        "cloudformation_template": aws_cloudformation_template(principal, external_id, uri),
     }
 
 
