@@ -19,6 +19,7 @@ from valdrix.kit.middleware import RequestContextMiddleware
 from valdrix.llm.endpoints import router as llm_router
 from valdrix.observability.exposition import router as metrics_router
 from valdrix.observability.health import router as health_router
+from valdrix.observability.http import HttpMetricsMiddleware
 from valdrix.runtime import Runtime
 from valdrix.scanning.endpoints import router as scanning_router
 from valdrix.tenancy.endpoints import router as tenancy_router
@@ -72,4 +73,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         trusted_proxies=frozenset(runtime.settings.trusted_proxies),
         upload_limits={IMPORTS_PATH: runtime.settings.costs_max_upload_bytes},
     )
+    # Outermost, so every response counts (413s and 500s from the middleware above included).
+    app.add_middleware(HttpMetricsMiddleware)
     return app

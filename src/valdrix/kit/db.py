@@ -8,14 +8,16 @@ row-level-security policies then match nothing: fail closed.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,6 +25,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, SessionTransaction
+
+from valdrix.observability import metrics
 
 current_tenant_id: ContextVar[uuid.UUID | None] = ContextVar("valdrix_tenant_id", default=None)
 
@@ -35,6 +39,34 @@ def _apply_tenant_context(
 ) -> None:
     tenant_id = current_tenant_id.get()
     connection.execute(SET_TENANT_SQL, {"tenant_id": str(tenant_id) if tenant_id else ""})
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _count_statements_without_tenant(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    """A statement naming a tenant table with no tenant set sees and changes nothing (RLS fails
+    closed), but it is a bug: count it, by table, so an alert can say where."""
+    if current_tenant_id.get() is not None:
+        return
+    match = _tenant_tables_pattern().search(statement)
+    if match:
+        metrics.RLS_CONTEXT_MISSING.labels(table=match.group(1).lower()).inc()
+
+
+@lru_cache(maxsize=8)
+def _tenant_tables_in(names: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True)) or "(?!)"
+    return re.compile(rf"\b(?:FROM|JOIN|INTO|UPDATE)\s+({alternatives})\b", re.IGNORECASE)
+
+
+def _tenant_tables_pattern() -> re.Pattern[str]:
+    from valdrix.kit.orm import Base  # models register their tables as they are imported
+
+    names = frozenset(
+        name for name, table in Base.metadata.tables.items() if "tenant_id" in table.columns
+    )
+    return _tenant_tables_in(names)
 
 
 @contextmanager

@@ -80,8 +80,9 @@ class RequestContextMiddleware:
         client_ip_var.set(self._client_ip(scope, headers))
         https = self._is_https(scope, headers)
         if https and scope.get("scheme") != "https":
-            # Behind a trusted TLS proxy: let the app see https too (Secure cookies, URLs).
-            scope = {**scope, "scheme": "https"}
+            # Behind a trusted TLS proxy: let the app see https too (Secure cookies, URLs). In
+            # place, so what the router adds to the scope stays visible to outer middleware.
+            scope["scheme"] = "https"
         csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else STRICT_CSP
         started = False
 
