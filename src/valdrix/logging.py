@@ -10,7 +10,21 @@ import structlog
 from valdrix.kit.request_context import request_id_var
 
 SECRET_KEYS = frozenset(
-    {"password", "api_key", "key", "token", "secret", "authorization", "cookie", "encryption_keys"}
+    {
+        "password",
+        "api_key",
+        "key",
+        "token",
+        "secret",
+        "authorization",
+        "cookie",
+        "encryption_keys",
+        "external_id",
+        "credentials",
+        "secret_access_key",
+        "session_token",
+        "llm_api_key",
+    }
 )
 
 
