@@ -6,6 +6,8 @@ import asyncio
 import random
 from collections.abc import Iterable
 
+import psycopg
+import sqlalchemy.exc
 from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.jobs import Job
 
@@ -14,11 +16,14 @@ class RetryableError(Exception):
     """A transient failure (throttling, timeouts, a provider 5xx): worth another attempt."""
 
 
-# Errors that are transient whoever raises them: network trouble and database failover.
+# Errors that are transient whoever raises them: network trouble and database failover (a lost
+# or refused connection is an OperationalError, raw from psycopg or wrapped by SQLAlchemy).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     RetryableError,
     TimeoutError,
     ConnectionError,
+    psycopg.OperationalError,
+    sqlalchemy.exc.OperationalError,
 )
 
 # A job cancelled mid-run was cut off by its worker's shutdown (a deploy, a scale-in) once the

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import signal
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +20,10 @@ from valdrix.observability.exposition import serve_metrics
 from valdrix.runtime import open_runtime
 
 log = structlog.get_logger(__name__)
+
+# Pause before starting procrastinate's worker again after it stopped by itself (doubling while
+# the database stays away, back to the minimum once a run has lasted longer than the maximum).
+RESTART_DELAY_SECONDS = (0.5, 10.0)
 
 
 def load_task_modules(settings: Settings) -> None:
@@ -43,7 +50,7 @@ async def run_worker(
     log.info("worker.start", concurrency=concurrency, queues=list(queues or []) or "all")
     try:
         options: dict[str, Any] = {"queues": list(queues)} if queues else {}
-        await job_app.run_worker_async(
+        await _run_until_signalled(
             **options,
             concurrency=concurrency,
             name=name or "worker",
@@ -52,7 +59,7 @@ async def run_worker(
             update_heartbeat_interval=settings.worker_heartbeat_seconds,
             stalled_worker_timeout=settings.job_stall_timeout_seconds,
             shutdown_graceful_timeout=settings.worker_shutdown_grace_seconds,
-            install_signal_handlers=True,
+            install_signal_handlers=False,  # ours, which outlive each run of procrastinate's
         )
     finally:
         if metrics_server is not None:
@@ -60,6 +67,51 @@ async def run_worker(
         await close_job_app()
         await runtime.close()
         log.info("worker.stop")
+
+
+async def _run_until_signalled(**options: Any) -> None:
+    """Run procrastinate's worker until SIGTERM/SIGINT, and start it again whenever it stops
+    by itself. It does when it loses the database (its LISTEN connection or heartbeat cannot
+    reconnect, a fetch fails), and a restarted database must not take the worker down with it.
+    Jobs the stopped run left ``doing`` are re-queued by stalled-job recovery."""
+    stop = _stop_on_signals()
+    delay = RESTART_DELAY_SECONDS[0]
+    while not stop.is_set():
+        started = time.monotonic()
+        run = asyncio.create_task(job_app.run_worker_async(**options))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if stop.is_set():
+            run.cancel()  # procrastinate then stops gracefully, giving running jobs the grace
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+            return
+        if time.monotonic() - started > RESTART_DELAY_SECONDS[1]:
+            delay = RESTART_DELAY_SECONDS[0]
+        error = run.exception()
+        log.error(
+            "worker.restart",
+            error=f"{type(error).__name__}: {error.__cause__ or error}".strip() if error else None,
+            restart_in=delay,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, RESTART_DELAY_SECONDS[1])
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM or SIGINT sets; a second signal gets the default action (exit now)."""
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
+
+    def on_signal() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    return stop
 
 
 def run_worker_blocking(settings: Settings, **options: object) -> None:
