@@ -74,6 +74,8 @@ async def test_settled_and_reserved_spend_never_pass_the_daily_cap(
     with contextlib.suppress(asyncio.CancelledError):
         await sampler
     outcomes = Counter(statuses)
+    peak = max((committed for _, committed, _ in samples), default=Decimal(0))
+    print(f"{dict(outcomes)}; {len(samples)} samples; peak settled+reserved ${peak}")
     assert set(outcomes) == {"ready", "skipped_budget"}, outcomes
     assert outcomes["skipped_budget"] > 0, "the cap was never reached"
     # Every provider call belongs to an analysis that got a reservation: rejected requests
