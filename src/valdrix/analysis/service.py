@@ -26,9 +26,8 @@ from valdrix.analysis.repository import AnalysisRepository
 from valdrix.config import Settings
 from valdrix.connections.models import CloudConnection
 from valdrix.errors import Conflict, NotFound
-from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
-from valdrix.jobs.repository import JobRunRepository
 from valdrix.jobs.retry import RetryableError
+from valdrix.jobs.service import defer_for_target
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.llm import gateway
@@ -40,7 +39,6 @@ from valdrix.runtime import Runtime
 from valdrix.scanning.models import FINISHED_SCAN_STATUSES, Scan
 from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
-from valdrix.tenancy.models import Tenant
 
 log = structlog.get_logger(__name__)
 
@@ -78,19 +76,16 @@ async def _defer(
     scan_id: uuid.UUID,
     at: dt.datetime | None = None,
 ) -> None:
-    tenant = await session.get(Tenant, tenant_id)
-    assert tenant is not None
-    request = JobRequest(
+    await defer_for_target(
+        session,
+        settings,
+        tenant_id=tenant_id,
         task_name=TASK_NAME,
         queue=QUEUE,
-        tenant_id=tenant_id,
-        tier=tenant.tier,
-        tenant_backlog=await JobRunRepository(session).backlog(),
         target_id=scan_id,
         queueing_lock=f"analysis:{scan_id}",
         scheduled_at=at,
     )
-    await defer_in_transaction(session, [build_job(request, slots=settings.tenant_job_slots)])
 
 
 async def get_analysis(

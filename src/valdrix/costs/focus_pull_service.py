@@ -24,7 +24,7 @@ from valdrix.connections.providers.aws import AwsAccessError, error_code
 from valdrix.costs.cost_explorer import denied
 from valdrix.costs.ingest_service import explain_aws_error, transient_aws_error
 from valdrix.costs.models import CostRun, RunStatus, SourceKind
-from valdrix.costs.reconcile import record_rejected_run
+from valdrix.costs.reconcile import record_failed_run
 from valdrix.costs.s3_exports import (
     ACTOR,
     Delivery,
@@ -147,15 +147,11 @@ def _explain(exc: BaseException, location: ExportLocation) -> str:
 async def _record_failure(
     runtime: Runtime, tenant_id: uuid.UUID, source_key: str, reason: str
 ) -> CostRun:
-    return await record_rejected_run(
+    return await record_failed_run(
         runtime,
         tenant_id,
         source_kind=SourceKind.focus_file.value,
         source_key=source_key,
-        rows_read=0,
-        rows_rejected=0,
-        errors=[{"reason": reason}],
-        details={},
+        reason=reason,
         actor=ACTOR,
-        status=RunStatus.failed,
     )

@@ -24,16 +24,14 @@ from valdrix.connections.access import aws_access
 from valdrix.connections.models import CloudConnection
 from valdrix.connections.providers.aws import THROTTLE_CODES, AwsAccessError, error_code
 from valdrix.costs.cost_explorer import denied, fetch_cost_explorer, source_key_for
-from valdrix.costs.models import CostRun, RunStatus, SourceKind
-from valdrix.costs.reconcile import commit_batch, record_rejected_run
+from valdrix.costs.models import CostRun, SourceKind
+from valdrix.costs.reconcile import commit_batch, record_failed_run
 from valdrix.costs.records import SourceBatch
-from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
-from valdrix.jobs.repository import JobRunRepository
 from valdrix.jobs.retry import RetryableError
+from valdrix.jobs.service import defer_for_target
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
-from valdrix.tenancy.models import Tenant
 
 log = structlog.get_logger(__name__)
 
@@ -68,22 +66,16 @@ async def _queue(
     task_name: str,
     lock_kind: str,
 ) -> bool:
-    tenant = await session.get(Tenant, tenant_id)
-    if tenant is None:
-        return False
-    request = JobRequest(
+    queued = await defer_for_target(
+        session,
+        settings,
+        tenant_id=tenant_id,
         task_name=task_name,
         queue=QUEUE,
-        tenant_id=tenant_id,
-        tier=tenant.tier,
-        tenant_backlog=await JobRunRepository(session).backlog(),
         target_id=connection_id,
         queueing_lock=f"{lock_kind}:{connection_id}",
     )
-    ids, _ = await defer_in_transaction(
-        session, [build_job(request, slots=settings.tenant_job_slots)]
-    )
-    return bool(ids)
+    return queued is not None
 
 
 async def queue_daily_ingests(runtime: Runtime) -> int:
@@ -219,15 +211,11 @@ def explain_aws_error(exc: BaseException) -> str:
 async def _record_failure(
     runtime: Runtime, tenant_id: uuid.UUID, source_key: str, reason: str
 ) -> CostRun:
-    return await record_rejected_run(
+    return await record_failed_run(
         runtime,
         tenant_id,
         source_kind=SourceKind.aws_cost_explorer.value,
         source_key=source_key,
-        rows_read=0,
-        rows_rejected=0,
-        errors=[{"reason": reason}],
-        details={},
+        reason=reason,
         actor=ACTOR,
-        status=RunStatus.failed,
     )

@@ -252,3 +252,27 @@ async def record_rejected_run(
         first_error=errors[0] if errors else None,
     )
     return run
+
+
+async def record_failed_run(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    *,
+    source_kind: str,
+    source_key: str,
+    reason: str,
+    actor: str,
+) -> CostRun:
+    """A scheduled import that could not read its source (access denied, no bucket ...)."""
+    return await record_rejected_run(
+        runtime,
+        tenant_id,
+        source_kind=source_kind,
+        source_key=source_key,
+        rows_read=0,
+        rows_rejected=0,
+        errors=[{"reason": reason}],
+        details={},
+        actor=actor,
+        status=RunStatus.failed,
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.config import Settings
 from valdrix.errors import InvalidInput, NotFound
 from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
 from valdrix.jobs.kinds import get_kind
@@ -17,6 +18,7 @@ from valdrix.jobs.tiers import cadence
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import Principal
+from valdrix.tenancy.models import Tenant
 from valdrix.tenancy.service import get_tenant
 
 
@@ -72,19 +74,49 @@ async def run_now(
 ) -> int | None:
     """Queue a target's job now, in the caller's transaction. None if one is already queued."""
     scheduled = get_kind(kind)
-    tenant = await get_tenant(session, actor)
-    request = JobRequest(
+    await get_tenant(session, actor)  # a clear 404 for a tenant the credential cannot see
+    return await defer_for_target(
+        session,
+        runtime.settings,
+        tenant_id=actor.tenant_id,
         task_name=scheduled.task_name,
         queue=scheduled.queue,
-        tenant_id=actor.tenant_id,
-        tier=tenant.tier,
-        tenant_backlog=await JobRunRepository(session).backlog(),
         target_id=target_id,
         queueing_lock=f"{kind}:{target_id}",
         extra_kwargs=extra_kwargs,
     )
+
+
+async def defer_for_target(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    tenant_id: uuid.UUID,
+    task_name: str,
+    queue: str,
+    target_id: uuid.UUID,
+    queueing_lock: str,
+    scheduled_at: dt.datetime | None = None,
+    extra_kwargs: dict[str, Any] | None = None,
+) -> int | None:
+    """Queue one job for a tenant's target in the caller's transaction, with the tenant's fair
+    priority and slot lock. None if a job with the queueing lock is already queued."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise LookupError(f"tenant {tenant_id} is not visible in this transaction")
+    request = JobRequest(
+        task_name=task_name,
+        queue=queue,
+        tenant_id=tenant_id,
+        tier=tenant.tier,
+        tenant_backlog=await JobRunRepository(session).backlog(),
+        target_id=target_id,
+        queueing_lock=queueing_lock,
+        extra_kwargs=extra_kwargs,
+        scheduled_at=scheduled_at,
+    )
     ids, _ = await defer_in_transaction(
-        session, [build_job(request, slots=runtime.settings.tenant_job_slots)]
+        session, [build_job(request, slots=settings.tenant_job_slots)]
     )
     return ids[0] if ids else None
 
