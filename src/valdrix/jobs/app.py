@@ -35,7 +35,6 @@ TASK_MODULES = [
 PERIODIC_TASKS: list[tuple[Any, Callable[[Any], int]]] = []
 
 
-
 class PatientJobManager(JobManager):
     """Records a job's outcome (finished, or to be retried) however long the database is away.
 

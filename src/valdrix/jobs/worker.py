@@ -13,7 +13,13 @@ from typing import Any
 import structlog
 
 from valdrix.config import Settings
-from valdrix.jobs.app import TASK_MODULES, close_job_app, job_app, open_job_app
+from valdrix.jobs.app import (
+    TASK_MODULES,
+    close_job_app,
+    is_disconnection,
+    job_app,
+    open_job_app,
+)
 from valdrix.jobs.tasks import register_periodic_tasks
 from valdrix.jobs.tracking import track_job
 from valdrix.observability.exposition import serve_metrics
@@ -70,9 +76,9 @@ async def run_worker(
 
 
 async def _run_until_signalled(**options: Any) -> None:
-    """Run procrastinate's worker until SIGTERM/SIGINT, and start it again whenever it stops
-    by itself. It does when it loses the database (its LISTEN connection or heartbeat cannot
-    reconnect, a fetch fails), and a restarted database must not take the worker down with it.
+    """Run procrastinate's worker until SIGTERM/SIGINT, and start it again when it stops by
+    itself for want of the database: it does when its LISTEN connection or heartbeat cannot
+    reconnect or a fetch fails, and a restarted database must not take the worker down with it.
     Jobs the stopped run left ``doing`` are re-queued by stalled-job recovery."""
     stop = _stop_on_signals()
     delay = RESTART_DELAY_SECONDS[0]
@@ -87,9 +93,11 @@ async def _run_until_signalled(**options: Any) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await run
             return
+        error = run.exception()  # None when procrastinate stopped on a failed side task
+        if error is not None and not is_disconnection(error):
+            raise error  # a bug, not an outage: fail loudly
         if time.monotonic() - started > RESTART_DELAY_SECONDS[1]:
             delay = RESTART_DELAY_SECONDS[0]
-        error = run.exception()
         log.error(
             "worker.restart",
             error=f"{type(error).__name__}: {error.__cause__ or error}".strip() if error else None,
