@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,8 @@ from tests.costs.focus_files import (
     sample_sums,
     write_csv,
 )
+from tests.scanning.engine_fixtures import api_client
+from valdrix.runtime import Runtime
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -156,3 +159,18 @@ async def test_a_damaged_file_is_rejected_whole_with_row_and_column_and_nothing_
     assert runs[0]["status"] == "rejected"
     assert runs[0]["rows_rejected"] == (1 if damage == "bad_number" else 0)
     assert runs[0]["id"] == problem["run_id"]
+
+
+async def test_an_upload_over_the_size_limit_is_refused_before_it_is_read(
+    make_tenant: Callable[..., Any], runtime: Runtime
+) -> None:
+    tenant = await make_tenant()
+    small = dataclasses.replace(
+        runtime, settings=runtime.settings.model_copy(update={"costs_max_upload_bytes": 4096})
+    )
+    async with api_client(small) as api:
+        response = await upload(api, tenant, sample_path())  # about 600 KB
+        runs = (await api.get("/api/v1/costs/runs", headers=tenant.auth)).json()
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert runs == []

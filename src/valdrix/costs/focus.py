@@ -20,6 +20,7 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -357,9 +358,7 @@ def _to_decimal(text: pa.Array) -> pa.Array:
         )
 
 
-def _decimal_text(value: str) -> Any:
-    from decimal import Decimal
-
+def _decimal_text(value: str) -> Decimal:
     return Decimal(value).quantize(Decimal("1e-18"))
 
 
@@ -377,7 +376,6 @@ def _to_date(reading: _Reading, text: pa.Array, offset: int, column: str) -> pa.
                 reading.rejected_rows += 1
                 reading.error(offset + position + 1, column, f"{value} is not a calendar date")
         days = pa.array(values, pa.date32())
-    # A period ending at midnight ends on that day; one ending later covers that day too.
     return days
 
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import structlog
 
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus
-from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, resource_key
+from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, plain_decimal, resource_key
 from valdrix.costs.repository import RECORD_COLUMNS, CostRepository, ReadingKey
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
@@ -110,7 +110,7 @@ def _totals(records: pa.Table) -> dict[str, Any]:
             entry[cost] = entry.get(cost, ZERO) + amount
             entry[f"{state}_{cost}"] = entry.get(f"{state}_{cost}", ZERO) + amount
     return {
-        currency: {name: str(amount.normalize()) for name, amount in values.items()}
+        currency: {name: str(plain_decimal(amount)) for name, amount in values.items()}
         for currency, values in totals.items()
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -60,9 +61,14 @@ class SourceBatch:
 
 def resource_key(resource_id: str | None) -> str | None:
     """The resource's own id inside a provider path: ``vol-1`` from
-    ``arn:aws:ec2:us-east-1:1:volume/vol-1``, the last segment of an Azure resource id."""
+    ``arn:aws:ec2:us-east-1:1:volume/vol-1``, ``queue`` from ``arn:aws:sqs:...:queue``, the last
+    segment of an Azure resource id."""
     if not resource_id:
         return None
-    tail = resource_id.rstrip("/").rsplit("/", 1)[-1]
-    tail = tail.rsplit(":", 1)[-1] if tail.startswith("arn:") or "/" not in resource_id else tail
+    tail = resource_id.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     return tail[:256] or None
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """Without trailing zeros and never in exponent form (``100``, not ``1E+2``)."""
+    return Decimal(f"{value.normalize():f}")

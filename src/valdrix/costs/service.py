@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from valdrix.costs.focus import FocusRejected, read_focus
 from valdrix.costs.models import CostAdjustment, CostRun, SourceKind, cost_daily, cost_records
 from valdrix.costs.reconcile import commit_batch, record_rejected_run
+from valdrix.costs.records import plain_decimal
 from valdrix.costs.repository import CostRepository
 from valdrix.errors import InvalidInput
 from valdrix.kit.orm import utcnow
@@ -178,19 +179,16 @@ async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[s
 
 
 def _on_records(group: str) -> ColumnElement[Any]:
+    """A roll-up dimension, read from the records (when grouping by resource or tag too)."""
     if group == "account":
         return func.coalesce(cost_records.c.sub_account_id, cost_records.c.billing_account_id)
-    column: ColumnElement[Any] = cost_records.c[
-        {"service": "service", "provider": "provider", "region": "region", "day": "day"}.get(
-            group, group
-        )
-    ]
+    column: ColumnElement[Any] = cost_records.c[group]
     return column
 
 
 def _money(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        key: (value.normalize() if isinstance(value, Decimal) and value else value)
+        key: plain_decimal(value) if isinstance(value, Decimal) else value
         for key, value in row.items()
     }
 
