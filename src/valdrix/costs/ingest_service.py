@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.config import Settings
@@ -27,6 +26,7 @@ from valdrix.costs.cost_explorer import denied, fetch_cost_explorer, source_key_
 from valdrix.costs.models import CostRun, SourceKind
 from valdrix.costs.reconcile import commit_batch, record_failed_run
 from valdrix.costs.records import SourceBatch
+from valdrix.costs.repository import CostRepository
 from valdrix.jobs.retry import RetryableError
 from valdrix.jobs.service import defer_for_target
 from valdrix.kit.db import unit_of_work
@@ -82,23 +82,15 @@ async def queue_daily_ingests(runtime: Runtime) -> int:
     """One import per active AWS connection, across tenants, and one pull per connection that
     names a FOCUS export; returns how many jobs were queued."""
     async with unit_of_work(runtime.sessions, None) as session:
-        targets = (
-            await session.execute(
-                text("SELECT tenant_id, connection_id FROM valdrix_cost_explorer_targets()")
-            )
-        ).all()
+        targets = await CostRepository(session).cost_explorer_targets()
     queued = pulls = 0
     for tenant_id, connection_id in targets:
         # Each tenant's jobs commit in their own transaction: one tenant's trouble skips only it.
         try:
             async with unit_of_work(runtime.sessions, tenant_id) as session:
                 queued += await queue_ingest(session, runtime.settings, tenant_id, connection_id)
-                export = await session.scalar(
-                    select(CloudConnection.focus_export_uri).where(
-                        CloudConnection.id == connection_id
-                    )
-                )
-                if export:
+                connection = await session.get(CloudConnection, connection_id)
+                if connection is not None and connection.focus_export_uri:
                     pulled = await queue_focus_pull(
                         session, runtime.settings, tenant_id, connection_id
                     )

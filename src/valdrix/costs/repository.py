@@ -19,6 +19,7 @@ from valdrix.costs.models import (
     CostReading,
     CostRun,
     CostSource,
+    RunStatus,
     cost_daily,
     cost_records,
 )
@@ -204,6 +205,29 @@ class CostRepository:
     async def data_version(self) -> int:
         version = await self.session.scalar(select(CostDataVersion.version))
         return int(version or 0)
+
+    async def delivery_fingerprints(self, source_key: str) -> dict[str, str]:
+        """Each S3 delivery's fingerprint on its source's last committed run for it."""
+        delivery = CostRun.details["delivery"].astext
+        rows = await self.session.execute(
+            select(delivery, CostRun.details["fingerprint"].astext)
+            .where(
+                CostRun.source_key == source_key,
+                CostRun.status == RunStatus.committed.value,
+                delivery.is_not(None),
+            )
+            .ext(distinct_on(delivery))
+            .order_by(delivery, CostRun.started_at.desc())
+        )
+        return {str(uri): str(fingerprint) for uri, fingerprint in rows}
+
+    async def cost_explorer_targets(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(tenant, connection) of every active AWS connection, across tenants, through the
+        resolver function (ids only)."""
+        rows = await self.session.execute(
+            text("SELECT tenant_id, connection_id FROM valdrix_cost_explorer_targets()")
+        )
+        return [(uuid.UUID(str(t)), uuid.UUID(str(c))) for t, c in rows]
 
     async def runs(self, limit: int) -> list[CostRun]:
         rows = await self.session.scalars(

@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import distinct_on
 
 from valdrix.costs.focus import FocusRejected, read_focus_files
-from valdrix.costs.models import CostRun, RunStatus, SourceKind
+from valdrix.costs.models import CostRun, SourceKind
 from valdrix.costs.reconcile import commit_batch, record_rejected_run
 from valdrix.costs.records import SourceBatch
+from valdrix.costs.repository import CostRepository
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
@@ -233,17 +232,5 @@ async def recorded_fingerprints(
     runtime: Runtime, tenant_id: uuid.UUID, source_key: str
 ) -> dict[str, str]:
     """Each delivery's fingerprint on its last committed run."""
-    delivery = CostRun.details["delivery"].astext
-    statement = (
-        select(delivery, CostRun.details["fingerprint"].astext)
-        .where(
-            CostRun.source_key == source_key,
-            CostRun.status == RunStatus.committed.value,
-            delivery.is_not(None),
-        )
-        .ext(distinct_on(delivery))
-        .order_by(delivery, CostRun.started_at.desc())
-    )
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        rows = (await session.execute(statement)).all()
-    return {str(uri): str(fingerprint) for uri, fingerprint in rows}
+        return await CostRepository(session).delivery_fingerprints(source_key)
