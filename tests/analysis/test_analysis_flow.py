@@ -48,7 +48,7 @@ async def test_ready_analysis_holds_advice_for_every_finding_and_its_cost_is_set
     assert {f["finding_id"] for f in result["findings"]} == {str(i) for i in scan.finding_ids}
     assert all(f["action"] == "snapshot_then_delete" for f in result["findings"])
     assert sorted(result["priority"]) == sorted(str(i) for i in scan.finding_ids)
-    assert "3 idle resource(s)" in result["summary"]
+    assert "The 3 costliest finding(s) analysed cost about $48.00" in result["summary"]
     assert llm_server.calls == 1
     # The prompt carried the costliest finding first.
     sent = prompt_findings(llm_server.requests[0])

@@ -57,7 +57,7 @@ def analyst_answer(request: dict[str, Any]) -> str:
         )
     total = sum(float(f.get("monthly_cost_usd") or 0) for f in findings)
     summary = (
-        f"{len(findings)} idle resource(s) cost about ${total:.2f} per month."
+        f"The {len(findings)} costliest finding(s) analysed cost about ${total:,.2f} per month."
         " Start with the low-risk clean-ups at the top of the priority list."
     )
     by_risk = sorted(advice, key=lambda a: ("low", "medium", "high").index(a["risk"]))
