@@ -363,9 +363,11 @@ def _decimal_text(value: str) -> Decimal:
 
 
 def _to_date(reading: _Reading, text: pa.Array, offset: int, column: str) -> pa.Array:
+    """The UTC day of each timestamp; a well-formed but impossible date (2024-02-30) is an
+    error on its row."""
     day_text = pc.utf8_slice_codeunits(text, 0, 10)
     try:
-        days = pc.cast(day_text, pa.date32())
+        return pc.cast(day_text, pa.date32())
     except pa.ArrowInvalid:
         values = []
         for position, value in enumerate(day_text.to_pylist()):
@@ -375,8 +377,7 @@ def _to_date(reading: _Reading, text: pa.Array, offset: int, column: str) -> pa.
                 values.append(None)
                 reading.rejected_rows += 1
                 reading.error(offset + position + 1, column, f"{value} is not a calendar date")
-        days = pa.array(values, pa.date32())
-    return days
+        return pa.array(values, pa.date32())
 
 
 def _tags(reading: _Reading, tags: pa.Array, offset: int) -> pa.Array:

@@ -13,16 +13,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from valdrix.connections.access import aws_access
-from valdrix.connections.models import CloudConnection
 from valdrix.connections.providers.aws import AwsAccessError, error_code
 from valdrix.costs.cost_explorer import denied
-from valdrix.costs.ingest_service import explain_aws_error, transient_aws_error
+from valdrix.costs.ingest_service import (
+    active_aws_connection,
+    explain_aws_error,
+    fail_or_retry,
+    transient_aws_error,
+)
 from valdrix.costs.models import CostRun, RunStatus, SourceKind
 from valdrix.costs.reconcile import record_failed_run
 from valdrix.costs.s3_exports import (
@@ -34,8 +39,6 @@ from valdrix.costs.s3_exports import (
     parse_export_uri,
     source_key_for,
 )
-from valdrix.jobs.retry import RetryableError
-from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -86,13 +89,13 @@ async def pull_focus_exports(
         async for run in import_new_deliveries(runtime, tenant_id, connection_id, deliveries, s3):
             runs.append(run)
     except (AwsAccessError, ClientError, BotoCoreError) as exc:
-        reason = _explain(exc, export.location)
-        if not _transient(exc):
-            runs.append(await _record_failure(runtime, tenant_id, source_key, reason))
-            return runs
-        if final_attempt:
-            await _record_failure(runtime, tenant_id, source_key, f"gave up: {reason}")
-        raise RetryableError(reason) from exc
+        failed = await fail_or_retry(
+            partial(_record_failure, runtime, tenant_id, source_key),
+            _explain(exc, export.location),
+            transient=_transient(exc),
+            final_attempt=final_attempt,
+        )
+        return [*runs, failed]
     log.info(
         "costs.focus_pull.done",
         tenant_id=str(tenant_id),
@@ -110,18 +113,15 @@ async def _load_export(
     runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
 ) -> _Export | str:
     """The connection's role and export, or why it cannot be pulled."""
-    async with unit_of_work(runtime.sessions, tenant_id) as session:
-        connection = await session.get(CloudConnection, connection_id)
-        if connection is None:
-            return "the connection does not exist"
-        if connection.disabled_at is not None:
-            return "the connection is disabled"
-        if connection.provider != "aws":
-            return f"FOCUS exports are pulled from S3; this is a {connection.provider} connection"
-        if not connection.focus_export_uri:
-            return "the connection names no FOCUS export (focus_export_uri)"
-        location = parse_export_uri(connection.focus_export_uri)
-        return _Export(connection.role_arn, connection.external_id, location)
+    connection = await active_aws_connection(
+        runtime, tenant_id, connection_id, "pulling FOCUS exports from S3"
+    )
+    if isinstance(connection, str):
+        return connection
+    if not connection.focus_export_uri:
+        return "the connection names no FOCUS export (focus_export_uri)"
+    location = parse_export_uri(connection.focus_export_uri)
+    return _Export(connection.role_arn, connection.external_id, location)
 
 
 def _transient(exc: BaseException) -> bool:

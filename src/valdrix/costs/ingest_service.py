@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -103,13 +104,6 @@ async def queue_daily_ingests(runtime: Runtime) -> int:
     return queued
 
 
-@dataclass(frozen=True)
-class _Role:
-    role_arn: str
-    external_id: str
-    account_id: str | None
-
-
 async def ingest_cost_explorer(
     runtime: Runtime,
     tenant_id: uuid.UUID,
@@ -125,42 +119,60 @@ async def ingest_cost_explorer(
     when this is the ``final_attempt``).
     """
     source_key = source_key_for(connection_id)
-    role = await _load_role(runtime, tenant_id, connection_id)
-    if isinstance(role, str):
-        return await _record_failure(runtime, tenant_id, source_key, role)
+    connection = await active_aws_connection(runtime, tenant_id, connection_id, "Cost Explorer")
+    if isinstance(connection, str):
+        return await _record_failure(runtime, tenant_id, source_key, connection)
     day = today or utcnow().date()
     try:
-        batch = await asyncio.to_thread(_fetch, runtime, role, source_key, day)
+        batch = await asyncio.to_thread(_fetch, runtime, connection, source_key, day)
     except (AwsAccessError, ClientError, BotoCoreError) as exc:
-        reason = explain_aws_error(exc)
-        if not transient_aws_error(exc):
-            return await _record_failure(runtime, tenant_id, source_key, reason)
-        if final_attempt:
-            await _record_failure(runtime, tenant_id, source_key, f"gave up: {reason}")
-        raise RetryableError(reason) from exc
+        return await fail_or_retry(
+            partial(_record_failure, runtime, tenant_id, source_key),
+            explain_aws_error(exc),
+            transient=transient_aws_error(exc),
+            final_attempt=final_attempt,
+        )
     return await commit_batch(runtime, tenant_id, batch, actor=ACTOR, connection_id=connection_id)
 
 
-async def _load_role(
-    runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
-) -> _Role | str:
-    """The connection's role, or why it cannot be imported."""
+async def active_aws_connection(
+    runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID, purpose: str
+) -> CloudConnection | str:
+    """The connection, if it is an active AWS one; else why ``purpose`` cannot use it."""
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         connection = await session.get(CloudConnection, connection_id)
-        if connection is None:
-            return "the connection does not exist"
-        if connection.disabled_at is not None:
-            return "the connection is disabled"
-        if connection.provider != "aws":
-            return f"Cost Explorer is AWS only; this is a {connection.provider} connection"
-        return _Role(connection.role_arn, connection.external_id, connection.account_id)
+    if connection is None:
+        return "the connection does not exist"
+    if connection.disabled_at is not None:
+        return "the connection is disabled"
+    if connection.provider != "aws":
+        return f"{purpose} needs AWS; this is a {connection.provider} connection"
+    return connection
 
 
-def _fetch(runtime: Runtime, role: _Role, source_key: str, today: dt.date) -> SourceBatch:
+async def fail_or_retry(
+    record_failure: Callable[[str], Awaitable[CostRun]],
+    reason: str,
+    *,
+    transient: bool,
+    final_attempt: bool,
+) -> CostRun:
+    """A failed run for trouble that will not pass; ``RetryableError`` for trouble that may
+    (recording a failed run first when no attempt is left). Call it while handling the error."""
+    if not transient:
+        return await record_failure(reason)
+    if final_attempt:
+        await record_failure(f"gave up: {reason}")
+    raise RetryableError(reason)
+
+
+def _fetch(
+    runtime: Runtime, connection: CloudConnection, source_key: str, today: dt.date
+) -> SourceBatch:
     """In a worker thread: boto3 is synchronous."""
     access = aws_access(runtime.settings)
-    credentials = access.assume(role.role_arn, role.external_id)
-    account_id = role.account_id or access.caller_account(credentials)
+    credentials = access.assume(connection.role_arn, connection.external_id)
+    account_id = connection.account_id or access.caller_account(credentials)
     # Cost Explorer and Organizations are global services served from us-east-1.
     return fetch_cost_explorer(
         access.client("ce", "us-east-1", credentials),

@@ -80,9 +80,13 @@ def _set_tenant_gauges(
     findings: list[tuple[uuid.UUID, int, Decimal]],
 ) -> None:
     # Tenants that no longer have any drop out rather than freeze at their last value.
-    for gauge in (metrics.LLM_SPEND, metrics.LLM_BUDGET_LIMIT, metrics.OPEN_FINDINGS):
+    for gauge in (
+        metrics.LLM_SPEND,
+        metrics.LLM_BUDGET_LIMIT,
+        metrics.OPEN_FINDINGS,
+        metrics.MONTHLY_WASTE,
+    ):
         gauge.clear()
-    metrics.MONTHLY_WASTE.clear()
     for tenant_id, day_usd, month_usd in spend:
         metrics.LLM_SPEND.labels(tenant_id=str(tenant_id), window="day").set(float(day_usd))
         metrics.LLM_SPEND.labels(tenant_id=str(tenant_id), window="month").set(float(month_usd))
