@@ -105,7 +105,23 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     session_ttl_hours: int = 12
-    login_max_failures_per_minute: int = 10
+    login_max_failures_per_minute: int = 10  # per (client IP, email)
+    login_max_failures_per_ip_per_minute: int = Field(default=20, ge=1)  # any emails, one IP
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)  # argon2 runs at once
+    # /metrics lists every tenant: on the API port only with this bearer token; or on its own
+    # listen address ("host:port") that only Prometheus can reach.
+    metrics_token: SecretStr | None = None
+    metrics_listen: str | None = None
+
+    # Outgoing mail (invitations). Without a host, invitation tokens go back to the inviter and
+    # the accounts they create stay unproven (see docs/architecture.md).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Valdrix <no-reply@valdrix.invalid>"
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     max_request_body_bytes: int = 1_048_576
     db_pool_size: int = 10
 
@@ -183,6 +199,25 @@ class Settings(BaseSettings):
             "enterprise": Decimal("400.00"),
         }
     )
+    # The most a tenant admin may set, per tier (operator-set; above it is refused).
+    llm_daily_cap_ceiling_usd: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "free": Decimal("1.00"),
+            "starter": Decimal("5.00"),
+            "growth": Decimal("20.00"),
+            "pro": Decimal("50.00"),
+            "enterprise": Decimal("200.00"),
+        }
+    )
+    llm_monthly_limit_ceiling_usd: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "free": Decimal("10.00"),
+            "starter": Decimal("100.00"),
+            "growth": Decimal("400.00"),
+            "pro": Decimal("1000.00"),
+            "enterprise": Decimal("4000.00"),
+        }
+    )
     llm_spike_floor_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
     llm_reservation_ttl_seconds: float | None = Field(default=None, gt=0)
     llm_retry_base_seconds: float = Field(default=60.0, gt=0)
@@ -194,6 +229,9 @@ class Settings(BaseSettings):
     costs_focus_close_days: int = Field(default=5, ge=0, le=60)
     costs_max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     costs_ce_lookback_days: int = Field(default=35, ge=1, le=365)
+    # Bounds on what one import may expand to (a small gzip can hold gigabytes).
+    costs_max_decompressed_bytes: int = Field(default=4 * 1024**3, ge=1024)
+    costs_max_rows_per_import: int = Field(default=20_000_000, ge=1)
 
     @field_validator("trusted_proxies", "worker_imports", mode="before")
     @classmethod
@@ -225,6 +263,8 @@ class Settings(BaseSettings):
         for name, limits in (
             ("VALDRIX_LLM_DAILY_CAP_USD", self.llm_daily_cap_usd),
             ("VALDRIX_LLM_MONTHLY_LIMIT_USD", self.llm_monthly_limit_usd),
+            ("VALDRIX_LLM_DAILY_CAP_CEILING_USD", self.llm_daily_cap_ceiling_usd),
+            ("VALDRIX_LLM_MONTHLY_LIMIT_CEILING_USD", self.llm_monthly_limit_ceiling_usd),
         ):
             if set(TIER_NAMES) - set(limits) or any(value < 0 for value in limits.values()):
                 raise SettingsError(
@@ -238,6 +278,10 @@ class Settings(BaseSettings):
                 " (owner role), or neither to use the embedded database"
             )
         return self
+
+    @property
+    def mail_enabled(self) -> bool:
+        return self.smtp_host is not None
 
     @property
     def embedded(self) -> bool:
