@@ -231,6 +231,27 @@ async def test_a_malformed_role_arn_is_refused_naming_the_field(
         assert "role_arn" in assert_problem(response, 422)["detail"]
 
 
+@pytest.mark.xfail(strict=True, reason="a role ARN with a trailing newline is accepted")
+async def test_a_role_arn_with_whitespace_or_a_line_break_is_refused_naming_the_field(
+    client: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    tenant: TenantFixture = await make_tenant()
+
+    for role_arn in [
+        ROLE_ARN + "\n",  # a regex's ``$`` matches before a final line break
+        ROLE_ARN + "\r\n",
+        ROLE_ARN + " ",
+        " " + ROLE_ARN,
+        ROLE_ARN.replace("role/", "role/Valdrix Scan"),
+        ROLE_ARN.replace("role/", "role/Valdrix\nScan"),
+        ROLE_ARN.replace(ACCOUNT_ID, "١٢٣٤٥٦٧٨٩٠١٢"),  # digits, but not ASCII ones
+        ROLE_ARN.replace("ValdrixScanRole", "Valdrix\u00e9Role"),
+    ]:
+        response = await register(client, tenant.auth, role_arn=role_arn)
+        assert "role_arn" in assert_problem(response, 422)["detail"], repr(role_arn)
+    assert (await client.get(CONNECTIONS, headers=tenant.auth)).json() == []
+
+
 async def test_a_second_connection_with_the_same_name_conflicts(
     client: httpx.AsyncClient, make_tenant: Any
 ) -> None:
