@@ -231,7 +231,6 @@ async def test_a_malformed_role_arn_is_refused_naming_the_field(
         assert "role_arn" in assert_problem(response, 422)["detail"]
 
 
-@pytest.mark.xfail(strict=True, reason="a role ARN with a trailing newline is accepted")
 async def test_a_role_arn_with_whitespace_or_a_line_break_is_refused_naming_the_field(
     client: httpx.AsyncClient, make_tenant: Any
 ) -> None:

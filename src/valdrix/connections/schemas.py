@@ -6,7 +6,9 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from valdrix.connections.providers.aws import ROLE_ARN_SHAPE, account_of_role
 
 
 class AwsSetupOut(BaseModel):
@@ -45,6 +47,13 @@ class ConnectionCreate(BaseModel):
         description="s3://<bucket>/<prefix>/ where the account's FOCUS data exports land;"
         " pulled daily (null: none)",
     )
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn_shape(cls, value: str) -> str:
+        if account_of_role(value) is None:
+            raise ValueError(f"must look like {ROLE_ARN_SHAPE}, with no spaces or line breaks")
+        return value
 
 
 class ConnectionPatch(BaseModel):

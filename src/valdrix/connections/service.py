@@ -20,7 +20,7 @@ from valdrix.connections.policy import (
     aws_permissions,
     aws_trust_policy,
 )
-from valdrix.connections.providers.aws import AwsAccessError, account_of_role
+from valdrix.connections.providers.aws import ROLE_ARN_SHAPE, AwsAccessError, account_of_role
 from valdrix.connections.repository import ConnectionRepository
 from valdrix.costs.s3_exports import parse_export_uri
 from valdrix.errors import Conflict, InvalidInput, NotFound
@@ -104,7 +104,7 @@ async def create_connection(
     focus_export_uri: str | None = None,
 ) -> CloudConnection:
     if account_of_role(role_arn) is None:
-        raise InvalidInput("role_arn must look like arn:aws:iam::<12-digit account>:role/<name>")
+        raise InvalidInput(f"role_arn must look like {ROLE_ARN_SHAPE}")
     if not external_id_is_ours(runtime.keyring, actor.tenant_id, external_id):
         raise InvalidInput(
             "external_id was not issued to this tenant: get one from /api/v1/connections/aws/setup"

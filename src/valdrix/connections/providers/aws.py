@@ -22,7 +22,10 @@ from valdrix.observability import metrics
 
 log = structlog.get_logger(__name__)
 
-ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+# Matched whole (``fullmatch``: a ``$`` would let a final line break through) and ASCII only
+# (``\d`` and ``\w`` would take other scripts' digits and letters).
+ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}", re.ASCII)
+ROLE_ARN_SHAPE = "arn:aws:iam::<12-digit account>:role/<name>"
 SESSION_NAME = "valdrix-scan"
 ASSUME_DURATION_SECONDS = 3600
 REFRESH_MARGIN = dt.timedelta(minutes=5)
@@ -52,7 +55,7 @@ class Credentials:
 
 
 def account_of_role(role_arn: str) -> str | None:
-    match = ROLE_ARN.match(role_arn)
+    match = ROLE_ARN.fullmatch(role_arn)
     return match.group(2) if match else None
 
 
