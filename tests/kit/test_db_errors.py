@@ -14,7 +14,6 @@ from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 
 
-@pytest.mark.xfail(strict=True, reason="the engine puts bound parameters in its errors")
 async def test_a_failed_statement_error_names_no_bound_parameter(runtime: Runtime) -> None:
     sent_by_a_user = f"hunter2-{secrets.token_hex(8)}"
 

@@ -96,6 +96,9 @@ def create_engine(
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Errors (logged with their tracebacks) name the statement, never the values bound to
+        # it: those are what users sent, passwords and tokens included.
+        hide_parameters=True,
         **kwargs,
     )
 
