@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.tenancy.mailbox import smtp_server  # noqa: F401 (a fixture for the tenancy tests)
 from valdrix.app import create_app
 from valdrix.runtime import Runtime
 
@@ -24,8 +25,13 @@ async def new_browser(runtime: Runtime) -> AsyncIterator[BrowserFactory]:
     """
     opened: list[httpx.AsyncClient] = []
 
-    def open_browser(app_runtime: Runtime = runtime) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=create_app(app_runtime), raise_app_exceptions=False)
+    def open_browser(app_runtime: Runtime = runtime, ip: str | None = None) -> httpx.AsyncClient:
+        # Each browser comes from its own loopback address unless told, so failed logins in one
+        # test never count against another test's client IP.
+        ip = ip or "127." + ".".join(str(secrets.randbelow(250) + 1) for _ in range(3))
+        transport = httpx.ASGITransport(
+            app=create_app(app_runtime), raise_app_exceptions=False, client=(ip, 123)
+        )
         browser = httpx.AsyncClient(transport=transport, base_url="http://testserver")
         opened.append(browser)
         return browser

@@ -542,3 +542,16 @@ async def test_hs256_token_is_refused_when_only_a_jwks_url_is_trusted(jwks_brows
     )
 
     assert_problem(await jwks_browser.get("/api/v1/auth/me", headers=bearer(token)), 401)
+
+
+@pytest.mark.xfail(strict=True, reason="an unverified email claim is trusted")
+@pytest.mark.parametrize("verified", [False, "true", None], ids=["false", "string", "missing"])
+async def test_token_whose_email_is_not_verified_is_refused(hs256_browser, make_tenant, verified):
+    tenant = await make_tenant()
+    claims = claims_for(tenant.admin_email, tenant.tenant_id, email_verified=verified)
+    if verified is None:
+        del claims["email_verified"]
+    token = jwt.encode(claims, HS256_KEY, algorithm="HS256")
+
+    body = assert_problem(await hs256_browser.get("/api/v1/auth/me", headers=bearer(token)), 401)
+    assert "verified" in body["detail"]

@@ -277,7 +277,7 @@ async def test_audit_log_records_each_action_with_its_request_id_and_ip(
             json={"name": "audited"},
             headers={**tenant.auth, "X-Request-ID": request_ids["api_key.create"]},
         ),
-        await new_browser().post(
+        await new_browser(ip="127.0.0.1").post(
             "/api/v1/auth/login",
             json={"email": tenant.admin_email, "password": tenant.admin_password},
             headers={"X-Request-ID": request_ids["auth.login"]},
@@ -344,3 +344,21 @@ async def test_audit_log_is_for_admins_only(client, make_tenant, role):
     response = await client.get("/api/v1/audit-log", headers=bearer(key["key"]))
 
     assert "admin" in assert_problem(response, 403)["detail"]
+
+
+@pytest.mark.xfail(strict=True, reason="audit ids come from one global sequence")
+async def test_audit_log_ids_and_cursors_reveal_nothing_about_other_tenants(client, make_tenant):
+    tenant = await make_tenant()
+    for _ in range(3):
+        await create_api_key(client, tenant.auth, "viewer")
+
+    page = (await client.get("/api/v1/audit-log?limit=2", headers=tenant.auth)).json()
+
+    for event in page["items"]:
+        uuid.UUID(event["id"])  # random, not a platform-wide counter
+    assert not page["next_cursor"].isdigit()
+    for cursor in ("99999999999999999999", "1", "not-a-cursor", page["next_cursor"] + "x"):
+        response = await client.get(
+            "/api/v1/audit-log", params={"cursor": cursor}, headers=tenant.auth
+        )
+        assert "cursor" in assert_problem(response, 422)["detail"]
