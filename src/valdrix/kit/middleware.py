@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids, security headers, body-size limit, last-resort errors.
+"""ASGI middleware: request ids, security and caching headers, body-size limit, last-resort
+errors.
 
 Written as plain ASGI (not ``BaseHTTPMiddleware``) so context variables set here are visible to
 the endpoint and every response, including errors, gets the headers.
@@ -42,6 +43,10 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
 }
 HSTS = "max-age=63072000; includeSubDomains"
+# API answers carry new keys, invitation and CSRF tokens and tenant data: no cache may keep
+# them unless an endpoint says otherwise (one that revalidates with an ETag, say).
+API_PREFIX = "/api/"
+API_CACHE_CONTROL = "no-store"
 
 
 class BodyTooLarge(HTTPException):
@@ -53,7 +58,8 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestContextMiddleware:
-    """Assigns a request id, records the client IP, adds security headers, limits body size."""
+    """Assigns a request id, records the client IP, adds security headers (and ``no-store`` to
+    API answers), limits body size."""
 
     def __init__(
         self,
@@ -84,6 +90,7 @@ class RequestContextMiddleware:
             # place, so what the router adds to the scope stays visible to outer middleware.
             scope["scheme"] = "https"
         csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else STRICT_CSP
+        is_api = str(scope.get("path", "")).startswith(API_PREFIX)
         started = False
 
         async def send_with_headers(message: Message) -> None:
@@ -95,6 +102,8 @@ class RequestContextMiddleware:
                 for name, value in SECURITY_HEADERS.items():
                     out.setdefault(name, value)
                 out.setdefault("content-security-policy", csp)
+                if is_api:
+                    out.setdefault("cache-control", API_CACHE_CONTROL)
                 if https:
                     out["strict-transport-security"] = HSTS
             await send(message)
