@@ -224,3 +224,31 @@ def test_llm_limits_need_every_tier_and_a_fallback_needs_its_model():
         Settings(llm_daily_cap_usd={"free": "1"})
     with pytest.raises(ValueError, match="VALDRIX_LLM_FALLBACK_MODEL"):
         Settings(llm_fallback_base_url="https://api.openai.com/v1")
+
+
+@pytest.mark.xfail(strict=True, reason="LLM ceilings below the tier defaults are accepted")
+@pytest.mark.parametrize(
+    ("variable", "message"),
+    [
+        (
+            "VALDRIX_LLM_DAILY_CAP_CEILING_USD",
+            "VALDRIX_LLM_DAILY_CAP_CEILING_USD for free ($0.05) is below the tier's"
+            " VALDRIX_LLM_DAILY_CAP_USD ($0.10)",
+        ),
+        (
+            "VALDRIX_LLM_MONTHLY_LIMIT_CEILING_USD",
+            "VALDRIX_LLM_MONTHLY_LIMIT_CEILING_USD for free ($0.05) is below the tier's"
+            " VALDRIX_LLM_MONTHLY_LIMIT_USD ($1.00)",
+        ),
+    ],
+)
+def test_an_llm_ceiling_below_its_tier_default_is_refused(
+    home: Path, monkeypatch: pytest.MonkeyPatch, variable: str, message: str
+) -> None:
+    ceilings = '{"free": "0.05", "starter": 100, "growth": 400, "pro": 1000, "enterprise": 4000}'
+    monkeypatch.setenv(variable, ceilings)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert str(refused.value) == message
+    monkeypatch.setenv(variable, ceilings.replace('"0.05"', "10"))
+    assert load_settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from tests.jobs.helpers import retire_tenant_jobs
 from tests.scanning.engine_fixtures import api_client
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.analysis.service import run_analysis
+from valdrix.llm import budget
 from valdrix.llm.budget import BudgetExceeded
 from valdrix.runtime import Runtime
 from valdrix.tenancy.models import Tier
@@ -74,6 +76,88 @@ async def test_budget_shows_tier_defaults_and_only_admins_change_it(
         "/api/v1/llm/budget", json={"daily_cap_usd": None}, headers=tenant.auth
     )
     assert reset.json()["daily_cap"] == {"usd": "0.50", "source": "tier default"}
+
+
+@pytest.mark.xfail(strict=True, reason="admins may raise their limits to any amount")
+async def test_admins_change_limits_only_within_the_ceiling_the_operator_set_for_their_tier(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient
+) -> None:
+    tenant = await make_tenant(tier=Tier.free)
+
+    shown = (await client.get("/api/v1/llm/budget", headers=tenant.auth)).json()
+    assert shown["daily_cap"] == {"usd": "0.10", "source": "tier default", "ceiling_usd": "1.00"}
+    assert shown["monthly_limit"]["ceiling_usd"] == "10.00"
+
+    for patch, detail in [
+        (
+            {"daily_cap_usd": "1000000"},
+            "daily_cap_usd 1000000 is above the free tier's ceiling of $1.00 set by the operator",
+        ),
+        (
+            {"daily_cap_usd": "0.50", "monthly_limit_usd": 1e6},
+            "monthly_limit_usd 1000000 is above the free tier's ceiling of $10.00 set by the"
+            " operator",
+        ),
+        (
+            {"daily_cap_usd": "1.0001"},
+            "daily_cap_usd 1.0001 is above the free tier's ceiling of $1.00 set by the operator",
+        ),
+    ]:
+        refused = await client.patch("/api/v1/llm/budget", json=patch, headers=tenant.auth)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["detail"] == detail
+    unchanged = (await client.get("/api/v1/llm/budget", headers=tenant.auth)).json()
+    assert (
+        unchanged["daily_cap"]["source"] == unchanged["monthly_limit"]["source"] == "tier default"
+    )
+
+    raised = await client.patch(
+        "/api/v1/llm/budget",
+        json={"daily_cap_usd": "1.00", "monthly_limit_usd": "10"},
+        headers=tenant.auth,
+    )
+    assert raised.status_code == 200, raised.text
+    assert raised.json()["daily_cap"]["usd"] == "1.0000"
+    assert raised.json()["monthly_limit"]["usd"] == "10.0000"
+    lowered = await client.patch(
+        "/api/v1/llm/budget", json={"daily_cap_usd": "0.05"}, headers=tenant.auth
+    )
+    assert lowered.json()["daily_cap"] == {
+        "usd": "0.0500",
+        "source": "tenant",
+        "ceiling_usd": "1.00",
+    }
+
+
+@pytest.mark.xfail(strict=True, reason="limits set above the ceiling count in full")
+async def test_a_limit_set_before_the_operator_lowered_the_ceiling_counts_only_up_to_it(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    tenant = await make_tenant(tier=Tier.growth)
+    changed = await client.patch(
+        "/api/v1/llm/budget", json={"daily_cap_usd": "20.00"}, headers=tenant.auth
+    )
+    assert changed.status_code == 200, changed.text
+    ceilings = {**runtime.settings.llm_daily_cap_ceiling_usd, "growth": Decimal("5.00")}
+    lowered = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.model_copy(update={"llm_daily_cap_ceiling_usd": ceilings}),
+    )
+
+    async with api_client(lowered) as api:
+        shown = (await api.get("/api/v1/llm/budget", headers=tenant.auth)).json()
+    assert shown["daily_cap"] == {"usd": "5.00", "source": "tier ceiling", "ceiling_usd": "5.00"}
+    with pytest.raises(BudgetExceeded, match=r"daily cap of \$5\.00"):
+        await budget.reserve(
+            lowered,
+            tenant.tenant_id,
+            estimate=Decimal("6.00"),
+            purpose="analysis",
+            subject_id=None,
+            provider="probe",
+            model="probe-model",
+        )
 
 
 async def test_a_spend_spike_is_recorded_once_logged_counted_and_shown(
