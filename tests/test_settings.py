@@ -226,7 +226,6 @@ def test_llm_limits_need_every_tier_and_a_fallback_needs_its_model():
         Settings(llm_fallback_base_url="https://api.openai.com/v1")
 
 
-@pytest.mark.xfail(strict=True, reason="LLM ceilings below the tier defaults are accepted")
 @pytest.mark.parametrize(
     ("variable", "message"),
     [

@@ -19,6 +19,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from valdrix.kit.money import usd_text
+
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "secret", "xxx", "todo")
 KEY_FILE_NAME = "encryption.keys"
 # Service tiers, cheapest first (the Tier enum in tenancy.models mirrors these).
@@ -270,6 +272,21 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     f"{name} needs a non-negative amount for every tier ({', '.join(TIER_NAMES)})"
                 )
+        # A tier's default must be a limit its admins could have set themselves.
+        for variable, defaults, ceilings in (
+            ("VALDRIX_LLM_DAILY_CAP", self.llm_daily_cap_usd, self.llm_daily_cap_ceiling_usd),
+            (
+                "VALDRIX_LLM_MONTHLY_LIMIT",
+                self.llm_monthly_limit_usd,
+                self.llm_monthly_limit_ceiling_usd,
+            ),
+        ):
+            for tier in TIER_NAMES:
+                if ceilings[tier] < defaults[tier]:
+                    raise SettingsError(
+                        f"{variable}_CEILING_USD for {tier} (${usd_text(ceilings[tier])}) is below"
+                        f" the tier's {variable}_USD (${usd_text(defaults[tier])})"
+                    )
         if self.llm_fallback_base_url and not self.llm_fallback_model:
             raise SettingsError("VALDRIX_LLM_FALLBACK_BASE_URL needs VALDRIX_LLM_FALLBACK_MODEL")
         if bool(self.database_url) != bool(self.migration_database_url):

@@ -57,14 +57,30 @@ def tier_limits(settings: Settings, tier: str) -> Limits:
     return Limits(settings.llm_daily_cap_usd[tier], settings.llm_monthly_limit_usd[tier])
 
 
-def effective_limits(settings: Settings, tier: str, budget: LlmBudget | None) -> Limits:
-    default = tier_limits(settings, tier)
-    if budget is None:
-        return default
+def tier_ceilings(settings: Settings, tier: str) -> Limits:
+    """The most a tenant admin may set (the operator's; never below the tier's defaults)."""
     return Limits(
-        default.daily if budget.daily_cap_usd is None else budget.daily_cap_usd,
-        default.monthly if budget.monthly_limit_usd is None else budget.monthly_limit_usd,
+        settings.llm_daily_cap_ceiling_usd[tier], settings.llm_monthly_limit_ceiling_usd[tier]
     )
+
+
+def resolve_limits(
+    settings: Settings, tier: str, daily: Decimal | None, monthly: Decimal | None
+) -> Limits:
+    """The tenant's own limits (the tier's defaults where unset), never above the tier's
+    ceilings: a limit set before the operator lowered a ceiling, or before the tenant moved to
+    a cheaper tier, counts only up to the ceiling."""
+    default, ceiling = tier_limits(settings, tier), tier_ceilings(settings, tier)
+    return Limits(
+        default.daily if daily is None else min(daily, ceiling.daily),
+        default.monthly if monthly is None else min(monthly, ceiling.monthly),
+    )
+
+
+def effective_limits(settings: Settings, tier: str, budget: LlmBudget | None) -> Limits:
+    if budget is None:
+        return tier_limits(settings, tier)
+    return resolve_limits(settings, tier, budget.daily_cap_usd, budget.monthly_limit_usd)
 
 
 async def reserve(
@@ -86,6 +102,7 @@ async def reserve(
             if tenant is None:
                 raise BudgetUnavailable(f"tenant {tenant_id} is not visible")
             defaults = tier_limits(runtime.settings, tenant.tier)
+            ceilings = tier_ceilings(runtime.settings, tenant.tier)
             ledger = LedgerRepository(session)
 
             async def attempt() -> uuid.UUID | None:
@@ -94,6 +111,8 @@ async def reserve(
                     estimate=estimate,
                     default_daily=defaults.daily,
                     default_monthly=defaults.monthly,
+                    ceiling_daily=ceilings.daily,
+                    ceiling_monthly=ceilings.monthly,
                     purpose=purpose,
                     subject_id=subject_id,
                     provider=provider,

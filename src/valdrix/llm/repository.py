@@ -1,8 +1,9 @@
 """The budget ledger's SQL. Every check-and-change of a tenant's counters is one statement.
 
 Reserving updates the tenant's ``llm_budgets`` row only if the new estimate still fits under both
-limits, and inserts the reservation from that update's result: one statement, so PostgreSQL's row
-lock serialises concurrent reservations and re-checks the condition against the latest counters
+limits (each the tenant's own or the tier's default, never above the operator's ceiling), and
+inserts the reservation from that update's result: one statement, so PostgreSQL's row lock
+serialises concurrent reservations and re-checks the condition against the latest counters
 (READ COMMITTED re-evaluates an UPDATE's WHERE on the row version it waited for). Closing a
 reservation (settle, release, expire) flips its state only if it is still ``reserved`` and moves
 its amounts in the same statement, so a reservation is closed at most once.
@@ -36,9 +37,11 @@ RESERVE = text(
             month = :month
         WHERE b.tenant_id = :tenant_id
           AND CASE WHEN b.day = :day THEN b.day_settled_usd + b.day_reserved_usd ELSE 0 END
-              + :estimate <= coalesce(b.daily_cap_usd, :default_daily)
+              + :estimate
+              <= least(coalesce(b.daily_cap_usd, :default_daily), :ceiling_daily)
           AND CASE WHEN b.month = :month THEN b.month_settled_usd + b.month_reserved_usd ELSE 0 END
-              + :estimate <= coalesce(b.monthly_limit_usd, :default_monthly)
+              + :estimate
+              <= least(coalesce(b.monthly_limit_usd, :default_monthly), :ceiling_monthly)
         RETURNING b.tenant_id
     )
     INSERT INTO llm_reservations (id, tenant_id, purpose, subject_id, provider, model,
@@ -119,6 +122,8 @@ class LedgerRepository:
         estimate: Decimal,
         default_daily: Decimal,
         default_monthly: Decimal,
+        ceiling_daily: Decimal,
+        ceiling_monthly: Decimal,
         purpose: str,
         subject_id: uuid.UUID | None,
         provider: str,
@@ -137,6 +142,8 @@ class LedgerRepository:
                     "estimate": estimate,
                     "default_daily": default_daily,
                     "default_monthly": default_monthly,
+                    "ceiling_daily": ceiling_daily,
+                    "ceiling_monthly": ceiling_monthly,
                     "purpose": purpose,
                     "subject_id": subject_id,
                     "provider": provider,

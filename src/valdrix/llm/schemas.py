@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 MAX_LIMIT_USD = Decimal("1000000")
+# Money goes out as a plain decimal string, never in exponent form (an operator's "1E+1").
+Usd = Annotated[Decimal, PlainSerializer(lambda amount: f"{amount:f}", return_type=str)]
 
 
 class BudgetPatch(BaseModel):
@@ -23,15 +25,18 @@ class BudgetPatch(BaseModel):
 
 
 class LimitOut(BaseModel):
-    usd: Decimal
-    source: str  # "tenant" (set by an admin) or "tier default"
+    usd: Usd
+    # "tenant" (set by an admin), "tier default", or "tier ceiling" (an admin's limit above
+    # the ceiling, which counts only up to it).
+    source: str
+    ceiling_usd: Usd = Field(description="The most an admin may set, for the tenant's tier")
 
 
 class WindowOut(BaseModel):
     start: dt.date
-    spent_usd: Decimal
-    reserved_usd: Decimal
-    remaining_usd: Decimal
+    spent_usd: Usd
+    reserved_usd: Usd
+    remaining_usd: Usd
 
 
 class AlertOut(BaseModel):
@@ -50,7 +55,7 @@ class BudgetOut(BaseModel):
     today: WindowOut
     this_month: WindowOut
     open_reservations: int
-    open_reservations_usd: Decimal
+    open_reservations_usd: Usd
     alerts: list[AlertOut]
     updated_at: dt.datetime | None
     updated_by: str | None

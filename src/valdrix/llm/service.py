@@ -7,8 +7,9 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.errors import InvalidInput
+from valdrix.kit.money import plain_text, usd_text
 from valdrix.kit.orm import utcnow
-from valdrix.llm.budget import effective_limits, tier_limits
+from valdrix.llm.budget import effective_limits, tier_ceilings, tier_limits
 from valdrix.llm.repository import LedgerRepository, month_of
 from valdrix.llm.schemas import AlertOut, BudgetOut, BudgetPatch, LimitOut, WindowOut
 from valdrix.runtime import Runtime
@@ -22,6 +23,9 @@ async def read_budget(session: AsyncSession, actor: Principal, runtime: Runtime)
     ledger = LedgerRepository(session)
     budget = await ledger.budget(actor.tenant_id)
     limits = effective_limits(runtime.settings, tenant.tier, budget)
+    ceilings = tier_ceilings(runtime.settings, tenant.tier)
+    own_daily = budget.daily_cap_usd if budget else None
+    own_monthly = budget.monthly_limit_usd if budget else None
     today = utcnow().date()
     month = month_of(today)
     zero = Decimal(0)
@@ -33,14 +37,8 @@ async def read_budget(session: AsyncSession, actor: Principal, runtime: Runtime)
     count, amount = await ledger.open_reservations()
     return BudgetOut(
         tier=tenant.tier,
-        daily_cap=LimitOut(
-            usd=limits.daily,
-            source="tenant" if budget and budget.daily_cap_usd is not None else "tier default",
-        ),
-        monthly_limit=LimitOut(
-            usd=limits.monthly,
-            source="tenant" if budget and budget.monthly_limit_usd is not None else "tier default",
-        ),
+        daily_cap=_limit_out(own_daily, limits.daily, ceilings.daily),
+        monthly_limit=_limit_out(own_monthly, limits.monthly, ceilings.monthly),
         today=WindowOut(
             start=today,
             spent_usd=day_spent,
@@ -61,6 +59,14 @@ async def read_budget(session: AsyncSession, actor: Principal, runtime: Runtime)
     )
 
 
+def _limit_out(set_by_tenant: Decimal | None, effective: Decimal, ceiling: Decimal) -> LimitOut:
+    if set_by_tenant is None:
+        source = "tier default"
+    else:
+        source = "tenant" if set_by_tenant <= ceiling else "tier ceiling"
+    return LimitOut(usd=effective, source=source, ceiling_usd=ceiling)
+
+
 async def update_budget(
     session: AsyncSession, actor: Principal, runtime: Runtime, patch: BudgetPatch
 ) -> BudgetOut:
@@ -69,6 +75,18 @@ async def update_budget(
     if not changes:
         raise InvalidInput("send daily_cap_usd and/or monthly_limit_usd")
     tenant = await get_tenant(session, actor)
+    ceilings = tier_ceilings(runtime.settings, tenant.tier)
+    for name, ceiling in (
+        ("daily_cap_usd", ceilings.daily),
+        ("monthly_limit_usd", ceilings.monthly),
+    ):
+        value = changes.get(name)
+        if value is not None and value > ceiling:
+            raise InvalidInput(
+                f"{name} {plain_text(value)} is above the {tenant.tier} tier's ceiling of"
+                f" ${usd_text(ceiling)} set by the operator",
+                ceiling_usd=usd_text(ceiling),
+            )
     ledger = LedgerRepository(session)
     await ledger.ensure_budget(actor.tenant_id, utcnow().date())
     budget = await ledger.budget(actor.tenant_id)
@@ -79,7 +97,8 @@ async def update_budget(
     limits = effective_limits(runtime.settings, tenant.tier, budget)
     if limits.daily > limits.monthly:
         raise InvalidInput(
-            f"daily_cap_usd ({limits.daily}) cannot be above monthly_limit_usd ({limits.monthly})"
+            f"daily_cap_usd ({plain_text(limits.daily)}) cannot be above monthly_limit_usd"
+            f" ({plain_text(limits.monthly)})"
         )
     budget.updated_at, budget.updated_by = utcnow(), actor.actor_id[:64]
     await session.flush()
@@ -91,8 +110,8 @@ async def update_budget(
         target_type="llm_budget",
         target_id=actor.tenant_id,
         details={
-            "before": {k: None if v is None else str(v) for k, v in before.items()},
-            "after": {k: None if v is None else str(v) for k, v in changes.items()},
+            "before": {k: None if v is None else plain_text(v) for k, v in before.items()},
+            "after": {k: None if v is None else plain_text(v) for k, v in changes.items()},
             "tier_defaults": {"daily": str(defaults.daily), "monthly": str(defaults.monthly)},
         },
     )

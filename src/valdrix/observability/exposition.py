@@ -17,7 +17,7 @@ from valdrix.jobs.repository import QueueRepository
 from valdrix.jobs.tiers import cadence_seconds
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
-from valdrix.llm.budget import tier_limits
+from valdrix.llm.budget import resolve_limits
 from valdrix.llm.repository import LedgerRepository, month_of
 from valdrix.observability import metrics
 from valdrix.observability.repository import MetricsRepository
@@ -91,12 +91,12 @@ def _set_tenant_gauges(
         metrics.LLM_SPEND.labels(tenant_id=str(tenant_id), window="day").set(float(day_usd))
         metrics.LLM_SPEND.labels(tenant_id=str(tenant_id), window="month").set(float(month_usd))
     for tenant_id, tier, daily, monthly in limits:
-        default = tier_limits(settings, tier)
+        resolved = resolve_limits(settings, tier, daily, monthly)
         tenant = str(tenant_id)
-        cap = default.daily if daily is None else daily
-        limit = default.monthly if monthly is None else monthly
-        metrics.LLM_BUDGET_LIMIT.labels(tenant_id=tenant, window="day").set(float(cap))
-        metrics.LLM_BUDGET_LIMIT.labels(tenant_id=tenant, window="month").set(float(limit))
+        metrics.LLM_BUDGET_LIMIT.labels(tenant_id=tenant, window="day").set(float(resolved.daily))
+        metrics.LLM_BUDGET_LIMIT.labels(tenant_id=tenant, window="month").set(
+            float(resolved.monthly)
+        )
     for tenant_id, count, waste in findings:
         metrics.OPEN_FINDINGS.labels(tenant_id=str(tenant_id)).set(count)
         metrics.MONTHLY_WASTE.labels(tenant_id=str(tenant_id)).set(float(waste))
