@@ -64,6 +64,7 @@ async def probe_targets(
         async with parallel, unit_of_work(runtime.sessions, target.tenant_id) as session:
             await create_tenant(
                 session,
+                runtime.settings,
                 runtime.keyring,
                 tenant_id=target.tenant_id,
                 name=f"Sim {target.tenant_id.hex[:8]}",

@@ -30,12 +30,13 @@ async def create_tenant_with_owner_key(
     tier: Tier,
     admin_email: str,
     admin_password: str | None = None,
-) -> dict[str, str | None]:
+) -> dict[str, str | bool | None]:
     """One transaction: tenant, owner membership (invited or with a password), owner API key."""
     tenant_id = uuid.uuid4()
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         tenant, owner = await service.create_tenant(
             session,
+            runtime.settings,
             runtime.keyring,
             tenant_id=tenant_id,
             name=name,
@@ -50,9 +51,10 @@ async def create_tenant_with_owner_key(
         "tenant_id": str(tenant.id),
         "name": tenant.name,
         "tier": tenant.tier,
-        "admin_email": owner.row.user.email,
-        "admin_user_id": str(owner.row.user.id),
+        "admin_email": owner.row.email,
+        "admin_user_id": str(owner.row.user.id) if owner.row.user else None,
         "invite_token": owner.invite_token,
+        "invitation_mailed": owner.row.user is None and owner.invite_token is None,
         "api_key_id": str(issued.api_key.id),
         "api_key": issued.secret,
     }
@@ -63,7 +65,9 @@ async def create_tenant_with_owner_key(
 def create(
     name: str = typer.Argument(..., help="The customer's name (stored encrypted)."),
     tier: Tier = typer.Option(..., help="Service tier; sets scan cadence and priority."),
-    admin_email: str = typer.Option(..., help="The first owner; gets an invitation token."),
+    admin_email: str = typer.Option(
+        ..., help="The first owner: invited (by mail when SMTP is configured, else a token here)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a tenant, its owner and an owner API key."""
@@ -77,10 +81,12 @@ def create(
         return
     console.print(f"tenant [bold]{created['name']}[/bold] created: {created['tenant_id']}")
     console.print(f"owner API key (shown once): [bold]{created['api_key']}[/bold]")
-    if created["invite_token"]:
+    if created["invitation_mailed"]:
+        console.print(f"the owner invitation was mailed to {created['admin_email']}")
+    elif created["invite_token"]:
         console.print(
-            f"{created['admin_email']} sets a password with invitation token"
-            f" {created['invite_token']} (POST /api/v1/auth/accept-invite)"
+            f"give {created['admin_email']} this invitation token (shown once; POST"
+            f" /api/v1/auth/accept-invite): {created['invite_token']}"
         )
 
 

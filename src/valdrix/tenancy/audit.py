@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.errors import InvalidInput
+from valdrix.kit.crypto import DecryptionError, KeyRing
 from valdrix.kit.request_context import client_ip_var, request_id_var
 from valdrix.tenancy.auth import Principal
 from valdrix.tenancy.models import AuditEvent
@@ -49,11 +52,32 @@ async def record_audit(
     )
 
 
+CURSOR_CONTEXT = b"audit-log cursor"
+
+
 async def audit_page(
-    session: AsyncSession, actor: Principal, *, cursor: int | None, limit: int
+    session: AsyncSession, actor: Principal, keyring: KeyRing, *, cursor: str | None, limit: int
 ) -> tuple[list[AuditEvent], str | None]:
-    """Newest first; returns the events and the cursor of the next page (None on the last)."""
-    events = await AuditRepository(session).page(before_id=cursor, limit=limit + 1)
+    """Newest first; returns the events and the cursor of the next page (None on the last).
+
+    Cursors are sealed (encrypted and authenticated) so they reveal nothing, such as how many
+    events the whole platform has recorded, and cannot be forged.
+    """
+    before = _open_cursor(keyring, cursor) if cursor else None
+    events = await AuditRepository(session).page(before_id=before, limit=limit + 1)
     has_more = len(events) > limit
     events = events[:limit]
-    return events, str(events[-1].id) if has_more and events else None
+    if not (has_more and events):
+        return events, None
+    sealed = keyring.encrypt(str(events[-1].id), context=CURSOR_CONTEXT)
+    return events, base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+
+def _open_cursor(keyring: KeyRing, cursor: str) -> int:
+    try:
+        sealed = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return int(keyring.decrypt(sealed, context=CURSOR_CONTEXT))
+    except (ValueError, DecryptionError) as exc:  # binascii.Error is a ValueError
+        raise InvalidInput(
+            "cursor: not a cursor this API gave out; start from the first page"
+        ) from exc

@@ -141,6 +141,9 @@ async def _from_jwt(runtime: Runtime, token: str) -> Principal:
     email = claims.get("email")
     if not isinstance(email, str):
         raise Unauthorized("token carries no email claim")
+    # Identity providers let people type any address; only one the provider verified names them.
+    if claims.get("email_verified") is not True:
+        raise Unauthorized("token's email is not verified by the identity provider")
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         user: User | None = await UserRepository(session).get_by_email_indexes(
             runtime.keyring.blind_indexes(email)

@@ -42,8 +42,8 @@ router = APIRouter(prefix="/api/v1")
 def _member_out(row: MemberRow) -> MemberOut:
     return MemberOut(
         id=row.membership.id,
-        user_id=row.user.id,
-        email=row.user.email,
+        user_id=row.user.id if row.user else None,
+        email=row.email,
         role=row.membership.role,
         status="active" if row.membership.accepted_at else "invited",
         created_at=row.membership.created_at,
@@ -139,8 +139,13 @@ async def list_members(scope: ViewerScope) -> list[MemberOut]:
 
 @router.post("/members", tags=["members"], status_code=status.HTTP_201_CREATED)
 async def invite_member(body: MemberInvite, scope: AdminScope) -> MemberInvited:
-    added = await service.add_member(
-        scope.session, scope.principal, scope.runtime.keyring, email=body.email, role=body.role
+    added = await service.invite_member(
+        scope.session,
+        scope.principal,
+        scope.runtime.settings,
+        scope.runtime.keyring,
+        email=body.email,
+        role=body.role,
     )
     return MemberInvited(**_member_out(added.row).model_dump(), invite_token=added.invite_token)
 
@@ -195,10 +200,10 @@ async def revoke_api_key(api_key_id: uuid.UUID, scope: AdminScope) -> ApiKeyOut:
 async def list_audit_events(
     scope: AdminScope,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(pattern=r"^\d+$", max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[AuditEventOut]:
     events, next_cursor = await audit.audit_page(
-        scope.session, scope.principal, cursor=int(cursor) if cursor else None, limit=limit
+        scope.session, scope.principal, scope.runtime.keyring, cursor=cursor, limit=limit
     )
     return Page[AuditEventOut](
         items=[AuditEventOut.model_validate(event) for event in events], next_cursor=next_cursor

@@ -33,7 +33,8 @@ def encrypted_tables() -> dict[Table, list[str]]:
 
 
 def _is_tenant_scoped(table: Table) -> bool:
-    return "tenant_id" in table.columns or table.name == "tenants"
+    # users: row-level security shows each tenant its own members, so they go tenant by tenant.
+    return "tenant_id" in table.columns or table.name in ("tenants", "users")
 
 
 async def rotate_keys(runtime: Runtime) -> Counter[str]:

@@ -17,9 +17,11 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import func
 
 from valdrix.kit.orm import Base, CreatedAtMixin, EncryptedString, IdMixin, utcnow
 
@@ -64,28 +66,66 @@ class Tenant(IdMixin, CreatedAtMixin, Base):
 
 
 class User(IdMixin, CreatedAtMixin, Base):
-    """A person; global, since one person may belong to several tenants."""
+    """An account. A *proven* one (its address received a secret by mail) may belong to several
+    tenants; any other is bound to the one tenant whose invitation created it. Row-level security
+    shows a tenant only its own members."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("(proven_at IS NULL) <> (home_tenant_id IS NULL)", name="proven_or_bound"),
+        # One proven account per address; bound accounts are unique within their tenant.
+        Index(
+            "uq_users_proven_email",
+            "email_index",
+            unique=True,
+            postgresql_where=text("home_tenant_id IS NULL"),
+        ),
+        Index(
+            "uq_users_bound_email",
+            "home_tenant_id",
+            "email_index",
+            unique=True,
+            postgresql_where=text("home_tenant_id IS NOT NULL"),
+        ),
+    )
 
     email: Mapped[str] = mapped_column(EncryptedString, info={"blind_index": "email_index"})
-    email_index: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    email_index: Mapped[bytes] = mapped_column(LargeBinary, index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    proven_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    home_tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE")
+    )
+
+
+class InviteDelivery(enum.StrEnum):
+    mail = "mail"  # the token went to the invited address: accepting proves it
+    inviter = "inviter"  # the token went back to the inviter (no mail configured): proves nothing
 
 
 class Membership(IdMixin, CreatedAtMixin, Base):
+    """A person in a tenant, or a pending invitation of an address (no account attached yet)."""
+
     __tablename__ = "memberships"
     __table_args__ = (
         UniqueConstraint("tenant_id", "user_id", name="uq_memberships_tenant_user"),
+        UniqueConstraint(
+            "tenant_id", "invite_email_index", name="uq_memberships_tenant_invite_email"
+        ),
         CheckConstraint(_in("role", Role), name="role"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID] = mapped_column(
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     role: Mapped[str] = mapped_column(String(16))
+    invite_email: Mapped[str | None] = mapped_column(
+        EncryptedString, info={"blind_index": "invite_email_index"}
+    )
+    invite_email_index: Mapped[bytes | None] = mapped_column(LargeBinary)
+    invite_delivery: Mapped[str | None] = mapped_column(String(16))
     invite_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
     invite_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -134,6 +174,10 @@ class AuditEvent(CreatedAtMixin, Base):
     __table_args__ = (Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    # What the API shows: random, so ids say nothing about other tenants' activity.
+    public_id: Mapped[uuid.UUID] = mapped_column(
+        unique=True, default=uuid.uuid4, server_default=func.gen_random_uuid()
+    )
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(64))
@@ -146,10 +190,14 @@ class AuditEvent(CreatedAtMixin, Base):
 
 
 class LoginAttempt(Base):
-    """Failed logins per (IP, email) for throttling; global because the tenant is not yet known."""
+    """Failed logins per (IP, email) and per IP for throttling; global because the tenant is not
+    yet known."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_lookup", "ip", "email_index", "attempted_at"),)
+    __table_args__ = (
+        Index("ix_login_attempts_lookup", "ip", "email_index", "attempted_at"),
+        Index("ix_login_attempts_ip", "ip", "attempted_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     ip: Mapped[str] = mapped_column(INET)

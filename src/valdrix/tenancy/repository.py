@@ -31,20 +31,53 @@ class TenantRepository(Repository[Tenant]):
         return [row[0] for row in rows]
 
 
+@dataclass(frozen=True)
+class Account:
+    """An account as login and acceptance see it, found by address across tenants."""
+
+    user_id: uuid.UUID
+    password_hash: str | None
+    proven: bool
+    home_tenant_id: uuid.UUID | None
+    disabled: bool
+
+
 class UserRepository(Repository[User]):
+    """Row-level security shows only the current tenant's members (and accounts bound to it)."""
+
     model = User
 
     async def get_by_email_indexes(self, indexes: Sequence[bytes]) -> User | None:
         result: User | None = await self.session.scalar(
-            select(User).where(User.email_index.in_(indexes))
+            select(User)
+            .where(User.email_index.in_(indexes))
+            .order_by(User.proven_at.is_(None), User.created_at)
+            .limit(1)
         )
         return result
+
+    async def accounts_for_email(self, indexes: Sequence[bytes]) -> list[Account]:
+        """Every account of an address in any tenant, proven first (through the resolver)."""
+        rows = await self.session.execute(
+            text(
+                "SELECT user_id, password_hash, proven, home_tenant_id, disabled"
+                " FROM valdrix_accounts_for_email(:indexes)"
+            ),
+            {"indexes": list(indexes)},
+        )
+        return [Account(*row) for row in rows]
 
 
 @dataclass(frozen=True)
 class MemberRow:
+    """A member, or a pending invitation (no account attached yet: ``user`` is None)."""
+
     membership: Membership
-    user: User
+    user: User | None
+
+    @property
+    def email(self) -> str:
+        return self.user.email if self.user else (self.membership.invite_email or "")
 
 
 class MembershipRepository(Repository[Membership]):
@@ -53,7 +86,7 @@ class MembershipRepository(Repository[Membership]):
     async def list_with_users(self) -> list[MemberRow]:
         rows = await self.session.execute(
             select(Membership, User)
-            .join(User, User.id == Membership.user_id)
+            .outerjoin(User, User.id == Membership.user_id)
             .order_by(Membership.created_at, Membership.id)
         )
         return [MemberRow(membership, user) for membership, user in rows.all()]
@@ -77,10 +110,19 @@ class MembershipRepository(Repository[Membership]):
         )
         return result
 
+    async def pending_for_email(self, indexes: Sequence[bytes]) -> Membership | None:
+        result: Membership | None = await self.session.scalar(
+            select(Membership).where(Membership.invite_email_index.in_(indexes)).limit(1)
+        )
+        return result
+
     async def count_owners(self) -> int:
+        """Owners who can act; an invited owner does not count until they accept."""
         return int(
             await self.session.scalar(
-                select(func.count()).select_from(Membership).where(Membership.role == "owner")
+                select(func.count())
+                .select_from(Membership)
+                .where(Membership.role == "owner", Membership.accepted_at.is_not(None))
             )
             or 0
         )
@@ -121,6 +163,15 @@ class ApiKeyRepository(Repository[ApiKey]):
             )
         ).first()
         return ResolvedApiKey(row[0], row[1], row[2]) if row else None
+
+    async def revoke_created_by(self, user_id: uuid.UUID, now: dt.datetime) -> list[uuid.UUID]:
+        revoked = await self.session.scalars(
+            update(ApiKey)
+            .where(ApiKey.created_by_user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .returning(ApiKey.id)
+        )
+        return list(revoked)
 
     async def touch(self, api_key_id: uuid.UUID, now: dt.datetime, *, every: dt.timedelta) -> None:
         """Record use, at most once per ``every`` so busy keys do not write on each request."""
@@ -182,6 +233,16 @@ class LoginAttemptRepository(Repository[LoginAttempt]):
                     LoginAttempt.email_index == email_index,
                     LoginAttempt.attempted_at >= since,
                 )
+            )
+            or 0
+        )
+
+    async def recent_failures_from_ip(self, ip: str, since: dt.datetime) -> int:
+        return int(
+            await self.session.scalar(
+                select(func.count())
+                .select_from(LoginAttempt)
+                .where(LoginAttempt.ip == ip, LoginAttempt.attempted_at >= since)
             )
             or 0
         )

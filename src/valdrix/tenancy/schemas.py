@@ -30,7 +30,7 @@ class TenantPatch(BaseModel):
 
 class MemberOut(BaseModel):
     id: uuid.UUID
-    user_id: uuid.UUID
+    user_id: uuid.UUID | None = Field(description="The account, once the invitation is accepted")
     email: str
     role: Role
     status: str = Field(description="`active`, or `invited` until the invitation is accepted")
@@ -46,7 +46,8 @@ class MemberInvite(BaseModel):
 
 class MemberInvited(MemberOut):
     invite_token: str | None = Field(
-        description="Shown once: the invitee sets a password with it at /api/v1/auth/accept-invite"
+        description="Only when no mail is configured (otherwise it goes to the invited address"
+        " alone): shown once, for the invitee to accept at /api/v1/auth/accept-invite"
     )
 
 
@@ -71,6 +72,10 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str
     role: Role
+    created_by_user_id: uuid.UUID | None = Field(
+        description="The person who made the key (none for operator keys); the key works only"
+        " while they are an active member, with at most their role"
+    )
     created_at: dt.datetime
     last_used_at: dt.datetime | None
     expires_at: dt.datetime | None
@@ -84,7 +89,7 @@ class ApiKeyIssued(ApiKeyOut):
 class AuditEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
+    id: uuid.UUID = Field(validation_alias="public_id")
     created_at: dt.datetime
     actor_type: str
     actor_id: str | None
@@ -121,7 +126,12 @@ class AcceptInviteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=8, max_length=200)
-    password: str = Field(min_length=12, max_length=1024)
+    password: str = Field(
+        min_length=12,
+        max_length=1024,
+        description="A new password; or, if the address already has a Valdrix account in another"
+        " tenant, that account's existing password",
+    )
 
 
 class WhoAmI(BaseModel):

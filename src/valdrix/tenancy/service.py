@@ -9,15 +9,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.config import Settings
 from valdrix.errors import Conflict, Forbidden, InvalidInput, NotFound
 from valdrix.kit.crypto import KeyRing, hash_token, new_token
 from valdrix.kit.db import current_tenant_id
+from valdrix.kit.mail import Mail, send_mail
 from valdrix.kit.orm import utcnow
 from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
-from valdrix.tenancy.models import Membership, Role, Tenant, Tier, User
+from valdrix.tenancy.models import InviteDelivery, Membership, Role, Tenant, Tier, User
 from valdrix.tenancy.passwords import hash_password
 from valdrix.tenancy.repository import (
+    ApiKeyRepository,
     BrowserSessionRepository,
     MemberRow,
     MembershipRepository,
@@ -32,7 +35,7 @@ INVITE_TOKEN_PREFIX = "vdxinv_"  # noqa: S105 (a prefix, not a secret)
 @dataclass(frozen=True)
 class AddedMember:
     row: MemberRow
-    invite_token: str | None
+    invite_token: str | None  # for the inviter only when no mail is configured
 
 
 def system_principal(tenant_id: uuid.UUID, actor: str = "cli") -> Principal:
@@ -42,6 +45,7 @@ def system_principal(tenant_id: uuid.UUID, actor: str = "cli") -> Principal:
 
 async def create_tenant(
     session: AsyncSession,
+    settings: Settings,
     keyring: KeyRing,
     *,
     tenant_id: uuid.UUID,
@@ -50,7 +54,13 @@ async def create_tenant(
     owner_email: str,
     owner_password: str | None = None,
 ) -> tuple[Tenant, AddedMember]:
-    """Create a tenant and its first owner. The session must be bound to ``tenant_id``."""
+    """Create a tenant and its first owner. The session must be bound to ``tenant_id``.
+
+    The owner is invited like anyone else (the token mailed, or returned to the operator), so an
+    address that already has an account anywhere joins only by accepting. With
+    ``owner_password`` (the demo, tests) the operator instead creates a new account bound to this
+    tenant: it never touches an account that exists elsewhere.
+    """
     if current_tenant_id.get() != tenant_id:
         raise RuntimeError("create_tenant needs a transaction bound to the new tenant id")
     if not name.strip():
@@ -67,9 +77,14 @@ async def create_tenant(
         target_id=tenant_id,
         details={"tier": tier.value},
     )
-    owner = await add_member(
-        session, actor, keyring, email=owner_email, role=Role.owner, password=owner_password
-    )
+    if owner_password is None:
+        owner = await invite_member(
+            session, actor, settings, keyring, email=owner_email, role=Role.owner
+        )
+    else:
+        owner = await _add_bound_account(
+            session, actor, keyring, email=owner_email, role=Role.owner, password=owner_password
+        )
     return tenant, owner
 
 
@@ -111,39 +126,102 @@ async def list_members(session: AsyncSession, actor: Principal) -> list[MemberRo
     return await MembershipRepository(session).list_with_users()
 
 
-async def add_member(
+async def invite_member(
+    session: AsyncSession,
+    actor: Principal,
+    settings: Settings,
+    keyring: KeyRing,
+    *,
+    email: str,
+    role: Role,
+) -> AddedMember:
+    """Invite an address. Nothing about any account is read or changed, so the answer is the
+    same whether the address has an account anywhere or not.
+
+    With mail configured the token goes only to the address (accepting it proves the address);
+    without, it is returned to the inviter, and an account it creates stays bound to this tenant.
+    """
+    _check_may_assign(actor, role)
+    email = email.strip()
+    indexes = keyring.blind_indexes(email)
+    memberships = MembershipRepository(session)
+    # Row-level security limits both lookups to this tenant's own people.
+    if (
+        await memberships.pending_for_email(indexes) is not None
+        or await UserRepository(session).get_by_email_indexes(indexes) is not None
+    ):
+        raise Conflict("this person is already a member or has a pending invitation")
+    delivery = InviteDelivery.mail if settings.mail_enabled else InviteDelivery.inviter
+    token = new_token(INVITE_TOKEN_PREFIX)
+    membership = await memberships.add(
+        Membership(
+            tenant_id=actor.tenant_id,
+            role=role.value,
+            invite_email=email,
+            invite_email_index=keyring.blind_index(email),
+            invite_delivery=delivery.value,
+            invite_token_hash=hash_token(token),
+            invite_expires_at=utcnow() + INVITE_TTL,
+        )
+    )
+    await record_audit(
+        session,
+        actor,
+        "member.invite",
+        target_type="membership",
+        target_id=membership.id,
+        details={"role": role.value, "delivery": delivery.value},
+    )
+    if delivery is InviteDelivery.mail:
+        tenant = await get_tenant(session, actor)
+        await send_mail(
+            settings,
+            _invitation_mail(settings, email, tenant.name, role, token),
+            purpose="invitation",
+        )
+        return AddedMember(MemberRow(membership, None), None)
+    return AddedMember(MemberRow(membership, None), token)
+
+
+def _invitation_mail(
+    settings: Settings, email: str, tenant_name: str, role: Role, token: str
+) -> Mail:
+    base = (settings.public_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+    return Mail(
+        to=email,
+        subject=f"You are invited to {tenant_name} on Valdrix",
+        body=(
+            f"You have been invited to join {tenant_name} on Valdrix as {role.value}.\n\n"
+            f"Your invitation token (valid for {INVITE_TTL.days} days):\n\n    {token}\n\n"
+            f"Accept it by sending the token and a password to {base}/api/v1/auth/accept-invite."
+            " If you already have a Valdrix account under this address, use its existing"
+            " password.\n\nIf you did not expect this, ignore this mail: nothing happens"
+            " without you.\n"
+        ),
+    )
+
+
+async def _add_bound_account(
     session: AsyncSession,
     actor: Principal,
     keyring: KeyRing,
     *,
     email: str,
     role: Role,
-    password: str | None = None,
+    password: str,
 ) -> AddedMember:
-    """Add a person to the tenant. New people get an invitation token to set their password."""
-    _check_may_assign(actor, role)
-    users = UserRepository(session)
-    user = await users.get_by_email_indexes(keyring.blind_indexes(email))
-    now = utcnow()
-    if user is None:
-        user = await users.add(
-            User(
-                email=email.strip(),
-                email_index=keyring.blind_index(email),
-                password_hash=hash_password(password) if password else None,
-            )
+    """Operator path: a new account with a password, bound to this tenant, active at once."""
+    user = await UserRepository(session).add(
+        User(
+            email=email.strip(),
+            email_index=keyring.blind_index(email),
+            password_hash=hash_password(password),
+            home_tenant_id=actor.tenant_id,
         )
-    elif await MembershipRepository(session).get_for_user(user.id) is not None:
-        raise Conflict("this person is already a member")
-    invite_token = None if user.password_hash else new_token(INVITE_TOKEN_PREFIX)
+    )
     membership = await MembershipRepository(session).add(
         Membership(
-            tenant_id=actor.tenant_id,
-            user_id=user.id,
-            role=role.value,
-            accepted_at=None if invite_token else now,
-            invite_token_hash=hash_token(invite_token) if invite_token else None,
-            invite_expires_at=now + INVITE_TTL if invite_token else None,
+            tenant_id=actor.tenant_id, user_id=user.id, role=role.value, accepted_at=utcnow()
         )
     )
     await record_audit(
@@ -154,7 +232,7 @@ async def add_member(
         target_id=membership.id,
         details={"role": role.value},
     )
-    return AddedMember(MemberRow(membership, user), invite_token)
+    return AddedMember(MemberRow(membership, user), None)
 
 
 async def change_member_role(
@@ -176,21 +254,33 @@ async def change_member_role(
         target_id=membership.id,
         details={"from": old_role, "to": role.value},
     )
-    user = await UserRepository(session).get(membership.user_id)
-    assert user is not None
+    user = await UserRepository(session).get(membership.user_id) if membership.user_id else None
     return MemberRow(membership, user)
 
 
 async def remove_member(session: AsyncSession, actor: Principal, membership_id: uuid.UUID) -> None:
+    """Remove a member (or withdraw an invitation). Their sessions here end and the API keys
+    they created here are revoked; the account itself stays (other tenants may hold it, and the
+    keys and audit log still name it) but reaches nothing here."""
     memberships = MembershipRepository(session)
     membership = await _get_membership(session, membership_id)
     _check_may_assign(actor, Role(membership.role))
-    if membership.role == Role.owner:
+    if membership.role == Role.owner and membership.accepted_at is not None:
         await _keep_an_owner(memberships)
-    await BrowserSessionRepository(session).revoke_for_user(membership.user_id, utcnow())
+    revoked: list[uuid.UUID] = []
+    user_id = membership.user_id
+    if user_id is not None:
+        now = utcnow()
+        await BrowserSessionRepository(session).revoke_for_user(user_id, now)
+        revoked = await ApiKeyRepository(session).revoke_created_by(user_id, now)
     await memberships.delete(membership)
     await record_audit(
-        session, actor, "member.remove", target_type="membership", target_id=membership_id
+        session,
+        actor,
+        "member.remove",
+        target_type="membership",
+        target_id=membership_id,
+        details={"revoked_api_keys": [str(key_id) for key_id in revoked]},
     )
 
 

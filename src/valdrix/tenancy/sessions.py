@@ -17,9 +17,10 @@ from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
-from valdrix.tenancy.models import BrowserSession, LoginAttempt, Role
-from valdrix.tenancy.passwords import hash_password, verify_password
+from valdrix.tenancy.models import BrowserSession, InviteDelivery, LoginAttempt, Role, User
+from valdrix.tenancy.passwords import hash_password_off_loop, verify_password_off_loop
 from valdrix.tenancy.repository import (
+    Account,
     BrowserSessionRepository,
     LoginAttemptRepository,
     MembershipRepository,
@@ -54,58 +55,89 @@ async def login(
     previous_token: str | None,
 ) -> LoginResult:
     ip = ip or UNKNOWN_IP
+    settings = runtime.settings
     throttle_key = runtime.keyring.blind_index(email)
     now = utcnow()
     async with unit_of_work(runtime.sessions, None) as session:
         attempts = LoginAttemptRepository(session)
-        failures = await attempts.recent_failures(ip, throttle_key, now - THROTTLE_WINDOW)
-        if failures >= runtime.settings.login_max_failures_per_minute:
+        since = now - THROTTLE_WINDOW
+        if (
+            await attempts.recent_failures(ip, throttle_key, since)
+            >= settings.login_max_failures_per_minute
+            or await attempts.recent_failures_from_ip(ip, since)
+            >= settings.login_max_failures_per_ip_per_minute
+        ):
             log.warning("auth.login.throttled", ip=ip)
             raise TooManyRequests(
                 "too many failed logins; wait a minute and try again", retry_after_seconds=60
             )
-        user = await UserRepository(session).get_by_email_indexes(
+        accounts = await UserRepository(session).accounts_for_email(
             runtime.keyring.blind_indexes(email)
         )
-        password_ok = verify_password(user.password_hash if user else None, password)
-        memberships = (
-            await MembershipRepository(session).tenants_of_user(user.id)
-            if user and password_ok and user.disabled_at is None
-            else []
-        )
+    # Outside any transaction: argon2 is slow, and holds no connection while it runs.
+    matched = await _accounts_with_password(runtime, accounts, password)
+    async with unit_of_work(runtime.sessions, None) as session:
+        memberships = [
+            (tenant, role, account.user_id)
+            for account in matched
+            for tenant, role in await MembershipRepository(session).tenants_of_user(account.user_id)
+        ]
         if not memberships:
-            await attempts.add(LoginAttempt(ip=ip, email_index=throttle_key, attempted_at=now))
+            await LoginAttemptRepository(session).add(
+                LoginAttempt(ip=ip, email_index=throttle_key, attempted_at=now)
+            )
             log.info("auth.login.failed", ip=ip)
-    if user is None or not memberships:
+    if not memberships:
         raise Unauthorized("email or password is wrong")
-    chosen = _choose_tenant(memberships, tenant_id)
+    chosen_tenant, role, user_id = _choose_tenant(memberships, tenant_id)
     if previous_token:
         await _revoke_token(runtime, previous_token)
 
     token, csrf_token = new_token(SESSION_TOKEN_PREFIX), secrets.token_urlsafe(32)
-    async with unit_of_work(runtime.sessions, chosen[0]) as session:
+    async with unit_of_work(runtime.sessions, chosen_tenant) as session:
         browser_session = await BrowserSessionRepository(session).add(
             BrowserSession(
-                tenant_id=chosen[0],
-                user_id=user.id,
+                tenant_id=chosen_tenant,
+                user_id=user_id,
                 token_hash=hash_token(token),
                 csrf_token_hash=hash_token(csrf_token),
-                expires_at=now + dt.timedelta(hours=runtime.settings.session_ttl_hours),
+                expires_at=now + dt.timedelta(hours=settings.session_ttl_hours),
                 ip=ip,
                 user_agent=(user_agent or "")[:400] or None,
             )
         )
         await LoginAttemptRepository(session).clear(ip, throttle_key, now - ATTEMPT_RETENTION)
-        actor = Principal(chosen[0], Role(chosen[1]), "session", str(user.id), user.id)
+        actor = Principal(chosen_tenant, Role(role), "session", str(user_id), user_id)
         await record_audit(
             session, actor, "auth.login", target_type="session", target_id=browser_session.id
         )
-    return LoginResult(token, csrf_token, browser_session, Role(chosen[1]), memberships)
+    tenants = list(dict.fromkeys((tenant, role) for tenant, role, _ in memberships))
+    return LoginResult(token, csrf_token, browser_session, Role(role), tenants)
+
+
+# One address may have a proven account and accounts bound to single tenants; each is checked,
+# up to this many (an address rarely has more than one or two).
+MAX_ACCOUNTS_PER_LOGIN = 5
+
+
+async def _accounts_with_password(
+    runtime: Runtime, accounts: list[Account], password: str
+) -> list[Account]:
+    concurrency = runtime.settings.password_hash_concurrency
+    usable = [a for a in accounts if not a.disabled][:MAX_ACCOUNTS_PER_LOGIN]
+    if not usable:  # the same work as a real check, so timing does not tell unknown addresses
+        await verify_password_off_loop(None, password, concurrency=concurrency)
+        return []
+    return [
+        account
+        for account in usable
+        if await verify_password_off_loop(account.password_hash, password, concurrency=concurrency)
+    ]
 
 
 def _choose_tenant(
-    memberships: list[tuple[uuid.UUID, str]], requested: uuid.UUID | None
-) -> tuple[uuid.UUID, str]:
+    memberships: list[tuple[uuid.UUID, str, uuid.UUID]], requested: uuid.UUID | None
+) -> tuple[uuid.UUID, str, uuid.UUID]:
     if requested is None:
         return memberships[0]
     for membership in memberships:
@@ -138,29 +170,72 @@ async def logout(session: AsyncSession, actor: Principal) -> None:
 
 
 async def accept_invite(runtime: Runtime, *, token: str, password: str) -> uuid.UUID:
-    """Set the invited person's password and activate the membership; returns the tenant id."""
-    password_hash = hash_password(password)
+    """Join the tenant that sent the invitation; returns the tenant id.
+
+    The address's proven account joins only if ``password`` is that account's own (signing in
+    as itself). Without one, a new account is made: proven when the token came by mail (it
+    reached the address), otherwise bound to this tenant alone. No existing account's password
+    is ever set here.
+    """
+    token_hash = hash_token(token)
     async with unit_of_work(runtime.sessions, None) as session:
-        resolved = await MembershipRepository(session).resolve_invite(hash_token(token))
+        resolved = await MembershipRepository(session).resolve_invite(token_hash)
     if resolved is None:
         raise Unauthorized("invitation is unknown or expired")
     membership_id, tenant_id = resolved
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        membership = await MembershipRepository(session).get(membership_id)
-        user = await UserRepository(session).get(membership.user_id) if membership else None
-        if membership is None or user is None:
+        invitation = await MembershipRepository(session).get(membership_id)
+        if invitation is None or invitation.invite_email is None:
             raise Unauthorized("invitation is unknown or expired")
-        if user.password_hash is None:
-            user.password_hash = password_hash
-        membership.accepted_at = utcnow()
-        membership.invite_token_hash = None
-        membership.invite_expires_at = None
-        actor = Principal(tenant_id, Role(membership.role), "session", str(user.id), user.id)
+        email = invitation.invite_email
+        delivery = InviteDelivery(invitation.invite_delivery or InviteDelivery.inviter)
+        accounts = await UserRepository(session).accounts_for_email(
+            runtime.keyring.blind_indexes(email)
+        )
+    concurrency = runtime.settings.password_hash_concurrency
+    proven = next((a for a in accounts if a.proven), None)
+    if proven is not None:
+        if proven.disabled or not await verify_password_off_loop(
+            proven.password_hash, password, concurrency=concurrency
+        ):
+            raise Unauthorized(
+                "this address already has a Valdrix account: accept with its existing password"
+            )
+        new_account, joining = None, proven.user_id
+    else:
+        new_account = User(
+            email=email,
+            email_index=runtime.keyring.blind_index(email),
+            password_hash=await hash_password_off_loop(password, concurrency=concurrency),
+            proven_at=utcnow() if delivery is InviteDelivery.mail else None,
+            home_tenant_id=None if delivery is InviteDelivery.mail else tenant_id,
+            created_at=utcnow(),  # set here so the insert needs no RETURNING (see below)
+        )
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        memberships = MembershipRepository(session)
+        invitation = await memberships.get(membership_id)
+        if invitation is None or invitation.invite_token_hash != token_hash:
+            raise Unauthorized("invitation is unknown or expired")  # used meanwhile
+        if new_account is not None:
+            # A new proven account is not yet visible to this tenant (it has no membership):
+            # inserting it without RETURNING keeps row-level security from refusing the insert.
+            await UserRepository(session).add(new_account)
+        user_id = new_account.id if new_account is not None else joining
+
+        invitation.user_id, invitation.accepted_at = user_id, utcnow()
+        invitation.invite_token_hash = invitation.invite_expires_at = None
+        invitation.invite_email = invitation.invite_email_index = invitation.invite_delivery = None
+        await session.flush()
+        actor = Principal(tenant_id, Role(invitation.role), "session", str(user_id), user_id)
         await record_audit(
             session,
             actor,
             "member.accept_invite",
             target_type="membership",
-            target_id=membership.id,
+            target_id=invitation.id,
+            details={
+                "account": "existing" if new_account is None else "new",
+                "delivery": delivery.value,
+            },
         )
     return tenant_id

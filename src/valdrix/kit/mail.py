@@ -1,0 +1,56 @@
+"""Outgoing mail over SMTP, for secrets that must reach a person's own mailbox (invitations)."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import structlog
+
+from valdrix.config import Settings
+from valdrix.errors import ProblemError
+
+log = structlog.get_logger(__name__)
+
+
+class MailNotSent(ProblemError):
+    status, title = 503, "Mail not sent"
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    body: str
+
+
+async def send_mail(settings: Settings, mail: Mail, *, purpose: str) -> None:
+    """Hand ``mail`` to the configured SMTP server, or raise ``MailNotSent``."""
+    try:
+        await asyncio.to_thread(_send, settings, mail)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("mail.failed", purpose=purpose, error=type(exc).__name__)
+        raise MailNotSent(
+            "the mail server did not take the message; nothing was saved, try again later"
+        ) from exc
+    log.info("mail.sent", purpose=purpose)
+
+
+def _send(settings: Settings, mail: Mail) -> None:
+    assert settings.smtp_host is not None
+    message = EmailMessage()
+    message["From"] = settings.smtp_from
+    message["To"] = mail.to
+    message["Subject"] = mail.subject
+    message.set_content(mail.body)
+    with smtplib.SMTP(
+        settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
+    ) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if settings.smtp_username and settings.smtp_password:
+            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        smtp.send_message(message)
