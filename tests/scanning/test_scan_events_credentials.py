@@ -24,10 +24,6 @@ from valdrix.runtime import Runtime
 # The stream re-checks its credential every 2 s, and polls for events every 0.25 s.
 ENDS_WITHIN_SECONDS = 5.0
 
-NOT_YET = pytest.mark.xfail(
-    strict=True, reason="a stream keeps delivering after its credential is withdrawn"
-)
-
 
 async def queued_scan(server: httpx.AsyncClient, runtime: Runtime, tenant: TenantFixture) -> str:
     """A scan that stays queued (no worker runs here): its stream would never end by itself."""
@@ -56,7 +52,6 @@ async def events_after(
     return parse_sse(text), time.monotonic() - withdrawn_at
 
 
-@NOT_YET
 async def test_a_stream_ends_within_seconds_of_its_api_key_being_revoked(
     runtime: Runtime, make_tenant: Any
 ) -> None:
@@ -86,7 +81,6 @@ async def test_a_stream_ends_within_seconds_of_its_api_key_being_revoked(
     assert "revoked" in json.loads(events[-1]["data"])["detail"]
 
 
-@NOT_YET
 async def test_a_stream_ends_within_seconds_of_its_browser_logging_out(
     runtime: Runtime, make_tenant: Any
 ) -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
+from valdrix.errors import ProblemError
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.runtime import Runtime
 from valdrix.scanning import findings, service
@@ -28,11 +30,14 @@ from valdrix.scanning.schemas import (
     WasteSummaryOut,
     WasteSummaryRow,
 )
-from valdrix.tenancy.auth import MemberScope, Principal, ViewerScope
+from valdrix.tenancy.auth import MemberScope, Principal, ViewerScope, authenticate
 
 router = APIRouter(prefix="/api/v1")
 SSE_POLL_SECONDS = 0.25
 SSE_KEEPALIVE_SECONDS = 15.0
+# How often an open stream checks that its credential still holds (a revoked key, a logged-out
+# browser or an ended membership ends the stream within about this long).
+SSE_CREDENTIAL_CHECK_SECONDS = 2.0
 
 
 @router.post("/scans", status_code=status.HTTP_202_ACCEPTED, tags=["scans"])
@@ -75,22 +80,34 @@ async def read_scan(scan_id: uuid.UUID, scope: ViewerScope) -> ScanDetailOut:
 async def scan_events(
     scan_id: uuid.UUID,
     scope: ViewerScope,
+    request: Request,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Server-sent events: everything that already happened, then live until the scan ends."""
+    """Server-sent events: everything that already happened, then live until the scan ends.
+    The stream ends early, with an `error` event, once the credential that opened it no longer
+    holds (API key revoked, browser logged out, membership ended)."""
     await service.get_scan(scope.session, scope.principal, scan_id)
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    stream = _event_stream(scope.runtime, scope.principal, scan_id, start)
+    stream = _event_stream(request, scope.runtime, scope.principal, scan_id, start)
     return StreamingResponse(
         stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
     )
 
 
 async def _event_stream(
-    runtime: Runtime, principal: Principal, scan_id: uuid.UUID, last_id: int
+    request: Request, runtime: Runtime, principal: Principal, scan_id: uuid.UUID, last_id: int
 ) -> AsyncIterator[str]:
     idle = 0.0
+    checked_at = time.monotonic()  # the request was authenticated just now
     while True:
+        if time.monotonic() - checked_at >= SSE_CREDENTIAL_CHECK_SECONDS:
+            try:
+                await authenticate(request, runtime)
+            except ProblemError as exc:
+                ended = {"status": exc.status, "title": exc.title, "detail": exc.detail}
+                yield f"event: error\ndata: {json.dumps(ended)}\n\n"
+                return
+            checked_at = time.monotonic()
         events, finished = await service.events_after(runtime, principal, scan_id, last_id)
         for event in events:
             last_id = event.id
