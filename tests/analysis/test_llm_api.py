@@ -16,6 +16,7 @@ from tests.analysis.conftest import seed_scans
 from tests.analysis.helpers import give_tenant_llm_spend
 from tests.conftest import TenantFixture
 from tests.jobs.helpers import retire_tenant_jobs
+from tests.jobs.test_metrics import metrics_auth
 from tests.scanning.engine_fixtures import api_client
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.analysis.service import run_analysis
@@ -186,7 +187,7 @@ async def test_a_spend_spike_is_recorded_once_logged_counted_and_shown(
     assert alert["kind"] == "spend_spike"
     assert alert["details"]["trailing_7_day_average_usd"] == "0.0000"
 
-    exposition = (await client.get("/metrics")).text
+    exposition = (await client.get("/metrics", headers=metrics_auth(client))).text
     series = f'valdrix_llm_spend_per_tenant_usd{{tenant_id="{tenant.tenant_id}",window="day"}} 1.2'
     assert series in exposition
 

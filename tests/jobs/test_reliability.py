@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 import tests.jobs.probe_tasks  # noqa: F401  (registers the probe kind)
 from tests.jobs.conftest import REPO_ROOT, SuperuserDb, WorkerPool
 from tests.jobs.helpers import defer_probes, wait_until
+from tests.jobs.test_metrics import metrics_auth
 from valdrix.jobs import service
 from valdrix.jobs.app import job_app, open_job_app
 from valdrix.jobs.maintenance import detect_stuck_jobs
@@ -312,7 +313,7 @@ async def test_only_jobs_waiting_over_an_hour_past_their_time_are_reported_stuck
         assert reported & mine == {overdue, waiting}
         assert count == len(reported)
         assert REGISTRY.get_sample_value("valdrix_jobs_stuck") == count
-        scraped = await client.get("/metrics")
+        scraped = await client.get("/metrics", headers=metrics_auth(client))
         assert f"valdrix_jobs_stuck {float(count)}" in scraped.text
         statuses = await superuser_db.rows(
             "SELECT id, status::text, attempts FROM procrastinate_jobs WHERE id = ANY(%s)",
