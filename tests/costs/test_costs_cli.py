@@ -8,6 +8,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from tests.costs.focus_files import sample_path, sample_rows, sample_sums, write_csv
 from tests.jobs.conftest import worker_env  # noqa: F401  (fixture: env for valdrix processes)
 
@@ -45,3 +47,30 @@ def test_the_cli_imports_the_sample_and_names_the_row_of_a_bad_cell(
     assert rejected.returncode == 1
     assert "row 7: BilledCost: not a number" in rejected.stderr
     assert "nothing was stored" in rejected.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="an empty file ends the CLI in a pyarrow traceback")
+def test_the_cli_refuses_an_empty_file_with_the_reason_the_api_gives(
+    worker_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    created = subprocess.run(
+        [sys.executable, "-m", "valdrix", "tenants", "create", "CLI empty", "--tier", "growth",
+         "--admin-email", "costs-cli-empty@example.com", "--json"],
+        env=worker_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    tenant = json.loads(created.stdout.splitlines()[-1])["tenant_id"]
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+
+    rejected = subprocess.run(
+        [sys.executable, "-m", "valdrix", "costs", "import", str(empty), "--tenant", tenant,
+         "--json"],
+        env=worker_env, capture_output=True, text=True,
+    )  # fmt: skip
+
+    assert rejected.returncode == 1
+    assert "the file is empty" in rejected.stderr
+    assert "nothing was stored" in rejected.stderr
+    answer = json.loads(rejected.stdout.splitlines()[-1])
+    assert answer["status"] == "rejected" and answer["errors"][0]["reason"] == "the file is empty"

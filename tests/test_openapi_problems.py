@@ -1,0 +1,57 @@
+"""The OpenAPI schema promises what the API answers: every operation documents the problems it
+may give as application/problem+json, and a method a resource does not take is a 405 that lists
+the ones it does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.scanning.engine_fixtures import assert_problem
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PROBLEM_STATUSES = ["400", "401", "403", "404", "409", "413", "422", "429"]
+
+
+@pytest.mark.xfail(strict=True, reason="errors are documented as FastAPI's HTTPValidationError")
+async def test_every_operation_documents_its_problems_as_problem_json(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert {"title", "status"} <= set(schemas["ProblemDetails"]["required"])
+    problem = {"$ref": "#/components/schemas/ProblemDetails"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            for status in PROBLEM_STATUSES:
+                content = responses[status]["content"]
+                assert content == {"application/problem+json": {"schema": problem}}, (
+                    f"{method.upper()} {path} {status}"
+                )
+
+
+@pytest.mark.xfail(strict=True, reason="405 names only the methods of the first route tried")
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/api/v1/tenant", "GET, PATCH"),
+        ("PATCH", "/api/v1/findings/summary", "GET"),
+        ("PUT", "/api/v1/findings/8f0e2a1c-1d47-4f9e-9a53-0f6f0c0b9a10", "GET, PATCH"),
+    ],
+)
+async def test_a_method_the_resource_does_not_take_is_405_listing_the_ones_it_does(
+    client: httpx.AsyncClient, make_tenant: Callable[..., Any], method: str, path: str, allow: str
+) -> None:
+    tenant = await make_tenant()
+
+    response = await client.request(method, path, headers=tenant.auth)
+
+    problem = assert_problem(response, 405)
+    assert problem["title"] == "Method not allowed"
+    assert response.headers["allow"] == allow
