@@ -86,6 +86,25 @@ def _has_placeholder_word(value: str) -> bool:
     return bool(_PLACEHOLDER_WORD.search(value.lower())) or len(set(value.lower())) < 10
 
 
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """``host:port`` (an IPv6 host in brackets: ``[::1]:9100``) as (host, port)."""
+    host, _, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 address needs its brackets, or its last group reads as the port
+    if (
+        not host
+        or any(char.isspace() for char in value)
+        or not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535)
+    ):
+        raise SettingsError(
+            f"VALDRIX_METRICS_LISTEN must look like host:port (10.0.0.5:9100, [::1]:9100),"
+            f" got {value!r}"
+        )
+    return host, int(port)
+
+
 def generate_key_entry() -> str:
     kid = "k" + secrets.token_hex(4)
     return f"{kid}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
@@ -109,7 +128,11 @@ class Settings(BaseSettings):
     session_ttl_hours: int = 12
     login_max_failures_per_minute: int = 10  # per (client IP, email)
     login_max_failures_per_ip_per_minute: int = Field(default=20, ge=1)  # any emails, one IP
-    password_hash_concurrency: int = Field(default=2, ge=1, le=64)  # argon2 runs at once
+    # argon2 hashes at once per process: one core less than the machine has, so the event loop
+    # keeps a core while logins queue.
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1, le=64
+    )
     # /metrics lists every tenant: on the API port only with this bearer token; or on its own
     # listen address ("host:port") that only Prometheus can reach.
     metrics_token: SecretStr | None = None
@@ -235,6 +258,13 @@ class Settings(BaseSettings):
     costs_max_decompressed_bytes: int = Field(default=4 * 1024**3, ge=1024)
     costs_max_rows_per_import: int = Field(default=20_000_000, ge=1)
 
+    @field_validator("metrics_listen")
+    @classmethod
+    def _check_metrics_listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen_address(value)
+        return value
+
     @field_validator("trusted_proxies", "worker_imports", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
@@ -250,6 +280,12 @@ class Settings(BaseSettings):
             raise SettingsError(
                 "VALDRIX_OIDC_HS256_SECRET must be at least 32 characters and not a placeholder"
             )
+        if self.metrics_token is not None:
+            token = self.metrics_token.get_secret_value()
+            if len(token) < 32 or _has_placeholder_word(token):
+                raise SettingsError(
+                    "VALDRIX_METRICS_TOKEN must be at least 32 characters and not a placeholder"
+                )
         if (self.oidc_hs256_secret or self.oidc_jwks_url) and not (
             self.oidc_issuer and self.oidc_audience
         ):
@@ -295,6 +331,11 @@ class Settings(BaseSettings):
                 " (owner role), or neither to use the embedded database"
             )
         return self
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``metrics_listen`` as (host, port)."""
+        return None if self.metrics_listen is None else parse_listen_address(self.metrics_listen)
 
     @property
     def mail_enabled(self) -> bool:
