@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool
@@ -30,3 +32,71 @@ def test_autogenerate_finds_nothing_to_do(database):
 
 def test_there_is_exactly_one_head():
     assert len(head_revisions()) == 1
+
+
+def test_identity_migration_turns_pending_invitations_into_address_invitations(database):
+    """0007 on data written before it: invitations keep their tokens but name an address, and
+    accounts become bound to their one tenant or, if already in several, proven."""
+    import psycopg
+    from alembic import command
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from valdrix.kit.embedded import bootstrap_roles_and_database
+    from valdrix.kit.migrator import alembic_config
+
+    name = f"valdrix_identity_{uuid.uuid4().hex[:8]}"
+
+    def url(base: str) -> str:
+        return "postgresql://?" + make_conninfo(
+            **{**conninfo_to_dict(base), "dbname": name}
+        ).replace(" ", "&")
+
+    bootstrap_roles_and_database(database.superuser, name)
+    command.upgrade(alembic_config(url(database.urls.owner)), "0006")
+    t1, t2 = uuid.uuid4(), uuid.uuid4()
+    invited, single, multi, half = (uuid.uuid4() for _ in range(4))
+    with psycopg.connect(url(database.superuser), autocommit=True) as conn:
+        for tenant in (t1, t2):
+            conn.execute("INSERT INTO tenants (id, name, tier) VALUES (%s, 'x', 'free')", (tenant,))
+        for user, password in ((invited, None), (single, "h"), (multi, "h"), (half, "h")):
+            conn.execute(
+                "INSERT INTO users (id, email, email_index, password_hash) VALUES (%s, %s, %s, %s)",
+                (user, b"sealed-" + user.bytes, user.bytes, password),
+            )
+        for tenant, user, accepted, token in (
+            (t1, invited, False, b"token-1"),
+            (t1, single, True, None),
+            (t1, multi, True, None),
+            (t2, multi, True, None),
+            (t2, half, True, None),
+            (t1, half, False, b"token-2"),
+        ):
+            conn.execute(
+                "INSERT INTO memberships (id, tenant_id, user_id, role, invite_token_hash,"
+                " invite_expires_at, accepted_at) VALUES (%s, %s, %s, 'member', %s,"
+                " now() + interval '1 day', CASE WHEN %s THEN now() END)",
+                (uuid.uuid4(), tenant, user, token, accepted),
+            )
+
+    command.upgrade(alembic_config(url(database.urls.owner)), "head")
+
+    with psycopg.connect(url(database.superuser), autocommit=True) as conn:
+        invitations = conn.execute(
+            "SELECT invite_token_hash, invite_email, invite_delivery FROM memberships"
+            " WHERE user_id IS NULL ORDER BY invite_token_hash"
+        ).fetchall()
+        accounts = {
+            row[0]: row[1:]
+            for row in conn.execute("SELECT id, home_tenant_id, proven_at IS NOT NULL FROM users")
+        }
+    with psycopg.connect(database.superuser, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    assert invitations == [
+        (b"token-1", b"sealed-" + invited.bytes, "inviter"),
+        (b"token-2", b"sealed-" + half.bytes, "inviter"),
+    ]
+    assert accounts == {
+        single: (t1, False),
+        multi: (None, True),
+        half: (t2, False),
+    }
