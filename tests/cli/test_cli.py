@@ -333,6 +333,30 @@ def test_tenants_create_with_an_unknown_tier_fails_naming_the_valid_tiers(
     assert "Traceback" not in result.stderr
 
 
+def test_tenants_create_with_a_malformed_admin_email_fails_and_creates_nothing(
+    shared_env: dict[str, str], database: TestDatabase
+) -> None:
+    name = f"Typo {uuid.uuid4().hex[:6]}"
+    with psycopg.connect(database.superuser) as conn:
+        before = conn.execute("SELECT count(*) FROM tenants").fetchone()
+
+    result = valdrix(
+        "tenants",
+        "create",
+        name,
+        "--tier",
+        "free",
+        "--admin-email",
+        "ops.typo.example",
+        env=shared_env,
+    )
+
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[-1].startswith("valdrix: email: 'ops.typo.example' is not")
+    with psycopg.connect(database.superuser) as conn:
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone() == before
+
+
 async def test_keys_rotate_reencrypts_under_the_first_key_and_back(
     client: httpx.AsyncClient,
     make_tenant,  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ import uuid
 import zoneinfo
 from dataclasses import dataclass
 
+from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.config import Settings
@@ -65,6 +66,7 @@ async def create_tenant(
         raise RuntimeError("create_tenant needs a transaction bound to the new tenant id")
     if not name.strip():
         raise InvalidInput("tenant name must not be empty")
+    owner_email = checked_email(owner_email)
     tenant = await TenantRepository(session).add(
         Tenant(id=tenant_id, name=name.strip(), tier=tier.value)
     )
@@ -142,7 +144,7 @@ async def invite_member(
     without, it is returned to the inviter, and an account it creates stays bound to this tenant.
     """
     _check_may_assign(actor, role)
-    email = email.strip()
+    email = checked_email(email)
     indexes = keyring.blind_indexes(email)
     memberships = MembershipRepository(session)
     # Row-level security limits both lookups to this tenant's own people.
@@ -183,6 +185,18 @@ async def invite_member(
     return AddedMember(MemberRow(membership, None), token)
 
 
+_EMAIL = TypeAdapter(EmailStr)
+
+
+def checked_email(email: str) -> str:
+    """The address as the API's own validation accepts it (the CLI passes raw text)."""
+    try:
+        return str(_EMAIL.validate_python(email.strip()))
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise InvalidInput(f"email: {email!r} is not an email address ({reason})") from exc
+
+
 def _invitation_mail(
     settings: Settings, email: str, tenant_name: str, role: Role, token: str
 ) -> Mail:
@@ -211,9 +225,10 @@ async def _add_bound_account(
     password: str,
 ) -> AddedMember:
     """Operator path: a new account with a password, bound to this tenant, active at once."""
+    email = checked_email(email)
     user = await UserRepository(session).add(
         User(
-            email=email.strip(),
+            email=email,
             email_index=keyring.blind_index(email),
             password_hash=hash_password(password),
             home_tenant_id=actor.tenant_id,
