@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -249,8 +250,21 @@ def test_each_alert_fires_on_its_trigger_and_not_on_a_near_miss(promtool):
     run_promtool(promtool, "test", "rules", str(PROMETHEUS / "alerts_test.yml"))
 
 
-def test_example_prometheus_config_passes_promtool_check(promtool):
-    run_promtool(promtool, "check", "config", str(PROMETHEUS / "prometheus.yml"))
+def test_example_prometheus_config_passes_promtool_check(promtool, tmp_path):
+    # As deployed: beside its rules and the metrics token file it names.
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(PROMETHEUS / name, tmp_path / name)
+    token_file = tmp_path / "secrets" / "valdrix-metrics-token"
+    token_file.parent.mkdir()
+    token_file.write_text(secrets.token_hex(32))
+    run_promtool(promtool, "check", "config", str(tmp_path / "prometheus.yml"))
+
+
+def test_example_prometheus_config_scrapes_the_api_port_with_the_metrics_token():
+    jobs = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
+    [api] = [job for job in jobs if job["job_name"] == "valdrix-api"]
+    assert api["authorization"]["type"] == "Bearer"
+    assert api["authorization"]["credentials_file"]
 
 
 def test_dashboard_queries_are_promql_that_prometheus_parses(promtool, tmp_path):

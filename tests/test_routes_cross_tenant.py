@@ -1,9 +1,10 @@
-"""Every route is either public on purpose or tenant-protected, and no tenant route lets tenant
-A read, change or even detect tenant B's objects.
+"""Every route is public on purpose, tenant-protected, or the operator's (behind the metrics
+token), and no tenant route lets tenant A read, change or even detect tenant B's objects.
 
-A new route fails this test until it is added to ``PUBLIC_ROUTES`` (rarely right) or uses a
-``require_tenant_access`` scope; a new path parameter fails until ``B_OBJECTS`` says which of
-B's objects to aim at, and a new body until ``SAMPLE_BODIES`` has one.
+A new route fails this test until it is added to ``PUBLIC_ROUTES`` (rarely right), uses a
+``require_tenant_access`` scope, or is in ``OPERATOR_ROUTES`` behind ``require_metrics_token``;
+a new path parameter fails until ``B_OBJECTS`` says which of B's objects to aim at, and a new
+body until ``SAMPLE_BODIES`` has one.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from fastapi.routing import APIRoute
 from tests.analysis.helpers import give_tenant_llm_spend
 from tests.costs.helpers import give_tenant_cost_data
 from tests.jobs.helpers import give_tenant_a_queued_job
+from tests.jobs.test_metrics import metrics_auth
 from tests.scanning.helpers import give_tenant_a_scanned_connection
-from valdrix.app import PUBLIC_ROUTES
+from valdrix.app import OPERATOR_ROUTES, PUBLIC_ROUTES
+from valdrix.observability.exposition import require_metrics_token
 from valdrix.tenancy.auth import is_tenant_guard
 
 # Valid request bodies, so a request reaches the object lookup instead of failing validation.
@@ -87,7 +90,15 @@ def _tenant_routes(app) -> list[tuple[str, str]]:
     ]
 
 
-def test_every_route_is_public_on_purpose_or_tenant_protected(client):
+def _operator_routes(app) -> set[tuple[str, str]]:
+    return {
+        (method, path)
+        for method, path, route in _api_routes(app)
+        if require_metrics_token in _dependencies(route.dependant)
+    }
+
+
+def test_every_route_is_public_on_purpose_tenant_protected_or_the_operators(client):
     app = client._transport.app
     schema_paths = {
         (method.upper(), path)
@@ -96,8 +107,22 @@ def test_every_route_is_public_on_purpose_or_tenant_protected(client):
     }
     routes = {(method, path) for method, path, _ in _api_routes(app)}
     assert schema_paths <= routes | PUBLIC_ROUTES
+    assert _operator_routes(app) == OPERATOR_ROUTES
+    assert not OPERATOR_ROUTES & (PUBLIC_ROUTES | set(_tenant_routes(app)))
     unprotected = (schema_paths | routes) - set(_tenant_routes(app)) - PUBLIC_ROUTES
-    assert not unprotected, f"neither public nor tenant-protected: {sorted(unprotected)}"
+    unprotected -= OPERATOR_ROUTES
+    assert not unprotected, f"neither public nor protected: {sorted(unprotected)}"
+
+
+async def test_operator_routes_refuse_callers_without_the_operators_token(client, make_tenant):
+    tenant = await make_tenant()
+    for method, path in OPERATOR_ROUTES:
+        for headers in ({}, tenant.auth):
+            response = await client.request(method, path, headers=headers)
+            assert response.status_code == 401, f"{method} {path}: {response.status_code}"
+            assert str(tenant.tenant_id) not in response.text
+        allowed = await client.request(method, path, headers=metrics_auth(client))
+        assert allowed.status_code == 200, f"{method} {path}: {allowed.status_code}"
 
 
 async def test_tenant_routes_refuse_unauthenticated_callers(client):

@@ -18,6 +18,7 @@ from valdrix.jobs.endpoints import router as jobs_router
 from valdrix.kit.middleware import RequestContextMiddleware
 from valdrix.llm.endpoints import router as llm_router
 from valdrix.observability.exposition import router as metrics_router
+from valdrix.observability.exposition import serve_metrics
 from valdrix.observability.health import router as health_router
 from valdrix.observability.http import HttpMetricsMiddleware
 from valdrix.runtime import Runtime
@@ -25,7 +26,7 @@ from valdrix.scanning.endpoints import router as scanning_router
 from valdrix.tenancy.endpoints import router as tenancy_router
 
 # Routes anyone may call without a credential; the route-walking test holds every other route
-# to tenant protection.
+# to tenant protection, or to the operator's.
 PUBLIC_ROUTES = frozenset(
     {
         ("GET", "/healthz"),
@@ -33,19 +34,26 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/openapi.json"),
-        ("GET", "/metrics"),
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/accept-invite"),
     }
 )
+# Routes for the operator, behind the metrics token: no tenant credential opens them.
+OPERATOR_ROUTES = frozenset({("GET", "/metrics")})
 
 
 def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Metrics on an address of their own, when configured (an address already taken stops
+        # start-up here, before anything is opened).
+        address = runtime.settings.metrics_address
+        metrics_server = await serve_metrics(runtime, *address) if address else None
         # The API defers jobs (inside request transactions) but never runs them.
         await open_job_app(runtime.urls.app, max_size=2)
         yield
+        if metrics_server is not None:
+            metrics_server.close()
         await close_job_app()
         await runtime.close()
 

@@ -22,6 +22,7 @@ from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.analysis.service import run_analysis
 from valdrix.llm import budget
 from valdrix.llm.budget import BudgetExceeded
+from valdrix.observability import exposition
 from valdrix.runtime import Runtime
 from valdrix.tenancy.models import Tier
 
@@ -187,9 +188,11 @@ async def test_a_spend_spike_is_recorded_once_logged_counted_and_shown(
     assert alert["kind"] == "spend_spike"
     assert alert["details"]["trailing_7_day_average_usd"] == "0.0000"
 
-    exposition = (await client.get("/metrics", headers=metrics_auth(client))).text
+    # Per-tenant gauges are re-read at most once a minute: read them now.
+    exposition._tenant_gauges_read_at = -exposition.TENANT_GAUGES_TTL_SECONDS
+    scraped = (await client.get("/metrics", headers=metrics_auth(client))).text
     series = f'valdrix_llm_spend_per_tenant_usd{{tenant_id="{tenant.tenant_id}",window="day"}} 1.2'
-    assert series in exposition
+    assert series in scraped
 
 
 async def test_analysis_endpoint_reports_each_state_and_requests_a_new_run(

@@ -41,6 +41,7 @@ AWS_DETECTORS = sorted(d.key for d in load_all_detectors().for_provider("aws"))
 SUMMARY_KEYS = {
     "api_url",
     "api_key",
+    "metrics_token",
     "tenant_id",
     "aws_endpoint_url",
     "aws_regions",
@@ -172,3 +173,9 @@ def test_serving_demo_findings_cover_every_waste_resource_and_no_keep_resource(
         assert {f["detector"] for f in open_findings} == set(AWS_DETECTORS)
         # The first run's simulator is gone: what it held and this one does not is resolved.
         assert findings(summary, "resolved"), "the first run's vanished resources are resolved"
+        # Metrics answer the token the demo printed, and nobody else.
+        metrics = f"{summary['api_url']}/metrics"
+        assert httpx.get(metrics, headers=bearer(summary["api_key"])).status_code == 401
+        scraped = httpx.get(metrics, headers=bearer(summary["metrics_token"]), timeout=30)
+        assert scraped.status_code == 200
+        assert f'valdrix_open_findings{{tenant_id="{summary["tenant_id"]}"}}' in scraped.text

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,6 +105,9 @@ def demo(
     settings = settings_for_command(demo=True)
     out = Console(stderr=as_json, soft_wrap=True)
     key_file_created = not settings.encryption_keys and not key_file_existed
+    # /metrics stays closed without a token, the demo's too: it makes one unless one is set.
+    metrics_token = settings.metrics_token or SecretStr(secrets.token_hex(32))
+    settings = settings.model_copy(update={"metrics_token": metrics_token})
     _use_simulated_aws_env()
     background = _Background(start_simulated_aws())
     try:
@@ -116,6 +120,7 @@ def demo(
             upgrade_to_head(database_urls(settings).owner)
             password = secrets.token_urlsafe(12)
             credentials = asyncio.run(_prepare_demo_tenant(settings, password))
+            credentials["metrics_token"] = metrics_token.get_secret_value()
             # It boots while the simulator fills up; it has nothing to scan until then (any
             # scheduled scan of the demo account is held back until the first scan is queued).
             background.worker = _start_worker(settings)
@@ -186,6 +191,10 @@ def _print_welcome(
     out.print(f"  admin       {DEMO_ADMIN_EMAIL} / {credentials['admin_password']}")
     out.print(f"  API key     {credentials['api_key']}")
     out.print(
+        f"  metrics     curl -H 'Authorization: Bearer {credentials['metrics_token']}' "
+        f"{api_url}/metrics"
+    )
+    out.print(
         f"  try:        curl -H 'Authorization: Bearer {credentials['api_key']}' "
         f"{api_url}/api/v1/tenant"
     )
@@ -231,6 +240,7 @@ def _summary(rows: WasteRows) -> dict[str, Any]:
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     """A separate worker process, as in production: the API process never runs jobs."""
     env = {**os.environ, "VALDRIX_DEMO": "true", "VALDRIX_HOME": str(settings.home)}
+    env.pop("VALDRIX_METRICS_LISTEN", None)  # the API process serves metrics there
     if settings.aws_endpoint_url:
         env["VALDRIX_AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
     return subprocess.Popen(

@@ -28,7 +28,9 @@ def worker(
     concurrency: int = typer.Option(4, min=1, max=256, help="Jobs run at once by this worker."),
     queues: str | None = typer.Option(None, help="Comma-separated queues to serve (default: all)."),
     name: str | None = typer.Option(None, help="Worker name shown in logs."),
-    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port."),
+    metrics_port: int | None = typer.Option(
+        None, help="Serve Prometheus metrics on this port (of VALDRIX_METRICS_LISTEN's host)."
+    ),
     periodic: bool = typer.Option(
         True, help="Also schedule periodic tasks (tick, recovery, retention)."
     ),

@@ -48,11 +48,13 @@ async def run_worker(
 ) -> None:
     load_task_modules(settings)
     runtime = open_runtime(settings)
+    address = metrics_address(settings, metrics_port)
+    # First: an address already taken stops the worker before it holds any connection.
+    metrics_server = await serve_metrics(runtime, *address) if address else None
     # Each running job briefly needs a connection of its own to mirror its progress.
     await open_job_app(runtime.urls.app, max_size=2 * concurrency + 4)
     if periodic:
         register_periodic_tasks(settings)
-    metrics_server = await serve_metrics(runtime, metrics_port) if metrics_port else None
     log.info("worker.start", concurrency=concurrency, queues=list(queues or []) or "all")
     try:
         options: dict[str, Any] = {"queues": list(queues)} if queues else {}
@@ -73,6 +75,15 @@ async def run_worker(
         await close_job_app()
         await runtime.close()
         log.info("worker.stop")
+
+
+def metrics_address(settings: Settings, port: int | None) -> tuple[str, int] | None:
+    """Where this worker serves metrics: ``VALDRIX_METRICS_LISTEN``, whose port ``--metrics-port``
+    replaces (several workers on one machine each need their own); without it, the API host."""
+    listen = settings.metrics_address
+    if port is None:
+        return listen
+    return (listen[0] if listen else settings.api_host), port
 
 
 async def _run_until_signalled(**options: Any) -> None:

@@ -1,18 +1,29 @@
-"""/metrics: Prometheus exposition, with database-backed gauges refreshed at scrape time."""
+"""/metrics: Prometheus exposition, with database-backed gauges refreshed at scrape time.
+
+The exposition lists every tenant's id with its findings, waste and LLM limits, so it is the
+operator's alone. On the API port it answers only to ``VALDRIX_METRICS_TOKEN`` as a bearer token,
+and without a token configured the API port does not serve it at all (closed by default).
+``VALDRIX_METRICS_LISTEN`` (and a worker's ``--metrics-port``) serves it on an address of its
+own, meant for a network only Prometheus reaches; a configured token is asked for there too.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
 import time
 import uuid
 from decimal import Decimal
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 
-from valdrix.config import Settings
+from valdrix.config import Settings, SettingsError
+from valdrix.errors import PROBLEM_JSON, NotFound, Unauthorized
 from valdrix.jobs.repository import QueueRepository
 from valdrix.jobs.tiers import cadence_seconds
 from valdrix.kit.db import unit_of_work
@@ -110,30 +121,81 @@ async def render_metrics(runtime: Runtime) -> bytes:
     return generate_latest()
 
 
-@router.get("/metrics", response_class=Response)
+UNAUTHORIZED_DETAIL = "metrics need the operator's metrics token: Authorization: Bearer <token>"
+
+
+def bearer_is_token(authorization: str | None, token: SecretStr) -> bool:
+    """``Authorization: Bearer <token>`` names the metrics token (compared in constant time)."""
+    scheme, _, credential = (authorization or "").partition(" ")
+    # As bytes: compare_digest refuses non-ASCII str, and the header is the caller's choice.
+    offered, expected = credential.strip().encode(), token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(offered, expected)
+
+
+async def require_metrics_token(request: Request, runtime: RuntimeDep) -> None:
+    """The API port's guard for /metrics (the route-walking test knows routes by it)."""
+    token = runtime.settings.metrics_token
+    if token is None:
+        raise NotFound(
+            "metrics are not served on the API port without VALDRIX_METRICS_TOKEN"
+            " (or serve them on VALDRIX_METRICS_LISTEN)"
+        )
+    if not bearer_is_token(request.headers.get("authorization"), token):
+        raise Unauthorized(UNAUTHORIZED_DETAIL)
+
+
+@router.get("/metrics", response_class=Response, dependencies=[Depends(require_metrics_token)])
 async def metrics_endpoint(runtime: RuntimeDep) -> Response:
+    """Prometheus exposition, for the operator's metrics token only."""
     return Response(await render_metrics(runtime), media_type=CONTENT_TYPE_LATEST)
 
 
-async def serve_metrics(runtime: Runtime, port: int) -> asyncio.Server:
-    """A minimal HTTP endpoint for workers (``--metrics-port``); any path answers /metrics."""
+async def serve_metrics(runtime: Runtime, host: str, port: int) -> asyncio.Server:
+    """A minimal HTTP endpoint on an address of its own (``VALDRIX_METRICS_LISTEN``, a worker's
+    ``--metrics-port``): any path answers /metrics, to the metrics token if one is set."""
+    token = runtime.settings.metrics_token
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await reader.readuntil(b"\r\n\r\n")
-            body = await render_metrics(runtime)
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: "
-                + CONTENT_TYPE_LATEST.encode()
-                + b"\r\nContent-Length: "
-                + str(len(body)).encode()
-                + b"\r\nConnection: close\r\n\r\n"
-                + body
-            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            if token is None or bearer_is_token(_header(head, b"authorization"), token):
+                body = await render_metrics(runtime)
+                writer.write(_http_response(b"200 OK", CONTENT_TYPE_LATEST, body))
+            else:
+                problem = {"title": "Unauthorized", "status": 401, "detail": UNAUTHORIZED_DETAIL}
+                writer.write(
+                    _http_response(
+                        b"401 Unauthorized",
+                        PROBLEM_JSON,
+                        json.dumps(problem).encode(),
+                        b"WWW-Authenticate: Bearer\r\n",
+                    )
+                )
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
             writer.close()
 
-    return await asyncio.start_server(handle, host=runtime.settings.api_host, port=port)
+    try:
+        return await asyncio.start_server(handle, host=host, port=port)
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _header(head: bytes, name: bytes) -> str | None:
+    for line in head.split(b"\r\n")[1:]:
+        field, _, value = line.partition(b":")
+        if field.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
+
+
+def _http_response(status: bytes, content_type: str, body: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: " + content_type.encode()
+        + b"\r\nContent-Length: " + str(len(body)).encode()
+        + b"\r\n" + extra + b"Connection: close\r\n\r\n" + body
+    )  # fmt: skip
