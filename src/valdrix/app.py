@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from valdrix import __version__
 from valdrix.analysis.endpoints import router as analysis_router
@@ -15,6 +15,7 @@ from valdrix.costs.endpoints import router as costs_router
 from valdrix.errors import install_error_handlers
 from valdrix.jobs.app import close_job_app, open_job_app
 from valdrix.jobs.endpoints import router as jobs_router
+from valdrix.kit.input_guard import reject_unstorable_text
 from valdrix.kit.middleware import RequestContextMiddleware
 from valdrix.llm.endpoints import router as llm_router
 from valdrix.observability.exposition import router as metrics_router
@@ -63,6 +64,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Multi-tenant FinOps: cloud waste with dollar figures, honest spend.",
         lifespan=lifespan,
         redoc_url=None,
+        # Before any endpoint or other dependency: text the database cannot store is a 422.
+        dependencies=[Depends(reject_unstorable_text)],
     )
     app.state.runtime = runtime
     install_error_handlers(app)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from valdrix.kit.request_context import request_id_var
@@ -94,7 +96,51 @@ def install_error_handlers(app: FastAPI) -> None:
             422, "Invalid input", f"{first['field']}: {first['message']}", errors=errors
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc.orig, psycopg.DataError):
+            return _invalid_data(request, exc.orig)
+        return _server_error(request)
+
+    @app.exception_handler(psycopg.DataError)
+    async def _driver_data(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        return _invalid_data(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("http.unhandled_error", path=request.url.path)
-        return problem_response(500, "Internal server error", "an unexpected error occurred")
+        return _server_error(request)
+
+
+def _server_error(request: Request) -> JSONResponse:
+    log.exception("http.unhandled_error", path=request.url.path)
+    return problem_response(500, "Internal server error", "an unexpected error occurred")
+
+
+def _invalid_data(request: Request, error: psycopg.DataError) -> JSONResponse:
+    """A value the database refused (SQLSTATE class 22, or psycopg's own refusal of NUL): input
+    no check caught, so a 422 for the caller and a warning for whoever should add the check."""
+    log.warning(
+        "http.invalid_data",
+        path=request.url.path,
+        sqlstate=error.sqlstate,
+        error=type(error).__name__,
+    )
+    return problem_response(422, "Invalid input", _data_error_reason(error))
+
+
+DATA_ERROR_REASONS: dict[type[psycopg.DataError], str] = {
+    # jsonb's refusal of "\u0000" (psycopg refuses NUL in text itself, with no SQLSTATE)
+    psycopg.errors.UntranslatableCharacter: "text must not contain NUL characters",
+    psycopg.errors.NumericValueOutOfRange: "a number is out of range",
+    psycopg.errors.StringDataRightTruncation: "a text value is too long",
+    psycopg.errors.DatetimeFieldOverflow: "a date or time is out of range",
+}
+
+
+def _data_error_reason(error: psycopg.DataError) -> str:
+    if error.sqlstate is None and "NUL" in str(error):
+        return "text must not contain NUL characters"
+    for kind, reason in DATA_ERROR_REASONS.items():
+        if isinstance(error, kind):
+            return reason
+    return "a value is not valid"
