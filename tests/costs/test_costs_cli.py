@@ -8,8 +8,6 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from tests.costs.focus_files import sample_path, sample_rows, sample_sums, write_csv
 from tests.jobs.conftest import worker_env  # noqa: F401  (fixture: env for valdrix processes)
 
@@ -49,7 +47,6 @@ def test_the_cli_imports_the_sample_and_names_the_row_of_a_bad_cell(
     assert "nothing was stored" in rejected.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="an empty file ends the CLI in a pyarrow traceback")
 def test_the_cli_refuses_an_empty_file_with_the_reason_the_api_gives(
     worker_env: dict[str, str],  # noqa: F811
     tmp_path: Path,

@@ -59,7 +59,6 @@ def assert_only_the_rejected_run(runs: list[dict[str, Any]], problem: dict[str, 
     assert run["errors"] == problem["errors"]
 
 
-@pytest.mark.xfail(strict=True, reason="pyarrow's and gzip's errors escape the import as a 500")
 @pytest.mark.parametrize(
     ("kind", "reason"),
     [
@@ -91,7 +90,6 @@ async def test_an_unreadable_upload_is_refused_with_the_reason_and_stores_only_a
     assert costs_after == costs_before
 
 
-@pytest.mark.xfail(strict=True, reason="decompression has no bound")
 @pytest.mark.parametrize("variant", ["gzip", "parquet"])
 async def test_an_upload_expanding_past_the_decompressed_limit_is_refused_while_it_streams(
     make_tenant: Callable[..., Any], runtime: Runtime, tmp_path: Path, variant: str
@@ -119,7 +117,6 @@ async def test_an_upload_expanding_past_the_decompressed_limit_is_refused_while_
     assert runs[0]["rows_read"] < 1000  # stopped at the limit, not after reading everything
 
 
-@pytest.mark.xfail(strict=True, reason="an import may hold any number of rows")
 async def test_an_upload_with_more_rows_than_an_import_may_hold_is_refused(
     make_tenant: Callable[..., Any], runtime: Runtime
 ) -> None:

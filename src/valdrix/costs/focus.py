@@ -5,7 +5,8 @@ Tolerant of what real exports do: literal ``NULL`` for null, timestamps with or 
 names are noted on the run, their values not stored). Strict about what the numbers depend on:
 the mandatory columns must be there, costs must be numbers, charge periods must be timestamps,
 one billing currency per file, and charge categories from the specification. Any invalid row
-rejects the whole file, with the first errors (row, column, reason); nothing is stored.
+rejects the whole file, with the first errors (row, column, reason); nothing is stored. So does
+a file that cannot be read at all, or that holds more than one import may (``focus_streams``).
 
 Rows are summed exactly (decimal) per day and key as they stream, so memory holds one batch and
 the daily records, never the file.
@@ -13,22 +14,24 @@ the daily records, never the file.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import gzip
-import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
+from valdrix.costs.focus_streams import (
+    DecompressedBudget,
+    ImportLimits,
+    NotImportable,
+    open_focus_file,
+)
 from valdrix.costs.records import DECIMAL, KEY_NAMES, RECORD_SCHEMA, SUM_NAMES, SourceBatch
 
 MANDATORY = (
@@ -42,6 +45,7 @@ OPTIONAL = (
     "SubAccountId", "RegionId", "RegionName", "ResourceId", "ResourceType", "Tags",
     "ConsumedQuantity", "InvoiceId",
 )  # fmt: skip
+KNOWN = (*MANDATORY, *OPTIONAL)
 # Totals depend on these: a row without them is refused. Real exports leave the others null at
 # times (Oracle's ContractedCost), which costs nothing but a null.
 REQUIRED_NUMBERS = ("BilledCost", "EffectiveCost")
@@ -52,9 +56,6 @@ NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 # ISO 8601 in UTC, with or without T, seconds, fraction or Z (offsets other than zero refused).
 TIMESTAMP = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]00:?00|UTC)?$"
 MAX_ERRORS = 20
-# Arrow's CSV reader holds several blocks in flight: 1 MB blocks keep a 1 GB file's import
-# under ~250 MB of memory at ~90 % of the speed of 8 MB ones.
-BATCH_BYTES = 1 << 20
 
 
 class FocusRejected(Exception):
@@ -93,21 +94,12 @@ class _Reading:
             self.errors.append({**where, "row": row, "column": column, "reason": reason})
 
 
-def detect_format(name: str, head: bytes) -> str:
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    if head.startswith(b"\x1f\x8b"):
-        return "csv.gz"
-    if name.lower().endswith((".parquet", ".pq")):
-        return "parquet"
-    return "csv"
-
-
 def read_focus(
     path: Path,
     *,
     now: dt.datetime,
     close_days: int,
+    limits: ImportLimits,
     source_key: str | None = None,
     display_name: str | None = None,
 ) -> SourceBatch:
@@ -116,6 +108,7 @@ def read_focus(
         [(path, display_name or path.name)],
         now=now,
         close_days=close_days,
+        limits=limits,
         source_key=source_key,
     )
 
@@ -125,36 +118,38 @@ def read_focus_files(
     *,
     now: dt.datetime,
     close_days: int,
+    limits: ImportLimits,
     source_key: str | None = None,
 ) -> SourceBatch:
     """Read the parts of one export delivery (``(path, name)`` pairs) as one batch: a provider
-    writes a billing period as several files, and only all of them together are the period."""
+    writes a billing period as several files, and only all of them together are the period.
+    ``limits`` bound the whole delivery."""
     reading = _Reading(now=now, close_days=close_days)
+    budget = DecompressedBudget(limits.max_decompressed_bytes)
     formats: set[str] = set()
     columns: set[str] = set()
     for path, name in files:
-        with path.open("rb") as handle:
-            kind = detect_format(name, handle.read(4))
-        formats.add(kind)
         reading.file = name if len(files) > 1 else None
-        if kind == "parquet":
-            names, batches = _parquet_batches(path)
-        else:
-            names, batches = _csv_batches(path, compressed=kind == "csv.gz")
-        _check_columns(names, reading.file)
-        columns.update(names)
-        offset = 0
-        for batch in batches:
-            _read_batch(reading, batch, offset)
-            offset += batch.num_rows
-            reading.rows += batch.num_rows
+        try:
+            with closing(open_focus_file(path, name, known=KNOWN, budget=budget)) as stream:
+                formats.add(stream.format)
+                _check_columns(stream.columns, reading.file)
+                columns.update(stream.columns)
+                offset = 0
+                for batch in stream.batches:
+                    limits.check_rows(reading.rows + batch.num_rows)
+                    _read_batch(reading, batch, offset)
+                    offset += batch.num_rows
+                    reading.rows += batch.num_rows
+        except NotImportable as refused:
+            reading.error(None, None, str(refused))
+            raise FocusRejected(reading.errors, reading.rows, reading.rejected_rows) from refused
     if reading.errors:
         raise FocusRejected(reading.errors, reading.rows, max(reading.rejected_rows, 1))
     if not reading.rows:
         raise FocusRejected([{"row": None, "column": None, "reason": "the file has no rows"}], 0, 0)
     records = _merge(reading)
     assert reading.first_day is not None and reading.last_day is not None
-    known = {*MANDATORY, *OPTIONAL}
     return SourceBatch(
         source_kind="focus_file",
         source_key=source_key or "focus:" + ",".join(sorted(reading.accounts))[:280],
@@ -167,7 +162,7 @@ def read_focus_files(
             "file_name": files[0][1] if len(files) == 1 else f"{len(files)} files",
             "files": [name for _, name in files][:100],
             "currency": reading.currency,
-            "columns_kept_aside": sorted(c for c in columns if c not in known),
+            "columns_kept_aside": sorted(c for c in columns if c not in KNOWN),
         },
     )
 
@@ -188,67 +183,6 @@ def _check_columns(columns: list[str], file: str | None) -> None:
             0,
             0,
         )
-
-
-def _csv_batches(path: Path, *, compressed: bool) -> tuple[list[str], Iterator[pa.RecordBatch]]:
-    def open_stream() -> BinaryIO:
-        raw = path.open("rb")
-        return gzip.GzipFile(fileobj=raw) if compressed else raw  # type: ignore[return-value]
-
-    with open_stream() as stream:
-        header_line = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="").readline()
-    header = next(csv.reader([header_line]), [])
-    wanted = [c for c in (*MANDATORY, *OPTIONAL) if c in header]
-    reader = pacsv.open_csv(
-        open_stream(),
-        read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding="utf8"),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            include_columns=wanted,
-            null_values=["NULL", "null", ""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            yield from reader
-        except pa.ArrowInvalid as exc:
-            raise FocusRejected(
-                [{"row": None, "column": None, "reason": f"not a readable CSV file: {exc}"}], 0, 0
-            ) from exc
-
-    return [name.lstrip("\ufeff") for name in header], batches()
-
-
-def _parquet_batches(path: Path) -> tuple[list[str], Iterator[pa.RecordBatch]]:
-    parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
-    wanted = [c for c in (*MANDATORY, *OPTIONAL) if c in names]
-
-    def as_strings() -> Iterator[pa.RecordBatch]:
-        for batch in parquet.iter_batches(batch_size=65_536, columns=wanted):
-            yield pa.RecordBatch.from_arrays(
-                [_as_text(batch.column(i)) for i in range(batch.num_columns)],
-                names=batch.schema.names,
-            )
-
-    return names, as_strings()
-
-
-def _as_text(column: pa.Array) -> pa.Array:
-    """Parquet columns arrive typed; the checks below read text, as from CSV."""
-    if pa.types.is_timestamp(column.type):
-        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
-    if pa.types.is_string(column.type):
-        return column
-    if pa.types.is_large_string(column.type):
-        return column.cast(pa.string())
-    if pa.types.is_map(column.type) or pa.types.is_struct(column.type):
-        return pa.array([None if v is None else json.dumps(dict(v)) for v in column.to_pylist()])
-    return column.cast(pa.string())
 
 
 def _column(batch: pa.RecordBatch, name: str) -> pa.Array:

@@ -31,6 +31,7 @@ from typing import Any
 import structlog
 
 from valdrix.costs.focus import FocusRejected, read_focus_files
+from valdrix.costs.focus_streams import ImportLimits
 from valdrix.costs.models import CostRun, SourceKind
 from valdrix.costs.reconcile import commit_batch, record_rejected_run
 from valdrix.costs.records import SourceBatch
@@ -152,7 +153,13 @@ def list_deliveries(
 
 
 def read_delivery(
-    s3: Any, delivery: Delivery, *, source_key: str, now: dt.datetime, close_days: int
+    s3: Any,
+    delivery: Delivery,
+    *,
+    source_key: str,
+    now: dt.datetime,
+    close_days: int,
+    limits: ImportLimits,
 ) -> SourceBatch:
     """Download the delivery's files (streamed to a temporary folder, removed whatever happens)
     and read them as one batch, with the delivery's details; raises FocusRejected."""
@@ -175,7 +182,9 @@ def read_delivery(
                 with path.open("wb") as handle:
                     s3.download_fileobj(delivery.bucket, file.key, handle)
                 parts.append((path, file.key))
-            batch = read_focus_files(parts, now=now, close_days=close_days, source_key=source_key)
+            batch = read_focus_files(
+                parts, now=now, close_days=close_days, limits=limits, source_key=source_key
+            )
     finally:
         for event in events:
             s3.meta.events.unregister(event, pin_version)
@@ -202,6 +211,7 @@ async def import_new_deliveries(
             source_key=source_key,
             now=utcnow(),
             close_days=runtime.settings.costs_focus_close_days,
+            limits=ImportLimits.from_settings(runtime.settings),
         )
 
     recorded = await recorded_fingerprints(runtime, tenant_id, source_key)

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.costs.focus import FocusRejected, read_focus
+from valdrix.costs.focus_streams import ImportLimits
 from valdrix.costs.models import CostAdjustment, CostRun, SourceKind, cost_daily, cost_records
 from valdrix.costs.reconcile import commit_batch, record_rejected_run
 from valdrix.costs.records import plain_decimal
@@ -57,6 +58,7 @@ async def import_focus_file(
             path,
             now=utcnow(),
             close_days=runtime.settings.costs_focus_close_days,
+            limits=ImportLimits.from_settings(runtime.settings),
             source_key=f"focus:{source}" if source else None,
             display_name=display_name,
         )
