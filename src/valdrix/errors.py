@@ -1,7 +1,9 @@
-"""Errors users can cause, rendered as ``application/problem+json`` with the request id."""
+"""Errors users can cause, rendered as ``application/problem+json`` with the request id, and
+documented as such on every operation of the OpenAPI schema."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
@@ -9,6 +11,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -70,7 +73,40 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+class ProblemDetails(BaseModel):
+    """An error (RFC 9457 problem details). Validation errors list every field in ``errors``; a
+    rejected cost import lists its first problems there too, with ``run_id``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    request_id: str | None = Field(None, description="Also in the X-Request-Id header")
+    errors: list[dict[str, Any]] | None = None
+
+
+# What any operation may answer besides its own results: a malformed or unauthenticated request,
+# one it may not make, an object that is not there or not in that state, a body past the size
+# limit, invalid input, or a throttle.
+DOCUMENTED_PROBLEMS = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Payload too large",
+    422: "Invalid input",
+    429: "Too many requests",
+}
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+PATH_PARAMETER = re.compile(r"\{[^}/]+\}")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
@@ -83,10 +119,20 @@ def install_error_handlers(app: FastAPI) -> None:
         title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
             exc.status_code, "Error"
         )
-        return problem_response(exc.status_code, title, str(exc.detail), dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (methods := _methods_of_path(request)[1]):
+            headers["Allow"] = ", ".join(sorted(methods))
+        return problem_response(exc.status_code, title, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(err["loc"][:1] == ("path",) for err in exc.errors()):
+            template, methods = _methods_of_path(request)
+            if "{" not in template and methods and request.method not in methods:
+                # PATCH /findings/summary reached PATCH /findings/{finding_id}: the path names
+                # a resource of its own, which does not take this method.
+                allow = {"Allow": ", ".join(sorted(methods))}
+                return problem_response(405, "Method not allowed", "Method Not Allowed", allow)
         errors = [
             {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
             for err in exc.errors()
@@ -144,3 +190,48 @@ def _data_error_reason(error: psycopg.DataError) -> str:
         if isinstance(error, kind):
             return reason
     return "a value is not valid"
+
+
+def _methods_of_path(request: Request) -> tuple[str, set[str]]:
+    """The most specific documented path template matching the request's path, and the methods
+    documented there (Starlette's 405 names only the methods of the first route it tried)."""
+    path = request.url.path
+    matching = [
+        (template, {method.upper() for method in item if method in HTTP_METHODS})
+        for template, item in request.app.openapi().get("paths", {}).items()
+        if re.fullmatch(_template_pattern(template), path)
+    ]
+    if not matching:
+        return "", set()
+    return min(matching, key=lambda found: found[0].count("{"))
+
+
+def _template_pattern(template: str) -> str:
+    """``/findings/{finding_id}`` as a regular expression (a parameter is one path segment)."""
+    return "[^/]+".join(re.escape(part) for part in PATH_PARAMETER.split(template))
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Every operation documents the problems it may answer as ``application/problem+json``,
+    in place of FastAPI's ``HTTPValidationError`` (which nothing answers)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        schemas["ProblemDetails"] = ProblemDetails.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                for status, title in DOCUMENTED_PROBLEMS.items():
+                    responses[str(status)] = {"description": title, "content": content}
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
