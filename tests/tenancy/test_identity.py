@@ -316,3 +316,20 @@ async def test_password_hashing_never_stalls_other_requests(new_browser, make_te
     # On the event loop, twelve hashes would stall it for whole hashes at a time, several of
     # them back to back (3 s in one tick was seen); in threads it only waits for a core.
     assert max(stalls) < 2 * one_hash
+
+
+async def test_a_removed_member_can_be_invited_again_and_rejoin(client, new_browser, make_tenant):
+    tenant = await make_tenant()
+    email = new_address("returning")
+    first = await invite(client, tenant.auth, "member", email)
+    assert (await accept(client, first["invite_token"], secrets.token_urlsafe(16))).is_success
+    await client.delete(f"/api/v1/members/{first['id']}", headers=tenant.auth)
+
+    again = await invite(client, tenant.auth, "viewer", email)
+    password = secrets.token_urlsafe(16)
+    accepted = await accept(client, again["invite_token"], password)
+
+    assert accepted.status_code == 204, accepted.text
+    back = await login(new_browser(), email, password)
+    assert (back.status_code, back.json()["role"]) == (200, "viewer")
+    assert await member_status(client, tenant, email) == "active"

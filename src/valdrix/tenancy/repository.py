@@ -116,6 +116,15 @@ class MembershipRepository(Repository[Membership]):
         )
         return result
 
+    async def active_for_email(self, indexes: Sequence[bytes]) -> Membership | None:
+        result: Membership | None = await self.session.scalar(
+            select(Membership)
+            .join(User, User.id == Membership.user_id)
+            .where(User.email_index.in_(indexes))
+            .limit(1)
+        )
+        return result
+
     async def count_owners(self) -> int:
         """Owners who can act; an invited owner does not count until they accept."""
         return int(

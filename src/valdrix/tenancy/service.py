@@ -148,10 +148,7 @@ async def invite_member(
     indexes = keyring.blind_indexes(email)
     memberships = MembershipRepository(session)
     # Row-level security limits both lookups to this tenant's own people.
-    if (
-        await memberships.pending_for_email(indexes) is not None
-        or await UserRepository(session).get_by_email_indexes(indexes) is not None
-    ):
+    if await memberships.pending_for_email(indexes) or await memberships.active_for_email(indexes):
         raise Conflict("this person is already a member or has a pending invitation")
     delivery = InviteDelivery.mail if settings.mail_enabled else InviteDelivery.inviter
     token = new_token(INVITE_TOKEN_PREFIX)

@@ -194,6 +194,10 @@ async def accept_invite(runtime: Runtime, *, token: str, password: str) -> uuid.
         )
     concurrency = runtime.settings.password_hash_concurrency
     proven = next((a for a in accounts if a.proven), None)
+    # An account of this address bound to this very tenant (a former member, re-invited): it
+    # can be nobody else's, so it is reused with the new password (and proven, if mailed).
+    bound_here = next((a for a in accounts if a.home_tenant_id == tenant_id), None)
+    new_password_hash: str | None = None
     if proven is not None:
         if proven.disabled or not await verify_password_off_loop(
             proven.password_hash, password, concurrency=concurrency
@@ -201,27 +205,38 @@ async def accept_invite(runtime: Runtime, *, token: str, password: str) -> uuid.
             raise Unauthorized(
                 "this address already has a Valdrix account: accept with its existing password"
             )
-        new_account, joining = None, proven.user_id
     else:
-        new_account = User(
-            email=email,
-            email_index=runtime.keyring.blind_index(email),
-            password_hash=await hash_password_off_loop(password, concurrency=concurrency),
-            proven_at=utcnow() if delivery is InviteDelivery.mail else None,
-            home_tenant_id=None if delivery is InviteDelivery.mail else tenant_id,
-            created_at=utcnow(),  # set here so the insert needs no RETURNING (see below)
-        )
+        new_password_hash = await hash_password_off_loop(password, concurrency=concurrency)
+    mailed = delivery is InviteDelivery.mail
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        memberships = MembershipRepository(session)
+        memberships, users = MembershipRepository(session), UserRepository(session)
         invitation = await memberships.get(membership_id)
         if invitation is None or invitation.invite_token_hash != token_hash:
             raise Unauthorized("invitation is unknown or expired")  # used meanwhile
-        if new_account is not None:
+        if proven is not None:
+            user_id, outcome = proven.user_id, "existing account signed in"
+        elif bound_here is not None:
+            user = await users.get(bound_here.user_id)
+            assert user is not None and new_password_hash is not None
+            user.password_hash = new_password_hash
+            if mailed:
+                user.proven_at, user.home_tenant_id = utcnow(), None
+            user_id, outcome = user.id, "former member's account reused"
+        else:
             # A new proven account is not yet visible to this tenant (it has no membership):
-            # inserting it without RETURNING keeps row-level security from refusing the insert.
-            await UserRepository(session).add(new_account)
-        user_id = new_account.id if new_account is not None else joining
-
+            # inserting it without RETURNING (created_at set here) keeps row-level security
+            # from refusing the insert.
+            user = await users.add(
+                User(
+                    email=email,
+                    email_index=runtime.keyring.blind_index(email),
+                    password_hash=new_password_hash,
+                    proven_at=utcnow() if mailed else None,
+                    home_tenant_id=None if mailed else tenant_id,
+                    created_at=utcnow(),
+                )
+            )
+            user_id, outcome = user.id, "new account"
         invitation.user_id, invitation.accepted_at = user_id, utcnow()
         invitation.invite_token_hash = invitation.invite_expires_at = None
         invitation.invite_email = invitation.invite_email_index = invitation.invite_delivery = None
@@ -233,9 +248,6 @@ async def accept_invite(runtime: Runtime, *, token: str, password: str) -> uuid.
             "member.accept_invite",
             target_type="membership",
             target_id=invitation.id,
-            details={
-                "account": "existing" if new_account is None else "new",
-                "delivery": delivery.value,
-            },
+            details={"account": outcome, "delivery": delivery.value},
         )
     return tenant_id
