@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-import statistics
 import time
 import uuid
 
