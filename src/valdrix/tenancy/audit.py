@@ -78,6 +78,7 @@ def _open_cursor(keyring: KeyRing, cursor: str) -> int:
         sealed = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return int(keyring.decrypt(sealed, context=CURSOR_CONTEXT))
     except (ValueError, DecryptionError) as exc:  # binascii.Error is a ValueError
+        message = "not a cursor this API gave out; start from the first page"
         raise InvalidInput(
-            "cursor: not a cursor this API gave out; start from the first page"
+            f"query.cursor: {message}", errors=[{"field": "query.cursor", "message": message}]
         ) from exc
