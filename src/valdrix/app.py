@@ -12,11 +12,12 @@ from valdrix.analysis.endpoints import router as analysis_router
 from valdrix.connections.endpoints import router as connections_router
 from valdrix.costs.endpoints import IMPORTS_PATH
 from valdrix.costs.endpoints import router as costs_router
-from valdrix.errors import install_error_handlers
+from valdrix.errors import document_problems, install_error_handlers
 from valdrix.jobs.app import close_job_app, open_job_app
 from valdrix.jobs.endpoints import router as jobs_router
-from valdrix.kit.input_guard import reject_unstorable_text
+from valdrix.kit.input_guard import document_storable_text, reject_unstorable_text
 from valdrix.kit.middleware import RequestContextMiddleware
+from valdrix.kit.openapi import extend_openapi
 from valdrix.llm.endpoints import router as llm_router
 from valdrix.observability.exposition import router as metrics_router
 from valdrix.observability.exposition import serve_metrics
@@ -69,6 +70,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    extend_openapi(app, document_problems, document_storable_text)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(tenancy_router)

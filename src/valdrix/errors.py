@@ -105,8 +105,6 @@ PATH_PARAMETER = re.compile(r"\{[^}/]+\}")
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    _document_problems(app)
-
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
@@ -211,27 +209,19 @@ def _template_pattern(template: str) -> str:
     return "[^/]+".join(re.escape(part) for part in PATH_PARAMETER.split(template))
 
 
-def _document_problems(app: FastAPI) -> None:
-    """Every operation documents the problems it may answer as ``application/problem+json``,
-    in place of FastAPI's ``HTTPValidationError`` (which nothing answers)."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        document = generate()
-        schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        for unused in ("HTTPValidationError", "ValidationError"):
-            schemas.pop(unused, None)
-        schemas["ProblemDetails"] = ProblemDetails.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
-        for path_item in document.get("paths", {}).values():
-            for operation in path_item.values():
-                responses = operation.setdefault("responses", {})
-                for status, title in DOCUMENTED_PROBLEMS.items():
-                    responses[str(status)] = {"description": title, "content": content}
-        return document
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def document_problems(document: dict[str, Any]) -> None:
+    """OpenAPI edit: every operation documents the problems it may answer as
+    ``application/problem+json``, in place of FastAPI's ``HTTPValidationError`` (which nothing
+    answers)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas["ProblemDetails"] = ProblemDetails.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            for status, title in DOCUMENTED_PROBLEMS.items():
+                responses[str(status)] = {"description": title, "content": content}

@@ -13,7 +13,6 @@ from tests.scanning.engine_fixtures import assert_problem
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest.mark.xfail(strict=True, reason="a number is read as seconds since 1970")
 @pytest.mark.parametrize(
     ("path", "params"),
     [

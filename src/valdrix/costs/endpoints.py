@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, UploadFile, status
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from valdrix.costs import service
 from valdrix.costs.schemas import CostAdjustmentOut, CostRunOut, CostsOut
@@ -17,14 +20,25 @@ from valdrix.tenancy.auth import MemberScope, ViewerScope
 
 router = APIRouter(prefix="/api/v1", tags=["costs"])
 IMPORTS_PATH = "/api/v1/costs/imports"  # its own body limit (see app.py)
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _written_as_date(value: object) -> object:
+    """Pydantic would read a number as seconds since 1970; a date here is written as one."""
+    if isinstance(value, str) and not ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_format", "must be a date written as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_written_as_date)]
 
 
 @router.get("/costs", response_model=CostsOut, responses={304: {"description": "Not modified"}})
 async def read_costs(
     scope: ViewerScope,
     response: Response,
-    start: dt.date,
-    end: dt.date,
+    start: IsoDate,
+    end: IsoDate,
     group_by: Annotated[
         str | None,
         Query(
@@ -67,8 +81,8 @@ async def list_runs(
 @router.get("/costs/adjustments")
 async def list_adjustments(
     scope: ViewerScope,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
+    start: IsoDate | None = None,
+    end: IsoDate | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> list[CostAdjustmentOut]:
     adjustments = await service.list_adjustments(

@@ -4,7 +4,7 @@ PostgreSQL text (and JSON) cannot hold NUL (U+0000), and a lone UTF-16 surrogate
 ``\\ud800`` escapes can produce) cannot be encoded at all. Either one reaching a query used to
 surface as a 500 from the driver. One app-wide dependency checks every path parameter, query
 parameter, header, JSON body string (keys included) and form field, and answers 422 naming the
-field, as validation errors do.
+field, as validation errors do. The OpenAPI schema says so (``document_storable_text``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from valdrix.errors import InvalidInput
 
 NUL = "\x00"
 NUL_REASON = "must not contain NUL characters"
+NO_NUL_PATTERN = r"^[^\x00]*$"
 SURROGATE_REASON = "must be valid Unicode (no unpaired surrogates)"
 
 
@@ -112,3 +113,28 @@ def _takes_form(request: Request) -> bool:
     route = request.scope.get("route")
     body = route.body_field if isinstance(route, APIRoute) else None
     return body is not None and isinstance(body.field_info, Form)
+
+
+def document_storable_text(document: dict[str, Any]) -> None:
+    """OpenAPI edit: free text (a string schema with no format, enum or pattern of its own) and
+    the keys of free-form objects match ``NO_NUL_PATTERN``, as the guard above requires."""
+    _document_storable(document)
+
+
+# A string schema with one of these already says what the text may be.
+FIXED_TEXT_KEYWORDS = frozenset({"format", "enum", "const", "pattern"})
+
+
+def _document_storable(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _document_storable(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "string" and not node.keys() & FIXED_TEXT_KEYWORDS:
+        node["pattern"] = NO_NUL_PATTERN
+    if node.get("type") == "object" and node.get("additionalProperties"):
+        node.setdefault("propertyNames", {"pattern": NO_NUL_PATTERN})
+    for value in node.values():
+        _document_storable(value)
