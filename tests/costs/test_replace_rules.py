@@ -1,0 +1,211 @@
+"""What a delivery replaces, what it may never double, and when its numbers become final.
+
+- A delivery replaces exactly the billing periods it is for; a correction it carries for an
+  earlier charge day is added to that day, never a reason to delete it.
+- The same charges (billing account and billing period) never count twice, whatever sources
+  they arrive through: the newest delivery supersedes the others' data for them.
+- Preliminary data becomes final when its billing period has closed, at read time, with no
+  re-import.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TenantFixture
+from tests.costs.focus_files import HEADER
+from valdrix.app import create_app
+from valdrix.runtime import Runtime
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+APRIL, MAY = dt.date(2026, 4, 1), dt.date(2026, 5, 1)
+
+
+def focus_rows(
+    period: dt.date,
+    days: dict[dt.date, Decimal],
+    *,
+    account: str = "111122223333",
+    charge_class: str = "NULL",
+) -> list[list[str]]:
+    period_end = (period + dt.timedelta(days=32)).replace(day=1)
+    return [
+        [
+            str(cost), str(cost), str(cost), str(cost), account, "Acme", "USD",
+            f"{period} 00:00:00", f"{period_end} 00:00:00",
+            f"{day}T00:00:00Z", f"{day + dt.timedelta(days=1)}T00:00:00Z",
+            "Usage", charge_class, "EC2 usage", "1", "Hours", "EC2", "Compute", "AWS",
+            "Amazon Web Services", "Amazon Web Services, Inc.", account, "us-east-1",
+            f"arn:aws:ec2:us-east-1:{account}:instance/i-1", '{"team": "platform"}',
+        ]
+        for day, cost in days.items()
+    ]  # fmt: skip
+
+
+def write(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
+def month_of(period: dt.date, cost: str) -> dict[dt.date, Decimal]:
+    end = (period + dt.timedelta(days=32)).replace(day=1)
+    return {period + dt.timedelta(days=n): Decimal(cost) for n in range((end - period).days)}
+
+
+async def upload(
+    client: httpx.AsyncClient, tenant: TenantFixture, path: Path, source: str | None = None
+) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        response = await client.post(
+            "/api/v1/costs/imports",
+            files={"file": (path.name, handle)},
+            params={"source": source} if source else {},
+            headers=tenant.auth,
+        )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def total(
+    client: httpx.AsyncClient, tenant: TenantFixture, start: dt.date, end: dt.date
+) -> dict[str, Decimal]:
+    response = await client.get(
+        "/api/v1/costs", params={"start": str(start), "end": str(end)}, headers=tenant.auth
+    )
+    assert response.status_code == 200, response.text
+    [totals] = response.json()["totals"]
+    return {name: Decimal(value) for name, value in totals.items() if name.endswith("_cost")}
+
+
+@pytest.mark.xfail(strict=True, reason="a correction row widens the replaced window")
+async def test_a_prior_period_correction_is_added_to_its_day_and_deletes_nothing(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tenant = await make_tenant()
+    april = month_of(APRIL, "100.00")
+    await upload(client, tenant, write(tmp_path / "april.csv", focus_rows(APRIL, april)))
+    correction = focus_rows(
+        MAY, {dt.date(2026, 4, 30): Decimal("-1.00")}, charge_class="Correction"
+    )
+    may_file = write(tmp_path / "may.csv", [*focus_rows(MAY, month_of(MAY, "50.00")), *correction])
+
+    run = await upload(client, tenant, may_file)
+
+    assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("2999.00")
+    assert (await total(client, tenant, MAY, dt.date(2026, 6, 1)))["billed_cost"] == Decimal(
+        "1550.00"
+    )
+    assert run["adjustments"] == 0
+    adjustments = (await client.get("/api/v1/costs/adjustments", headers=tenant.auth)).json()
+    assert adjustments == []
+
+
+@pytest.mark.xfail(strict=True, reason="the same charges under another source are added")
+async def test_the_same_charges_through_another_source_never_count_twice(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tenant = await make_tenant()
+    april = write(tmp_path / "april.csv", focus_rows(APRIL, month_of(APRIL, "100.00")))
+    await upload(client, tenant, april, source="finance-share")
+
+    second = await upload(client, tenant, april, source="platform-share")
+
+    assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("3000.00")
+    superseded = second["details"]["superseded"]
+    assert superseded == [
+        {"source": "finance-share", "billing_account_id": "111122223333", "periods": ["2026-04-01"]}
+    ]
+
+
+@pytest.mark.xfail(strict=True, reason="a restated file with another set of accounts adds up")
+async def test_a_restated_file_whose_accounts_changed_replaces_the_earlier_one(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tenant = await make_tenant()
+    one_account = focus_rows(APRIL, month_of(APRIL, "100.00"))
+    await upload(client, tenant, write(tmp_path / "first.csv", one_account))
+    restated = [
+        *focus_rows(APRIL, month_of(APRIL, "101.00")),
+        *focus_rows(APRIL, {dt.date(2026, 4, 1): Decimal("7.00")}, account="444455556666"),
+    ]
+
+    await upload(client, tenant, write(tmp_path / "restated.csv", restated))
+
+    assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("3037.00")
+
+
+@pytest.fixture
+async def later_client(runtime: Runtime) -> AsyncIterator[Callable[[int], httpx.AsyncClient]]:
+    """The API as it answers when its reads happen ``n`` days closer to the close: the same
+    database, with the close that many days shorter."""
+    opened: list[httpx.AsyncClient] = []
+
+    def at(days_later: int) -> httpx.AsyncClient:
+        close_days = runtime.settings.costs_focus_close_days - days_later
+        settings = runtime.settings.model_copy(update={"costs_focus_close_days": close_days})
+        app = create_app(dataclasses.replace(runtime, settings=settings))
+        later = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+        opened.append(later)
+        return later
+
+    yield at
+    for later in opened:
+        await later.aclose()
+
+
+@pytest.mark.xfail(strict=True, reason="preliminary is fixed at import")
+async def test_a_month_becomes_final_after_its_close_without_a_reimport(
+    make_tenant: Callable[..., Any],
+    client: httpx.AsyncClient,
+    later_client: Callable[[int], httpx.AsyncClient],
+    tmp_path: Path,
+) -> None:
+    tenant = await make_tenant()
+    today = dt.date.today()
+    period = (today - dt.timedelta(days=2)).replace(day=1)
+    # The period ended two days ago (or ends soon): preliminary with a 5-day close.
+    period_end = today - dt.timedelta(days=2)
+    days = {period_end - dt.timedelta(days=1): Decimal("80.00")}
+    rows = focus_rows(period, days)
+    for row in rows:
+        row[8] = f"{period_end} 00:00:00"
+    await upload(client, tenant, write(tmp_path / "month.csv", rows))
+    window = (period, period_end)
+    before = await total(client, tenant, *window)
+    etag = (
+        await client.get(
+            "/api/v1/costs",
+            params={"start": str(period), "end": str(period_end)},
+            headers=tenant.auth,
+        )
+    ).headers["ETag"]
+
+    after = await total(later_client(4), tenant, *window)
+    revalidated = await later_client(4).get(
+        "/api/v1/costs",
+        params={"start": str(period), "end": str(period_end)},
+        headers={**tenant.auth, "If-None-Match": etag},
+    )
+
+    assert before["preliminary_billed_cost"] == Decimal("80.00")
+    assert after["final_billed_cost"] == Decimal("80.00")
+    assert after["preliminary_billed_cost"] == 0
+    assert revalidated.status_code == 200, "an ETag must not vouch for flags that have flipped"
+    adjustments = (await client.get("/api/v1/costs/adjustments", headers=tenant.auth)).json()
+    assert adjustments == [], "the flip is not a restatement"
