@@ -56,6 +56,7 @@ SEED = 20261204
 EXAMPLES = 500 if os.environ.get("VALDRIX_FUZZ_LONG") == "1" else 20
 REQUEST_TIMEOUT_SECONDS = 15
 
+NUL_IN_FREE_FORM = "nor can free-form thresholds hold NUL deep inside (the schema says: keys)"
 # Operations that refuse some schema-valid requests with a 422, for a rule their schema cannot
 # state (or does not state yet: those name the domain that could add it). For these alone the
 # positive-data check also takes a 422; any other answer to valid data still fails it.
@@ -68,7 +69,9 @@ REFUSES_VALID_DATA = {
     "POST /api/v1/auth/login": "the address must be deliverable (no reserved domain like .test)",
     "POST /api/v1/members": "the address must be deliverable (no reserved domain like .test)",
     "GET /api/v1/connections/aws/setup": "(connections) focus_export_uri's s3:// shape",
-    "POST /api/v1/connections": "(connections) role_arn's shape",
+    "POST /api/v1/connections": f"(connections) role_arn's shape; {NUL_IN_FREE_FORM}",
+    "PATCH /api/v1/connections/{connection_id}": NUL_IN_FREE_FORM,
+    "POST /api/v1/api-keys": "(tenancy) a name of spaces only",
     "PATCH /api/v1/llm/budget": "(llm) a limit written as text has no decimal pattern",
 }
 # Operations that accept some requests their schema says are invalid, until their domain's

@@ -23,6 +23,8 @@ NUL = "\x00"
 NUL_REASON = "must not contain NUL characters"
 NO_NUL_PATTERN = r"^[^\x00]*$"
 SURROGATE_REASON = "must be valid Unicode (no unpaired surrogates)"
+# A string schema with one of these already says what the text may be.
+FIXED_TEXT_KEYWORDS = frozenset({"format", "enum", "const", "pattern"})
 
 
 def unstorable_text_reason(value: str) -> str | None:
@@ -119,10 +121,6 @@ def document_storable_text(document: dict[str, Any]) -> None:
     """OpenAPI edit: free text (a string schema with no format, enum or pattern of its own) and
     the keys of free-form objects match ``NO_NUL_PATTERN``, as the guard above requires."""
     _document_storable(document)
-
-
-# A string schema with one of these already says what the text may be.
-FIXED_TEXT_KEYWORDS = frozenset({"format", "enum", "const", "pattern"})
 
 
 def _document_storable(node: Any) -> None:
