@@ -49,9 +49,6 @@ async def daily_billed(client: httpx.AsyncClient, tenant: TenantFixture) -> dict
     }
 
 
-@pytest.mark.xfail(
-    strict=True, reason="zoned Parquet timestamps are read in local time, as if that were UTC"
-)
 async def test_a_parquet_export_in_new_york_time_gives_the_same_days_as_in_utc(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:

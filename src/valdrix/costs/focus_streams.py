@@ -223,6 +223,11 @@ def _parquet(path: Path, known: Sequence[str], budget: DecompressedBudget) -> Fo
 def _as_text(column: pa.Array) -> pa.Array:
     """Parquet columns arrive typed; the checks read text, as from CSV."""
     if pa.types.is_timestamp(column.type):
+        # A charge's day is its UTC day. A zoned column (America/New_York, say) would be
+        # rendered in its zone's local time, so it is turned to UTC first; a naive timestamp
+        # is UTC already, as FOCUS says.
+        if column.type.tz is not None:
+            column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
         return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
     if pa.types.is_string(column.type):
         return column
