@@ -1,0 +1,63 @@
+"""A FOCUS file billed in several currencies (consolidated billing): accepted, and every
+amount reported in its own currency, never summed across currencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.costs.focus_files import sample_rows, sample_sums, write_csv
+from tests.costs.test_focus_import import SEPTEMBER, upload
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CENT = Decimal("0.01")
+
+
+def billed_in_euros_for_microsoft(path: Path) -> Path:
+    """The sample with its Microsoft rows billed in EUR, the others in USD."""
+    header, rows = sample_rows()
+    provider, currency = header.index("ProviderName"), header.index("BillingCurrency")
+    for row in rows:
+        if row[provider] == "Microsoft":
+            row[currency] = "EUR"
+    return write_csv(path, header, rows)
+
+
+def cents(amounts: dict[str, Any], column: str) -> dict[str, Decimal]:
+    return {currency: Decimal(value[column]).quantize(CENT) for currency, value in amounts.items()}
+
+
+@pytest.mark.xfail(strict=True, reason="a second billing currency rejects the file")
+async def test_a_file_billed_in_two_currencies_is_imported_and_totalled_per_currency(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tenant = await make_tenant()
+    sums = sample_sums("BilledCost")
+    expected = {
+        "EUR": sums["Microsoft"].quantize(CENT),
+        "USD": (sums["AWS"] + sums["Oracle"]).quantize(CENT),
+    }
+
+    response = await upload(client, tenant, billed_in_euros_for_microsoft(tmp_path / "two.csv"))
+
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert run["details"]["currencies"] == ["EUR", "USD"]
+    assert cents(run["totals"], "billed_cost") == expected
+    costs = await client.get(
+        "/api/v1/costs", params={**SEPTEMBER, "group_by": "provider"}, headers=tenant.auth
+    )
+    body = costs.json()
+    totals = {total["currency"]: total for total in body["totals"]}
+    assert cents(totals, "billed_cost") == expected
+    assert {(row["provider"], row["currency"]) for row in body["rows"]} == {
+        ("AWS", "USD"),
+        ("Oracle", "USD"),
+        ("Microsoft", "EUR"),
+    }
