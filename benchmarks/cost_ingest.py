@@ -159,14 +159,14 @@ async def child_import(bench: dict[str, Any]) -> float:
 
 ROLL_UP = """
     INSERT INTO cost_daily (tenant_id, day, source_id, run_id, currency, provider,
-        billing_account_id, sub_account_id, service, region, charge_category, preliminary,
-        billed_cost, effective_cost, list_cost)
+        billing_account_id, sub_account_id, service, region, charge_category,
+        billing_period_start, preliminary, billed_cost, effective_cost, list_cost)
     SELECT tenant_id, day, source_id, run_id, currency, provider, billing_account_id,
-        sub_account_id, service, region, charge_category, preliminary,
+        sub_account_id, service, region, charge_category, billing_period_start, preliminary,
         sum(billed_cost), sum(effective_cost), sum(list_cost)
     FROM cost_records WHERE tenant_id = %s
     GROUP BY tenant_id, day, source_id, run_id, currency, provider, billing_account_id,
-        sub_account_id, service, region, charge_category, preliminary
+        sub_account_id, service, region, charge_category, billing_period_start, preliminary
 """
 
 
@@ -188,13 +188,14 @@ def store_records(superuser: str, tenant: str, count: int) -> float:
             """
             INSERT INTO cost_records (tenant_id, day, source_id, run_id, currency, provider,
                 billing_account_id, sub_account_id, service, region, charge_category,
-                preliminary, billed_cost, effective_cost, list_cost, resource_id, resource_key,
-                tags, source_rows)
+                billing_period_start, preliminary, billed_cost, effective_cost, list_cost,
+                resource_id, resource_key, tags, source_rows)
             SELECT %(tenant)s, date '2025-09-01' + (n / %(per_day)s)::int, %(source)s, %(run)s,
                 'USD', 'AWS', '100000000000', (100000000000 + n %% 5)::text,
                 'Service ' || lpad((n %% 30)::text, 2, '0'),
                 (ARRAY['us-east-1','us-west-2','eu-west-1','ap-southeast-2'])[1 + n %% 4],
-                'Usage', false, (n %% 997) / 100.0, (n %% 997) / 100.0, (n %% 997) / 100.0,
+                'Usage', date_trunc('month', date '2025-09-01' + (n / %(per_day)s)::int)::date,
+                false, (n %% 997) / 100.0, (n %% 997) / 100.0, (n %% 997) / 100.0,
                 'vol-' || (n %% %(per_day)s), 'vol-' || (n %% %(per_day)s),
                 '{"team": "t1"}', 24
             FROM generate_series(0, %(count)s - 1) AS n
@@ -211,7 +212,9 @@ async def query_ms(bench: dict[str, Any], group_by: str) -> float:
     """Best of 5: the API's read for 90 days (roll-up, or records for ``resource``)."""
     runtime = open_runtime(settings_for(bench), DatabaseUrls(bench["app"], bench["owner"]))
     tenant = uuid.UUID(bench["tenant"])
-    query = service.parse_query(dt.date(2026, 5, 1), dt.date(2026, 7, 30), group_by)
+    query = service.parse_query(
+        dt.date(2026, 5, 1), dt.date(2026, 7, 30), group_by, final_before=dt.date.today()
+    )
     best = float("inf")
     try:
         for _ in range(5):

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from valdrix.connections.providers.aws import DENIED_CODES, error_code
 from valdrix.costs.models import SourceKind
-from valdrix.costs.records import RECORD_SCHEMA, SourceBatch
+from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, month_start
 
 log = structlog.get_logger(__name__)
 
@@ -160,6 +160,8 @@ def _record(
         "charge_class": None,
         "pricing_unit": None,
         "tags": None,
+        "billing_period_start": month_start(day),  # AWS bills by calendar month
+        "billing_period_end": None,  # Cost Explorer says itself when a day is final
         "preliminary": preliminary,
         "billed_cost": _amount(billed),
         "effective_cost": _amount(metrics[EFFECTIVE_METRIC]),

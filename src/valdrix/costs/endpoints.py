@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from valdrix.costs import service
 from valdrix.costs.schemas import CostAdjustmentOut, CostRunOut, CostsOut
+from valdrix.kit.orm import utcnow
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.tenancy.auth import MemberScope, ViewerScope
 
@@ -51,10 +52,13 @@ async def read_costs(
 ) -> CostsOut | Response:
     """Billed, effective and list cost for [start, end), grouped, with totals split into
     preliminary and final. The ETag is the tenant's data version: it changes with every
-    committed import, and `If-None-Match` answers 304 while it has not."""
-    query = service.parse_query(start, end, group_by)
+    committed import and with the day (preliminary data turns final when its billing period has
+    closed), and `If-None-Match` answers 304 while neither has."""
+    close = dt.timedelta(days=scope.runtime.settings.costs_focus_close_days)
+    query = service.parse_query(start, end, group_by, final_before=utcnow().date() - close)
     answer = await service.read_costs(scope.session, scope.principal, query)
-    etag = f'W/"costs-{answer.data_version}"'
+    # Preliminary flags turn final with time, so the ETag names the day they were read as of.
+    etag = f'W/"costs-{answer.data_version}-{query.final_before.isoformat()}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)

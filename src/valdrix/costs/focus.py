@@ -150,6 +150,7 @@ def read_focus_files(
         raise FocusRejected([{"row": None, "column": None, "reason": "the file has no rows"}], 0, 0)
     records = _merge(reading)
     assert reading.first_day is not None and reading.last_day is not None
+    periods = sorted(pc.unique(records["billing_period_start"]).to_pylist())
     return SourceBatch(
         source_kind="focus_file",
         source_key=source_key or "focus:" + ",".join(sorted(reading.accounts))[:280],
@@ -163,7 +164,9 @@ def read_focus_files(
             "files": [name for _, name in files][:100],
             "currency": reading.currency,
             "columns_kept_aside": sorted(c for c in columns if c not in KNOWN),
+            "billing_periods": [period.isoformat() for period in periods],
         },
+        billing_periods=periods,
     )
 
 
@@ -269,6 +272,8 @@ def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
             "charge_class": _column(batch, "ChargeClass"),
             "pricing_unit": _column(batch, "PricingUnit"),
             "tags": tags,
+            "billing_period_start": days["BillingPeriodStart"],
+            "billing_period_end": days["BillingPeriodEnd"],
             "preliminary": preliminary,
             "billed_cost": numbers["BilledCost"],
             "effective_cost": numbers["EffectiveCost"],

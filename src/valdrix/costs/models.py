@@ -111,6 +111,10 @@ def _cost_columns() -> list[Column[Any]]:
         Column("service", String(200), nullable=False),
         Column("region", String(64)),
         Column("charge_category", String(16), nullable=False),
+        # The period the charge is billed in (a correction may be billed after its day).
+        Column("billing_period_start", Date, nullable=False),
+        # Set for FOCUS data: preliminary rows turn final once it is far enough in the past.
+        Column("billing_period_end", Date),
         Column("preliminary", Boolean, nullable=False),
         Column("billed_cost", MONEY, nullable=False),
         Column("effective_cost", MONEY, nullable=False),
@@ -136,6 +140,7 @@ cost_records = Table(
     Column("source_rows", Integer, nullable=False),
     Index("ix_cost_records_tenant_day", "tenant_id", "day"),
     Index("ix_cost_records_source_day", "tenant_id", "source_id", "day"),
+    Index("ix_cost_records_source_period", "tenant_id", "source_id", "billing_period_start"),
     Index(
         "ix_cost_records_resource",
         "tenant_id",
@@ -152,22 +157,32 @@ cost_daily = Table(
     *_cost_columns(),
     Index("ix_cost_daily_tenant_day", "tenant_id", "day"),
     Index("ix_cost_daily_source_day", "tenant_id", "source_id", "day"),
+    Index("ix_cost_daily_source_period", "tenant_id", "source_id", "billing_period_start"),
     postgresql_partition_by="RANGE (day)",
 )
 
 
 class CostReading(Base):
-    """A run's total for one (day, service, account, currency) of its source."""
+    """A run's total for one (billing period, day, service, account, currency) of its source."""
 
     __tablename__ = "cost_readings"
     __table_args__ = (
-        Index("ix_cost_readings_key", "tenant_id", "source_id", "day", "service", "account"),
+        Index(
+            "ix_cost_readings_key",
+            "tenant_id",
+            "source_id",
+            "billing_period_start",
+            "day",
+            "service",
+            "account",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cost_sources.id", ondelete="CASCADE"))
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cost_runs.id", ondelete="CASCADE"))
+    billing_period_start: Mapped[dt.date] = mapped_column(Date)
     day: Mapped[dt.date] = mapped_column(Date)
     service: Mapped[str] = mapped_column(String(200))
     account: Mapped[str] = mapped_column(String(100))

@@ -1,8 +1,10 @@
 """Committing a source's batch: the window is replaced atomically and every reading is kept.
 
-One transaction per run: lock the source; delete the source's records in the window; COPY the
-new ones; roll them up; record this run's reading of every (day, service, account, currency)
-(zero for keys that disappeared); compare each with the key's previous reading and record an
+One transaction per run: lock the source; delete what the run replaces of its source (the
+billing periods a FOCUS delivery is for, or a Cost Explorer window's days); COPY the new records;
+settle precedence with other sources of the same charges (see ``BILLING_DATA``); roll them up;
+record this run's reading of every (billing period, day, service, account, currency) (zero for
+keys that disappeared); compare each with the key's previous reading and record an
 adjustment when it moved more than 2 % and more than the floor; bump the tenant's data version.
 Readers see the old window or the new one, never a mix, and never a total older than the last
 committed run.
@@ -19,9 +21,9 @@ from typing import Any
 import pyarrow as pa
 import structlog
 
-from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus
+from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus, SourceKind
 from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, plain_decimal, resource_key
-from valdrix.costs.repository import RECORD_COLUMNS, CostRepository, ReadingKey
+from valdrix.costs.repository import RECORD_COLUMNS, CostRepository, ReadingKey, ReplaceScope
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.observability import metrics
@@ -31,6 +33,14 @@ log = structlog.get_logger(__name__)
 
 RESTATEMENT_PERCENT = Decimal(2)
 ZERO = Decimal(0)
+# Precedence between sources of the same charges (account and billing period): billing data
+# (FOCUS, what the invoice is made of) over day totals (Cost Explorer); among deliveries of
+# billing data, the newest.
+BILLING_DATA = (SourceKind.focus_file.value,)
+SUPERSEDED_BY_BILLING_DATA = (SourceKind.focus_file.value, SourceKind.aws_cost_explorer.value)
+# A change too large to read as a percentage (a fraction of a cent becoming dollars) is shown
+# as the old and new amounts alone; the column holds 8 integer digits.
+MAX_CHANGE_PERCENT = Decimal("99999999.9999")
 
 
 async def commit_batch(
@@ -70,11 +80,19 @@ async def commit_batch(
         )
         session.add(run)
         await session.flush()
-        previous = await costs.latest_readings(source.id, batch.window_start, batch.window_end)
-        await costs.delete_window(source.id, batch.window_start, batch.window_end)
+        scope = ReplaceScope(source.id, batch.window_start, batch.window_end, batch.billing_periods)
+        previous = await costs.latest_readings(scope)
+        await costs.delete_scope(scope)
         run.records_written = await costs.copy_records(_rows(records, tenant_id, source.id, run.id))
-        await costs.roll_up(source.id, batch.window_start, batch.window_end)
-        readings = await costs.window_readings(source.id, batch.window_start, batch.window_end)
+        if batch.source_kind in BILLING_DATA:
+            await costs.roll_up(scope)
+            superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
+            if superseded:
+                run.details = {**run.details, "superseded": superseded}
+        else:
+            run.records_written -= await costs.drop_covered_by(scope, BILLING_DATA)
+            await costs.roll_up(scope)
+        readings = await costs.scope_readings(scope)
         adjustments = _record_readings(runtime, costs, run, previous, readings)
         run.adjustments = len(adjustments)
         await costs.bump_version(tenant_id, utcnow())
@@ -127,13 +145,14 @@ def _record_readings(
     new_readings: list[CostReading] = []
     adjustments: list[CostAdjustment] = []
     for key in readings.keys() | previous.keys():
-        day, service, account, currency = key
+        period, day, service, account, currency = key
         billed, effective, preliminary = readings.get(key, (ZERO, ZERO, False))
         new_readings.append(
             CostReading(
                 tenant_id=run.tenant_id,
                 source_id=run.source_id,
                 run_id=run.id,
+                billing_period_start=period,
                 day=day,
                 service=service,
                 account=account,
@@ -162,9 +181,7 @@ def _record_readings(
                     currency=currency,
                     old_billed_cost=before.billed_cost,
                     new_billed_cost=billed,
-                    change_percent=None
-                    if before.billed_cost == 0
-                    else (change * 100 / abs(before.billed_cost)).quantize(Decimal("0.0001")),
+                    change_percent=_change_percent(before.billed_cost, change),
                     old_preliminary=before.preliminary,
                     new_preliminary=preliminary,
                 )
@@ -172,6 +189,13 @@ def _record_readings(
     costs.add_all(new_readings)
     costs.add_all(adjustments)
     return adjustments
+
+
+def _change_percent(before: Decimal, change: Decimal) -> Decimal | None:
+    if before == 0:
+        return None
+    percent = (change * 100 / abs(before)).quantize(Decimal("0.0001"))
+    return percent if abs(percent) <= MAX_CHANGE_PERCENT else None
 
 
 def _announce(run: CostRun, adjustments: list[CostAdjustment]) -> None:

@@ -31,6 +31,8 @@ KEY_FIELDS = [
     pa.field("charge_class", pa.string()),
     pa.field("pricing_unit", pa.string()),
     pa.field("tags", pa.string()),  # JSON object text, or null
+    pa.field("billing_period_start", pa.date32(), nullable=False),
+    pa.field("billing_period_end", pa.date32()),  # FOCUS: when preliminary data turns final
     pa.field("preliminary", pa.bool_(), nullable=False),
 ]
 SUM_FIELDS = [
@@ -48,7 +50,12 @@ SUM_NAMES = [f.name for f in SUM_FIELDS]
 
 @dataclass
 class SourceBatch:
-    """Everything a source read, ready to reconcile: records and the window they replace."""
+    """Everything a source read, ready to reconcile: records and what they replace.
+
+    A delivery of billing data (FOCUS) replaces the ``billing_periods`` it is for, whatever
+    days its rows fall on; a source of day totals (Cost Explorer) replaces its days. The window
+    covers every day of the records either way.
+    """
 
     source_kind: str
     source_key: str
@@ -57,6 +64,11 @@ class SourceBatch:
     records: pa.Table  # RECORD_SCHEMA
     rows_read: int
     details: dict[str, Any] = field(default_factory=dict)
+    billing_periods: list[dt.date] | None = None
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
 
 
 def resource_key(resource_id: str | None) -> str | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import ColumnElement, FromClause, Table, and_, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,16 +28,48 @@ from valdrix.jobs.enqueue import driver_connection
 
 RECORD_COLUMNS = [
     "tenant_id", "day", "source_id", "run_id", "currency", "provider", "billing_account_id",
-    "sub_account_id", "service", "region", "charge_category", "preliminary", "billed_cost",
+    "sub_account_id", "service", "region", "charge_category", "billing_period_start",
+    "billing_period_end", "preliminary", "billed_cost",
     "effective_cost", "list_cost", "service_category", "charge_class", "resource_id",
     "resource_key", "resource_type", "pricing_unit", "contracted_cost", "pricing_quantity",
     "consumed_quantity", "tags", "source_rows",
 ]  # fmt: skip
 DAILY_KEYS = [
     "tenant_id", "day", "source_id", "run_id", "currency", "provider", "billing_account_id",
-    "sub_account_id", "service", "region", "charge_category", "preliminary",
+    "sub_account_id", "service", "region", "charge_category", "billing_period_start",
+    "billing_period_end", "preliminary",
 ]  # fmt: skip
-ReadingKey = tuple[dt.date, str, str, str]  # day, service, account, currency
+ReadingKey = tuple[dt.date, dt.date, str, str, str]  # period, day, service, account, currency
+AnyTable = Table | FromClause
+
+
+def charged_account(table: AnyTable) -> ColumnElement[str]:
+    """The account charges belong to: the sub-account (AWS linked account, Azure subscription,
+    GCP project), else the billing account."""
+    return func.coalesce(table.c.sub_account_id, table.c.billing_account_id)
+
+
+@dataclass(frozen=True)
+class ReplaceScope:
+    """What a run replaces of its source: the billing periods it is for, or, for a source
+    without periods (Cost Explorer), its days [start, end)."""
+
+    source_id: uuid.UUID
+    start: dt.date
+    end: dt.date
+    periods: list[dt.date] | None
+
+    def of(self, table: AnyTable) -> ColumnElement[bool]:
+        if self.periods is None:
+            return and_(
+                table.c.source_id == self.source_id,
+                table.c.day >= self.start,
+                table.c.day < self.end,
+            )
+        return and_(
+            table.c.source_id == self.source_id,
+            table.c.billing_period_start.in_(self.periods),
+        )
 
 
 class CostRepository:
@@ -73,16 +106,69 @@ class CostRepository:
             {"start": start, "end": end},
         )
 
-    async def delete_window(self, source_id: uuid.UUID, start: dt.date, end: dt.date) -> int:
-        deleted = 0
+    async def delete_scope(self, scope: ReplaceScope) -> None:
         for table in (cost_records, cost_daily):
-            result = await self.session.execute(
-                delete(table).where(
-                    table.c.source_id == source_id, table.c.day >= start, table.c.day < end
-                )
+            await self.session.execute(delete(table).where(scope.of(table)))
+
+    async def supersede_other_sources(
+        self, scope: ReplaceScope, kinds: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Delete what sources of ``kinds`` other than this one hold of the (account, billing
+        period) pairs this run now holds: the same charges never count twice. Returns what was
+        superseded, per source and account."""
+        mine = select(charged_account(cost_daily), cost_daily.c.billing_period_start).where(
+            scope.of(cost_daily)
+        )
+        others = and_(
+            cost_daily.c.source_id != scope.source_id,
+            cost_daily.c.source_id.in_(select(CostSource.id).where(CostSource.kind.in_(kinds))),
+            tuple_(charged_account(cost_daily), cost_daily.c.billing_period_start).in_(mine),
+        )
+        found = await self.session.execute(
+            select(CostSource.key, charged_account(cost_daily), cost_daily.c.billing_period_start)
+            .join(CostSource, CostSource.id == cost_daily.c.source_id)
+            .where(others)
+            .distinct()
+            .order_by(
+                CostSource.key, charged_account(cost_daily), cost_daily.c.billing_period_start
             )
-            deleted += result.rowcount if table is cost_records else 0  # type: ignore[attr-defined]
-        return deleted
+        )
+        superseded: dict[tuple[str, str], list[str]] = {}
+        for key, account, period in found:
+            superseded.setdefault((key, account), []).append(period.isoformat())
+        if superseded:
+            for table in (cost_records, cost_daily):
+                await self.session.execute(
+                    delete(table).where(
+                        table.c.source_id != scope.source_id,
+                        table.c.source_id.in_(
+                            select(CostSource.id).where(CostSource.kind.in_(kinds))
+                        ),
+                        tuple_(charged_account(table), table.c.billing_period_start).in_(mine),
+                    )
+                )
+        return [
+            {"source": key, "account": account, "periods": periods}
+            for (key, account), periods in superseded.items()
+        ]
+
+    async def drop_covered_by(self, scope: ReplaceScope, kinds: Sequence[str]) -> int:
+        """Delete this run's records of (account, billing period) pairs that sources of
+        ``kinds`` already hold (a lower-precedence source yields to them)."""
+        covered = (
+            select(charged_account(cost_daily), cost_daily.c.billing_period_start)
+            .join(CostSource, CostSource.id == cost_daily.c.source_id)
+            .where(CostSource.kind.in_(kinds))
+        )
+        result = await self.session.execute(
+            delete(cost_records).where(
+                scope.of(cost_records),
+                tuple_(charged_account(cost_records), cost_records.c.billing_period_start).in_(
+                    covered
+                ),
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def copy_records(self, rows: Iterable[Sequence[Any]]) -> int:
         """Bulk-load the rows (in ``RECORD_COLUMNS`` order) on the session's own connection, so
@@ -113,9 +199,9 @@ class CostRepository:
             await cursor.execute("TRUNCATE cost_records_load")
         return written
 
-    async def roll_up(self, source_id: uuid.UUID, start: dt.date, end: dt.date) -> None:
-        """The source's records in the window without resources and tags, for the reads that
-        need neither (called after the window was replaced, so they are the new run's)."""
+    async def roll_up(self, scope: ReplaceScope) -> None:
+        """The source's records in the scope without resources and tags, for the reads that
+        need neither (called after the scope was replaced, so they are the new run's)."""
         keys = [cost_records.c[name] for name in DAILY_KEYS]
         rolled = (
             select(
@@ -124,11 +210,7 @@ class CostRepository:
                 func.sum(cost_records.c.effective_cost),
                 func.sum(cost_records.c.list_cost),
             )
-            .where(
-                cost_records.c.source_id == source_id,
-                cost_records.c.day >= start,
-                cost_records.c.day < end,
-            )
+            .where(scope.of(cost_records))
             .group_by(*keys)
         )
         await self.session.execute(
@@ -137,55 +219,48 @@ class CostRepository:
             )
         )
 
-    async def window_readings(
-        self, source_id: uuid.UUID, start: dt.date, end: dt.date
+    async def scope_readings(
+        self, scope: ReplaceScope
     ) -> dict[ReadingKey, tuple[Decimal, Decimal, bool]]:
-        """Totals per (day, service, account, currency) of the source's data in the window."""
-        account = func.coalesce(cost_daily.c.sub_account_id, cost_daily.c.billing_account_id)
+        """Totals per (billing period, day, service, account, currency) of the source's data
+        in the scope."""
+        account = charged_account(cost_daily)
+        keys = (
+            cost_daily.c.billing_period_start,
+            cost_daily.c.day,
+            cost_daily.c.service,
+            account,
+            cost_daily.c.currency,
+        )
         rows = await self.session.execute(
             select(
-                cost_daily.c.day,
-                cost_daily.c.service,
-                account,
-                cost_daily.c.currency,
+                *keys,
                 func.sum(cost_daily.c.billed_cost),
                 func.sum(cost_daily.c.effective_cost),
                 func.bool_or(cost_daily.c.preliminary),
             )
-            .where(
-                cost_daily.c.source_id == source_id,
-                cost_daily.c.day >= start,
-                cost_daily.c.day < end,
-            )
-            .group_by(cost_daily.c.day, cost_daily.c.service, account, cost_daily.c.currency)
+            .where(scope.of(cost_daily))
+            .group_by(*keys)
         )
-        return {(d, s, a, c): (b, e, p) for d, s, a, c, b, e, p in rows}
+        return {(p, d, s, a, c): (b, e, pre) for p, d, s, a, c, b, e, pre in rows}
 
-    async def latest_readings(
-        self, source_id: uuid.UUID, start: dt.date, end: dt.date
-    ) -> dict[ReadingKey, CostReading]:
-        """The last reading of every key of the source in the window (before this run)."""
+    async def latest_readings(self, scope: ReplaceScope) -> dict[ReadingKey, CostReading]:
+        """The last reading of every key of the source in the scope (before this run)."""
+        readings = CostReading.__table__
+        keys = (
+            CostReading.billing_period_start,
+            CostReading.day,
+            CostReading.service,
+            CostReading.account,
+            CostReading.currency,
+        )
         rows = await self.session.scalars(
             select(CostReading)
-            .where(
-                CostReading.source_id == source_id,
-                CostReading.day >= start,
-                CostReading.day < end,
-            )
-            .ext(
-                distinct_on(
-                    CostReading.day, CostReading.service, CostReading.account, CostReading.currency
-                )
-            )
-            .order_by(
-                CostReading.day,
-                CostReading.service,
-                CostReading.account,
-                CostReading.currency,
-                CostReading.id.desc(),
-            )
+            .where(scope.of(readings))
+            .ext(distinct_on(*keys))
+            .order_by(*keys, CostReading.id.desc())
         )
-        return {(r.day, r.service, r.account, r.currency): r for r in rows}
+        return {(r.billing_period_start, r.day, r.service, r.account, r.currency): r for r in rows}
 
     def add_all(self, rows: Iterable[CostReading | CostAdjustment]) -> None:
         self.session.add_all(list(rows))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.costs.focus import FocusRejected, read_focus
@@ -96,6 +97,8 @@ class CostQuery:
     start: dt.date
     end: dt.date
     group_by: list[str]
+    # Preliminary billing data whose period ended before this day reads as final.
+    final_before: dt.date
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,9 @@ class CostAnswer:
     truncated: bool
 
 
-def parse_query(start: dt.date, end: dt.date, group_by: str | None) -> CostQuery:
+def parse_query(
+    start: dt.date, end: dt.date, group_by: str | None, *, final_before: dt.date
+) -> CostQuery:
     if end <= start:
         raise InvalidInput("end must be after start (end is exclusive)")
     if (end - start).days > MAX_RANGE_DAYS:
@@ -118,7 +123,7 @@ def parse_query(start: dt.date, end: dt.date, group_by: str | None) -> CostQuery
         if group not in DAILY_GROUPS and group != "resource" and not _tag_key(group):
             allowed = ", ".join([*DAILY_GROUPS, *RECORD_ONLY_GROUPS])
             raise InvalidInput(f"group_by {group!r} is not one of {allowed}")
-    return CostQuery(start, end, groups)
+    return CostQuery(start, end, groups, final_before)
 
 
 def _tag_key(group: str) -> str | None:
@@ -136,7 +141,7 @@ async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) 
     for _ in range(3):
         version = await costs.data_version()
         rows, truncated = await _grouped(session, query)
-        totals, _ = await _grouped(session, CostQuery(query.start, query.end, []))
+        totals, _ = await _grouped(session, dataclasses.replace(query, group_by=[]))
         if await costs.data_version() == version:
             break
     return CostAnswer(rows, totals, version, truncated)
@@ -154,7 +159,11 @@ async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[s
         else:
             dimensions[group] = cost_records.c.tags[_tag_key(group)].astext
     billed, effective = table.c.billed_cost, table.c.effective_cost
-    preliminary = table.c.preliminary
+    # Evaluated now, not at import: billing data turns final when its period has closed.
+    preliminary = and_(
+        table.c.preliminary,
+        or_(table.c.billing_period_end.is_(None), table.c.billing_period_end > query.final_before),
+    )
     statement = (
         select(
             table.c.currency,
