@@ -33,7 +33,6 @@ def cents(amounts: dict[str, Any], column: str) -> dict[str, Decimal]:
     return {currency: Decimal(value[column]).quantize(CENT) for currency, value in amounts.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="a second billing currency rejects the file")
 async def test_a_file_billed_in_two_currencies_is_imported_and_totalled_per_currency(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:

@@ -4,9 +4,13 @@ Tolerant of what real exports do: literal ``NULL`` for null, timestamps with or 
 ``Z``, tags as JSON text (Azure's without the braces), ``x_`` and other custom columns (their
 names are noted on the run, their values not stored). Strict about what the numbers depend on:
 the mandatory columns must be there, costs must be numbers, charge periods must be timestamps,
-one billing currency per file, and charge categories from the specification. Any invalid row
-rejects the whole file, with the first errors (row, column, reason); nothing is stored. So does
-a file that cannot be read at all, or that holds more than one import may (``focus_streams``).
+every row must name its billing currency, and charge categories come from the specification.
+Any invalid row rejects the whole file, with the first errors (row, column, reason); nothing is
+stored. So does a file that cannot be read at all, or that holds more than one import may
+(``focus_streams``).
+
+A file may be billed in several currencies (consolidated billing): records are kept per
+currency, and amounts are never summed across currencies.
 
 Rows are summed exactly (decimal) per day and key as they stream, so memory holds one batch and
 the daily records, never the file.
@@ -80,7 +84,7 @@ class _Reading:
     rows: int = 0
     rejected_rows: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-    currency: str | None = None
+    currencies: set[str] = field(default_factory=set)
     partials: list[pa.Table] = field(default_factory=list)
     tags: dict[str, str | None] = field(default_factory=dict)
     first_day: dt.date | None = None
@@ -162,7 +166,9 @@ def read_focus_files(
             "format": ",".join(sorted(formats)),
             "file_name": files[0][1] if len(files) == 1 else f"{len(files)} files",
             "files": [name for _, name in files][:100],
-            "currency": reading.currency,
+            "currencies": sorted(reading.currencies),
+            # The one currency of a single-currency import, as runs have always said.
+            "currency": next(iter(reading.currencies)) if len(reading.currencies) == 1 else None,
             "columns_kept_aside": sorted(c for c in columns if c not in KNOWN),
             "billing_periods": [period.isoformat() for period in periods],
         },
@@ -226,14 +232,7 @@ def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
         )
     currency = _column(batch, "BillingCurrency")
     _flag(reading, pc.is_null(currency), offset, "BillingCurrency", "is empty")
-    for value in pc.unique(pc.drop_null(currency)).to_pylist():
-        if reading.currency is None:
-            reading.currency = value
-        elif value != reading.currency:
-            bad = pc.equal(currency, value)
-            _flag(
-                reading, bad, offset, "BillingCurrency", f"{value} differs from {reading.currency}"
-            )
+    reading.currencies.update(pc.unique(pc.drop_null(currency)).to_pylist())
     category = pc.utf8_lower(pc.utf8_trim_whitespace(_column(batch, "ChargeCategory")))
     known = pc.is_in(category, value_set=pa.array(list(CHARGE_CATEGORIES)))
     _flag(
