@@ -6,7 +6,7 @@ boundary cases and then generated requests (valid and invalid) to the real API, 
 status codes, content types, headers and bodies as the schema documents them, valid data
 accepted and invalid data refused, a 405 with the right ``Allow`` for undeclared methods.
 
-The run is bounded for CI (a fixed seed, a few examples per operation: about a minute on two
+The run is bounded for CI (a fixed seed, 20 examples per operation: one to two minutes on two
 cores); ``VALDRIX_FUZZ_LONG=1`` runs 25 times as many examples per operation.
 
 The API runs in its own process: its procrastinate App and database pools belong to one event
