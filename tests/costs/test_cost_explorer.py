@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text, update
 
+from tests.costs.test_replace_rules import focus_rows, upload, write
 from tests.jobs.helpers import retire_tenant_jobs
 from tests.scanning.engine_fixtures import (
     ACCOUNT_ID,
@@ -475,3 +476,36 @@ async def test_daily_schedule_queues_one_import_per_active_aws_connection(
     assert (schedule_daily, DAY_SECONDS) in [
         (task, interval(runtime.settings)) for task, interval in PERIODIC_TASKS
     ]
+
+
+# --- precedence ---------------------------------------------------------------------------------
+
+
+async def test_focus_data_wins_over_cost_explorer_for_the_same_account_and_month(
+    runtime: Runtime,
+    aws_endpoint: str,
+    fault_proxy: Callable[..., FaultProxy],
+    make_tenant: Any,
+    client: httpx.AsyncClient,
+    tmp_path: Any,
+) -> None:
+    proxy = fault_proxy(deny_operations={"DescribeOrganization"})  # one account, not a payer
+    importer = aws_runtime(runtime, proxy.url)
+    tenant = await make_tenant()
+    connection = await register_connection(importer, tenant.tenant_id, regions=[HEALTHY_REGION])
+    yesterday = days_ago(1)
+    cost_explorer_day = ce_page(ce_day(yesterday, {(EC2, "us-east-1"): "30.00"}, estimated=True))
+    inject(aws_endpoint, cost_explorer_day)
+    await ingest_cost_explorer(importer, tenant.tenant_id, connection.id, today=TODAY)
+    focus = focus_rows(yesterday.replace(day=1), {yesterday: Decimal("31.00")}, account=ACCOUNT_ID)
+
+    run = await upload(client, tenant, write(tmp_path / "march.csv", focus))
+    inject(aws_endpoint, cost_explorer_day)
+    again = await ingest_cost_explorer(importer, tenant.tenant_id, connection.id, today=TODAY)
+
+    assert run["details"]["superseded"] == [
+        {"source": f"aws-ce:{connection.id}", "account": ACCOUNT_ID, "periods": ["2026-03-01"]}
+    ]
+    assert again.records_written == 0
+    daily = await daily_costs(importer, tenant.tenant_id)
+    assert sum(row["billed_cost"] for row in daily.values()) == Decimal("31.00")

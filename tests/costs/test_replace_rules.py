@@ -205,3 +205,24 @@ async def test_a_month_becomes_final_after_its_close_without_a_reimport(
     assert revalidated.status_code == 200, "an ETag must not vouch for flags that have flipped"
     adjustments = (await client.get("/api/v1/costs/adjustments", headers=tenant.auth)).json()
     assert adjustments == [], "the flip is not a restatement"
+
+
+async def test_a_restatement_too_large_for_a_percentage_is_recorded_with_its_amounts(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tenant = await make_tenant()
+    day = {dt.date(2026, 4, 2): Decimal("0.0000008")}
+    await upload(client, tenant, write(tmp_path / "tiny.csv", focus_rows(APRIL, day)))
+
+    run = await upload(
+        client,
+        tenant,
+        write(tmp_path / "large.csv", focus_rows(APRIL, {dt.date(2026, 4, 2): Decimal("5")})),
+    )
+
+    assert run["adjustments"] == 1
+    [adjustment] = (await client.get("/api/v1/costs/adjustments", headers=tenant.auth)).json()
+    old, new = adjustment["old_billed_cost"], adjustment["new_billed_cost"]
+    assert "E" not in old + new, "amounts are plain decimals"
+    assert (Decimal(old), Decimal(new)) == (Decimal("0.0000008"), Decimal("5"))
+    assert adjustment["change_percent"] is None

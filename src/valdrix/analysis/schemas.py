@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from valdrix.analysis.models import AnalysisStatus, ScanAnalysis
+from valdrix.kit.money import PlainDecimal
 
 
 class AnalysisOut(BaseModel):
@@ -19,7 +20,7 @@ class AnalysisOut(BaseModel):
     result: dict[str, Any] | None
     provider: str | None = None
     model: str | None = None
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: PlainDecimal = Decimal(0)
     attempts: int = 0
     queued_at: dt.datetime | None = None
     next_attempt_at: dt.datetime | None = None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from valdrix.kit.money import PlainDecimal
 
 
 class CostRunOut(BaseModel):
@@ -42,9 +43,9 @@ class CostAdjustmentOut(BaseModel):
     service: str
     account: str
     currency: str
-    old_billed_cost: Decimal
-    new_billed_cost: Decimal
-    change_percent: Decimal | None
+    old_billed_cost: PlainDecimal
+    new_billed_cost: PlainDecimal
+    change_percent: PlainDecimal | None
     old_preliminary: bool
     new_preliminary: bool
     created_at: dt.datetime

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
+
+from valdrix.kit.money import PlainDecimal
 
 MAX_LIMIT_USD = Decimal("1000000")
 # Money goes out as a plain decimal string, never in exponent form (an operator's "1E+1").
-Usd = Annotated[Decimal, PlainSerializer(lambda amount: f"{amount:f}", return_type=str)]
+Usd = PlainDecimal
 
 
 class BudgetPatch(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from valdrix.kit.money import PlainDecimal
 from valdrix.scanning.models import FindingStatus, ScanStatus
 
 
@@ -44,7 +45,7 @@ class ScanOut(BaseModel):
     finished_at: dt.datetime | None
     resources_seen: int
     findings_count: int
-    monthly_waste_usd: Decimal
+    monthly_waste_usd: PlainDecimal
 
 
 class ScanDetailOut(ScanOut):
@@ -65,7 +66,7 @@ class FindingOut(BaseModel):
     resource_name: str | None
     reason: str
     status: FindingStatus
-    monthly_cost_usd: Decimal | None
+    monthly_cost_usd: PlainDecimal | None
     cost_basis: str = Field(description="`list_price` (shipped catalog) or `unknown`")
     price_detail: dict[str, Any]
     evidence: dict[str, Any]
@@ -101,11 +102,11 @@ class WasteSummaryRow(BaseModel):
     provider: str
     detector: str
     open_findings: int
-    monthly_usd: Decimal
+    monthly_usd: PlainDecimal
 
 
 class WasteSummaryOut(BaseModel):
-    total_monthly_usd: Decimal
+    total_monthly_usd: PlainDecimal
     open_findings: int
     by_detector: list[WasteSummaryRow]
     by_provider: dict[str, Decimal]
