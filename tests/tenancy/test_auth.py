@@ -555,3 +555,21 @@ async def test_token_whose_email_is_not_verified_is_refused(hs256_browser, make_
 
     body = assert_problem(await hs256_browser.get("/api/v1/auth/me", headers=bearer(token)), 401)
     assert "verified" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "script", "expires_in_days": True}, "body.expires_in_days"),
+        ({"name": "   "}, "body.name"),
+    ],
+    ids=["true-as-days", "blank-name"],
+)
+async def test_an_api_key_needs_a_visible_name_and_a_number_of_days(
+    client, make_tenant, body, field
+):
+    tenant = await make_tenant()
+
+    response = await client.post("/api/v1/api-keys", json=body, headers=tenant.auth)
+
+    assert assert_problem(response, 422)["detail"].startswith(f"{field}: ")

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, IPvAnyAddress, field_validator
 
 from valdrix.tenancy.models import Role, Tier
 
@@ -60,9 +60,17 @@ class MemberPatch(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")  # something visible
     role: Role = Role.viewer
     expires_in_days: int | None = Field(default=None, gt=0, le=3650)
+
+    @field_validator("expires_in_days", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # JSON true is no number of days (lax mode would read it as 1).
+        if isinstance(value, bool):
+            raise ValueError("must be a number of days, not true or false")
+        return value
 
 
 class ApiKeyOut(BaseModel):
