@@ -26,8 +26,6 @@ from tests.scanning.engine_fixtures import assert_problem
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-NOT_YET = pytest.mark.xfail(strict=True, reason="refused without the row, or not refused")
-
 
 @dataclass(frozen=True)
 class Refusal:
@@ -107,7 +105,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], Refusal]] = {
         lambda p: with_value(p, "ChargePeriodStart", "9999-12-31T00:00:00Z"),
         Refusal(3, "ChargePeriodStart", ("9999-12-31",)),
     ),
-    # Already refused with the reason: kept here for the CLI.
+    # Through the API in test_unreadable_imports; here for the CLI.
     "empty": (lambda p: damaged("empty", p.parent), Refusal(None, None, ("the file is empty",))),
     "truncated-gzip": (
         lambda p: damaged("truncated-gzip", p.parent),
@@ -118,7 +116,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], Refusal]] = {
         Refusal(None, None, ("not a readable Parquet file",)),
     ),
 }
-FAILING = set(CASES) - {"empty", "truncated-gzip", "truncated-parquet"}
+THROUGH_THE_API = sorted(set(CASES) - {"empty", "truncated-gzip", "truncated-parquet"})
 
 
 def make(kind: str, directory: Path) -> tuple[Path, Refusal]:
@@ -132,7 +130,7 @@ def assert_points_at(error: dict[str, Any], refusal: Refusal) -> None:
         assert words in error["reason"], error
 
 
-@pytest.mark.parametrize("kind", [pytest.param(kind, marks=NOT_YET) for kind in sorted(FAILING)])
+@pytest.mark.parametrize("kind", THROUGH_THE_API)
 async def test_an_unreadable_row_or_value_is_a_422_naming_it_and_stores_only_the_rejected_run(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path, kind: str
 ) -> None:
@@ -155,9 +153,8 @@ async def test_an_unreadable_row_or_value_is_a_422_naming_it_and_stores_only_the
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param(kind, marks=NOT_YET) if kind in FAILING else kind
-        for kind in ("empty", "truncated-gzip", "truncated-parquet", "semicolons",
-                     "windows-1252", "short-row-700", "cost-past-numeric-24-10")
+        "empty", "truncated-gzip", "truncated-parquet", "semicolons", "windows-1252",
+        "short-row-700", "cost-past-numeric-24-10",
     ],
 )  # fmt: skip
 async def test_the_cli_refuses_the_same_inputs_with_a_readable_message_and_exit_1(

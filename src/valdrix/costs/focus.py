@@ -4,7 +4,8 @@ Tolerant of what real exports do: literal ``NULL`` for null, timestamps with or 
 ``Z``, tags as JSON text (Azure's without the braces), ``x_`` and other custom columns (their
 names are noted on the run, their values not stored). Strict about what the numbers depend on:
 the mandatory columns must be there, costs must be numbers, charge periods must be timestamps,
-every row must name its billing currency, and charge categories come from the specification.
+every row must name its billing currency (an ISO 4217 code), charge categories come from the
+specification, and every value must fit where it is stored (``focus_values``).
 Any invalid row rejects the whole file, with the first errors (row, column, reason); nothing is
 stored. So does a file that cannot be read at all, or that holds more than one import may
 (``focus_streams``).
@@ -19,11 +20,9 @@ the daily records, never the file.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,21 @@ from valdrix.costs.focus_streams import (
     NotImportable,
     open_focus_file,
 )
-from valdrix.costs.records import DECIMAL, KEY_NAMES, RECORD_SCHEMA, SUM_NAMES, SourceBatch
+from valdrix.costs.focus_values import (
+    CURRENCY,
+    CURRENCY_REASON,
+    DAY_REASON,
+    MAX_SPAN_DAYS,
+    TEXT_COLUMNS,
+    digits_before_point,
+    implausible_days,
+    overflowing_days,
+    tags_as_json,
+    to_decimal,
+    too_large,
+    unstorable_text,
+)
+from valdrix.costs.records import KEY_NAMES, RECORD_SCHEMA, SUM_NAMES, SourceBatch
 
 MANDATORY = (
     "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId",
@@ -67,9 +80,11 @@ class FocusRejected(Exception):
 
     def __init__(self, errors: list[dict[str, Any]], rows_read: int, rows_rejected: int) -> None:
         first = errors[0] if errors else {}
-        where = f"row {first['row']}, " if first.get("row") else ""
-        column = f"column {first['column']}: " if first.get("column") else ""
-        super().__init__(f"{where}{column}{first.get('reason', 'invalid file')}")
+        where = [f"{name} {first[name]}" for name in ("row", "column") if first.get(name)]
+        prefix = (f"{first['file']}: " if first.get("file") else "") + (
+            ", ".join(where) + ": " if where else ""
+        )
+        super().__init__(prefix + first.get("reason", "invalid file"))
         self.errors = errors
         self.rows_read = rows_read
         self.rows_rejected = rows_rejected
@@ -137,7 +152,7 @@ def read_focus_files(
         try:
             with closing(open_focus_file(path, name, known=KNOWN, budget=budget)) as stream:
                 formats.add(stream.format)
-                _check_columns(stream.columns, reading.file)
+                _check_columns(stream.columns, reading.file, reading.rows)
                 columns.update(stream.columns)
                 offset = 0
                 for batch in stream.batches:
@@ -146,13 +161,16 @@ def read_focus_files(
                     offset += batch.num_rows
                     reading.rows += batch.num_rows
         except NotImportable as refused:
-            reading.error(None, None, str(refused))
-            raise FocusRejected(reading.errors, reading.rows, reading.rejected_rows) from refused
+            reading.error(refused.row, refused.column, refused.reason)
+            rejected = reading.rejected_rows + (refused.row is not None)
+            raise FocusRejected(reading.errors, reading.rows, rejected) from refused
     if reading.errors:
         raise FocusRejected(reading.errors, reading.rows, max(reading.rejected_rows, 1))
     if not reading.rows:
         raise FocusRejected([{"row": None, "column": None, "reason": "the file has no rows"}], 0, 0)
+    _check_span(reading)
     records = _merge(reading)
+    _check_sums(reading, records)
     assert reading.first_day is not None and reading.last_day is not None
     periods = sorted(pc.unique(records["billing_period_start"]).to_pylist())
     return SourceBatch(
@@ -176,7 +194,7 @@ def read_focus_files(
     )
 
 
-def _check_columns(columns: list[str], file: str | None) -> None:
+def _check_columns(columns: list[str], file: str | None, rows_read: int) -> None:
     missing = [name for name in MANDATORY if name not in columns]
     if missing:
         raise FocusRejected(
@@ -189,9 +207,35 @@ def _check_columns(columns: list[str], file: str | None) -> None:
                 }
                 for name in missing
             ],
-            0,
+            rows_read,
             0,
         )
+
+
+def _check_span(reading: _Reading) -> None:
+    """One import's days fit the months the database creates for it at once."""
+    assert reading.first_day is not None and reading.last_day is not None
+    if (reading.last_day - reading.first_day).days > MAX_SPAN_DAYS:
+        reason = (
+            f"the charge and billing days run from {reading.first_day} to {reading.last_day}:"
+            f" one import may span at most {MAX_SPAN_DAYS} days; split the export"
+        )
+        raise FocusRejected([{"row": None, "column": None, "reason": reason}], reading.rows, 0)
+
+
+def _check_sums(reading: _Reading, records: pa.Table) -> None:
+    """Rows that each fit can still add up past what a stored sum holds."""
+    errors = [
+        {
+            "row": None,
+            "column": column,
+            "reason": f"the rows of {day} add up to more than the {digits} digits before the"
+            " decimal point that are stored",
+        }
+        for column, day, digits in overflowing_days(records)
+    ]
+    if errors:
+        raise FocusRejected(errors, reading.rows, 0)
 
 
 def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
@@ -201,13 +245,22 @@ def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
     return batch.column(index)
 
 
-def _flag(reading: _Reading, bad: pa.Array, offset: int, column: str, reason: str) -> None:
-    """Record the rows where ``bad`` is true (data rows counted from 1 after the header)."""
+def _flag(
+    reading: _Reading,
+    bad: pa.Array,
+    offset: int,
+    column: str,
+    reason: str,
+    shown: pa.Array | None = None,
+) -> None:
+    """Record the rows where ``bad`` is true (data rows counted from 1 after the header), with
+    the row's value in ``shown`` before the reason if given ("1e30 is too large ...")."""
     positions = pc.indices_nonzero(pc.fill_null(bad, False))
     if len(positions):
         reading.rejected_rows += len(positions)
         for position in positions.to_pylist()[: MAX_ERRORS - len(reading.errors)]:
-            reading.error(offset + position + 1, column, reason)
+            value = "" if shown is None else f"{shown[position].as_py()} "
+            reading.error(offset + position + 1, column, value + reason)
 
 
 def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
@@ -218,21 +271,35 @@ def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
         _flag(reading, pc.invert(valid), offset, name, "not a number")
         if name in REQUIRED_NUMBERS:
             _flag(reading, pc.is_null(text), offset, name, "is empty")
+        number = pc.if_else(valid, text, pa.scalar(None, pa.string()))
+        digits = digits_before_point(name)
+        beyond = too_large(number, digits)
+        if beyond is not None:
+            reason = f"is too large to store: at most {digits} digits before the decimal point"
+            _flag(reading, beyond, offset, name, reason, shown=number)
+            number = pc.if_else(beyond, pa.scalar(None, pa.string()), number)
         # Exact decimals; digits past the 18th decimal place (a fraction of a nano-cent) are cut.
-        cut = pc.replace_substring_regex(text, r"^([-+]?\d*\.\d{18})\d+", r"\1")
-        numbers[name] = _to_decimal(pc.if_else(valid, cut, pa.scalar(None, pa.string())))
+        cut = pc.replace_substring_regex(number, r"^([-+]?\d*\.\d{18})\d+", r"\1")
+        numbers[name] = to_decimal(cut)
     days: dict[str, pa.Array] = {}
     for name in TIMESTAMPS:
         text = pc.utf8_trim_whitespace(_column(batch, name))
         valid = pc.match_substring_regex(text, TIMESTAMP)
         _flag(reading, pc.invert(valid), offset, name, "not a UTC timestamp (ISO 8601)")
         _flag(reading, pc.is_null(text), offset, name, "is empty")
-        days[name] = _to_date(
-            reading, pc.if_else(valid, text, pa.scalar(None, pa.string())), offset, name
-        )
+        day = _to_date(reading, pc.if_else(valid, text, pa.scalar(None, pa.string())), offset, name)
+        implausible = implausible_days(day)
+        if implausible is not None:
+            _flag(reading, implausible, offset, name, DAY_REASON, shown=day)
+        days[name] = day
     currency = _column(batch, "BillingCurrency")
     _flag(reading, pc.is_null(currency), offset, "BillingCurrency", "is empty")
-    reading.currencies.update(pc.unique(pc.drop_null(currency)).to_pylist())
+    coded = pc.match_substring_regex(currency, CURRENCY)
+    _flag(reading, pc.invert(coded), offset, "BillingCurrency", CURRENCY_REASON, shown=currency)
+    reading.currencies.update(pc.unique(pc.filter(currency, coded)).to_pylist())
+    for name in TEXT_COLUMNS:
+        for bad, reason in unstorable_text(name, _column(batch, name)):
+            _flag(reading, bad, offset, name, reason)
     category = pc.utf8_lower(pc.utf8_trim_whitespace(_column(batch, "ChargeCategory")))
     known = pc.is_in(category, value_set=pa.array(list(CHARGE_CATEGORIES)))
     _flag(
@@ -286,20 +353,6 @@ def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
     reading.partials.append(_sum_by_key(table))
 
 
-def _to_decimal(text: pa.Array) -> pa.Array:
-    try:
-        return pc.cast(text, DECIMAL)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # Arrow's cast refuses forms like "1e-7" or "5." for decimals; go value by value.
-        return pa.array(
-            [None if v is None else _decimal_text(v) for v in text.to_pylist()], DECIMAL
-        )
-
-
-def _decimal_text(value: str) -> Decimal:
-    return Decimal(value).quantize(Decimal("1e-18"))
-
-
 def _to_date(reading: _Reading, text: pa.Array, offset: int, column: str) -> pa.Array:
     """The UTC day of each timestamp; a well-formed but impossible date (2024-02-30) is an
     error on its row."""
@@ -323,28 +376,12 @@ def _tags(reading: _Reading, tags: pa.Array, offset: int) -> pa.Array:
     for value in pc.unique(pc.drop_null(tags)).to_pylist():
         if value in reading.tags:
             continue
-        parsed = _parse_tags(value)
-        if parsed is None:
-            bad = pc.equal(tags, value)
-            _flag(reading, bad, offset, "Tags", "not a JSON object of tags")
-        reading.tags[value] = None if parsed is None else json.dumps(parsed, sort_keys=True)
+        reading.tags[value], refused = tags_as_json(value)
+        if refused:
+            _flag(reading, pc.equal(tags, value), offset, "Tags", refused)
     mapping = pa.array(list(reading.tags.values()), pa.string())
     keys = pa.array(list(reading.tags.keys()), pa.string())
     return pc.take(mapping, pc.index_in(tags, value_set=keys))
-
-
-def _parse_tags(value: str) -> dict[str, Any] | None:
-    text = value.strip()
-    if not text or text in ("{}", "[]"):
-        return {}
-    for candidate in (text, "{" + text + "}"):  # Azure exports drop the braces
-        try:
-            parsed = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict):
-            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
-    return None
 
 
 def _remember_window(reading: _Reading, days: dict[str, pa.Array], account: pa.Array) -> None:

@@ -39,7 +39,14 @@ GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 
 class NotImportable(Exception):
-    """The file cannot be imported as it is: unreadable, or past a limit. Says why."""
+    """The file cannot be imported as it is: unreadable, or past a limit. Says why, and where
+    when that is known (``row`` counted from 1 after the header)."""
+
+    def __init__(self, reason: str, *, row: int | None = None, column: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.row = row
+        self.column = column
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ def _csv(path: Path, kind: str, known: Sequence[str], budget: DecompressedBudget
     compressed = kind == "csv.gz"
     header_line = _header_line(path, compressed)
     header = next(csv.reader([header_line]), [])
+    _check_delimiter(header, header_line)
     stream = _CountingStream(_open(path, compressed), budget, compressed)
     try:
         reader = pacsv.open_csv(
@@ -131,16 +139,104 @@ def _csv(path: Path, kind: str, known: Sequence[str], budget: DecompressedBudget
         )
     except pa.ArrowException as exc:
         stream.close()
-        raise NotImportable(f"not a readable CSV file: {exc}") from exc
+        raise _unreadable_csv(path, compressed, header, budget.limit, exc) from exc
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
         except pa.ArrowException as exc:
-            raise NotImportable(f"not a readable CSV file: {exc}") from exc
+            raise _unreadable_csv(path, compressed, header, budget.limit, exc) from exc
 
     columns = [name.lstrip("\ufeff") for name in header]
     return FocusStream(kind, columns, batches(), stream.close)
+
+
+def _check_delimiter(header: list[str], line: str) -> None:
+    """A header of one column that holds another separator was written for a spreadsheet in a
+    locale that uses it (Excel writes ';' where the decimal mark is a comma)."""
+    if len(header) == 1:
+        for delimiter in (";", "\t", "|"):
+            if delimiter in line:
+                raise NotImportable(
+                    f"not a readable CSV file: its columns look separated by {delimiter!r};"
+                    " FOCUS CSV separates them with ','"
+                )
+
+
+def _unreadable_csv(
+    path: Path, compressed: bool, header: list[str], limit: int, exc: pa.ArrowException
+) -> NotImportable:
+    """Arrow says why a CSV file cannot be read, but not on which row: find it."""
+    located = _first_unreadable_row(path, compressed, header, limit)
+    return located or NotImportable(f"not a readable CSV file: {exc}")
+
+
+def _first_unreadable_row(
+    path: Path, compressed: bool, header: list[str], limit: int
+) -> NotImportable | None:
+    """The first row (counted as Arrow does: from 1 after the header, blank lines skipped) that
+    is not UTF-8 or has another number of fields than the header, read again with Python's
+    csv module. Only a file already refused is read this way, and at most ``limit`` bytes of it."""
+    position = _Position()
+    with _open(path, compressed) as raw:
+        rows = csv.reader(_decoded_lines(raw, position, limit))
+        try:
+            next(rows, None)
+            row = 0
+            for fields in rows:
+                if not fields:
+                    continue
+                row += 1
+                if position.bad_byte is not None:
+                    return NotImportable(
+                        f"not UTF-8 text: byte 0x{position.bad_byte:02X} at byte offset"
+                        f" {position.bad_offset} (FOCUS CSV is UTF-8; was the file saved as"
+                        " Windows-1252 or Latin-1?)",
+                        row=row,
+                        column=_column_with_undecodable_byte(header, fields),
+                    )
+                if len(fields) != len(header):
+                    return NotImportable(
+                        f"has {len(fields)} fields where the header has {len(header)}", row=row
+                    )
+        except (csv.Error, *GZIP_ERRORS):
+            return None
+    return None
+
+
+@dataclass
+class _Position:
+    offset: int = 0  # bytes read so far
+    bad_offset: int | None = None  # of the first byte that is not UTF-8
+    bad_byte: int | None = None
+
+
+def _decoded_lines(
+    raw: gzip.GzipFile | io.BufferedReader, position: _Position, limit: int
+) -> Iterator[str]:
+    """The file's lines as text, noting the first byte that is not UTF-8 (kept as a lone
+    surrogate, so the row it is in can still be parsed)."""
+    while position.offset <= limit:
+        line = raw.readline(MAX_HEADER_CHARS)
+        if not line:
+            return
+        if len(line) == MAX_HEADER_CHARS and not line.endswith(b"\n"):
+            raise csv.Error("a line too long to look into")
+        if position.bad_byte is None:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                position.bad_offset = position.offset + exc.start
+                position.bad_byte = line[exc.start]
+        position.offset += len(line)
+        yield line.decode("utf-8", "surrogateescape")
+
+
+def _column_with_undecodable_byte(header: list[str], fields: list[str]) -> str | None:
+    for name, value in zip(header, fields, strict=False):
+        if any("\udc80" <= char <= "\udcff" for char in value):
+            return name.lstrip("\ufeff")
+    return None
 
 
 def _open(path: Path, compressed: bool) -> gzip.GzipFile | io.BufferedReader:
