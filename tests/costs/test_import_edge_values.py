@@ -28,7 +28,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 CENT = Decimal("0.01")
 
 
-@pytest.mark.xfail(strict=True, reason="the decimal fallback overflows Python's default context")
 async def test_a_tiny_number_in_exponent_form_beside_a_large_one_imports_exactly(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -47,7 +46,6 @@ async def test_a_tiny_number_in_exponent_form_beside_a_large_one_imports_exactly
     assert Decimal(total["billed_cost"]).quantize(CENT) == expected.quantize(CENT)
 
 
-@pytest.mark.xfail(strict=True, reason="Parquet text is not checked for UTF-8 before commit")
 async def test_parquet_text_that_is_not_utf8_is_refused_naming_row_and_column(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -73,7 +71,6 @@ async def test_parquet_text_that_is_not_utf8_is_refused_naming_row_and_column(
     assert_only_the_rejected_run(runs, problem)
 
 
-@pytest.mark.xfail(strict=True, reason="a long --source overflows the source key at commit")
 async def test_the_cli_refuses_a_source_name_longer_than_the_api_allows(
     make_tenant: Callable[..., Any],
     client: httpx.AsyncClient,

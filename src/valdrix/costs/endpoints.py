@@ -99,7 +99,7 @@ async def list_adjustments(
 async def import_focus(
     file: UploadFile,
     scope: MemberScope,
-    source: Annotated[str | None, Query(max_length=200)] = None,
+    source: Annotated[str | None, Query(max_length=service.MAX_SOURCE_CHARS)] = None,
 ) -> CostRunOut:
     """Upload a FOCUS export (CSV, gzip CSV or Parquet; up to VALDRIX_COSTS_MAX_UPLOAD_BYTES).
     It is imported as one run: committed whole, or rejected whole with the first errors (row,

@@ -303,17 +303,35 @@ def _parquet(path: Path, known: Sequence[str], budget: DecompressedBudget) -> Fo
     wanted = [c for c in known if c in names]
 
     def as_text() -> Iterator[pa.RecordBatch]:
+        offset = 0
         try:
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
                 budget.spend(batch.nbytes)
-                yield pa.RecordBatch.from_arrays(
-                    [_as_text(batch.column(i)) for i in range(batch.num_columns)],
-                    names=batch.schema.names,
-                )
+                columns = [_as_text(batch.column(i)) for i in range(batch.num_columns)]
+                for name, column in zip(batch.schema.names, columns, strict=True):
+                    _check_utf8(column, name, offset)
+                yield pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+                offset += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
             raise NotImportable(f"not a readable Parquet file: {exc}") from exc
 
     return FocusStream("parquet", names, as_text(), parquet.close)
+
+
+def _check_utf8(column: pa.Array, name: str, offset: int) -> None:
+    """Arrow takes a Parquet file's text to be UTF-8 without checking it; the database would
+    refuse it at commit."""
+    try:
+        column.validate(full=True)
+    except pa.ArrowInvalid:
+        for position, value in enumerate(column.cast(pa.binary()).to_pylist()):
+            try:
+                (value or b"").decode("utf-8")
+            except UnicodeDecodeError:
+                raise NotImportable(
+                    "not UTF-8 text", row=offset + position + 1, column=name
+                ) from None
+        raise
 
 
 def _as_text(column: pa.Array) -> pa.Array:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +23,7 @@ from valdrix.costs.models import cost_records
 from valdrix.costs.records import DECIMAL
 from valdrix.kit.input_guard import NUL, NUL_REASON, first_unstorable_text
 
+DECIMAL_CONTEXT = Context(prec=DECIMAL.precision)
 # FOCUS number columns and the record columns they are summed into.
 NUMBER_COLUMNS = {
     "BilledCost": "billed_cost",
@@ -70,7 +71,8 @@ def to_decimal(text: pa.Array) -> pa.Array:
 
 
 def _decimal_text(value: str) -> Decimal:
-    return Decimal(value).quantize(Decimal("1e-18"))
+    # Up to 20 digits before the point and 18 after: more than the default context's 28.
+    return Decimal(value).quantize(Decimal("1e-18"), context=DECIMAL_CONTEXT)
 
 
 def tags_as_json(value: str) -> tuple[str | None, str | None]:

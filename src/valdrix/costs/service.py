@@ -28,6 +28,8 @@ from valdrix.tenancy.auth import Principal
 MAX_GROUPS = 3
 MAX_ROWS = 5000
 MAX_RANGE_DAYS = 731
+# A source the user names (--source, ?source=) is stored as the key "focus:<name>".
+MAX_SOURCE_CHARS = 200
 
 
 class ImportRejected(InvalidInput):
@@ -53,6 +55,8 @@ async def import_focus_file(
 ) -> CostRun:
     """Import one FOCUS file as a run of its source (the billing accounts in it, unless
     ``source`` names another), replacing that source's data in the file's window."""
+    if source is not None and len(source) > MAX_SOURCE_CHARS:
+        raise InvalidInput(f"a source name may be at most {MAX_SOURCE_CHARS} characters")
     try:
         batch = await asyncio.to_thread(
             read_focus,
