@@ -189,28 +189,36 @@ async def test_a_proven_account_joins_another_tenant_only_by_signing_in_as_itsel
 # --- what a removed member leaves behind --------------------------------------------------------
 
 
-async def test_removing_a_member_stops_the_api_keys_they_created(client, new_browser, make_tenant):
-    tenant = await make_tenant()
-    admin_email, password = new_address("leaver"), secrets.token_urlsafe(16)
-    invited = await invite(client, tenant.auth, "admin", admin_email)
+async def admin_with_own_key(client, new_browser, tenant) -> tuple[dict, dict]:
+    """An admin who joined by invitation and made an admin API key while logged in; returns
+    (their membership, the key as issued)."""
+    email, password = new_address("admin"), secrets.token_urlsafe(16)
+    invited = await invite(client, tenant.auth, "admin", email)
     assert (await accept(client, invited["invite_token"], password)).is_success
     browser = new_browser()
-    csrf_token = await log_in(browser, admin_email, password)
+    csrf_token = await log_in(browser, email, password)
     made = await browser.post(
         "/api/v1/api-keys",
-        json={"name": "leaver's script", "role": "admin"},
+        json={"name": "admin script", "role": "admin"},
         headers={"X-CSRF-Token": csrf_token},
     )
-    key = made.json()["key"]
+    assert made.status_code == 201, made.text
+    return invited, made.json()
+
+
+async def test_removing_a_member_stops_the_api_keys_they_created(client, new_browser, make_tenant):
+    tenant = await make_tenant()
+    invited, made = await admin_with_own_key(client, new_browser, tenant)
+    key = made["key"]
     assert (await client.get("/api/v1/tenant", headers=bearer(key))).status_code == 200
 
     removed = await client.delete(f"/api/v1/members/{invited['id']}", headers=tenant.auth)
 
     assert removed.status_code == 204, removed.text
     assert_problem(await client.get("/api/v1/tenant", headers=bearer(key)), 401)
-    me_before = made.json()["created_by_user_id"]
+    me_before = made["created_by_user_id"]
     listed = (await client.get("/api/v1/api-keys", headers=tenant.auth)).json()
-    leavers_key = next(k for k in listed if k["id"] == made.json()["id"])
+    leavers_key = next(k for k in listed if k["id"] == made["id"])
     assert me_before is not None and leavers_key["created_by_user_id"] == me_before
     assert leavers_key["revoked_at"] is not None
 
@@ -237,17 +245,8 @@ async def test_a_demoted_members_api_keys_act_with_their_new_role_at_once(
     client, new_browser, make_tenant
 ):
     tenant = await make_tenant()
-    email, password = new_address("demoted"), secrets.token_urlsafe(16)
-    invited = await invite(client, tenant.auth, "admin", email)
-    assert (await accept(client, invited["invite_token"], password)).is_success
-    browser = new_browser()
-    csrf_token = await log_in(browser, email, password)
-    made = await browser.post(
-        "/api/v1/api-keys",
-        json={"name": "admin script", "role": "admin"},
-        headers={"X-CSRF-Token": csrf_token},
-    )
-    key = bearer(made.json()["key"])
+    invited, made = await admin_with_own_key(client, new_browser, tenant)
+    key = bearer(made["key"])
     assert (await client.get("/api/v1/audit-log", headers=key)).status_code == 200
 
     await client.patch(
