@@ -28,7 +28,6 @@ from valdrix.runtime import Runtime
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 CENT = Decimal("0.01")
-ONE_FILE_ONLY = pytest.mark.xfail(strict=True, reason="an import takes one file")
 
 
 def two_parts(directory: Path, *, ragged_row_in_part_2: int | None = None) -> list[Path]:
@@ -63,7 +62,6 @@ async def costs_by_provider(client: httpx.AsyncClient, tenant: TenantFixture) ->
     return body["rows"], body["totals"]
 
 
-@ONE_FILE_ONLY
 async def test_two_parts_uploaded_together_are_one_run_equal_to_the_whole_file(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -81,7 +79,6 @@ async def test_two_parts_uploaded_together_are_one_run_equal_to_the_whole_file(
     assert await costs_by_provider(client, parted) == await costs_by_provider(client, whole)
 
 
-@ONE_FILE_ONLY
 async def test_a_part_that_cannot_be_read_rejects_every_part_and_is_named(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -122,7 +119,6 @@ async def test_the_upload_limit_counts_every_part(
     assert_problem(together, 413)
 
 
-@ONE_FILE_ONLY
 async def test_the_cli_imports_several_parts_as_one_run(
     make_tenant: Callable[..., Any],
     client: httpx.AsyncClient,
@@ -148,7 +144,6 @@ async def test_the_cli_imports_several_parts_as_one_run(
     assert [r["id"] for r in runs] == [run["id"]]
 
 
-@ONE_FILE_ONLY
 async def test_the_cli_names_the_part_that_cannot_be_read(
     make_tenant: Callable[..., Any],
     client: httpx.AsyncClient,

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
@@ -97,23 +97,29 @@ async def list_adjustments(
 
 @router.post("/costs/imports", status_code=status.HTTP_201_CREATED)
 async def import_focus(
-    file: UploadFile,
+    file: Annotated[
+        list[UploadFile],
+        File(description="The export, or each part of one delivery (repeat the field)"),
+    ],
     scope: MemberScope,
     source: Annotated[str | None, Query(max_length=service.MAX_SOURCE_CHARS)] = None,
 ) -> CostRunOut:
-    """Upload a FOCUS export (CSV, gzip CSV or Parquet; up to VALDRIX_COSTS_MAX_UPLOAD_BYTES).
-    It is imported as one run: committed whole, or rejected whole with the first errors (row,
-    column, reason) and nothing stored."""
+    """Upload a FOCUS export (CSV, gzip CSV or Parquet), or the parts of one delivery as a
+    repeated `file` field; up to VALDRIX_COSTS_MAX_UPLOAD_BYTES in all. The parts are imported
+    as one run: committed whole, or rejected whole with the first errors (file, row, column,
+    reason) and nothing stored."""
     with tempfile.TemporaryDirectory(prefix="valdrix-import-") as directory:
-        path = Path(directory) / "upload"
-        with path.open("wb") as target:
-            shutil.copyfileobj(file.file, target, length=1 << 20)
-        run = await service.import_focus_file(
+        parts: list[tuple[Path, str]] = []
+        for number, upload in enumerate(file):
+            path = Path(directory) / f"part-{number:05d}"
+            with path.open("wb") as target:
+                shutil.copyfileobj(upload.file, target, length=1 << 20)
+            parts.append((path, upload.filename or "upload"))
+        run = await service.import_focus_files(
             scope.runtime,
             scope.principal.tenant_id,
-            path,
+            parts,
             actor=scope.principal.actor_id,
             source=source,
-            display_name=file.filename or "upload",
         )
     return CostRunOut.model_validate(run)

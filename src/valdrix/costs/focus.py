@@ -113,25 +113,6 @@ class _Reading:
             self.errors.append({**where, "row": row, "column": column, "reason": reason})
 
 
-def read_focus(
-    path: Path,
-    *,
-    now: dt.datetime,
-    close_days: int,
-    limits: ImportLimits,
-    source_key: str | None = None,
-    display_name: str | None = None,
-) -> SourceBatch:
-    """Read a FOCUS file into daily records, or raise FocusRejected."""
-    return read_focus_files(
-        [(path, display_name or path.name)],
-        now=now,
-        close_days=close_days,
-        limits=limits,
-        source_key=source_key,
-    )
-
-
 def read_focus_files(
     files: Sequence[tuple[Path, str]],
     *,
@@ -182,8 +163,7 @@ def read_focus_files(
         rows_read=reading.rows,
         details={
             "format": ",".join(sorted(formats)),
-            "file_name": files[0][1] if len(files) == 1 else f"{len(files)} files",
-            "files": [name for _, name in files][:100],
+            **file_details(files),
             "currencies": sorted(reading.currencies),
             # The one currency of a single-currency import, as runs have always said.
             "currency": next(iter(reading.currencies)) if len(reading.currencies) == 1 else None,
@@ -192,6 +172,15 @@ def read_focus_files(
         },
         billing_periods=periods,
     )
+
+
+def file_details(files: Sequence[tuple[Path, str]]) -> dict[str, Any]:
+    """How a run names the files it read (``(path, name)`` pairs)."""
+    names = [name for _, name in files]
+    return {
+        "file_name": names[0] if len(names) == 1 else f"{len(names)} files",
+        "files": names[:100],
+    }
 
 
 def _check_columns(columns: list[str], file: str | None, rows_read: int) -> None:
