@@ -90,3 +90,19 @@ async def test_the_cli_refuses_a_source_name_longer_than_the_api_allows(
     assert "source" in refused.stderr and "200 characters" in refused.stderr
     runs, _ = await stored(client, tenant)
     assert runs == []
+
+
+@pytest.mark.xfail(strict=True, reason="Decimal's context overflows on the exponent")
+async def test_a_number_with_an_exponent_past_decimal_range_is_refused_naming_its_row(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tenant = await make_tenant()
+    header, rows = sample_rows()
+    rows[2][header.index("BilledCost")] = "1e99999999999"
+
+    response = await upload(client, tenant, write_csv(tmp_path / "huge.csv", header, rows))
+
+    problem = assert_problem(response, 422)
+    first = problem["errors"][0]
+    assert (first["row"], first["column"]) == (3, "BilledCost"), first
+    assert "too large" in first["reason"]
