@@ -92,7 +92,6 @@ async def test_the_cli_refuses_a_source_name_longer_than_the_api_allows(
     assert runs == []
 
 
-@pytest.mark.xfail(strict=True, reason="Decimal's context overflows on the exponent")
 async def test_a_number_with_an_exponent_past_decimal_range_is_refused_naming_its_row(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:

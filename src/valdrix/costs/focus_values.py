@@ -120,7 +120,8 @@ def too_large(numbers: pa.Array, digits: int) -> pa.Array | None:
     near = pc.greater_equal(magnitude, limit * (1 - 1e-9)).to_pylist()
     return pa.array(
         [
-            bool(candidate) and abs(Decimal(value)) >= limit
+            # copy_abs, unlike abs(), leaves an exponent past the context's range alone.
+            bool(candidate) and Decimal(value).copy_abs() >= limit
             for value, candidate in zip(numbers.to_pylist(), near, strict=True)
         ],
         pa.bool_(),
