@@ -64,7 +64,8 @@ def to_decimal(text: pa.Array) -> pa.Array:
     try:
         return pc.cast(text, DECIMAL)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # Arrow's cast refuses forms like "1e-7" or "5." for decimals; go value by value.
+        # Arrow refuses the whole cast for one value with more places than are kept
+        # ("1.5e-20"), rather than round it; go value by value.
         return pa.array(
             [None if v is None else _decimal_text(v) for v in text.to_pylist()], DECIMAL
         )
