@@ -60,7 +60,8 @@ class MemberPatch(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")  # something visible
+    # Something visible, and (as all text) no NUL.
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
     role: Role = Role.viewer
     expires_in_days: int | None = Field(default=None, gt=0, le=3650)
 
