@@ -32,9 +32,20 @@ def _written_as_date(value: object) -> object:
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_written_as_date)]
+FilterValue = Annotated[str | None, Query(max_length=200, description="Only rows with this value")]
 
 
-@router.get("/costs", response_model=CostsOut, responses={304: {"description": "Not modified"}})
+@router.get(
+    "/costs",
+    response_model=CostsOut,
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": "The rows (as CSV with Accept: text/csv)",
+        },
+        304: {"description": "Not modified"},
+    },
+)
 async def read_costs(
     scope: ViewerScope,
     response: Response,
@@ -44,10 +55,22 @@ async def read_costs(
         str | None,
         Query(
             max_length=200,
-            description="Up to 3 of day, provider, service, region, account, charge_category,"
-            " resource, tag:<key> (comma-separated)",
+            description="Up to 3 of day, month, billing_period, provider, service, region,"
+            " account (sub-account, else billing account), billing_account, sub_account,"
+            " charge_category, service_category, charge_class, resource, tag:<key>"
+            " (comma-separated)",
         ),
     ] = None,
+    provider: FilterValue = None,
+    service_name: Annotated[
+        str | None, Query(alias="service", max_length=200, description="Only this service")
+    ] = None,
+    region: FilterValue = None,
+    account: FilterValue = None,
+    tag: Annotated[
+        str | None, Query(max_length=300, description="Only rows tagged key=value")
+    ] = None,
+    accept: Annotated[str | None, Header()] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> CostsOut | Response:
     """Billed, effective and list cost for [start, end), grouped, with totals split into
@@ -55,13 +78,31 @@ async def read_costs(
     committed import and with the day (preliminary data turns final when its billing period has
     closed), and `If-None-Match` answers 304 while neither has."""
     close = dt.timedelta(days=scope.runtime.settings.costs_focus_close_days)
-    query = service.parse_query(start, end, group_by, final_before=utcnow().date() - close)
+    query = service.parse_query(
+        start,
+        end,
+        group_by,
+        final_before=utcnow().date() - close,
+        filters={
+            "provider": provider,
+            "service": service_name,
+            "region": region,
+            "account": account,
+            "tag": tag,
+        },
+    )
     answer = await service.read_costs(scope.session, scope.principal, query)
     # Preliminary flags turn final with time, so the ETag names the day they were read as of.
     etag = f'W/"costs-{answer.data_version}-{query.final_before.isoformat()}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if if_none_match and etag in [tag.strip() for tag in if_none_match.split(",")]:
+    if if_none_match and etag in [given.strip() for given in if_none_match.split(",")]:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    if accept and "text/csv" in accept:
+        return Response(
+            service.rows_as_csv(answer.rows, query.group_by),
+            media_type="text/csv",
+            headers={**headers, "Content-Disposition": 'attachment; filename="costs.csv"'},
+        )
     response.headers.update(headers)
     return CostsOut(
         start=start,

@@ -22,9 +22,10 @@ import pyarrow as pa
 import structlog
 
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus, SourceKind
-from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, plain_decimal, resource_key
+from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, resource_key
 from valdrix.costs.repository import RECORD_COLUMNS, CostRepository, ReadingKey, ReplaceScope
 from valdrix.kit.db import unit_of_work
+from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
 from valdrix.observability import metrics
 from valdrix.runtime import Runtime
@@ -128,7 +129,7 @@ def _totals(records: pa.Table) -> dict[str, Any]:
             entry[cost] = entry.get(cost, ZERO) + amount
             entry[f"{state}_{cost}"] = entry.get(f"{state}_{cost}", ZERO) + amount
     return {
-        currency: {name: str(plain_decimal(amount)) for name, amount in values.items()}
+        currency: {name: plain_text(amount) for name, amount in values.items()}
         for currency, values in totals.items()
     }
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -79,8 +78,3 @@ def resource_key(resource_id: str | None) -> str | None:
         return None
     tail = resource_id.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     return tail[:256] or None
-
-
-def plain_decimal(value: Decimal) -> Decimal:
-    """Without trailing zeros and never in exponent form (``100``, not ``1E+2``)."""
-    return Decimal(f"{value.normalize():f}")

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
 import datetime as dt
+import io
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Date, Table, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.costs.focus import FocusRejected, file_details, read_focus_files
 from valdrix.costs.focus_streams import ImportLimits
 from valdrix.costs.models import CostAdjustment, CostRun, SourceKind, cost_daily, cost_records
 from valdrix.costs.reconcile import commit_batch, record_rejected_run
-from valdrix.costs.records import plain_decimal
-from valdrix.costs.repository import CostRepository
+from valdrix.costs.repository import CostRepository, charged_account
 from valdrix.errors import InvalidInput
+from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import Principal
@@ -113,15 +115,32 @@ def distinct_names(files: Sequence[tuple[Path, str]]) -> list[str]:
 
 # -- reading -------------------------------------------------------------------------------------
 
-DAILY_GROUPS: dict[str, ColumnElement[Any]] = {
-    "day": cost_daily.c.day,
-    "provider": cost_daily.c.provider,
-    "service": cost_daily.c.service,
-    "region": cost_daily.c.region,
-    "account": func.coalesce(cost_daily.c.sub_account_id, cost_daily.c.billing_account_id),
-    "charge_category": cost_daily.c.charge_category,
-}
-RECORD_ONLY_GROUPS = ("resource", "tag:<key>")
+# Dimensions the roll-up (cost_daily) has; the others need the records.
+DAILY_GROUPS = (
+    "day", "month", "billing_period", "provider", "service", "region", "account",
+    "billing_account", "sub_account", "charge_category",
+)  # fmt: skip
+RECORD_ONLY_GROUPS = ("service_category", "charge_class", "resource", "tag:<key>")
+FILTERS = ("provider", "service", "region", "account", "tag")
+
+
+def _dimension(group: str, table: Table) -> ColumnElement[Any]:
+    """A group_by dimension, read from ``table`` (the roll-up or the records)."""
+    if group == "month":
+        return cast(func.date_trunc("month", table.c.day), Date)
+    if group == "billing_period":
+        column: ColumnElement[Any] = table.c.billing_period_start
+    elif group == "account":
+        column = charged_account(table)
+    elif group in ("billing_account", "sub_account"):
+        column = table.c[f"{group}_id"]
+    elif group == "resource":
+        column = cost_records.c.resource_id
+    elif _tag_key(group):
+        column = cost_records.c.tags[_tag_key(group)].astext
+    else:
+        column = table.c[group]
+    return column
 
 
 @dataclass(frozen=True)
@@ -131,6 +150,7 @@ class CostQuery:
     group_by: list[str]
     # Preliminary billing data whose period ended before this day reads as final.
     final_before: dt.date
+    filters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,8 +162,15 @@ class CostAnswer:
 
 
 def parse_query(
-    start: dt.date, end: dt.date, group_by: str | None, *, final_before: dt.date
+    start: dt.date,
+    end: dt.date,
+    group_by: str | None,
+    *,
+    final_before: dt.date,
+    filters: dict[str, str | None] | None = None,
 ) -> CostQuery:
+    """Check a read's parameters; ``filters`` keeps rows whose provider, service, region,
+    account equal the value, or (``tag``) whose tag ``key=value`` is set."""
     if end <= start:
         raise InvalidInput("end must be after start (end is exclusive)")
     if (end - start).days > MAX_RANGE_DAYS:
@@ -152,10 +179,14 @@ def parse_query(
     if len(groups) > MAX_GROUPS or len(set(groups)) != len(groups):
         raise InvalidInput(f"group_by takes up to {MAX_GROUPS} distinct dimensions")
     for group in groups:
-        if group not in DAILY_GROUPS and group != "resource" and not _tag_key(group):
+        if group not in DAILY_GROUPS and group not in RECORD_ONLY_GROUPS and not _tag_key(group):
             allowed = ", ".join([*DAILY_GROUPS, *RECORD_ONLY_GROUPS])
             raise InvalidInput(f"group_by {group!r} is not one of {allowed}")
-    return CostQuery(start, end, groups, final_before)
+    kept = {name: value for name, value in (filters or {}).items() if value is not None}
+    tag = kept.get("tag")
+    if tag is not None and not (_tag_key("tag:" + tag.partition("=")[0]) and "=" in tag):
+        raise InvalidInput("tag filter must look like key=value")
+    return CostQuery(start, end, groups, final_before, kept)
 
 
 def _tag_key(group: str) -> str | None:
@@ -180,16 +211,16 @@ async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) 
 
 
 async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[str, Any]], bool]:
-    daily = all(group in DAILY_GROUPS for group in query.group_by)
+    daily = "tag" not in query.filters and all(g in DAILY_GROUPS for g in query.group_by)
     table = cost_daily if daily else cost_records
-    dimensions: dict[str, ColumnElement[Any]] = {}
-    for group in query.group_by:
-        if group in DAILY_GROUPS:
-            dimensions[group] = DAILY_GROUPS[group] if daily else _on_records(group)
-        elif group == "resource":
-            dimensions[group] = cost_records.c.resource_id
+    dimensions = {group: _dimension(group, table) for group in query.group_by}
+    conditions = [table.c.day >= query.start, table.c.day < query.end]
+    for name, value in query.filters.items():
+        if name == "tag":
+            key, _, wanted = value.partition("=")
+            conditions.append(cost_records.c.tags[key].astext == wanted)
         else:
-            dimensions[group] = cost_records.c.tags[_tag_key(group)].astext
+            conditions.append(_dimension(name, table) == value)
     billed, effective = table.c.billed_cost, table.c.effective_cost
     # Evaluated now, not at import: billing data turns final when its period has closed.
     preliminary = and_(
@@ -212,7 +243,7 @@ async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[s
                 "final_effective_cost"
             ),
         )
-        .where(table.c.day >= query.start, table.c.day < query.end)
+        .where(*conditions)
         .group_by(table.c.currency, *dimensions.values())
         .order_by(func.sum(billed).desc(), *dimensions.values())
         .limit(MAX_ROWS + 1)
@@ -221,17 +252,26 @@ async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[s
     return [_money(row) for row in rows[:MAX_ROWS]], len(rows) > MAX_ROWS
 
 
-def _on_records(group: str) -> ColumnElement[Any]:
-    """A roll-up dimension, read from the records (when grouping by resource or tag too)."""
-    if group == "account":
-        return func.coalesce(cost_records.c.sub_account_id, cost_records.c.billing_account_id)
-    column: ColumnElement[Any] = cost_records.c[group]
-    return column
+CSV_AMOUNTS = (
+    "billed_cost", "effective_cost", "list_cost", "preliminary_billed_cost", "final_billed_cost",
+    "preliminary_effective_cost", "final_effective_cost",
+)  # fmt: skip
+
+
+def rows_as_csv(rows: list[dict[str, Any]], group_by: list[str]) -> str:
+    """The grouped rows as CSV: currency, the dimensions asked for, then the amounts."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = ["currency", *group_by, *CSV_AMOUNTS]
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    return out.getvalue()
 
 
 def _money(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        key: plain_decimal(value) if isinstance(value, Decimal) else value
+        key: plain_text(value) if isinstance(value, Decimal) else value
         for key, value in row.items()
     }
 

@@ -1,0 +1,99 @@
+"""Reading costs the ways a FinOps team slices them: by month, account, charge class; filtered;
+as CSV; amounts always plain decimals."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.costs.test_replace_rules import APRIL, MAY, focus_rows, upload, write
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture
+async def two_accounts(make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path):
+    tenant = await make_tenant()
+    rows = [
+        *focus_rows(APRIL, {dt.date(2026, 4, 3): Decimal("10.00")}),
+        *focus_rows(MAY, {dt.date(2026, 5, 3): Decimal("20.00")}),
+        *focus_rows(MAY, {dt.date(2026, 5, 4): Decimal("0.0000008")}, account="444455556666"),
+        *focus_rows(MAY, {dt.date(2026, 4, 30): Decimal("-1.00")}, charge_class="Correction"),
+    ]
+    await upload(client, tenant, write(tmp_path / "two.csv", rows))
+    return tenant
+
+
+async def read(client: httpx.AsyncClient, tenant: Any, **params: str) -> httpx.Response:
+    response = await client.get(
+        "/api/v1/costs",
+        params={"start": "2026-04-01", "end": "2026-06-01", **params},
+        headers=tenant.auth,
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def test_costs_group_by_month_billing_period_and_charge_class(client, two_accounts):
+    by_month = await read(client, two_accounts, group_by="month")
+    by_period = await read(client, two_accounts, group_by="billing_period,charge_class")
+
+    assert {r["month"]: r["billed_cost"] for r in by_month.json()["rows"]} == {
+        "2026-04-01": "9",
+        "2026-05-01": "20.0000008",
+    }
+    assert {
+        (r["billing_period"], r["charge_class"]): r["billed_cost"] for r in by_period.json()["rows"]
+    } == {
+        ("2026-04-01", None): "10",
+        ("2026-05-01", None): "20.0000008",
+        ("2026-05-01", "Correction"): "-1",
+    }
+
+
+async def test_costs_filter_by_account_and_tag(client, two_accounts):
+    one_account = await read(client, two_accounts, account="444455556666")
+    tagged = await read(client, two_accounts, tag="team=platform", group_by="billing_account")
+    untagged = await read(client, two_accounts, tag="team=finance")
+
+    assert one_account.json()["totals"][0]["billed_cost"] == "0.0000008"
+    assert {r["billing_account"] for r in tagged.json()["rows"]} == {
+        "111122223333",
+        "444455556666",
+    }
+    assert untagged.json()["totals"] == []
+
+
+async def test_costs_as_csv_for_a_spreadsheet(client, two_accounts):
+    response = await client.get(
+        "/api/v1/costs",
+        params={"start": "2026-04-01", "end": "2026-06-01", "group_by": "month"},
+        headers={**two_accounts.auth, "Accept": "text/csv"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [(r["currency"], r["month"], r["billed_cost"]) for r in rows] == [
+        ("USD", "2026-05-01", "20.0000008"),
+        ("USD", "2026-04-01", "9"),
+    ]
+
+
+async def test_a_bad_filter_is_refused_naming_it(client, two_accounts):
+    response = await client.get(
+        "/api/v1/costs",
+        params={"start": "2026-04-01", "end": "2026-06-01", "tag": "no-equals-sign"},
+        headers=two_accounts.auth,
+    )
+
+    assert response.status_code == 422
+    assert "tag filter" in response.json()["detail"]
