@@ -331,3 +331,23 @@ async def test_a_removed_member_can_be_invited_again_and_rejoin(client, new_brow
     back = await login(new_browser(), email, password)
     assert (back.status_code, back.json()["role"]) == (200, "viewer")
     assert await member_status(client, tenant, email) == "active"
+
+
+async def test_a_tenant_name_cannot_add_lines_to_the_invitation_mail(
+    new_browser, make_tenant, runtime, smtp_server
+):
+    mailbox, port = smtp_server
+    tenant = await make_tenant()
+    api = new_browser(mail_runtime(runtime, port))
+    renamed = await api.patch(
+        "/api/v1/tenant", json={"name": "Acme\r\nBcc: thief@example.com"}, headers=tenant.auth
+    )
+    assert renamed.status_code == 200, renamed.text
+    person = new_address("headers")
+
+    invited = await api.post("/api/v1/members", json={"email": person}, headers=tenant.auth)
+
+    assert invited.status_code == 201, invited.text
+    [message] = mailbox.to(person)
+    assert message["Subject"] == "You are invited to Acme Bcc: thief@example.com on Valdrix"
+    assert message["Bcc"] is None

@@ -198,6 +198,8 @@ def _invitation_mail(
     settings: Settings, email: str, tenant_name: str, role: Role, token: str
 ) -> Mail:
     base = (settings.public_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+    # The name is the tenant's own text: one line, so it can never add a mail header.
+    tenant_name = " ".join(tenant_name.split())
     return Mail(
         to=email,
         subject=f"You are invited to {tenant_name} on Valdrix",
