@@ -119,15 +119,19 @@ class CostRepository:
         mine = select(charged_account(cost_daily), cost_daily.c.billing_period_start).where(
             scope.of(cost_daily)
         )
-        others = and_(
-            cost_daily.c.source_id != scope.source_id,
-            cost_daily.c.source_id.in_(select(CostSource.id).where(CostSource.kind.in_(kinds))),
-            tuple_(charged_account(cost_daily), cost_daily.c.billing_period_start).in_(mine),
-        )
+        kinds_sources = select(CostSource.id).where(CostSource.kind.in_(kinds))
+
+        def held_by_others(table: AnyTable) -> ColumnElement[bool]:
+            return and_(
+                table.c.source_id != scope.source_id,
+                table.c.source_id.in_(kinds_sources),
+                tuple_(charged_account(table), table.c.billing_period_start).in_(mine),
+            )
+
         found = await self.session.execute(
             select(CostSource.key, charged_account(cost_daily), cost_daily.c.billing_period_start)
             .join(CostSource, CostSource.id == cost_daily.c.source_id)
-            .where(others)
+            .where(held_by_others(cost_daily))
             .distinct()
             .order_by(
                 CostSource.key, charged_account(cost_daily), cost_daily.c.billing_period_start
@@ -138,15 +142,7 @@ class CostRepository:
             superseded.setdefault((key, account), []).append(period.isoformat())
         if superseded:
             for table in (cost_records, cost_daily):
-                await self.session.execute(
-                    delete(table).where(
-                        table.c.source_id != scope.source_id,
-                        table.c.source_id.in_(
-                            select(CostSource.id).where(CostSource.kind.in_(kinds))
-                        ),
-                        tuple_(charged_account(table), table.c.billing_period_start).in_(mine),
-                    )
-                )
+                await self.session.execute(delete(table).where(held_by_others(table)))
         return [
             {"source": key, "account": account, "periods": periods}
             for (key, account), periods in superseded.items()
