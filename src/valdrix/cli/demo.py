@@ -49,6 +49,7 @@ from valdrix.simulator.aws_server import (
     REAL_AWS_ENV,
     SIMULATED_AWS_ENV,
     SimulatedAws,
+    missing_simulator_module,
     start_simulated_aws,
 )
 from valdrix.simulator.demo_account import (
@@ -101,6 +102,12 @@ def demo(
 ) -> None:
     """Run Valdrix on this machine: embedded database, demo tenant, admin, API key, a simulated
     AWS account scanned by a worker, the scan's LLM analysis, and the API."""
+    missing = missing_simulator_module()
+    if missing is not None:
+        fail(
+            f"the demo's simulated AWS account is not installed (no module named {missing!r}): "
+            "install valdrix[demo] (from a clone: pip install -e '.[demo]')"
+        )
     key_file_existed = load_settings().key_file.exists()
     settings = settings_for_command(demo=True)
     out = Console(stderr=as_json, soft_wrap=True)

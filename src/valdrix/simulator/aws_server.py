@@ -1,4 +1,7 @@
-"""A local moto server: every AWS service on one loopback port."""
+"""A local moto server: every AWS service on one loopback port.
+
+moto is the ``demo`` extra, which a production install leaves out, so it is imported only when a
+simulator starts: the CLI imports this module (through ``valdrix demo``) on every install."""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ import socket
 import string
 from dataclasses import dataclass
 from typing import Any
-
-from moto.server import ThreadedMotoServer
 
 # The environment of a process that hosts the simulator or talks to it: credentials of the right
 # shape (moto checks none) and a default region, never the caller's real AWS identity.
@@ -40,7 +41,18 @@ class SimulatedAws:
         self.server.stop()
 
 
+def missing_simulator_module() -> str | None:
+    """The module the simulator needs but this install lacks (no ``demo`` extra), if any."""
+    try:
+        import moto.server  # noqa: F401
+    except ModuleNotFoundError as exc:
+        return exc.name or "moto"
+    return None
+
+
 def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> SimulatedAws:
+    from moto.server import ThreadedMotoServer
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _give_each_rds_instance_its_own_resource_id()
     port = port or free_port(host)
