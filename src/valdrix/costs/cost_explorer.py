@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from valdrix.connections.providers.aws import DENIED_CODES, error_code
 from valdrix.costs.models import SourceKind
-from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, month_start
+from valdrix.costs.records import RECORD_SCHEMA, RecordSpool, SourceBatch, month_start
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +86,7 @@ def fetch_cost_explorer(
         source_key=source_key,
         window_start=start,
         window_end=end,
-        records=pa.Table.from_pylist(rows, schema=RECORD_SCHEMA),
+        records=RecordSpool.of(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)),
         rows_read=len(rows),
         # Pages and requests are the same thing today; "requests" is what the customer pays for.
         details={"pages": pages, "payer": payer, "requests": pages, "group_by": list(groups)},

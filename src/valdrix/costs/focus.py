@@ -13,8 +13,9 @@ stored. So does a file that cannot be read at all, or that holds more than one i
 A file may be billed in several currencies (consolidated billing): records are kept per
 currency, and amounts are never summed across currencies.
 
-Rows are summed exactly (decimal) per day and key as they stream, so memory holds one batch and
-the daily records, never the file.
+Rows are summed exactly (decimal) per day and key a block at a time, and the sums go to a spool
+on disk (``RecordSpool``), so memory holds a block: neither the file nor its daily records,
+which can be as many as its rows.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from valdrix.costs.focus_values import (
     DAY_REASON,
     MAX_SPAN_DAYS,
     TEXT_COLUMNS,
+    day_magnitudes,
     digits_before_point,
     implausible_days,
     overflowing_days,
@@ -49,7 +51,7 @@ from valdrix.costs.focus_values import (
     too_large,
     unstorable_text,
 )
-from valdrix.costs.records import KEY_NAMES, RECORD_SCHEMA, SUM_NAMES, SourceBatch
+from valdrix.costs.records import KEY_NAMES, SUM_NAMES, RecordSpool, SourceBatch
 
 MANDATORY = (
     "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId",
@@ -73,6 +75,9 @@ NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 # ISO 8601 in UTC, with or without T, seconds, fraction or Z (offsets other than zero refused).
 TIMESTAMP = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]00:?00|UTC)?$"
 MAX_ERRORS = 20
+# Distinct tag values parsed once each; a file where every resource has its own tags would make
+# the cache as large as the file's resources, so it starts over past this many.
+MAX_CACHED_TAGS = 50_000
 
 
 class FocusRejected(Exception):
@@ -100,7 +105,9 @@ class _Reading:
     rejected_rows: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     currencies: set[str] = field(default_factory=set)
-    partials: list[pa.Table] = field(default_factory=list)
+    spool: RecordSpool = field(default_factory=RecordSpool)
+    day_sums: list[pa.Table] = field(default_factory=list)  # per block: see ``_check_sums``
+    periods: set[dt.date] = field(default_factory=set)
     tags: dict[str, str | None] = field(default_factory=dict)
     first_day: dt.date | None = None
     last_day: dt.date | None = None
@@ -125,6 +132,19 @@ def read_focus_files(
     writes a billing period as several files, and only all of them together are the period.
     ``limits`` bound the whole delivery."""
     reading = _Reading(now=now, close_days=close_days)
+    try:
+        return _read_delivery(reading, files, limits, source_key)
+    except BaseException:
+        reading.spool.close()
+        raise
+
+
+def _read_delivery(
+    reading: _Reading,
+    files: Sequence[tuple[Path, str]],
+    limits: ImportLimits,
+    source_key: str | None,
+) -> SourceBatch:
     budget = DecompressedBudget(limits.max_decompressed_bytes)
     formats: set[str] = set()
     columns: set[str] = set()
@@ -150,16 +170,15 @@ def read_focus_files(
     if not reading.rows:
         raise FocusRejected([{"row": None, "column": None, "reason": "the file has no rows"}], 0, 0)
     _check_span(reading)
-    records = _merge(reading)
-    _check_sums(reading, records)
+    _check_sums(reading)
     assert reading.first_day is not None and reading.last_day is not None
-    periods = sorted(pc.unique(records["billing_period_start"]).to_pylist())
+    periods = sorted(reading.periods)
     return SourceBatch(
         source_kind="focus_file",
         source_key=source_key or "focus:" + ",".join(sorted(reading.accounts))[:280],
         window_start=reading.first_day,
         window_end=reading.last_day,
-        records=records,
+        records=reading.spool,
         rows_read=reading.rows,
         details={
             "format": ",".join(sorted(formats)),
@@ -212,7 +231,7 @@ def _check_span(reading: _Reading) -> None:
         raise FocusRejected([{"row": None, "column": None, "reason": reason}], reading.rows, 0)
 
 
-def _check_sums(reading: _Reading, records: pa.Table) -> None:
+def _check_sums(reading: _Reading) -> None:
     """Rows that each fit can still add up past what a stored sum holds."""
     errors = [
         {
@@ -221,7 +240,7 @@ def _check_sums(reading: _Reading, records: pa.Table) -> None:
             "reason": f"the rows of {day} add up to more than the {digits} digits before the"
             " decimal point that are stored",
         }
-        for column, day, digits in overflowing_days(records)
+        for column, day, digits in overflowing_days(pa.concat_tables(reading.day_sums))
     ]
     if errors:
         raise FocusRejected(errors, reading.rows, 0)
@@ -339,7 +358,10 @@ def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
             "source_rows": pa.array([1] * batch.num_rows, pa.int64()),
         }
     )
-    reading.partials.append(_sum_by_key(table))
+    summed = _sum_by_key(table)
+    reading.spool.append(summed)
+    reading.day_sums.append(day_magnitudes(summed))
+    reading.periods.update(pc.unique(summed["billing_period_start"]).to_pylist())
 
 
 def _to_date(reading: _Reading, text: pa.Array, offset: int, column: str) -> pa.Array:
@@ -362,6 +384,8 @@ def _to_date(reading: _Reading, text: pa.Array, offset: int, column: str) -> pa.
 
 def _tags(reading: _Reading, tags: pa.Array, offset: int) -> pa.Array:
     """Tags as JSON object text (``null`` when none), each distinct value parsed once."""
+    if len(reading.tags) > MAX_CACHED_TAGS:
+        reading.tags.clear()
     for value in pc.unique(pc.drop_null(tags)).to_pylist():
         if value in reading.tags:
             continue
@@ -400,9 +424,3 @@ def _sum_by_key(table: pa.Table) -> pa.Table:
         [(name, "sum") for name in [*SUM_NAMES, "source_rows"]]
     )
     return summed.rename_columns([name.removesuffix("_sum") for name in summed.column_names])
-
-
-def _merge(reading: _Reading) -> pa.Table:
-    merged = _sum_by_key(pa.concat_tables(reading.partials)) if reading.partials else None
-    assert merged is not None
-    return merged.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)

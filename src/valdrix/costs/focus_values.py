@@ -157,20 +157,30 @@ def implausible_days(days: pa.Array) -> pa.Array | None:
     )
 
 
-def overflowing_days(records: pa.Table) -> list[tuple[str, dt.date, int]]:
-    """Where rows that each fit add up past what a column holds: (FOCUS column, day, digits).
-
-    Every stored sum (a record, the day's roll-up, a reading) adds up rows of one day, so the
-    day's sum of magnitudes bounds them all. Floats are exact enough to find a day near 10^14.
-    """
+def day_magnitudes(records: pa.Table) -> pa.Table:
+    """Per day, the sum of each amount's magnitude (floats): what ``overflowing_days`` checks,
+    taken a block at a time."""
     magnitudes = {
         column: pc.abs(pc.cast(records[name], pa.float64()))
         for column, name in NUMBER_COLUMNS.items()
     }
-    sums = (
+    summed = (
         pa.table({"day": records["day"], **magnitudes})
-        .group_by("day")
+        .group_by("day", use_threads=False)
         .aggregate([(column, "sum") for column in NUMBER_COLUMNS])
+    )
+    return summed.rename_columns([name.removesuffix("_sum") for name in summed.column_names])
+
+
+def overflowing_days(day_sums: pa.Table) -> list[tuple[str, dt.date, int]]:
+    """Where rows that each fit add up past what a column holds: (FOCUS column, day, digits),
+    from ``day_magnitudes`` of every block.
+
+    Every stored sum (a record, the day's roll-up, a reading) adds up rows of one day, so the
+    day's sum of magnitudes bounds them all. Floats are exact enough to find a day near 10^14.
+    """
+    sums = day_sums.group_by("day", use_threads=False).aggregate(
+        [(column, "sum") for column in NUMBER_COLUMNS]
     )
     found: list[tuple[str, dt.date, int]] = []
     for column in NUMBER_COLUMNS:

@@ -89,6 +89,8 @@ class CostRun(IdMixin, Base):
     rows_accepted: Mapped[int] = mapped_column(BigInteger, default=0)
     rows_rejected: Mapped[int] = mapped_column(BigInteger, default=0)
     records_written: Mapped[int] = mapped_column(BigInteger, default=0)
+    # SHA-256 of the records a committed run stored (see ``reconcile``).
+    records_fingerprint: Mapped[str | None] = mapped_column(String(64))
     totals: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

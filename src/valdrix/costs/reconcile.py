@@ -5,25 +5,28 @@ billing periods a FOCUS delivery is for, or a Cost Explorer window's days); COPY
 settle precedence with other sources of the same charges (see ``BILLING_DATA``); roll them up;
 record this run's reading of every (billing period, day, service, account, currency) (zero for
 keys that disappeared); compare each with the key's previous reading and record an
-adjustment when it moved more than 2 % and more than the floor; bump the tenant's data version.
+adjustment when it moved more than 2 % and more than the floor; bump the tenant's data version,
+unless the run stored exactly what its source's last run did (a re-import of the same file).
 Readers see the old window or the new one, never a mix, and never a total older than the last
 committed run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import structlog
 
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus, SourceKind
-from valdrix.costs.records import RECORD_SCHEMA, SourceBatch, resource_key
-from valdrix.costs.repository import RECORD_COLUMNS, CostRepository, ReadingKey, ReplaceScope
+from valdrix.costs.records import RecordSpool, SourceBatch
+from valdrix.costs.repository import STAGE_COLUMNS, CostRepository, ReadingKey, ReplaceScope
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
@@ -52,15 +55,31 @@ async def commit_batch(
     actor: str,
     connection_id: uuid.UUID | None = None,
 ) -> CostRun:
-    """Store ``batch`` as one committed run of its source, replacing its window."""
+    """Store ``batch`` as one committed run of its source, replacing its window (and close its
+    records' spool)."""
+    try:
+        return await _commit(runtime, tenant_id, batch, actor=actor, connection_id=connection_id)
+    finally:
+        batch.records.close()
+
+
+async def _commit(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    batch: SourceBatch,
+    *,
+    actor: str,
+    connection_id: uuid.UUID | None,
+) -> CostRun:
     started = utcnow()
-    records = batch.records.cast(RECORD_SCHEMA)
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         costs = CostRepository(session)
         await costs.ensure_partitions(batch.window_start, batch.window_end)
         source = await costs.source_for_update(
             tenant_id, batch.source_kind, batch.source_key, connection_id
         )
+        last_run = await costs.last_committed_run(source.id)
+        await costs.stage_records(_csv_blocks(batch.records))
         run = CostRun(
             id=uuid.uuid4(),
             tenant_id=tenant_id,
@@ -73,9 +92,10 @@ async def commit_batch(
             rows_read=batch.rows_read,
             rows_accepted=batch.rows_read,
             rows_rejected=0,
-            totals=_totals(records),
+            totals=_totals(await costs.staged_totals()),
             errors=[],
             details=batch.details,
+            records_fingerprint=batch.records.fingerprint,
             actor=actor,
             started_at=started,
         )
@@ -84,7 +104,7 @@ async def commit_batch(
         scope = ReplaceScope(source.id, batch.window_start, batch.window_end, batch.billing_periods)
         previous = await costs.latest_readings(scope)
         await costs.delete_scope(scope)
-        run.records_written = await costs.copy_records(_rows(records, tenant_id, source.id, run.id))
+        run.records_written = await costs.store_staged_records(tenant_id, source.id, run.id)
         if batch.source_kind in BILLING_DATA:
             await costs.roll_up(scope)
             superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
@@ -96,36 +116,53 @@ async def commit_batch(
         readings = await costs.scope_readings(scope)
         adjustments = _record_readings(runtime, costs, run, previous, readings)
         run.adjustments = len(adjustments)
-        await costs.bump_version(tenant_id, utcnow())
+        if not _stores_the_same(run, last_run):
+            await costs.bump_version(tenant_id, utcnow())
         run.finished_at = utcnow()
     _announce(run, adjustments)
     return run
 
 
-def _rows(
-    records: pa.Table, tenant_id: uuid.UUID, source_id: uuid.UUID, run_id: uuid.UUID
-) -> Iterator[tuple[Any, ...]]:
-    """Records as COPY rows, converted to Python a slice at a time (memory stays flat)."""
-    fixed = {"tenant_id": tenant_id, "source_id": source_id, "run_id": run_id}
-    for chunk in records.to_batches(max_chunksize=10_000):
-        columns = chunk.to_pydict()
-        for index in range(chunk.num_rows):
-            value = {name: column[index] for name, column in columns.items()}
-            value["resource_key"] = resource_key(value["resource_id"])
-            yield tuple(fixed.get(name, value.get(name)) for name in RECORD_COLUMNS)
+async def _csv_blocks(records: RecordSpool) -> AsyncIterator[bytes]:
+    """The spooled records as CSV for COPY, a block at a time, encoded off the event loop.
+
+    Every valid value is quoted, so an empty text stays empty and only a missing one is NULL.
+    """
+    options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+
+    def encode(block: pa.RecordBatch) -> bytes:
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(block.select(STAGE_COLUMNS), sink, options)
+        return bytes(sink.getvalue())
+
+    for block in records.batches():
+        yield await asyncio.to_thread(encode, block)
 
 
-def _totals(records: pa.Table) -> dict[str, Any]:
+def _stores_the_same(run: CostRun, last_run: CostRun | None) -> bool:
+    """The run replaced its source's last run with the very same records, and moved nothing of
+    other sources: what readers see did not change, so neither does the data version (and the
+    ETag of every cost answer)."""
+    return (
+        last_run is not None
+        and last_run.records_fingerprint == run.records_fingerprint
+        and last_run.window_start == run.window_start
+        and last_run.window_end == run.window_end
+        and last_run.records_written == run.records_written
+        and "superseded" not in run.details
+    )
+
+
+def _totals(staged: list[tuple[str, bool, Decimal, Decimal]]) -> dict[str, Any]:
     """Billed and effective totals per currency, split preliminary / final."""
     totals: dict[str, dict[str, Decimal]] = {}
-    grouped = records.group_by(["currency", "preliminary"]).aggregate(
-        [("billed_cost", "sum"), ("effective_cost", "sum")]
-    )
-    for row in grouped.to_pylist():
-        state = "preliminary" if row["preliminary"] else "final"
-        entry = totals.setdefault(row["currency"], {})
-        for cost in ("billed_cost", "effective_cost"):
-            amount = row[f"{cost}_sum"] or ZERO
+    for currency, preliminary, billed, effective in staged:
+        state = "preliminary" if preliminary else "final"
+        entry = totals.setdefault(currency, {})
+        for cost, amount in (
+            ("billed_cost", billed or ZERO),
+            ("effective_cost", effective or ZERO),
+        ):
             entry[cost] = entry.get(cost, ZERO) + amount
             entry[f"{state}_{cost}"] = entry.get(f"{state}_{cost}", ZERO) + amount
     return {

@@ -1,17 +1,22 @@
-"""The shape every source hands to the reconciler: daily-grain cost records as an Arrow table.
+"""The shape every source hands to the reconciler: daily-grain cost records in Arrow batches.
 
-A source (a FOCUS file, Cost Explorer) aggregates what it read to one record per day and key
-(account, service, region, resource, charge category, tags ...), with costs summed exactly
-(decimal), and says which records are preliminary.
+A source (a FOCUS file, Cost Explorer) sums what it read per day and key (account, service,
+region, resource, charge category, tags ...), exactly (decimal), and says which records are
+preliminary. It may hand over several partial sums of one key (one per block it read): the
+spool adds them up.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 DECIMAL = pa.decimal128(38, 18)
 
@@ -47,6 +52,82 @@ KEY_NAMES = [f.name for f in KEY_FIELDS]
 SUM_NAMES = [f.name for f in SUM_FIELDS]
 
 
+class RecordSpool:
+    """A source's records, written as they are summed and read back once, one record per key.
+
+    A file's records can outnumber what memory should hold (one per resource, SKU and day), so
+    the partial sums of each block go to anonymous temporary files in Arrow's stream format,
+    one file per group of days. Records of different days never share a key, so reading a
+    group back and summing it in memory gives that group's final records: memory holds a block
+    while reading, and the records of about one day while storing.
+    """
+
+    DAY_GROUPS = 32
+
+    def __init__(self) -> None:
+        self._files: dict[int, tuple[IO[bytes], pa.ipc.RecordBatchStreamWriter]] = {}
+        self._fingerprint: str | None = None
+        self._finished = False
+
+    @classmethod
+    def of(cls, table: pa.Table) -> RecordSpool:
+        spool = cls()
+        spool.append(table)
+        return spool
+
+    def append(self, records: pa.Table) -> None:
+        """Add partial sums (``RECORD_SCHEMA`` columns; a key may come again later)."""
+        assert not self._finished, "the spool was read"
+        records = records.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)
+        group = pc.bit_wise_and(pc.cast(records["day"], pa.int32()), self.DAY_GROUPS - 1)
+        for value in pc.unique(group).to_pylist():
+            self._writer(value).write_table(records.filter(pc.equal(group, value)))
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the partial sums as written: the same records read from the same input."""
+        self._finish()
+        assert self._fingerprint is not None
+        return self._fingerprint
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """One record per key (the sums of its partial sums), a group of days at a time."""
+        self._finish()
+        for group in sorted(self._files):
+            handle, _ = self._files[group]
+            handle.seek(0)
+            partials = pa.ipc.open_stream(handle).read_all()
+            summed = partials.group_by(KEY_NAMES, use_threads=False).aggregate(
+                [(name, "sum") for name in [*SUM_NAMES, "source_rows"]]
+            )
+            names = [name.removesuffix("_sum") for name in summed.column_names]
+            yield from summed.rename_columns(names).select(RECORD_SCHEMA.names).to_batches()
+
+    def close(self) -> None:
+        for handle, _ in self._files.values():
+            handle.close()
+
+    def _writer(self, group: int) -> pa.ipc.RecordBatchStreamWriter:
+        if group not in self._files:
+            handle = tempfile.TemporaryFile()  # noqa: SIM115  (closed by ``close``)
+            self._files[group] = (handle, pa.ipc.new_stream(handle, RECORD_SCHEMA))
+        return self._files[group][1]
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        digest = hashlib.sha256()
+        for group in sorted(self._files):
+            handle, writer = self._files[group]
+            writer.close()
+            handle.seek(0)
+            digest.update(group.to_bytes(1, "big"))
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        self._fingerprint = digest.hexdigest()
+
+
 @dataclass
 class SourceBatch:
     """Everything a source read, ready to reconcile: records and what they replace.
@@ -60,7 +141,7 @@ class SourceBatch:
     source_key: str
     window_start: dt.date
     window_end: dt.date  # exclusive
-    records: pa.Table  # RECORD_SCHEMA
+    records: RecordSpool
     rows_read: int
     details: dict[str, Any] = field(default_factory=dict)
     billing_periods: list[dt.date] | None = None
@@ -68,13 +149,3 @@ class SourceBatch:
 
 def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)
-
-
-def resource_key(resource_id: str | None) -> str | None:
-    """The resource's own id inside a provider path: ``vol-1`` from
-    ``arn:aws:ec2:us-east-1:1:volume/vol-1``, ``queue`` from ``arn:aws:sqs:...:queue``, the last
-    segment of an Azure resource id."""
-    if not resource_id:
-        return None
-    tail = resource_id.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-    return tail[:256] or None

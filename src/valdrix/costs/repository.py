@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,16 +24,33 @@ from valdrix.costs.models import (
     cost_daily,
     cost_records,
 )
+from valdrix.costs.records import KEY_NAMES, SUM_NAMES
 from valdrix.jobs.enqueue import driver_connection
 
-RECORD_COLUMNS = [
-    "tenant_id", "day", "source_id", "run_id", "currency", "provider", "billing_account_id",
-    "sub_account_id", "service", "region", "charge_category", "billing_period_start",
-    "billing_period_end", "preliminary", "billed_cost",
-    "effective_cost", "list_cost", "service_category", "charge_class", "resource_id",
-    "resource_key", "resource_type", "pricing_unit", "contracted_cost", "pricing_quantity",
-    "consumed_quantity", "tags", "source_rows",
-]  # fmt: skip
+STAGE_COLUMNS = [*KEY_NAMES, *SUM_NAMES, "source_rows"]
+_STAGE_TYPES = {"day": "date", "billing_period_start": "date", "billing_period_end": "date",
+                "preliminary": "boolean", "source_rows": "bigint"}  # fmt: skip
+STAGE_TABLE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS cost_records_stage ("
+    + ", ".join(
+        f"{name} {_STAGE_TYPES.get(name, 'numeric' if name in SUM_NAMES else 'text')}"
+        for name in STAGE_COLUMNS
+    )
+    + ") ON COMMIT DELETE ROWS"
+)
+_KEYS = ", ".join(KEY_NAMES)
+# The resource's own id inside a provider path, for matching findings to the bill: ``vol-1``
+# from ``arn:aws:ec2:us-east-1:1:volume/vol-1``, ``queue`` from ``arn:aws:sqs:...:queue``, the
+# last segment of an Azure resource id.
+_RESOURCE_KEY = "nullif(left(regexp_replace(rtrim(resource_id, '/'), '^.*[/:]', ''), 256), '')"
+STORE_STAGED = f"""
+    INSERT INTO cost_records (tenant_id, source_id, run_id, resource_key,
+        {_KEYS}, {", ".join(SUM_NAMES)}, source_rows)
+    SELECT :tenant, :source, :run, {_RESOURCE_KEY},
+        {", ".join("tags::jsonb" if name == "tags" else name for name in KEY_NAMES)},
+        {", ".join(SUM_NAMES)}, source_rows
+    FROM cost_records_stage
+"""  # noqa: S608  (column names from this module)
 DAILY_KEYS = [
     "tenant_id", "day", "source_id", "run_id", "currency", "provider", "billing_account_id",
     "sub_account_id", "service", "region", "charge_category", "billing_period_start",
@@ -166,34 +183,43 @@ class CostRepository:
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def copy_records(self, rows: Iterable[Sequence[Any]]) -> int:
-        """Bulk-load the rows (in ``RECORD_COLUMNS`` order) on the session's own connection, so
-        they commit or roll back with everything else in the run.
+    async def stage_records(self, csv_blocks: AsyncIterator[bytes]) -> None:
+        """Load a run's records (CSV in ``STAGE_COLUMNS`` order) into a temporary table on the
+        session's own connection, within the run's transaction.
 
-        PostgreSQL refuses COPY into a table under row-level security, so the rows are copied
-        into a temporary table and moved with one INSERT ... SELECT, which the tenant policy
-        checks like any other insert.
+        PostgreSQL refuses COPY into a table under row-level security; ``store_staged_records``
+        moves them with one INSERT ... SELECT, which the tenant policy checks like any other.
         """
         connection = await driver_connection(self.session)
-        columns = sql.SQL(", ").join(map(sql.Identifier, RECORD_COLUMNS))
-        written = 0
+        columns = sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
         async with connection.cursor() as cursor:
-            await cursor.execute(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS cost_records_load"
-                " (LIKE cost_records) ON COMMIT DELETE ROWS"
+            await cursor.execute(STAGE_TABLE)
+            copy_in = sql.SQL("COPY cost_records_stage ({}) FROM STDIN (FORMAT csv)").format(
+                columns
             )
-            copy_in = sql.SQL("COPY cost_records_load ({}) FROM STDIN").format(columns)
             async with cursor.copy(copy_in) as copy:
-                for row in rows:
-                    await copy.write_row(row)
-                    written += 1
-            await cursor.execute(
-                sql.SQL("INSERT INTO cost_records ({}) SELECT {} FROM cost_records_load").format(
-                    columns, columns
-                )
+                async for block in csv_blocks:
+                    await copy.write(block)
+
+    async def store_staged_records(
+        self, tenant_id: uuid.UUID, source_id: uuid.UUID, run_id: uuid.UUID
+    ) -> int:
+        """The staged records as the run's; returns how many."""
+        result = await self.session.execute(
+            text(STORE_STAGED), {"tenant": tenant_id, "source": source_id, "run": run_id}
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def staged_totals(self) -> list[tuple[str, bool, Decimal, Decimal]]:
+        """(currency, preliminary, billed, effective) over the staged records, exactly."""
+        rows = await self.session.execute(
+            text(
+                "SELECT currency, preliminary, sum(billed_cost), sum(effective_cost)"
+                " FROM cost_records_stage GROUP BY currency, preliminary"
+                " ORDER BY currency, preliminary"
             )
-            await cursor.execute("TRUNCATE cost_records_load")
-        return written
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def roll_up(self, scope: ReplaceScope) -> None:
         """The source's records in the scope without resources and tags, for the reads that
@@ -299,6 +325,14 @@ class CostRepository:
             text("SELECT tenant_id, connection_id FROM valdrix_cost_explorer_targets()")
         )
         return [(uuid.UUID(str(t)), uuid.UUID(str(c))) for t, c in rows]
+
+    async def last_committed_run(self, source_id: uuid.UUID) -> CostRun | None:
+        return await self.session.scalar(
+            select(CostRun)
+            .where(CostRun.source_id == source_id, CostRun.status == RunStatus.committed.value)
+            .order_by(CostRun.started_at.desc(), CostRun.id)
+            .limit(1)
+        )
 
     async def runs(self, limit: int) -> list[CostRun]:
         rows = await self.session.scalars(

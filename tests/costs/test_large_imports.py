@@ -1,0 +1,53 @@
+"""An export read in many blocks: a key's charges spread over the file still make one record.
+
+Real exports are not sorted by key (a daily export lists the day's resources, then the next
+day's; hourly ones interleave), so the import sums each block, spools the partial sums to disk
+and adds them up per key before storing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.costs.test_replace_rules import MAY, focus_rows, upload, write
+from valdrix.costs.focus_streams import BATCH_BYTES
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+RESOURCE_ID = 23  # column of ResourceId in ``focus_rows``
+TAGS = 24
+
+
+async def test_a_key_spread_over_many_blocks_is_one_record_with_the_exact_sum(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tenant = await make_tenant()
+    day = {MAY: Decimal("0.0000000001")}
+    first, last = focus_rows(MAY, day), focus_rows(MAY, {MAY: Decimal("1234.5678901234")})
+    filler = []
+    for n in range(4 * BATCH_BYTES // 450):
+        [row] = focus_rows(MAY, {MAY + dt.timedelta(days=n % 31): Decimal("0.01")})
+        row[RESOURCE_ID] = f"arn:aws:ec2:us-east-1:111122223333:instance/i-{n:08x}"
+        row[TAGS] = f'{{"Name": "web-{n}", "team": "t{n % 7}", "cost-center": "{"x" * 200}"}}'
+        filler.append(row)
+    path = write(tmp_path / "blocks.csv", [*first, *filler, *last])
+    assert path.stat().st_size > 3 * BATCH_BYTES, "the file must span several blocks"
+
+    run = await upload(client, tenant, path)
+
+    assert run["records_written"] == len(filler) + 1
+    response = await client.get(
+        "/api/v1/costs",
+        params={"start": str(MAY), "end": str(MAY + dt.timedelta(days=1)), "group_by": "resource"},
+        headers=tenant.auth,
+    )
+    assert response.status_code == 200, response.text
+    by_resource = {row["resource"]: row["billed_cost"] for row in response.json()["rows"]}
+    assert by_resource["arn:aws:ec2:us-east-1:111122223333:instance/i-1"] == "1234.5678901235"
