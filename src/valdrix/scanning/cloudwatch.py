@@ -1,5 +1,6 @@
 """Batched CloudWatch reads: GetMetricData with up to 500 queries per call, never one call per
-resource (GetMetricStatistics would be one metric per call)."""
+resource (GetMetricStatistics would be one metric per call). ``CloudWatchMetrics`` is the AWS
+metric fetcher of the idle detectors in ``scanning.idle``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from valdrix.scanning.idle import MetricWindow
 
 MAX_QUERIES_PER_CALL = 500
 
@@ -62,3 +65,14 @@ def fetch_metrics(
             if not token:
                 break
     return values
+
+
+@dataclass(frozen=True)
+class CloudWatchMetrics:
+    """``fetch_metrics`` as a ``scanning.idle.MetricFetcher``: values in the order asked."""
+
+    cloudwatch: Any
+
+    def fetch(self, queries: Sequence[MetricQuery], window: MetricWindow) -> list[list[float]]:
+        values = fetch_metrics(self.cloudwatch, queries, window.start, window.end)
+        return [values[query.id] for query in queries]

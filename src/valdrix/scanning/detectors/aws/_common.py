@@ -1,28 +1,22 @@
-"""Small helpers shared by the AWS detectors: ages, list prices as monthly figures, batching."""
+"""Small helpers shared by the AWS detectors: ages, list prices as monthly figures, batching,
+and the base of the detectors that judge idleness on CloudWatch metrics."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import Field
-
-from valdrix.scanning.base import Price, RegionScope, Thresholds
+# Re-exported: the AWS detectors take their age helpers from here, with their other helpers.
+from valdrix.scanning.ages import age_days as age_days
+from valdrix.scanning.ages import is_at_least_days_old as is_at_least_days_old
+from valdrix.scanning.base import Price, RegionScope
+from valdrix.scanning.cloudwatch import CloudWatchMetrics, MetricQuery
+from valdrix.scanning.idle import MetricIdleDetector, ThresholdsT
 from valdrix.scanning.pricing.catalog import Quote
 
 T = TypeVar("T")
-SECONDS_PER_DAY = 86400
-
-
-def age_days(created: dt.datetime, now: dt.datetime) -> float:
-    """Whole and fractional days between ``created`` and ``now`` (AWS timestamps are aware)."""
-    return round((now - created).total_seconds() / SECONDS_PER_DAY, 2)
-
-
-def is_at_least_days_old(created: dt.datetime, now: dt.datetime, days: int) -> bool:
-    return created <= now - dt.timedelta(days=days)
 
 
 def hourly_price(scope: RegionScope, quote: Quote | None, *, what: str, quantity: int = 1) -> Price:
@@ -56,17 +50,16 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[offset : offset + size]
 
 
-class LookbackThresholds(Thresholds):
-    """Tunables of a detector that judges a resource on a lookback of CloudWatch data."""
+class CloudWatchIdleDetector(MetricIdleDetector[dict[str, Any], MetricQuery, ThresholdsT]):
+    """An idle detector over AWS resources (boto3's describe dicts), read from CloudWatch in
+    batches of up to 500 series per GetMetricData call."""
 
-    lookback_days: int = Field(7, ge=1, description="Days of CloudWatch data to look at.")
-    min_age_days: int | None = Field(
-        None,
-        ge=0,
-        description="Resources younger than this many days are not judged (default: the "
-        "lookback, so a resource is judged on a whole lookback of its life).",
-    )
+    # The describe field that says when the resource was created.
+    created_field: ClassVar[str]
 
-    @property
-    def judged_from_age_days(self) -> int:
-        return self.lookback_days if self.min_age_days is None else self.min_age_days
+    def created_at(self, resource: dict[str, Any]) -> dt.datetime:
+        created: dt.datetime = resource[self.created_field]
+        return created
+
+    def metric_fetcher(self, scope: RegionScope) -> CloudWatchMetrics:
+        return CloudWatchMetrics(scope.client("cloudwatch"))

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field
 
-from valdrix.scanning.base import Detector, Price, RegionScope, Waste, tags_of
-from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
-from valdrix.scanning.detectors.aws._common import (
-    LookbackThresholds,
-    age_days,
-    hourly_price,
-    is_at_least_days_old,
-)
+from valdrix.scanning.base import Price, RegionScope, Waste, tags_of
+from valdrix.scanning.cloudwatch import MetricQuery
+from valdrix.scanning.detectors.aws._common import CloudWatchIdleDetector, hourly_price
+from valdrix.scanning.idle import IdleResource, LookbackThresholds
 from valdrix.scanning.registry import detectors
 
 # Read and write command counts per engine. Connection counts cannot tell an idle cache: AWS
@@ -46,7 +39,7 @@ class IdleCacheClusterThresholds(LookbackThresholds):
 
 
 @detectors.register("aws.elasticache-idle")
-class IdleCacheCluster(Detector):
+class IdleCacheCluster(CloudWatchIdleDetector[IdleCacheClusterThresholds]):
     """Flags available ElastiCache clusters that served no read or write commands over the
     lookback; in a replication group, only when every member is idle.
 
@@ -63,68 +56,44 @@ class IdleCacheCluster(Detector):
         "cloudwatch:GetMetricData",
     )
     thresholds = IdleCacheClusterThresholds
+    created_field = "CacheClusterCreateTime"
+    window_figure = "total"
 
-    def detect(self, scope: RegionScope, thresholds: IdleCacheClusterThresholds) -> Iterator[Waste]:
-        elasticache = scope.client("elasticache")
-        clusters = [
+    def list_resources(self, scope: RegionScope) -> list[dict[str, Any]]:
+        paginator = scope.client("elasticache").get_paginator("describe_cache_clusters")
+        return [
             cluster
-            for page in elasticache.get_paginator("describe_cache_clusters").paginate()
+            for page in paginator.paginate()
             for cluster in page["CacheClusters"]
             if cluster["CacheClusterStatus"] == "available" and cluster["Engine"] in COMMAND_METRICS
         ]
-        window_start = scope.now - dt.timedelta(days=thresholds.lookback_days)
-        queries = {
-            cluster["CacheClusterId"]: [
-                MetricQuery(
-                    id=f"c{index}m{position}",
-                    namespace="AWS/ElastiCache",
-                    metric=metric,
-                    dimensions=(("CacheClusterId", cluster["CacheClusterId"]),),
-                    stat="Sum",
-                )
-                for position, metric in enumerate(COMMAND_METRICS[cluster["Engine"]])
-            ]
-            for index, cluster in enumerate(clusters)
-        }
-        if not queries:
-            return
-        values = fetch_metrics(
-            scope.client("cloudwatch"),
-            [query for per_cluster in queries.values() for query in per_cluster],
-            window_start,
-            scope.now,
-        )
-        usage = {
-            cluster_id: [sum(values[q.id]) if values[q.id] else None for q in per_cluster]
-            for cluster_id, per_cluster in queries.items()
-        }
-        # Members of a replication group serve together: a replica nobody reads is not waste
-        # while its primary is busy.
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for cluster in clusters:
-            groups[cluster.get("ReplicationGroupId") or cluster["CacheClusterId"]].append(cluster)
-        for members in groups.values():
-            if not all(_idle(usage[m["CacheClusterId"]], thresholds) for m in members):
-                continue
-            for cluster in members:
-                if is_at_least_days_old(
-                    cluster["CacheClusterCreateTime"], scope.now, thresholds.judged_from_age_days
-                ):
-                    reads, writes = usage[cluster["CacheClusterId"]]
-                    yield self._waste(
-                        scope, elasticache, cluster, reads or 0, writes or 0, thresholds
-                    )
 
-    def _waste(
-        self,
-        scope: RegionScope,
-        elasticache: Any,
-        cluster: dict[str, Any],
-        reads: float,
-        writes: float,
-        thresholds: IdleCacheClusterThresholds,
+    def serving_group(self, cluster: dict[str, Any]) -> str:
+        return str(cluster.get("ReplicationGroupId") or cluster["CacheClusterId"])
+
+    def metric_queries(self, position: int, cluster: dict[str, Any]) -> list[MetricQuery]:
+        return [
+            MetricQuery(
+                id=f"c{position}m{index}",
+                namespace="AWS/ElastiCache",
+                metric=metric,
+                dimensions=(("CacheClusterId", cluster["CacheClusterId"]),),
+                stat="Sum",
+            )
+            for index, metric in enumerate(COMMAND_METRICS[cluster["Engine"]])
+        ]
+
+    def idle_ceiling(self, thresholds: IdleCacheClusterThresholds) -> float:
+        return thresholds.max_commands
+
+    def waste(
+        self, scope: RegionScope, idle: IdleResource[dict[str, Any], IdleCacheClusterThresholds]
     ) -> Waste:
+        cluster, thresholds = idle.resource, idle.thresholds
+        # An idle cache's zero totals are recorded as 0, as its earlier findings have them.
+        reads, writes = (total or 0 for total in idle.figures)
         cluster_id = cluster["CacheClusterId"]
+        elasticache = scope.client("elasticache")
         tags = elasticache.list_tags_for_resource(ResourceName=cluster["ARN"])["TagList"]
         return Waste(
             resource_id=cluster_id,
@@ -136,26 +105,17 @@ class IdleCacheCluster(Detector):
                 "read_commands": reads,
                 "write_commands": writes,
                 "metrics": list(COMMAND_METRICS[cluster["Engine"]]),
-                "window_start": (
-                    scope.now - dt.timedelta(days=thresholds.lookback_days)
-                ).isoformat(),
-                "window_end": scope.now.isoformat(),
+                **idle.window_evidence(),
                 "engine": cluster["Engine"],
                 "node_type": cluster["CacheNodeType"],
                 "nodes": cluster.get("NumCacheNodes"),
                 "replication_group_id": cluster.get("ReplicationGroupId"),
-                "age_days": age_days(cluster["CacheClusterCreateTime"], scope.now),
-                "lookback_days": thresholds.lookback_days,
-                "min_age_days": thresholds.judged_from_age_days,
+                **idle.age_evidence(),
                 "max_commands": thresholds.max_commands,
             },
             resource_name=cluster_id,
             tags=tags_of(tags),
         )
-
-
-def _idle(usage: list[float | None], thresholds: IdleCacheClusterThresholds) -> bool:
-    return all(total is not None and total <= thresholds.max_commands for total in usage)
 
 
 def _cluster_price(scope: RegionScope, cluster: dict[str, Any]) -> Price:

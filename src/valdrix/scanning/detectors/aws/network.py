@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
 from pydantic import Field
 
 from valdrix.scanning.base import Detector, RegionScope, Thresholds, Waste, tags_of
-from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
-from valdrix.scanning.detectors.aws._common import (
-    LookbackThresholds,
-    age_days,
-    hourly_price,
-    is_at_least_days_old,
-)
+from valdrix.scanning.cloudwatch import MetricQuery
+from valdrix.scanning.detectors.aws._common import CloudWatchIdleDetector, hourly_price
+from valdrix.scanning.idle import IdleResource, LookbackThresholds
 from valdrix.scanning.registry import detectors
 
 
@@ -77,7 +73,7 @@ class IdleNatGatewayThresholds(LookbackThresholds):
 
 
 @detectors.register("aws.nat-gateway-idle")
-class IdleNatGateway(Detector):
+class IdleNatGateway(CloudWatchIdleDetector[IdleNatGatewayThresholds]):
     """Flags available NAT gateways that sent no traffic to any destination over the lookback.
 
     A NAT gateway is billed for every hour it exists, on top of the data it processes, so one
@@ -89,56 +85,53 @@ class IdleNatGateway(Detector):
     resource_type = "nat-gateway"
     permissions = ("ec2:DescribeNatGateways", "cloudwatch:GetMetricData")
     thresholds = IdleNatGatewayThresholds
+    created_field = "CreateTime"
+    window_figure = "total"
 
-    def detect(self, scope: RegionScope, thresholds: IdleNatGatewayThresholds) -> Iterator[Waste]:
-        window_start = scope.now - dt.timedelta(days=thresholds.lookback_days)
+    def list_resources(self, scope: RegionScope) -> list[dict[str, Any]]:
         paginator = scope.client("ec2").get_paginator("describe_nat_gateways")
-        gateways = [
+        return [
             gateway
             for page in paginator.paginate()
             for gateway in page["NatGateways"]
             if gateway["State"] == "available"
-            and is_at_least_days_old(
-                gateway["CreateTime"], scope.now, thresholds.judged_from_age_days
-            )
         ]
-        if not gateways:
-            return
-        queries = [
+
+    def metric_queries(self, position: int, gateway: dict[str, Any]) -> list[MetricQuery]:
+        return [
             MetricQuery(
-                id=f"nat{index}",
+                id=f"nat{position}",
                 namespace="AWS/NATGateway",
                 metric="BytesOutToDestination",
                 dimensions=(("NatGatewayId", gateway["NatGatewayId"]),),
                 stat="Sum",
             )
-            for index, gateway in enumerate(gateways)
         ]
-        values = fetch_metrics(scope.client("cloudwatch"), queries, window_start, scope.now)
-        hourly = scope.prices.nat_gateway_hour(scope.region)
-        for query, gateway in zip(queries, gateways, strict=True):
-            datapoints = values[query.id]
-            bytes_out = sum(datapoints)
-            if not datapoints or bytes_out > thresholds.max_bytes:
-                continue
-            gateway_id = gateway["NatGatewayId"]
-            tags = tags_of(gateway.get("Tags"))
-            yield Waste(
-                resource_id=gateway_id,
-                resource_type=self.resource_type,
-                reason=f"NAT gateway sent {bytes_out:.0f} bytes to destinations in the last "
-                f"{thresholds.lookback_days} days",
-                price=hourly_price(scope, hourly, what="NAT gateway hour"),
-                evidence={
-                    "bytes_out_to_destination": bytes_out,
-                    "datapoints": len(datapoints),
-                    "window_start": window_start.isoformat(),
-                    "window_end": scope.now.isoformat(),
-                    "age_days": age_days(gateway["CreateTime"], scope.now),
-                    "lookback_days": thresholds.lookback_days,
-                    "min_age_days": thresholds.judged_from_age_days,
-                    "max_bytes": thresholds.max_bytes,
-                },
-                resource_name=tags.get("Name"),
-                tags=tags,
-            )
+
+    def idle_ceiling(self, thresholds: IdleNatGatewayThresholds) -> float:
+        return thresholds.max_bytes
+
+    def waste(
+        self, scope: RegionScope, idle: IdleResource[dict[str, Any], IdleNatGatewayThresholds]
+    ) -> Waste:
+        gateway, thresholds = idle.resource, idle.thresholds
+        [bytes_out], [datapoints] = idle.figures, idle.datapoints
+        tags = tags_of(gateway.get("Tags"))
+        return Waste(
+            resource_id=gateway["NatGatewayId"],
+            resource_type=self.resource_type,
+            reason=f"NAT gateway sent {bytes_out:.0f} bytes to destinations in the last "
+            f"{thresholds.lookback_days} days",
+            price=hourly_price(
+                scope, scope.prices.nat_gateway_hour(scope.region), what="NAT gateway hour"
+            ),
+            evidence={
+                "bytes_out_to_destination": bytes_out,
+                "datapoints": datapoints,
+                **idle.window_evidence(),
+                **idle.age_evidence(),
+                "max_bytes": thresholds.max_bytes,
+            },
+            resource_name=tags.get("Name"),
+            tags=tags,
+        )

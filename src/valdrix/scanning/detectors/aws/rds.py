@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -10,13 +9,14 @@ from typing import Any
 from pydantic import Field
 
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
-from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
+from valdrix.scanning.cloudwatch import MetricQuery
 from valdrix.scanning.detectors.aws._common import (
-    LookbackThresholds,
+    CloudWatchIdleDetector,
     age_days,
     gb_month_price,
     is_at_least_days_old,
 )
+from valdrix.scanning.idle import IdleResource, LookbackThresholds
 from valdrix.scanning.registry import detectors
 
 # Storage types whose provisioned IOPS are billed on top of the GB-month (not in the catalog).
@@ -39,7 +39,7 @@ class IdleRdsInstanceThresholds(LookbackThresholds):
 
 
 @detectors.register("aws.rds-idle")
-class IdleRdsInstance(Detector):
+class IdleRdsInstance(CloudWatchIdleDetector[IdleRdsInstanceThresholds]):
     """Flags available RDS DB instances that had no database connections over the lookback.
 
     An RDS instance is billed for every hour it runs and for its allocated storage every month,
@@ -51,59 +51,55 @@ class IdleRdsInstance(Detector):
     resource_type = "rds-instance"
     permissions = ("rds:DescribeDBInstances", "cloudwatch:GetMetricData")
     thresholds = IdleRdsInstanceThresholds
+    created_field = "InstanceCreateTime"
+    # Connections are held, not counted: the busiest day's Maximum says how many there were.
+    window_figure = "peak"
 
-    def detect(self, scope: RegionScope, thresholds: IdleRdsInstanceThresholds) -> Iterator[Waste]:
-        window_start = scope.now - dt.timedelta(days=thresholds.lookback_days)
-        instances = [
-            db
-            for db in _db_instances(scope.client("rds"))
-            if db["DBInstanceStatus"] == "available"
-            and is_at_least_days_old(
-                db["InstanceCreateTime"], scope.now, thresholds.judged_from_age_days
-            )
+    def list_resources(self, scope: RegionScope) -> list[dict[str, Any]]:
+        return [
+            db for db in _db_instances(scope.client("rds")) if db["DBInstanceStatus"] == "available"
         ]
-        if not instances:
-            return
-        queries = [
+
+    def metric_queries(self, position: int, db: dict[str, Any]) -> list[MetricQuery]:
+        return [
             MetricQuery(
-                id=f"db{index}",
+                id=f"db{position}",
                 namespace="AWS/RDS",
                 metric="DatabaseConnections",
                 dimensions=(("DBInstanceIdentifier", db["DBInstanceIdentifier"]),),
                 stat="Maximum",
             )
-            for index, db in enumerate(instances)
         ]
-        values = fetch_metrics(scope.client("cloudwatch"), queries, window_start, scope.now)
-        for query, db in zip(queries, instances, strict=True):
-            datapoints = values[query.id]
-            if not datapoints or max(datapoints) > thresholds.max_connections:
-                continue
-            peak = max(datapoints)
-            identifier = db["DBInstanceIdentifier"]
-            yield Waste(
-                resource_id=identifier,
-                resource_type=self.resource_type,
-                reason=f"{db['Engine']} instance had at most {peak:.0f} connections in the last "
-                f"{thresholds.lookback_days} days",
-                price=_instance_price(scope, db),
-                evidence={
-                    "peak_connections": peak,
-                    "datapoints": len(datapoints),
-                    "window_start": window_start.isoformat(),
-                    "window_end": scope.now.isoformat(),
-                    "engine": db["Engine"],
-                    "instance_class": db["DBInstanceClass"],
-                    "allocated_storage_gb": db.get("AllocatedStorage"),
-                    "multi_az": bool(db.get("MultiAZ")),
-                    "age_days": age_days(db["InstanceCreateTime"], scope.now),
-                    "lookback_days": thresholds.lookback_days,
-                    "min_age_days": thresholds.judged_from_age_days,
-                    "max_connections": thresholds.max_connections,
-                },
-                resource_name=identifier,
-                tags=tags_of(db.get("TagList")),
-            )
+
+    def idle_ceiling(self, thresholds: IdleRdsInstanceThresholds) -> float:
+        return thresholds.max_connections
+
+    def waste(
+        self, scope: RegionScope, idle: IdleResource[dict[str, Any], IdleRdsInstanceThresholds]
+    ) -> Waste:
+        db, thresholds = idle.resource, idle.thresholds
+        [peak], [datapoints] = idle.figures, idle.datapoints
+        identifier = db["DBInstanceIdentifier"]
+        return Waste(
+            resource_id=identifier,
+            resource_type=self.resource_type,
+            reason=f"{db['Engine']} instance had at most {peak:.0f} connections in the last "
+            f"{thresholds.lookback_days} days",
+            price=_instance_price(scope, db),
+            evidence={
+                "peak_connections": peak,
+                "datapoints": datapoints,
+                **idle.window_evidence(),
+                "engine": db["Engine"],
+                "instance_class": db["DBInstanceClass"],
+                "allocated_storage_gb": db.get("AllocatedStorage"),
+                "multi_az": bool(db.get("MultiAZ")),
+                **idle.age_evidence(),
+                "max_connections": thresholds.max_connections,
+            },
+            resource_name=identifier,
+            tags=tags_of(db.get("TagList")),
+        )
 
 
 def _instance_price(scope: RegionScope, db: dict[str, Any]) -> Price:
