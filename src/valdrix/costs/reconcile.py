@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import structlog
 
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus, SourceKind
-from valdrix.costs.records import RecordSpool, SourceBatch
+from valdrix.costs.records import RecordSpool, SourceBatch, resource_keys
 from valdrix.costs.repository import STAGE_COLUMNS, CostRepository, ReadingKey, ReplaceScope
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.money import plain_text
@@ -132,7 +132,8 @@ async def _csv_blocks(records: RecordSpool) -> AsyncIterator[bytes]:
 
     def encode(block: pa.RecordBatch) -> bytes:
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(block.select(STAGE_COLUMNS), sink, options)
+        keyed = block.append_column("resource_key", resource_keys(block["resource_id"]))
+        pacsv.write_csv(keyed.select(STAGE_COLUMNS), sink, options)
         return bytes(sink.getvalue())
 
     for block in records.batches():

@@ -149,3 +149,14 @@ class SourceBatch:
 
 def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)
+
+
+def resource_keys(resource_ids: pa.Array) -> pa.Array:
+    """Each resource's own id inside its provider path, for matching findings to the bill:
+    ``vol-1`` from ``arn:aws:ec2:us-east-1:1:volume/vol-1``, ``queue`` from
+    ``arn:aws:sqs:...:queue``, the last segment of an Azure resource id (null when none)."""
+    tail = pc.replace_substring_regex(
+        pc.utf8_rtrim(resource_ids, characters="/"), r"(?s)^.*[/:]", ""
+    )
+    key = pc.utf8_slice_codeunits(tail, 0, 256)
+    return pc.if_else(pc.equal(key, ""), pa.scalar(None, pa.string()), key)

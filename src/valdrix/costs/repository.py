@@ -27,7 +27,7 @@ from valdrix.costs.models import (
 from valdrix.costs.records import KEY_NAMES, SUM_NAMES
 from valdrix.jobs.enqueue import driver_connection
 
-STAGE_COLUMNS = [*KEY_NAMES, *SUM_NAMES, "source_rows"]
+STAGE_COLUMNS = [*KEY_NAMES, *SUM_NAMES, "source_rows", "resource_key"]
 _STAGE_TYPES = {"day": "date", "billing_period_start": "date", "billing_period_end": "date",
                 "preliminary": "boolean", "source_rows": "bigint"}  # fmt: skip
 STAGE_TABLE = (
@@ -39,14 +39,10 @@ STAGE_TABLE = (
     + ") ON COMMIT DELETE ROWS"
 )
 _KEYS = ", ".join(KEY_NAMES)
-# The resource's own id inside a provider path, for matching findings to the bill: ``vol-1``
-# from ``arn:aws:ec2:us-east-1:1:volume/vol-1``, ``queue`` from ``arn:aws:sqs:...:queue``, the
-# last segment of an Azure resource id.
-_RESOURCE_KEY = "nullif(left(regexp_replace(rtrim(resource_id, '/'), '^.*[/:]', ''), 256), '')"
 STORE_STAGED = f"""
     INSERT INTO cost_records (tenant_id, source_id, run_id, resource_key,
         {_KEYS}, {", ".join(SUM_NAMES)}, source_rows)
-    SELECT :tenant, :source, :run, {_RESOURCE_KEY},
+    SELECT :tenant, :source, :run, resource_key,
         {", ".join("tags::jsonb" if name == "tags" else name for name in KEY_NAMES)},
         {", ".join(SUM_NAMES)}, source_rows
     FROM cost_records_stage
