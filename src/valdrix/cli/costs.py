@@ -1,14 +1,16 @@
 """``valdrix costs import``: load a FOCUS export (one file, or the parts of one delivery) for a
-tenant."""
+tenant; ``valdrix costs show`` and ``export``: read its costs as the API does."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import typer
+from rich.table import Table
 
 from valdrix.cli.common import (
     JSON_OPTION,
@@ -21,7 +23,9 @@ from valdrix.cli.common import (
 )
 from valdrix.costs import service
 from valdrix.costs.schemas import CostRunOut
+from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
+from valdrix.tenancy.service import system_principal
 
 costs_app = typer.Typer(no_args_is_help=True, help="Cost data (FOCUS exports, Cost Explorer).")
 
@@ -81,3 +85,124 @@ def _where(error: dict[str, Any]) -> str:
     """``part-2.csv: row 7: BilledCost: ``, as far as the error says."""
     row = f"row {error['row']}" if error.get("row") else None
     return "".join(f"{part}: " for part in (error.get("file"), row, error.get("column")) if part)
+
+
+TENANT = typer.Option(..., "--tenant", help="Tenant id.")
+START = typer.Option(..., formats=["%Y-%m-%d"], help="First day (YYYY-MM-DD).")
+END = typer.Option(..., formats=["%Y-%m-%d"], help="Day after the last (YYYY-MM-DD).")
+GROUP_BY = typer.Option(
+    None, "--group-by", help="Up to 3 dimensions, comma-separated (as the API's group_by)."
+)
+PROVIDER = typer.Option(None, help="Only this provider.")
+SERVICE = typer.Option(None, help="Only this service.")
+REGION = typer.Option(None, help="Only this region.")
+ACCOUNT = typer.Option(None, help="Only this account (sub-account, else billing account).")
+TAG = typer.Option(None, help="Only rows tagged key=value.")
+
+
+def _query(
+    start: dt.datetime,
+    end: dt.datetime,
+    group_by: str | None,
+    filters: dict[str, str | None],
+    close_days: int,
+    limit: int = service.MAX_ROWS,
+) -> service.CostQuery:
+    return service.parse_query(
+        start.date(),
+        end.date(),
+        group_by,
+        final_before=service.final_before(close_days),
+        filters=filters,
+        limit=limit,
+    )
+
+
+@costs_app.command("show")
+@readable_errors
+def show(
+    tenant: uuid.UUID = TENANT,
+    start: dt.datetime = START,
+    end: dt.datetime = END,
+    group_by: str | None = GROUP_BY,
+    provider: str | None = PROVIDER,
+    service_name: str | None = SERVICE,
+    region: str | None = REGION,
+    account: str | None = ACCOUNT,
+    tag: str | None = TAG,
+    limit: int = typer.Option(50, min=1, max=service.MAX_ROWS, help="Rows shown."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Costs for [start, end), largest first, with totals split into preliminary and final."""
+    filters = {"provider": provider, "service": service_name, "region": region}
+    filters |= {"account": account, "tag": tag}
+
+    async def work(runtime: Runtime) -> service.CostAnswer:
+        close = runtime.settings.costs_focus_close_days
+        query = _query(start, end, group_by, filters, close, limit)
+        async with unit_of_work(runtime.sessions, tenant) as session:
+            return await service.read_costs(session, system_principal(tenant), query)
+
+    answer = run_with_runtime(settings_for_command(), work)
+    groups = [g.strip() for g in (group_by or "").split(",") if g.strip()]
+    if as_json:
+        print_json({"rows": answer.rows, "totals": answer.totals, "more": answer.truncated})
+        return
+    table = Table("currency", *groups, "billed", "effective", "of which preliminary")
+    for row in [*answer.rows, *({**t, **dict.fromkeys(groups, "total")} for t in answer.totals)]:
+        table.add_row(
+            row["currency"],
+            *(str(row.get(g) if row.get(g) is not None else "-") for g in groups),
+            row["billed_cost"],
+            row["effective_cost"],
+            row["preliminary_billed_cost"],
+        )
+    console.print(table)
+    if answer.truncated:
+        console.print(f"(first {limit} rows; `valdrix costs export` writes them all)")
+
+
+@costs_app.command("export")
+@readable_errors
+def export(
+    tenant: uuid.UUID = TENANT,
+    start: dt.datetime = START,
+    end: dt.datetime = END,
+    group_by: str | None = GROUP_BY,
+    provider: str | None = PROVIDER,
+    service_name: str | None = SERVICE,
+    region: str | None = REGION,
+    account: str | None = ACCOUNT,
+    tag: str | None = TAG,
+    output: Path | None = typer.Option(
+        None, "--output", "-o", dir_okay=False, help="CSV file to write (default: stdout)."
+    ),
+) -> None:
+    """Every row of costs for [start, end) as CSV, read page after page at one data version
+    (an import committing during the export stops it; a file is then left as it was)."""
+    filters = {"provider": provider, "service": service_name, "region": region}
+    filters |= {"account": account, "tag": tag}
+
+    async def work(runtime: Runtime, out: TextIO) -> int:
+        query = _query(start, end, group_by, filters, runtime.settings.costs_focus_close_days)
+        while True:
+            async with unit_of_work(runtime.sessions, tenant) as session:
+                answer = await service.read_costs(session, system_principal(tenant), query)
+            first = query.offset == 0
+            out.write(service.rows_as_csv(answer.rows, query.group_by, header=first))
+            if answer.next_cursor is None:
+                return query.offset + len(answer.rows)
+            query = query.after(answer.next_cursor)
+
+    settings = settings_for_command()
+    if output is None:
+        run_with_runtime(settings, lambda runtime: work(runtime, sys.stdout))
+        return
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with partial.open("w", newline="") as out:
+            count = run_with_runtime(settings, lambda runtime: work(runtime, out))
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    console.print(f"wrote {count} rows to {output}")

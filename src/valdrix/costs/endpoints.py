@@ -9,13 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from valdrix.costs import service
-from valdrix.costs.schemas import CostAdjustmentOut, CostRunOut, CostsOut
-from valdrix.kit.orm import utcnow
+from valdrix.costs.schemas import CostAdjustmentOut, CostReadingOut, CostRunOut, CostsOut
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.tenancy.auth import MemberScope, ViewerScope
 
@@ -48,6 +47,7 @@ FilterValue = Annotated[str | None, Query(max_length=200, description="Only rows
 )
 async def read_costs(
     scope: ViewerScope,
+    request: Request,
     response: Response,
     start: IsoDate,
     end: IsoDate,
@@ -70,19 +70,29 @@ async def read_costs(
     tag: Annotated[
         str | None, Query(max_length=300, description="Only rows tagged key=value")
     ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=service.MAX_ROWS, description="Rows per page (largest first)")
+    ] = service.MAX_ROWS,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="`next_cursor` of the previous page"),
+    ] = None,
     accept: Annotated[str | None, Header()] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> CostsOut | Response:
     """Billed, effective and list cost for [start, end), grouped, with totals split into
     preliminary and final. The ETag is the tenant's data version: it changes with every
     committed import and with the day (preliminary data turns final when its billing period has
-    closed), and `If-None-Match` answers 304 while neither has."""
-    close = dt.timedelta(days=scope.runtime.settings.costs_focus_close_days)
+    closed), and `If-None-Match` answers 304 while neither has.
+
+    Rows come a page at a time, largest first: `next_cursor` (and a `Link: rel="next"` header,
+    for CSV too) names the next page, and is null on the last. A page asked for after an import
+    changed the data is refused with 409, so the pages of one listing always add up."""
     query = service.parse_query(
         start,
         end,
         group_by,
-        final_before=utcnow().date() - close,
+        final_before=service.final_before(scope.runtime.settings.costs_focus_close_days),
         filters={
             "provider": provider,
             "service": service_name,
@@ -90,11 +100,16 @@ async def read_costs(
             "account": account,
             "tag": tag,
         },
+        limit=limit,
+        cursor=cursor,
     )
     answer = await service.read_costs(scope.session, scope.principal, query)
     # Preliminary flags turn final with time, so the ETag names the day they were read as of.
     etag = f'W/"costs-{answer.data_version}-{query.final_before.isoformat()}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if answer.next_cursor is not None:
+        following = request.url.include_query_params(cursor=answer.next_cursor)
+        headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     if if_none_match and etag in [given.strip() for given in if_none_match.split(",")]:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     if accept and "text/csv" in accept:
@@ -111,6 +126,7 @@ async def read_costs(
         data_version=answer.data_version,
         rows=answer.rows,
         totals=answer.totals,
+        next_cursor=answer.next_cursor,
         truncated=answer.truncated,
     )
 
@@ -134,6 +150,45 @@ async def list_adjustments(
         scope.session, scope.principal, start=start, end=end, limit=limit
     )
     return [CostAdjustmentOut.model_validate(a) for a in adjustments]
+
+
+@router.get("/costs/readings")
+async def list_readings(
+    scope: ViewerScope,
+    day: IsoDate,
+    service_name: Annotated[str | None, Query(alias="service", max_length=200)] = None,
+    account: Annotated[str | None, Query(max_length=100)] = None,
+    currency: Annotated[str | None, Query(max_length=3)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> list[CostReadingOut]:
+    """Every reading of the day's totals per service, account and currency, by source and
+    billing period, oldest first, each with the previous reading and the change in percent:
+    the small restatements too, which `/costs/adjustments` (over 2 %) leaves out."""
+    readings = await service.readings_of_day(
+        scope.session,
+        scope.principal,
+        day,
+        filters={"service": service_name, "account": account, "currency": currency},
+        limit=limit,
+    )
+    return [
+        CostReadingOut(
+            source_key=found.source_key,
+            run_id=found.reading.run_id,
+            billing_period_start=found.reading.billing_period_start,
+            day=found.reading.day,
+            service=found.reading.service,
+            account=found.reading.account,
+            currency=found.reading.currency,
+            billed_cost=found.reading.billed_cost,
+            effective_cost=found.reading.effective_cost,
+            preliminary=found.reading.preliminary,
+            recorded_at=found.reading.recorded_at,
+            previous_billed_cost=found.previous_billed_cost,
+            change_percent=found.change_percent,
+        )
+        for found in readings
+    ]
 
 
 @router.post("/costs/imports", status_code=status.HTTP_201_CREATED)

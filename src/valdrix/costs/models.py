@@ -178,6 +178,7 @@ class CostReading(Base):
             "service",
             "account",
         ),
+        Index("ix_cost_readings_day", "tenant_id", "day"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)

@@ -336,6 +336,38 @@ class CostRepository:
         )
         return list(rows)
 
+    async def readings_of_day(
+        self, day: dt.date, filters: dict[str, str], limit: int
+    ) -> list[tuple[CostReading, str, Decimal | None]]:
+        """Every reading of the day's keys (service, account, currency, each source and billing
+        period), oldest first per key, with its source's key and the key's previous reading."""
+        key = (
+            CostReading.source_id, CostReading.billing_period_start, CostReading.service,
+            CostReading.account, CostReading.currency,
+        )  # fmt: skip
+        previous = func.lag(CostReading.billed_cost).over(
+            partition_by=key, order_by=(CostReading.recorded_at, CostReading.id)
+        )
+        query = (
+            select(CostReading, CostSource.key, previous)
+            .join(CostSource, CostSource.id == CostReading.source_id)
+            .where(
+                CostReading.day == day,
+                *(getattr(CostReading, name) == value for name, value in filters.items()),
+            )
+            .order_by(
+                CostReading.service,
+                CostReading.account,
+                CostReading.currency,
+                CostSource.key,
+                CostReading.billing_period_start,
+                CostReading.recorded_at,
+                CostReading.id,
+            )
+            .limit(limit)
+        )
+        return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
+
     async def adjustments(
         self, start: dt.date | None, end: dt.date | None, limit: int
     ) -> list[CostAdjustment]:

@@ -51,6 +51,25 @@ class CostAdjustmentOut(BaseModel):
     created_at: dt.datetime
 
 
+class CostReadingOut(BaseModel):
+    """One run's total of a key (billing period, day, service, account, currency of a source),
+    and how it moved from the key's previous reading."""
+
+    source_key: str
+    run_id: uuid.UUID
+    billing_period_start: dt.date
+    day: dt.date
+    service: str
+    account: str
+    currency: str
+    billed_cost: PlainDecimal
+    effective_cost: PlainDecimal
+    preliminary: bool
+    recorded_at: dt.datetime
+    previous_billed_cost: PlainDecimal | None
+    change_percent: PlainDecimal | None
+
+
 class CostsOut(BaseModel):
     start: dt.date
     end: dt.date
@@ -58,4 +77,5 @@ class CostsOut(BaseModel):
     data_version: int
     rows: list[dict[str, Any]]
     totals: list[dict[str, Any]]
-    truncated: bool
+    next_cursor: str | None
+    truncated: bool  # more rows follow (``next_cursor`` names them)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import dataclasses
 import datetime as dt
+import hashlib
 import io
 import uuid
 from collections.abc import Sequence
@@ -19,10 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.costs.focus import FocusRejected, file_details, read_focus_files
 from valdrix.costs.focus_streams import ImportLimits
-from valdrix.costs.models import CostAdjustment, CostRun, SourceKind, cost_daily, cost_records
+from valdrix.costs.models import (
+    CostAdjustment,
+    CostReading,
+    CostRun,
+    SourceKind,
+    cost_daily,
+    cost_records,
+)
 from valdrix.costs.reconcile import commit_batch, record_rejected_run
 from valdrix.costs.repository import CostRepository, charged_account
-from valdrix.errors import InvalidInput
+from valdrix.errors import Conflict, InvalidInput
 from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
@@ -151,6 +160,32 @@ class CostQuery:
     # Preliminary billing data whose period ended before this day reads as final.
     final_before: dt.date
     filters: dict[str, str] = field(default_factory=dict)
+    limit: int = MAX_ROWS
+    offset: int = 0
+    # The data version the first page was read at (pages of one listing never mix versions).
+    version: int | None = None
+
+    def cursor(self, version: int, offset: int) -> str:
+        """An opaque token for the page at ``offset`` of this very query at ``version``."""
+        token = f"{version}:{offset}:{self._fingerprint()}".encode()
+        return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+    def after(self, cursor: str) -> CostQuery:
+        """The query of the page ``cursor`` names; refused if it came from another query."""
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            version, offset, fingerprint = base64.urlsafe_b64decode(padded).decode().split(":")
+            page = dataclasses.replace(self, offset=int(offset), version=int(version))
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("cursor is not one this API gave") from None
+        if fingerprint != self._fingerprint() or page.offset < 0:
+            raise InvalidInput("cursor belongs to another query: repeat its parameters")
+        return page
+
+    def _fingerprint(self) -> str:
+        """The parameters a page depends on (the day preliminary data is read as of too)."""
+        asked = (self.start, self.end, self.group_by, self.final_before, self.filters, self.limit)
+        return hashlib.sha256(repr(asked).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -158,7 +193,16 @@ class CostAnswer:
     rows: list[dict[str, Any]]
     totals: list[dict[str, Any]]
     data_version: int
-    truncated: bool
+    next_cursor: str | None
+
+    @property
+    def truncated(self) -> bool:
+        return self.next_cursor is not None
+
+
+def final_before(close_days: int) -> dt.date:
+    """Billing data whose period ended before this day reads as final today."""
+    return utcnow().date() - dt.timedelta(days=close_days)
 
 
 def parse_query(
@@ -168,9 +212,14 @@ def parse_query(
     *,
     final_before: dt.date,
     filters: dict[str, str | None] | None = None,
+    limit: int = MAX_ROWS,
+    cursor: str | None = None,
 ) -> CostQuery:
     """Check a read's parameters; ``filters`` keeps rows whose provider, service, region,
-    account equal the value, or (``tag``) whose tag ``key=value`` is set."""
+    account equal the value, or (``tag``) whose tag ``key=value`` is set; ``cursor`` (from a
+    previous answer) asks for the next page of ``limit`` rows."""
+    if not 1 <= limit <= MAX_ROWS:
+        raise InvalidInput(f"limit must be between 1 and {MAX_ROWS}")
     if end <= start:
         raise InvalidInput("end must be after start (end is exclusive)")
     if (end - start).days > MAX_RANGE_DAYS:
@@ -186,7 +235,8 @@ def parse_query(
     tag = kept.get("tag")
     if tag is not None and not (_tag_key("tag:" + tag.partition("=")[0]) and "=" in tag):
         raise InvalidInput("tag filter must look like key=value")
-    return CostQuery(start, end, groups, final_before, kept)
+    query = CostQuery(start, end, groups, final_before, kept, limit)
+    return query.after(cursor) if cursor is not None else query
 
 
 def _tag_key(group: str) -> str | None:
@@ -195,22 +245,31 @@ def _tag_key(group: str) -> str | None:
 
 
 async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) -> CostAnswer:
-    """Sums straight from the stored records (no cache), with the data version they reflect.
+    """Sums straight from the stored records (no cache), with the data version they reflect,
+    a page of rows at a time (largest first).
 
     The version is read before and after the sums: if a run committed in between, read again,
-    so the ETag never claims a version the numbers do not show.
+    so the ETag never claims a version the numbers do not show. A later page of a listing whose
+    data changed since its first page is refused: its rows would not add up with the others.
     """
     costs = CostRepository(session)
     for _ in range(3):
         version = await costs.data_version()
-        rows, truncated = await _grouped(session, query)
-        totals, _ = await _grouped(session, dataclasses.replace(query, group_by=[]))
+        if query.version is not None and query.version != version:
+            raise Conflict(
+                "the cost data changed since the first page was read (an import committed):"
+                " read the listing again from its first page"
+            )
+        rows, more = await _grouped(session, query)
+        totals, _ = await _grouped(session, dataclasses.replace(query, group_by=[], offset=0))
         if await costs.data_version() == version:
             break
-    return CostAnswer(rows, totals, version, truncated)
+    next_cursor = query.cursor(version, query.offset + query.limit) if more else None
+    return CostAnswer(rows, totals, version, next_cursor)
 
 
 async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the grouped sums, and whether more follow."""
     daily = "tag" not in query.filters and all(g in DAILY_GROUPS for g in query.group_by)
     table = cost_daily if daily else cost_records
     dimensions = {group: _dimension(group, table) for group in query.group_by}
@@ -245,11 +304,13 @@ async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[s
         )
         .where(*conditions)
         .group_by(table.c.currency, *dimensions.values())
-        .order_by(func.sum(billed).desc(), *dimensions.values())
-        .limit(MAX_ROWS + 1)
+        # Every group key, after the amount: pages follow one order, whatever ties there are.
+        .order_by(func.sum(billed).desc(), *dimensions.values(), table.c.currency)
+        .offset(query.offset)
+        .limit(query.limit + 1)
     )
     rows = [dict(row._mapping) for row in await session.execute(statement)]
-    return [_money(row) for row in rows[:MAX_ROWS]], len(rows) > MAX_ROWS
+    return [_money(row) for row in rows[: query.limit]], len(rows) > query.limit
 
 
 CSV_AMOUNTS = (
@@ -258,12 +319,13 @@ CSV_AMOUNTS = (
 )  # fmt: skip
 
 
-def rows_as_csv(rows: list[dict[str, Any]], group_by: list[str]) -> str:
+def rows_as_csv(rows: list[dict[str, Any]], group_by: list[str], *, header: bool = True) -> str:
     """The grouped rows as CSV: currency, the dimensions asked for, then the amounts."""
     out = io.StringIO()
     writer = csv.writer(out)
     columns = ["currency", *group_by, *CSV_AMOUNTS]
-    writer.writerow(columns)
+    if header:
+        writer.writerow(columns)
     for row in rows:
         writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
     return out.getvalue()
@@ -289,3 +351,35 @@ async def list_adjustments(
     limit: int,
 ) -> list[CostAdjustment]:
     return await CostRepository(session).adjustments(start, end, limit)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One run's reading of a key, beside the key's previous reading."""
+
+    reading: CostReading
+    source_key: str
+    previous_billed_cost: Decimal | None
+
+    @property
+    def change_percent(self) -> Decimal | None:
+        before = self.previous_billed_cost
+        if before is None or before == 0:
+            return None
+        change = (self.reading.billed_cost - before) * 100 / abs(before)
+        return change.quantize(Decimal("0.0001"))
+
+
+async def readings_of_day(
+    session: AsyncSession,
+    actor: Principal,
+    day: dt.date,
+    *,
+    filters: dict[str, str | None],
+    limit: int,
+) -> list[Reading]:
+    """Every reading of the day's keys, with how each moved from the one before: restatements
+    below the 2 % that records an adjustment included."""
+    kept = {name: value for name, value in filters.items() if value is not None}
+    rows = await CostRepository(session).readings_of_day(day, kept, limit)
+    return [Reading(reading, key, previous) for reading, key, previous in rows]
