@@ -28,8 +28,9 @@ from valdrix.costs.records import KEY_NAMES, SUM_NAMES
 from valdrix.jobs.enqueue import driver_connection
 
 STAGE_COLUMNS = [*KEY_NAMES, *SUM_NAMES, "source_rows", "resource_key"]
+# Tags are parsed as JSON while COPY runs (beside the encoding of the next block), not later.
 _STAGE_TYPES = {"day": "date", "billing_period_start": "date", "billing_period_end": "date",
-                "preliminary": "boolean", "source_rows": "bigint"}  # fmt: skip
+                "preliminary": "boolean", "source_rows": "bigint", "tags": "jsonb"}  # fmt: skip
 STAGE_TABLE = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS cost_records_stage ("
     + ", ".join(
@@ -43,7 +44,7 @@ STORE_STAGED = f"""
     INSERT INTO cost_records (tenant_id, source_id, run_id, resource_key,
         {_KEYS}, {", ".join(SUM_NAMES)}, source_rows)
     SELECT :tenant, :source, :run, resource_key,
-        {", ".join("tags::jsonb" if name == "tags" else name for name in KEY_NAMES)},
+        {_KEYS},
         {", ".join(SUM_NAMES)}, source_rows
     FROM cost_records_stage
 """  # noqa: S608  (column names from this module)
