@@ -214,6 +214,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     from valdrix.simulator.proxy import FaultProxy, Faults
     from valdrix.tenancy.models import Tier
     from valdrix.tenancy.service import system_principal
+    from valdrix.wiring import wire
 
     regions = REGIONS_17[: 4 if args.quick else 17]
     total = 600 if args.quick else 5000
@@ -249,6 +250,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             aws_endpoint_url=proxy.url,
             log_level="WARNING",
         )
+        wire()  # the domains plugged into each other, as at a worker's start
         runtime = open_runtime(settings, urls)
         await open_job_app(urls.app)
         created = await create_tenant_with_owner_key(

@@ -32,6 +32,10 @@ from valdrix.kit.embedded import (
 from valdrix.kit.migrator import upgrade_to_head
 from valdrix.runtime import Runtime, open_runtime
 from valdrix.tenancy.models import Tier
+from valdrix.wiring import wire
+
+# Tests call domains directly (a scan without the API or a worker): plug them in as start-up does.
+wire()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The monitoring files in deploy/ stay true to the metrics Valdrix exports.
 
 Every PromQL expression in the Grafana dashboards and the alerting rules may name only series
-that `valdrix.observability.metrics` defines, and the alerts pass promtool's checks and their
+that `valdrix.kit.metrics` defines, and the alerts pass promtool's checks and their
 unit tests (deploy/prometheus/alerts_test.yml). promtool is required: CI installs it (.ci/run).
 """
 
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from valdrix.observability import metrics
+from valdrix.kit import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"

@@ -13,9 +13,9 @@ from valdrix.connections.endpoints import router as connections_router
 from valdrix.costs.endpoints import IMPORTS_PATH
 from valdrix.costs.endpoints import router as costs_router
 from valdrix.errors import document_problems, install_error_handlers
+from valdrix.input_guard import document_storable_text, reject_unstorable_text
 from valdrix.jobs.app import close_job_app, open_job_app
 from valdrix.jobs.endpoints import router as jobs_router
-from valdrix.kit.input_guard import document_storable_text, reject_unstorable_text
 from valdrix.kit.middleware import RequestContextMiddleware
 from valdrix.kit.openapi import extend_openapi
 from valdrix.llm.endpoints import router as llm_router
@@ -26,6 +26,7 @@ from valdrix.observability.http import HttpMetricsMiddleware
 from valdrix.runtime import Runtime
 from valdrix.scanning.endpoints import router as scanning_router
 from valdrix.tenancy.endpoints import router as tenancy_router
+from valdrix.wiring import wire
 
 # Routes anyone may call without a credential; the route-walking test holds every other route
 # to tenant protection, or to the operator's.
@@ -45,6 +46,8 @@ OPERATOR_ROUTES = frozenset({("GET", "/metrics")})
 
 
 def create_app(runtime: Runtime) -> FastAPI:
+    wire()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Metrics on an address of their own, when configured (an address already taken stops

@@ -36,11 +36,12 @@ from tests.scanning.engine_fixtures import (
     simulated_aws,
     superuser_rows,
 )
+from valdrix.connections.exports import parse_export_uri
 from valdrix.connections.service import update_connection
 from valdrix.costs.focus_pull_service import pull_focus_exports
 from valdrix.costs.ingest_service import queue_daily_ingests
 from valdrix.costs.models import CostRun, cost_daily
-from valdrix.costs.s3_exports import list_deliveries, parse_export_uri
+from valdrix.costs.s3_exports import list_deliveries
 from valdrix.jobs.app import open_job_app
 from valdrix.jobs.retry import RetryableError
 from valdrix.kit.db import unit_of_work

@@ -39,10 +39,11 @@ from tests.scanning.engine_fixtures import (  # noqa: F401  (fixtures)
     scan_once,
     simulated_aws,
 )
+from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.llm import gateway
 from valdrix.llm.budget import BudgetExceeded
-from valdrix.observability import exposition, metrics
+from valdrix.observability import exposition
 from valdrix.runtime import Runtime
 from valdrix.scanning.models import Finding
 from valdrix.simulator.aws_server import free_port

@@ -28,13 +28,13 @@ from valdrix.connections.models import CloudConnection
 from valdrix.errors import Conflict, NotFound
 from valdrix.jobs.retry import RetryableError
 from valdrix.jobs.service import defer_for_target
+from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.llm import gateway
 from valdrix.llm.budget import BudgetExceeded, BudgetUnavailable
 from valdrix.llm.client import ProviderRejected, ProviderUnavailable
 from valdrix.llm.prices import UnpricedModel
-from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 from valdrix.scanning.models import FINISHED_SCAN_STATUSES, Scan
 from valdrix.tenancy.audit import record_audit

@@ -16,9 +16,9 @@ from valdrix.cli.common import (
     settings_for_command,
 )
 from valdrix.jobs.repository import QueueRepository
-from valdrix.jobs.worker import run_worker_blocking
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
+from valdrix.worker import run_worker_blocking
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Inspect the job queue.")
 

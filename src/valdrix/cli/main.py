@@ -22,6 +22,7 @@ from valdrix.config import generate_key_entry
 from valdrix.kit.migrator import upgrade_to_head
 from valdrix.runtime import database_urls
 from valdrix.tenancy.key_rotation import rotate_keys
+from valdrix.wiring import wire
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Valdrix FinOps platform.")
 db_app = typer.Typer(no_args_is_help=True, help="Database helpers.")
@@ -97,6 +98,7 @@ def keys_rotate(as_json: bool = JSON_OPTION) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    wire()
     app()
 
 

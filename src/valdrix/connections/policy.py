@@ -1,15 +1,14 @@
-"""What a customer creates in their AWS account: an IAM policy generated from the detectors' and
-the cost imports' declared permissions, and a CloudFormation template for the role Valdrix
-assumes."""
+"""What a customer creates in their AWS account: an IAM policy generated from the permissions the
+detectors and the cost imports declare (``needs.ROLE_PERMISSIONS``), and a CloudFormation
+template for the role Valdrix assumes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from valdrix.costs.cost_explorer import PERMISSIONS as COST_EXPLORER_PERMISSIONS
-from valdrix.costs.s3_exports import PERMISSIONS as FOCUS_EXPORT_PERMISSIONS
-from valdrix.costs.s3_exports import parse_export_uri
-from valdrix.scanning.registry import load_all_detectors
+from valdrix.connections.exports import PERMISSIONS as FOCUS_EXPORT_PERMISSIONS
+from valdrix.connections.exports import parse_export_uri
+from valdrix.connections.needs import role_permissions
 
 # Needed by Valdrix itself rather than by one detector.
 PLATFORM_PERMISSIONS = ("ec2:DescribeRegions",)
@@ -18,14 +17,7 @@ POLICY_VERSION = "2012-10-17"
 
 def aws_permissions(focus_export_uri: str | None = None) -> list[str]:
     exports = FOCUS_EXPORT_PERMISSIONS if focus_export_uri else ()
-    return sorted(
-        {
-            *load_all_detectors().permissions("aws"),
-            *PLATFORM_PERMISSIONS,
-            *COST_EXPLORER_PERMISSIONS,
-            *exports,
-        }
-    )
+    return sorted({*role_permissions("aws"), *PLATFORM_PERMISSIONS, *exports})
 
 
 def aws_iam_policy(focus_export_uri: str | None = None) -> dict[str, Any]:

@@ -9,11 +9,12 @@ import uuid
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.connections.access import aws_access
+from valdrix.connections.exports import parse_export_uri
 from valdrix.connections.models import CloudConnection
+from valdrix.connections.needs import check_thresholds
 from valdrix.connections.policy import (
     aws_cloudformation_template,
     aws_iam_policy,
@@ -22,14 +23,12 @@ from valdrix.connections.policy import (
 )
 from valdrix.connections.providers.aws import ROLE_ARN_SHAPE, AwsAccessError, account_of_role
 from valdrix.connections.repository import ConnectionRepository
-from valdrix.costs.s3_exports import parse_export_uri
 from valdrix.errors import Conflict, InvalidInput, NotFound
 from valdrix.jobs.repository import ScheduleRepository
 from valdrix.jobs.service import ensure_schedule
 from valdrix.kit.crypto import KeyRing
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
-from valdrix.scanning.registry import load_all_detectors
 from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
 
@@ -74,22 +73,6 @@ def aws_setup(
     }
 
 
-def validate_thresholds(overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    registry = load_all_detectors()
-    for key, values in overrides.items():
-        try:
-            detector = registry.get(key)
-        except KeyError:
-            raise InvalidInput(f"thresholds.{key}: no such detector") from None
-        try:
-            detector.thresholds.model_validate(values)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise InvalidInput(f"thresholds.{key}.{field}: {first['msg']}") from None
-    return overrides
-
-
 async def create_connection(
     session: AsyncSession,
     actor: Principal,
@@ -120,7 +103,7 @@ async def create_connection(
             role_arn=role_arn,
             external_id=external_id,
             regions=_clean_regions(regions),
-            thresholds=validate_thresholds(thresholds),
+            thresholds=check_thresholds(thresholds),
             tag_exclusions=tag_exclusions,
             focus_export_uri=_clean_export_uri(focus_export_uri),
         )
@@ -182,7 +165,7 @@ async def update_connection(
     if "regions" in changes:
         connection.regions = _clean_regions(changes["regions"])
     if changes.get("thresholds") is not None:
-        connection.thresholds = validate_thresholds(changes["thresholds"])
+        connection.thresholds = check_thresholds(changes["thresholds"])
     if changes.get("tag_exclusions") is not None:
         connection.tag_exclusions = changes["tag_exclusions"]
     if "focus_export_uri" in changes:

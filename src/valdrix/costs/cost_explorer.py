@@ -34,6 +34,13 @@ log = structlog.get_logger(__name__)
 
 # What the customer's role must allow for cost imports (shown in the IAM policy).
 PERMISSIONS = ("ce:GetCostAndUsage", "organizations:DescribeOrganization")
+
+
+def role_permissions(provider: str) -> tuple[str, ...]:
+    """What Cost Explorer imports call with a connection's role (``connections.needs``)."""
+    return PERMISSIONS if provider == "aws" else ()
+
+
 BILLED_METRIC = "UnblendedCost"
 EFFECTIVE_METRIC = "AmortizedCost"
 PAYER_GROUPS = ("LINKED_ACCOUNT", "SERVICE")

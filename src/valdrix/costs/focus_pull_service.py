@@ -20,6 +20,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from valdrix.connections.access import aws_access
+from valdrix.connections.exports import ExportLocation, parse_export_uri
 from valdrix.connections.providers.aws import AwsAccessError, error_code
 from valdrix.costs.cost_explorer import denied
 from valdrix.costs.ingest_service import (
@@ -33,10 +34,8 @@ from valdrix.costs.reconcile import record_failed_run
 from valdrix.costs.s3_exports import (
     ACTOR,
     Delivery,
-    ExportLocation,
     import_new_deliveries,
     list_deliveries,
-    parse_export_uri,
     source_key_for,
 )
 from valdrix.runtime import Runtime

@@ -21,7 +21,7 @@ from sqlalchemy import Numeric, String
 
 from valdrix.costs.models import cost_records
 from valdrix.costs.records import DECIMAL
-from valdrix.kit.input_guard import NUL, NUL_REASON, first_unstorable_text
+from valdrix.input_guard import NUL, NUL_REASON, first_unstorable_text
 
 DECIMAL_CONTEXT = Context(prec=DECIMAL.precision)
 # FOCUS number columns and the record columns they are summed into.

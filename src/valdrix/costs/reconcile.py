@@ -27,10 +27,10 @@ import structlog
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus, SourceKind
 from valdrix.costs.records import RecordSpool, SourceBatch, resource_keys
 from valdrix.costs.repository import STAGE_COLUMNS, CostRepository, ReadingKey, ReplaceScope
+from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
-from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 
 log = structlog.get_logger(__name__)

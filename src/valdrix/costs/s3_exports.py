@@ -19,7 +19,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-import re
 import tempfile
 import uuid
 from collections import defaultdict
@@ -30,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from valdrix.connections.exports import ExportLocation
 from valdrix.costs.focus import FocusRejected, read_focus_files
 from valdrix.costs.focus_streams import ImportLimits
 from valdrix.costs.models import CostRun, SourceKind
@@ -42,45 +42,9 @@ from valdrix.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-# What the customer's role must allow for the pull (shown in the IAM policy).
-PERMISSIONS = ("s3:ListBucket", "s3:GetObject")
 ACTOR = "costs.pull_focus"
 FOCUS_SUFFIXES = (".csv", ".csv.gz", ".gz", ".parquet")
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-MAX_URI_LENGTH = 1024
 LIST_PAGE_SIZE = 1000  # S3's largest page
-
-
-@dataclass(frozen=True)
-class ExportLocation:
-    bucket: str
-    prefix: str  # empty, or ending in "/"
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
-
-def parse_export_uri(uri: str) -> ExportLocation:
-    """``s3://<bucket>/<optional prefix>``; the prefix is taken as a folder (a ``/`` is added)
-    so that ``exports`` does not also match ``exports-old/``. Raises ValueError saying why not."""
-    text = uri.strip()
-    if not text.startswith("s3://"):
-        raise ValueError("must look like s3://<bucket>/<optional prefix>/")
-    bucket, _, prefix = text.removeprefix("s3://").partition("/")
-    if not BUCKET_NAME.match(bucket) or ".." in bucket:
-        raise ValueError(
-            f"'{bucket}' is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and"
-            " hyphens, starting and ending with a letter or digit)"
-        )
-    if any(not character.isprintable() for character in prefix):
-        raise ValueError("the prefix may not contain control characters")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    location = ExportLocation(bucket, prefix)
-    if len(location.uri) > MAX_URI_LENGTH:
-        raise ValueError(f"must be at most {MAX_URI_LENGTH} characters")
-    return location
 
 
 def source_key_for(connection_id: uuid.UUID) -> str:

@@ -10,9 +10,9 @@ import structlog
 from valdrix.jobs.app import job_app
 from valdrix.jobs.models import JobStatus
 from valdrix.jobs.repository import JobRunRepository, QueueRepository
+from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
-from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 from valdrix.tenancy.repository import LoginAttemptRepository
 

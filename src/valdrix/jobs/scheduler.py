@@ -19,8 +19,8 @@ from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
 from valdrix.jobs.kinds import get_kind
 from valdrix.jobs.repository import DueSchedule, ScheduleRepository
 from valdrix.jobs.tiers import cadence_seconds
+from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
-from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 
 log = structlog.get_logger(__name__)

@@ -20,8 +20,8 @@ from procrastinate.worker import Worker
 from valdrix.jobs.app import job_pool
 from valdrix.jobs.models import JobStatus
 from valdrix.jobs.repository import RunMirror
+from valdrix.kit import metrics
 from valdrix.kit.orm import utcnow
-from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 
 log = structlog.get_logger(__name__)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 
-from valdrix.observability import metrics
+from valdrix.kit import metrics
 
 current_tenant_id: ContextVar[uuid.UUID | None] = ContextVar("valdrix_tenant_id", default=None)
 

@@ -17,11 +17,11 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from valdrix.config import Settings
+from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.llm.models import LlmBudget, ReservationState
 from valdrix.llm.repository import ClosedReservation, LedgerRepository, Reservation, month_of
-from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 from valdrix.tenancy.models import Tenant
 

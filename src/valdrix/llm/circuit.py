@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from valdrix.observability import metrics
+from valdrix.kit import metrics
 
 CircuitState = Literal["closed", "open", "half_open"]
 

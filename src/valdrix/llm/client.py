@@ -16,8 +16,8 @@ import httpx
 from pydantic import SecretStr
 
 from valdrix.config import Settings
+from valdrix.kit import metrics
 from valdrix.llm.circuit import CircuitBreaker
-from valdrix.observability import metrics
 
 MAX_BACKOFF_SECONDS = 8.0
 # A provider asking us to wait longer than this is better served by the fallback or a later job.

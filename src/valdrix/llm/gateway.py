@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import structlog
 
+from valdrix.kit import metrics
 from valdrix.llm import budget
 from valdrix.llm.budget import LEDGER_ERRORS
 from valdrix.llm.circuit import breaker_for
@@ -27,7 +28,6 @@ from valdrix.llm.client import (
 )
 from valdrix.llm.prices import price_for
 from valdrix.llm.repository import Reservation
-from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 
 log = structlog.get_logger(__name__)

@@ -26,11 +26,11 @@ from valdrix.config import Settings, SettingsError
 from valdrix.errors import PROBLEM_JSON, NotFound, Unauthorized
 from valdrix.jobs.repository import QueueRepository
 from valdrix.jobs.tiers import cadence_seconds
+from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.llm.budget import resolve_limits
 from valdrix.llm.repository import LedgerRepository, month_of
-from valdrix.observability import metrics
 from valdrix.observability.repository import MetricsRepository
 from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import RuntimeDep

@@ -6,7 +6,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from valdrix.observability import metrics
+from valdrix.kit import metrics
 
 UNMATCHED = "unmatched"  # unknown paths share one label, so scanners cannot blow up cardinality
 

@@ -28,17 +28,17 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from valdrix.analysis.service import queue_for_finished_scan
 from valdrix.connections.access import aws_access
 from valdrix.connections.models import CloudConnection
 from valdrix.connections.providers.aws import DENIED_CODES, AwsAccessError, error_code
-from valdrix.costs.billing import price_from_bill
+from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
-from valdrix.observability import metrics
 from valdrix.runtime import Runtime
 from valdrix.scanning.base import IGNORE_TAG, Detector, RegionScope, Waste
+from valdrix.scanning.billed_prices import price_from_bill
 from valdrix.scanning.findings import RecordedFinding, record_findings, resolve_missing
+from valdrix.scanning.flows import ScanFinished, scan_finished
 from valdrix.scanning.models import ScanStatus, ScanUnit, UnitStatus
 from valdrix.scanning.pricing.catalog import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
@@ -374,8 +374,9 @@ async def _finish(
             utcnow(),
         )
         connection_id = scan.connection_id
-        # The analysis job commits with the scan's end; the scan never waits for the LLM.
-        await queue_for_finished_scan(session, runtime.settings, tenant_id, scan_id)
+        # What follows a scan (its analysis job ...) commits with the scan's end; the scan
+        # never waits for it.
+        await scan_finished(session, runtime.settings, ScanFinished(tenant_id, scan_id))
     size = account_size(resources_seen)
     metrics.SCANS_TOTAL.labels(outcome=status.value).inc()
     metrics.ZOMBIE_SCAN_LATENCY.labels(account_size=size).observe(duration)

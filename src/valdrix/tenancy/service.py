@@ -14,8 +14,8 @@ from valdrix.config import Settings
 from valdrix.errors import Conflict, Forbidden, InvalidInput, NotFound
 from valdrix.kit.crypto import KeyRing, hash_token, new_token
 from valdrix.kit.db import current_tenant_id
-from valdrix.kit.mail import Mail, send_mail
 from valdrix.kit.orm import utcnow
+from valdrix.mail import Mail, send_mail
 from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
 from valdrix.tenancy.models import InviteDelivery, Membership, Role, Tenant, Tier, User

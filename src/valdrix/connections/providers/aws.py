@@ -18,7 +18,7 @@ import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from valdrix.observability import metrics
+from valdrix.kit import metrics
 
 log = structlog.get_logger(__name__)
 

@@ -24,6 +24,7 @@ from valdrix.jobs.tasks import register_periodic_tasks
 from valdrix.jobs.tracking import track_job
 from valdrix.observability.exposition import serve_metrics
 from valdrix.runtime import open_runtime
+from valdrix.wiring import wire
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,7 @@ async def run_worker(
     metrics_port: int | None = None,
     periodic: bool = True,
 ) -> None:
+    wire()
     load_task_modules(settings)
     runtime = open_runtime(settings)
     address = metrics_address(settings, metrics_port)

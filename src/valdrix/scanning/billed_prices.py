@@ -1,0 +1,46 @@
+"""Findings priced from the tenant's own bill: what a resource actually cost, not list price.
+
+A finding whose resource appears in the tenant's cost data (``costs.billing``) gets, as its
+monthly cost, the billed cost of the 30 days ending on the resource's latest day in that data,
+and the basis ``billed``; the list price it replaces stays in the price detail. Any other keeps
+its list price.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from valdrix.costs.billing import billed_last_30_days
+from valdrix.scanning.base import Price, Waste
+
+CENT = Decimal("0.01")
+
+
+async def price_from_bill(
+    session: AsyncSession, wastes: Sequence[Waste], today: dt.date
+) -> list[Waste]:
+    """``wastes`` with the billed price wherever the bill knows the resource."""
+    billed = await billed_last_30_days(session, sorted({w.resource_id for w in wastes}), today)
+    priced = []
+    for waste in wastes:
+        found = billed.get(waste.resource_id)
+        if found is None:
+            priced.append(waste)
+            continue
+        total, last_day = found
+        detail = {
+            "billed_usd_30_days": str(total),
+            "billed_through": last_day.isoformat(),
+            "list_price_monthly_usd": None
+            if waste.price.monthly_usd is None
+            else str(waste.price.monthly_usd),
+        }
+        priced.append(
+            dataclasses.replace(waste, price=Price(total.quantize(CENT), "billed", detail))
+        )
+    return priced
