@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -100,6 +101,14 @@ ACCOUNT = typer.Option(None, help="Only this account (sub-account, else billing 
 TAG = typer.Option(None, help="Only rows tagged key=value.")
 
 
+SHOWN_AMOUNTS = ("billed_cost", "effective_cost", "preliminary_billed_cost")
+
+
+def _cents(amount: str) -> str:
+    """An amount as a person reads it (``--json`` and ``export`` keep every digit)."""
+    return f"{Decimal(amount):,.2f}"
+
+
 def _query(
     start: dt.datetime,
     end: dt.datetime,
@@ -153,9 +162,7 @@ def show(
         table.add_row(
             row["currency"],
             *(str(row.get(g) if row.get(g) is not None else "-") for g in groups),
-            row["billed_cost"],
-            row["effective_cost"],
-            row["preliminary_billed_cost"],
+            *(_cents(row[amount]) for amount in SHOWN_AMOUNTS),
         )
     console.print(table)
     if answer.truncated:
@@ -203,6 +210,8 @@ def export(
         with partial.open("w", newline="") as out:
             count = run_with_runtime(settings, lambda runtime: work(runtime, out))
         partial.replace(output)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
     finally:
         partial.unlink(missing_ok=True)
     console.print(f"wrote {count} rows to {output}")
