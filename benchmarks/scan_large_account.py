@@ -247,7 +247,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             database_url=urls.app,
             migration_database_url=urls.owner,
             encryption_keys=generate_key_entry(),
-            aws_endpoint_url=proxy.url,
+            aws={"endpoint_url": proxy.url},
             log_level="WARNING",
         )
         wire()  # the domains plugged into each other, as at a worker's start

@@ -241,7 +241,7 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def defer_ours(runtime: Runtime, tenants: list[tuple[uuid.UUID, str]], jobs: int) -> None:
-    slots = runtime.settings.tenant_job_slots
+    slots = runtime.settings.jobs.tenant_job_slots
     plan = [(tenants[i % len(tenants)], i // len(tenants)) for i in range(jobs)]
     for chunk in batches(plan):
         built = [

@@ -96,7 +96,7 @@ def settings(
         migration_database_url=database.urls.owner,
         encryption_keys=encryption_keys,
         log_format="console",
-        metrics_token=secrets.token_hex(32),
+        metrics={"token": secrets.token_hex(32)},
     )
 
 

@@ -115,7 +115,7 @@ async def test_a_scan_through_a_secret_bearing_connection_logs_none_of_its_secre
     captured_logs: CapturedLogs,
     assumed_credentials: list[Credentials],
 ) -> None:
-    deployment = aws_runtime(runtime, aws_endpoint, llm_api_key=SecretStr(LLM_API_KEY))
+    deployment = aws_runtime(runtime, aws_endpoint, llm={"api_key": SecretStr(LLM_API_KEY)})
     volume = unattached_volume(aws_endpoint, HEALTHY_REGION)
     captured_logs.records.clear()  # seeding the simulator is the test's doing, not Valdrix's
 

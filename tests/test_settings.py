@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import secrets
 import stat
@@ -14,6 +15,7 @@ from valdrix.config import (
     KEY_FILE_NAME,
     Settings,
     SettingsError,
+    environment_variables,
     generate_key_entry,
     load_settings,
     parse_encryption_keys,
@@ -159,7 +161,7 @@ def test_a_strong_oidc_secret_with_issuer_and_audience_is_accepted(
     monkeypatch.setenv("VALDRIX_OIDC_HS256_SECRET", strong)
     for name, value in OIDC.items():
         monkeypatch.setenv(name, value)
-    assert load_settings().oidc_hs256_secret == strong
+    assert load_settings().auth.oidc_hs256_secret == strong
 
 
 @pytest.mark.parametrize("missing", list(OIDC))
@@ -179,9 +181,9 @@ def test_oidc_without_issuer_or_audience_is_refused(
 def test_trusted_proxies_parse_from_a_comma_separated_list(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert load_settings().trusted_proxies == []
+    assert load_settings().api.trusted_proxies == []
     monkeypatch.setenv("VALDRIX_TRUSTED_PROXIES", " 10.0.0.1, 10.0.0.2 ,,fd00::1,")
-    assert load_settings().trusted_proxies == ["10.0.0.1", "10.0.0.2", "fd00::1"]
+    assert load_settings().api.trusted_proxies == ["10.0.0.1", "10.0.0.2", "fd00::1"]
 
 
 def test_a_malformed_setting_is_named_in_one_line(
@@ -203,7 +205,7 @@ def test_every_tier_needs_a_positive_cadence(home: Path, monkeypatch: pytest.Mon
         "VALDRIX_TIER_CADENCE_HOURS",
         '{"free": 48, "starter": 24, "growth": 6, "pro": 2, "enterprise": 1}',
     )
-    assert load_settings().tier_cadence_hours["enterprise"] == 1
+    assert load_settings().jobs.tier_cadence_hours["enterprise"] == 1
 
 
 def test_tier_enum_matches_the_configured_tier_names() -> None:
@@ -214,16 +216,16 @@ def test_tier_enum_matches_the_configured_tier_names() -> None:
 
 
 def test_llm_is_disabled_until_a_key_or_base_url_is_set():
-    assert Settings().llm_enabled is False
-    assert Settings(llm_api_key="gsk_" + "a1b2" * 10).llm_enabled is True
-    assert Settings(llm_base_url="http://localhost:11434/v1").llm_enabled is True
+    assert Settings().llm.enabled is False
+    assert Settings(llm={"api_key": "gsk_" + "a1b2" * 10}).llm.enabled is True
+    assert Settings(llm={"base_url": "http://localhost:11434/v1"}).llm.enabled is True
 
 
 def test_llm_limits_need_every_tier_and_a_fallback_needs_its_model():
     with pytest.raises(ValueError, match="VALDRIX_LLM_DAILY_CAP_USD"):
-        Settings(llm_daily_cap_usd={"free": "1"})
+        Settings(llm={"daily_cap_usd": {"free": "1"}})
     with pytest.raises(ValueError, match="VALDRIX_LLM_FALLBACK_MODEL"):
-        Settings(llm_fallback_base_url="https://api.openai.com/v1")
+        Settings(llm={"fallback_base_url": "https://api.openai.com/v1"})
 
 
 @pytest.mark.parametrize(
@@ -251,3 +253,132 @@ def test_an_llm_ceiling_below_its_tier_default_is_refused(
     assert str(refused.value) == message
     monkeypatch.setenv(variable, ceilings.replace('"0.05"', "10"))
     assert load_settings()
+
+
+# Every variable Valdrix reads. Grouping the settings by domain changed none of them.
+VARIABLES = """
+    VALDRIX_DEMO VALDRIX_HOME VALDRIX_DATABASE_URL VALDRIX_MIGRATION_DATABASE_URL
+    VALDRIX_DB_POOL_SIZE VALDRIX_ENCRYPTION_KEYS VALDRIX_LOG_FORMAT VALDRIX_LOG_LEVEL
+    VALDRIX_API_HOST VALDRIX_API_PORT VALDRIX_PUBLIC_URL VALDRIX_MAX_REQUEST_BODY_BYTES
+    VALDRIX_TRUSTED_PROXIES VALDRIX_SESSION_TTL_HOURS VALDRIX_LOGIN_MAX_FAILURES_PER_MINUTE
+    VALDRIX_LOGIN_MAX_FAILURES_PER_IP_PER_MINUTE VALDRIX_PASSWORD_HASH_CONCURRENCY
+    VALDRIX_OIDC_HS256_SECRET VALDRIX_OIDC_JWKS_URL VALDRIX_OIDC_ISSUER VALDRIX_OIDC_AUDIENCE
+    VALDRIX_OIDC_TENANT_CLAIM VALDRIX_METRICS_TOKEN VALDRIX_METRICS_LISTEN VALDRIX_SMTP_HOST
+    VALDRIX_SMTP_PORT VALDRIX_SMTP_USERNAME VALDRIX_SMTP_PASSWORD VALDRIX_SMTP_FROM
+    VALDRIX_SMTP_STARTTLS VALDRIX_SMTP_TIMEOUT_SECONDS VALDRIX_TIER_CADENCE_HOURS
+    VALDRIX_TENANT_JOB_SLOTS VALDRIX_SCHEDULER_BATCH_SIZE VALDRIX_SCHEDULER_TICK_SECONDS
+    VALDRIX_JOB_STUCK_AFTER_SECONDS VALDRIX_WORKER_HEARTBEAT_SECONDS
+    VALDRIX_JOB_STALL_TIMEOUT_SECONDS VALDRIX_JOB_RECOVERY_INTERVAL_SECONDS
+    VALDRIX_JOB_RETENTION_HOURS VALDRIX_JOB_RUN_RETENTION_DAYS
+    VALDRIX_WORKER_SHUTDOWN_GRACE_SECONDS VALDRIX_WORKER_IMPORTS VALDRIX_AWS_ENDPOINT_URL
+    VALDRIX_AWS_PRINCIPAL_ARN VALDRIX_SCAN_CONCURRENCY VALDRIX_SCAN_REGION_BUDGET_SECONDS
+    VALDRIX_SCAN_BUDGET_SECONDS VALDRIX_LLM_BASE_URL VALDRIX_LLM_API_KEY VALDRIX_LLM_MODEL
+    VALDRIX_LLM_PROVIDER_NAME VALDRIX_LLM_FALLBACK_BASE_URL VALDRIX_LLM_FALLBACK_API_KEY
+    VALDRIX_LLM_FALLBACK_MODEL VALDRIX_LLM_FALLBACK_PROVIDER_NAME
+    VALDRIX_LLM_CONNECT_TIMEOUT_SECONDS VALDRIX_LLM_READ_TIMEOUT_SECONDS
+    VALDRIX_LLM_MAX_RETRIES VALDRIX_LLM_CIRCUIT_FAILURE_THRESHOLD
+    VALDRIX_LLM_CIRCUIT_COOLDOWN_SECONDS VALDRIX_LLM_JSON_MODE VALDRIX_LLM_MAX_OUTPUT_TOKENS
+    VALDRIX_LLM_MAX_PROMPT_FINDINGS VALDRIX_LLM_MAX_PROMPT_BYTES VALDRIX_LLM_PRICES_FILE
+    VALDRIX_LLM_DAILY_CAP_USD VALDRIX_LLM_MONTHLY_LIMIT_USD VALDRIX_LLM_DAILY_CAP_CEILING_USD
+    VALDRIX_LLM_MONTHLY_LIMIT_CEILING_USD VALDRIX_LLM_SPIKE_FLOOR_USD
+    VALDRIX_LLM_RESERVATION_TTL_SECONDS VALDRIX_LLM_RETRY_BASE_SECONDS
+    VALDRIX_LLM_RETRY_CAP_SECONDS VALDRIX_LLM_RETRY_WINDOW_HOURS
+    VALDRIX_COSTS_RESTATEMENT_FLOOR VALDRIX_COSTS_FOCUS_CLOSE_DAYS
+    VALDRIX_COSTS_MAX_UPLOAD_BYTES VALDRIX_COSTS_CE_LOOKBACK_DAYS
+    VALDRIX_COSTS_MAX_DECOMPRESSED_BYTES VALDRIX_COSTS_MAX_ROWS_PER_IMPORT
+""".split()  # noqa: SIM905 (a list of 81 names reads better as text)
+
+
+def test_settings_are_read_from_exactly_these_variables() -> None:
+    assert sorted(environment_variables()) == sorted(VARIABLES)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "setting", "expected"),
+    [
+        ("VALDRIX_COSTS_FOCUS_CLOSE_DAYS", "9", "costs.focus_close_days", 9),
+        ("VALDRIX_JOB_STUCK_AFTER_SECONDS", "120", "jobs.stuck_after_seconds", 120),
+        (
+            "VALDRIX_WORKER_IMPORTS",
+            "acme.jobs, acme.more",
+            "jobs.worker_imports",
+            ["acme.jobs", "acme.more"],
+        ),
+        ("VALDRIX_SMTP_FROM", "Ops <ops@example.com>", "mail.sender", "Ops <ops@example.com>"),
+        ("VALDRIX_API_HOST", "10.0.0.7", "api.host", "10.0.0.7"),
+        ("VALDRIX_SCAN_CONCURRENCY", "8", "scans.concurrency", 8),
+        ("VALDRIX_LLM_MODEL", "llama-3.1-8b-instant", "llm.model", "llama-3.1-8b-instant"),
+        ("VALDRIX_DB_POOL_SIZE", "3", "db_pool_size", 3),
+    ],
+)
+def test_a_variable_reaches_its_setting_in_its_group(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    setting: str,
+    expected: object,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert operator.attrgetter(setting)(load_settings()) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "VALDRIX_COSTS_FOCUS_CLOSE_DAYS",
+            "61",
+            "VALDRIX_COSTS_FOCUS_CLOSE_DAYS: Input should be less than or equal to 60",
+        ),
+        (
+            "VALDRIX_JOB_STUCK_AFTER_SECONDS",
+            "59",
+            "VALDRIX_JOB_STUCK_AFTER_SECONDS: Input should be greater than or equal to 60",
+        ),
+        (
+            "VALDRIX_LLM_DAILY_CAP_USD",
+            '{"free": "lots"}',
+            "VALDRIX_LLM_DAILY_CAP_USD.FREE: Input should be a valid decimal",
+        ),
+    ],
+)
+def test_an_invalid_value_is_refused_in_one_line_naming_its_variable(
+    home: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert str(refused.value) == message
+
+
+def test_arguments_take_precedence_over_variables_field_by_field(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VALDRIX_LLM_MODEL", "from-the-environment")
+    monkeypatch.setenv("VALDRIX_LLM_MAX_RETRIES", "7")
+    settings = Settings(llm={"max_retries": 1})
+    assert (settings.llm.model, settings.llm.max_retries) == ("from-the-environment", 1)
+
+
+def test_a_changed_copy_keeps_the_rest_and_checks_what_changes(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VALDRIX_COSTS_MAX_UPLOAD_BYTES", "4096")
+    settings = load_settings()
+    changed = settings.updated(costs={"focus_close_days": 3})
+    assert (changed.costs.focus_close_days, changed.costs.max_upload_bytes) == (3, 4096)
+    assert settings.costs.focus_close_days == 5
+    with pytest.raises(ValueError, match="less than or equal to 60"):
+        settings.updated(costs={"focus_close_days": 61})
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        settings.updated(costs={"close_days": 3})
+    with pytest.raises(TypeError, match="costs_focus_close_days"):
+        settings.updated(costs_focus_close_days=3)
+
+
+def test_a_changed_copy_with_other_keys_uses_them(home: Path) -> None:
+    old, new = generate_key_entry(), generate_key_entry()
+    settings = Settings(encryption_keys=old)
+    assert settings.keyring == parse_encryption_keys(old)
+    assert settings.updated(encryption_keys=new).keyring == parse_encryption_keys(new)

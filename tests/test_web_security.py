@@ -27,9 +27,7 @@ async def new_client(runtime: Runtime) -> AsyncIterator[ClientFactory]:
     def open_client(
         *, base_url: str = "http://testserver", peer: str = "127.0.0.1", **settings: Any
     ) -> httpx.AsyncClient:
-        app_runtime = dataclasses.replace(
-            runtime, settings=runtime.settings.model_copy(update=settings)
-        )
+        app_runtime = dataclasses.replace(runtime, settings=runtime.settings.updated(**settings))
         transport = httpx.ASGITransport(
             app=create_app(app_runtime), raise_app_exceptions=False, client=(peer, 40000)
         )
@@ -44,7 +42,7 @@ async def new_client(runtime: Runtime) -> AsyncIterator[ClientFactory]:
 @pytest.fixture
 def behind_proxy(new_client) -> Callable[[str], httpx.AsyncClient]:
     """A client reaching the app from ``peer``, with the app trusting only ``PROXY_IP``."""
-    return lambda peer: new_client(peer=peer, trusted_proxies=[PROXY_IP])
+    return lambda peer: new_client(peer=peer, api={"trusted_proxies": [PROXY_IP]})
 
 
 def assert_security_headers(response: httpx.Response) -> None:
@@ -249,7 +247,7 @@ async def test_spoofed_forwarded_for_does_not_escape_the_login_throttle(
     proxy = behind_proxy(PROXY_IP)
     real_client = "203.0.113.77"
 
-    for attempt in range(settings.login_max_failures_per_minute + 1):
+    for attempt in range(settings.auth.login_max_failures_per_minute + 1):
         response = await proxy.post(
             "/api/v1/auth/login",
             json={"email": tenant.admin_email, "password": "wrong-password-123"},
@@ -291,7 +289,7 @@ async def test_each_request_gets_its_own_request_id(client):
 
 
 async def test_body_declared_larger_than_the_limit_is_refused_with_413(client, settings):
-    oversized = b"{" + b" " * settings.max_request_body_bytes + b"}"
+    oversized = b"{" + b" " * settings.api.max_request_body_bytes + b"}"
 
     response = await client.post(
         "/api/v1/auth/login", content=oversized, headers={"Content-Type": "application/json"}
@@ -306,7 +304,7 @@ async def test_body_declared_larger_than_the_limit_is_refused_with_413(client, s
 
 async def test_streamed_body_larger_than_the_limit_is_refused_with_413(client, settings):
     chunk = b" " * 65536
-    chunks = settings.max_request_body_bytes // len(chunk) + 2
+    chunks = settings.api.max_request_body_bytes // len(chunk) + 2
 
     async def stream() -> AsyncIterator[bytes]:
         for _ in range(chunks):

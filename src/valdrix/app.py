@@ -52,7 +52,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Metrics on an address of their own, when configured (an address already taken stops
         # start-up here, before anything is opened).
-        address = runtime.settings.metrics_address
+        address = runtime.settings.metrics.address
         metrics_server = await serve_metrics(runtime, *address) if address else None
         # The API defers jobs (inside request transactions) but never runs them.
         await open_job_app(runtime.urls.app, max_size=2)
@@ -85,9 +85,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(costs_router)
     app.add_middleware(
         RequestContextMiddleware,
-        max_body_bytes=runtime.settings.max_request_body_bytes,
-        trusted_proxies=frozenset(runtime.settings.trusted_proxies),
-        upload_limits={IMPORTS_PATH: runtime.settings.costs_max_upload_bytes},
+        max_body_bytes=runtime.settings.api.max_request_body_bytes,
+        trusted_proxies=frozenset(runtime.settings.api.trusted_proxies),
+        upload_limits={IMPORTS_PATH: runtime.settings.costs.max_upload_bytes},
     )
     # Outermost, so every response counts (413s and 500s from the middleware above included).
     app.add_middleware(HttpMetricsMiddleware)

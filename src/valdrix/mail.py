@@ -40,17 +40,17 @@ async def send_mail(settings: Settings, mail: Mail, *, purpose: str) -> None:
 
 
 def _send(settings: Settings, mail: Mail) -> None:
-    assert settings.smtp_host is not None
+    assert settings.mail.host is not None
     message = EmailMessage()
-    message["From"] = settings.smtp_from
+    message["From"] = settings.mail.sender
     message["To"] = mail.to
     message["Subject"] = mail.subject
     message.set_content(mail.body)
     with smtplib.SMTP(
-        settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds
+        settings.mail.host, settings.mail.port, timeout=settings.mail.timeout_seconds
     ) as smtp:
-        if settings.smtp_starttls:
+        if settings.mail.starttls:
             smtp.starttls(context=ssl.create_default_context())
-        if settings.smtp_username and settings.smtp_password:
-            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        if settings.mail.username and settings.mail.password:
+            smtp.login(settings.mail.username, settings.mail.password.get_secret_value())
         smtp.send_message(message)

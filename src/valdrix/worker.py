@@ -34,7 +34,7 @@ RESTART_DELAY_SECONDS = (0.5, 10.0)
 
 
 def load_task_modules(settings: Settings) -> None:
-    for module in [*TASK_MODULES, *settings.worker_imports]:
+    for module in [*TASK_MODULES, *settings.jobs.worker_imports]:
         importlib.import_module(module)
 
 
@@ -66,9 +66,9 @@ async def run_worker(
             name=name or "worker",
             additional_context={"runtime": runtime},
             worker_middleware=[track_job],
-            update_heartbeat_interval=settings.worker_heartbeat_seconds,
-            stalled_worker_timeout=settings.job_stall_timeout_seconds,
-            shutdown_graceful_timeout=settings.worker_shutdown_grace_seconds,
+            update_heartbeat_interval=settings.jobs.worker_heartbeat_seconds,
+            stalled_worker_timeout=settings.jobs.stall_timeout_seconds,
+            shutdown_graceful_timeout=settings.jobs.worker_shutdown_grace_seconds,
             install_signal_handlers=False,  # ours, which outlive each run of procrastinate's
         )
     finally:
@@ -82,10 +82,10 @@ async def run_worker(
 def metrics_address(settings: Settings, port: int | None) -> tuple[str, int] | None:
     """Where this worker serves metrics: ``VALDRIX_METRICS_LISTEN``, whose port ``--metrics-port``
     replaces (several workers on one machine each need their own); without it, the API host."""
-    listen = settings.metrics_address
+    listen = settings.metrics.address
     if port is None:
         return listen
-    return (listen[0] if listen else settings.api_host), port
+    return (listen[0] if listen else settings.api.host), port
 
 
 async def _run_until_signalled(**options: Any) -> None:

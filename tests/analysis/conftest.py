@@ -67,19 +67,19 @@ def with_llm(runtime: Runtime, base_url: str, prices_file: Path, **overrides: An
 
     Each runtime gets its own provider name, so circuit breakers never carry over between tests.
     """
-    settings = runtime.settings.model_copy(
-        update={
-            "llm_base_url": base_url,
-            "llm_model": MODEL,
-            "llm_provider_name": f"sim-{uuid.uuid4().hex[:8]}",
-            "llm_prices_file": prices_file,
-            "llm_connect_timeout_seconds": 1.0,
-            "llm_read_timeout_seconds": 5.0,
-            "llm_max_retries": 1,
-            "llm_circuit_failure_threshold": 3,
-            "llm_circuit_cooldown_seconds": 0.5,
-            "llm_retry_base_seconds": 0.3,
-            "llm_retry_cap_seconds": 1.0,
+    settings = runtime.settings.updated(
+        llm={
+            "base_url": base_url,
+            "model": MODEL,
+            "provider_name": f"sim-{uuid.uuid4().hex[:8]}",
+            "prices_file": prices_file,
+            "connect_timeout_seconds": 1.0,
+            "read_timeout_seconds": 5.0,
+            "max_retries": 1,
+            "circuit_failure_threshold": 3,
+            "circuit_cooldown_seconds": 0.5,
+            "retry_base_seconds": 0.3,
+            "retry_cap_seconds": 1.0,
             **overrides,
         }
     )
@@ -90,7 +90,7 @@ def with_llm(runtime: Runtime, base_url: str, prices_file: Path, **overrides: An
 def llm_runtime(
     runtime: Runtime, llm_server: SimulatedLLM, prices_file: Path
 ) -> Iterator[Callable[..., Runtime]]:
-    """``llm_runtime(**settings)``: the runtime with the simulated provider configured."""
+    """``llm_runtime(**llm_settings)``: the runtime with the simulated provider configured."""
     yield lambda **overrides: with_llm(runtime, llm_server.base_url, prices_file, **overrides)
     reset_breakers()
 

@@ -175,7 +175,7 @@ async def test_a_tenant_over_its_cap_is_skipped_before_any_provider_call(
 ) -> None:
     tenant = await make_tenant(tier=Tier.free)
     runtime = llm_runtime(
-        llm_daily_cap_usd={**llm_runtime().settings.llm_daily_cap_usd, "free": Decimal("0.001")}
+        daily_cap_usd={**llm_runtime().settings.llm.daily_cap_usd, "free": Decimal("0.001")}
     )
     [scan] = await seed_scans(runtime, tenant.tenant_id, 1)
     before = (
@@ -198,7 +198,7 @@ async def test_an_unpriced_model_is_never_called(
     llm_server: SimulatedLLM,
 ) -> None:
     tenant = await make_tenant()
-    runtime = llm_runtime(llm_model="mystery-model-9000")
+    runtime = llm_runtime(model="mystery-model-9000")
     [scan] = await seed_scans(runtime, tenant.tenant_id, 1)
 
     assert await run_analysis(runtime, tenant.tenant_id, scan.scan_id) == "failed"
@@ -227,7 +227,7 @@ async def test_the_prompt_is_bounded_and_keeps_the_costliest_findings(
     llm_server: SimulatedLLM,
 ) -> None:
     tenant = await make_tenant()
-    runtime = llm_runtime(llm_max_prompt_bytes=4000, llm_max_prompt_findings=50)
+    runtime = llm_runtime(max_prompt_bytes=4000, max_prompt_findings=50)
     [scan] = await seed_scans(runtime, tenant.tenant_id, 1, findings_per_scan=30)
 
     assert await run_analysis(runtime, tenant.tenant_id, scan.scan_id) == "ready"
@@ -250,9 +250,9 @@ async def test_the_fallback_provider_answers_when_the_primary_is_down(
     tenant = await make_tenant()
     with SimulatedLLM(responder=analyst_answer) as fallback:
         runtime = llm_runtime(
-            llm_fallback_base_url=fallback.base_url,
-            llm_fallback_model=MODEL,
-            llm_fallback_provider_name="sim-fallback",
+            fallback_base_url=fallback.base_url,
+            fallback_model=MODEL,
+            fallback_provider_name="sim-fallback",
         )
         llm_server.kill()
         [scan] = await seed_scans(runtime, tenant.tenant_id, 1)
@@ -263,5 +263,5 @@ async def test_the_fallback_provider_answers_when_the_primary_is_down(
     analysis = await analysis_of(runtime, tenant.tenant_id, scan.scan_id)
     assert analysis.provider == "sim-fallback"
     states = sorted((r.provider, r.state) for r in await reservations(runtime, tenant))
-    primary = runtime.settings.llm_provider_name
+    primary = runtime.settings.llm.provider_name
     assert states == sorted([(primary, "released"), ("sim-fallback", "settled")])

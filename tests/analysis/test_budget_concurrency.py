@@ -58,8 +58,8 @@ async def test_settled_and_reserved_spend_never_pass_the_daily_cap(
     tenant = await make_tenant(tier=Tier.growth)
     base = llm_runtime()
     runtime = llm_runtime(
-        llm_model=EXPENSIVE_MODEL,
-        llm_daily_cap_usd={**base.settings.llm_daily_cap_usd, "growth": CAP},
+        model=EXPENSIVE_MODEL,
+        daily_cap_usd={**base.settings.llm.daily_cap_usd, "growth": CAP},
     )
     llm_server.delay_seconds = 0.05  # calls overlap: many reservations are open at once
     scans = await seed_scans(runtime, tenant.tenant_id, ANALYSES)

@@ -144,10 +144,10 @@ async def test_a_limit_set_before_the_operator_lowered_the_ceiling_counts_only_u
         "/api/v1/llm/budget", json={"daily_cap_usd": "20.00"}, headers=tenant.auth
     )
     assert changed.status_code == 200, changed.text
-    ceilings = {**runtime.settings.llm_daily_cap_ceiling_usd, "growth": Decimal("5.00")}
+    ceilings = {**runtime.settings.llm.daily_cap_ceiling_usd, "growth": Decimal("5.00")}
     lowered = dataclasses.replace(
         runtime,
-        settings=runtime.settings.model_copy(update={"llm_daily_cap_ceiling_usd": ceilings}),
+        settings=runtime.settings.updated(llm={"daily_cap_ceiling_usd": ceilings}),
     )
 
     async with api_client(lowered) as api:

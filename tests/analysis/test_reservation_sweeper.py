@@ -42,7 +42,7 @@ async def test_reservation_of_a_killed_worker_is_expired_and_released(
     workers: WorkerPool,  # noqa: F811
 ) -> None:
     tenant = await make_tenant()
-    runtime = llm_runtime(llm_reservation_ttl_seconds=TTL_SECONDS)
+    runtime = llm_runtime(reservation_ttl_seconds=TTL_SECONDS)
     [scan] = await seed_scans(runtime, tenant.tenant_id, 1, analysis_status=None)
     llm_env = {
         "VALDRIX_LLM_BASE_URL": llm_server.base_url,

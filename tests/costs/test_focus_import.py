@@ -167,7 +167,7 @@ async def test_an_upload_over_the_size_limit_is_refused_before_it_is_read(
 ) -> None:
     tenant = await make_tenant()
     small = dataclasses.replace(
-        runtime, settings=runtime.settings.model_copy(update={"costs_max_upload_bytes": 4096})
+        runtime, settings=runtime.settings.updated(costs={"max_upload_bytes": 4096})
     )
     async with api_client(small) as api:
         response = await upload(api, tenant, sample_path())  # about 600 KB

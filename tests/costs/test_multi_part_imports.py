@@ -108,7 +108,7 @@ async def test_the_upload_limit_counts_every_part(
     parts = two_parts(tmp_path)
     limit = max(path.stat().st_size for path in parts) + 10_000  # each part fits, not both
     small = dataclasses.replace(
-        runtime, settings=runtime.settings.model_copy(update={"costs_max_upload_bytes": limit})
+        runtime, settings=runtime.settings.updated(costs={"max_upload_bytes": limit})
     )
 
     async with api_client(small) as api:

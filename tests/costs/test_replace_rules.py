@@ -152,8 +152,8 @@ async def later_client(runtime: Runtime) -> AsyncIterator[Callable[[int], httpx.
     opened: list[httpx.AsyncClient] = []
 
     def at(days_later: int) -> httpx.AsyncClient:
-        close_days = runtime.settings.costs_focus_close_days - days_later
-        settings = runtime.settings.model_copy(update={"costs_focus_close_days": close_days})
+        close_days = runtime.settings.costs.focus_close_days - days_later
+        settings = runtime.settings.updated(costs={"focus_close_days": close_days})
         app = create_app(dataclasses.replace(runtime, settings=settings))
         later = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"

@@ -98,7 +98,7 @@ async def test_an_upload_expanding_past_the_decompressed_limit_is_refused_while_
     limit = 64 * 1024  # the sample is about 600 KB of CSV, 1,000 rows
     small = dataclasses.replace(
         runtime,
-        settings=runtime.settings.model_copy(update={"costs_max_decompressed_bytes": limit}),
+        settings=runtime.settings.updated(costs={"max_decompressed_bytes": limit}),
     )
     path = (
         gzip_copy(sample_path(), tmp_path / "focus.csv.gz")
@@ -122,7 +122,7 @@ async def test_an_upload_with_more_rows_than_an_import_may_hold_is_refused(
 ) -> None:
     tenant = await make_tenant()
     small = dataclasses.replace(
-        runtime, settings=runtime.settings.model_copy(update={"costs_max_rows_per_import": 300})
+        runtime, settings=runtime.settings.updated(costs={"max_rows_per_import": 300})
     )
 
     async with api_client(small) as api:

@@ -60,7 +60,7 @@ async def defer_probes(
                 extra_kwargs=kwargs,
             )
             deferred, _ = await defer_in_transaction(
-                session, [build_job(request, slots=runtime.settings.tenant_job_slots)]
+                session, [build_job(request, slots=runtime.settings.jobs.tenant_job_slots)]
             )
             ids += deferred
     return ids

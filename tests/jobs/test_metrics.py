@@ -35,7 +35,7 @@ IDLE_QUEUE = "metrics-test-idle"
 def metrics_auth(client: httpx.AsyncClient) -> dict[str, str]:
     """The operator's metrics token (tests/conftest.py's settings set one) for the app behind
     ``client``."""
-    token = client._transport.app.state.runtime.settings.metrics_token  # type: ignore[attr-defined]
+    token = client._transport.app.state.runtime.settings.metrics.token  # type: ignore[attr-defined]
     return {"Authorization": f"Bearer {token.get_secret_value()}"}
 
 

@@ -242,15 +242,17 @@ async def test_api_key_never_shows_in_repr_or_error_reasons() -> None:
 
 
 def test_no_providers_when_llm_analysis_is_not_configured() -> None:
-    assert providers_from_settings(Settings(llm_api_key=None)) == []
+    assert providers_from_settings(Settings(llm={"api_key": None})) == []
 
 
 def test_providers_are_named_after_their_host_and_never_share_a_name() -> None:
     settings = Settings(
-        llm_api_key=API_KEY,
-        llm_read_timeout_seconds=12,
-        llm_fallback_base_url="https://api.groq.com/openai/v1",
-        llm_fallback_model="llama-3.1-8b-instant",
+        llm={
+            "api_key": API_KEY,
+            "read_timeout_seconds": 12,
+            "fallback_base_url": "https://api.groq.com/openai/v1",
+            "fallback_model": "llama-3.1-8b-instant",
+        }
     )
 
     primary, fallback = providers_from_settings(settings)
@@ -262,12 +264,14 @@ def test_providers_are_named_after_their_host_and_never_share_a_name() -> None:
 
 def test_configured_provider_names_are_used() -> None:
     settings = Settings(
-        llm_base_url="http://localhost:11434/v1",
-        llm_provider_name="ollama",
-        llm_fallback_base_url="https://api.openai.com/v1",
-        llm_fallback_api_key="sk-fallback",
-        llm_fallback_model="gpt-4o-mini",
-        llm_fallback_provider_name="openai",
+        llm={
+            "base_url": "http://localhost:11434/v1",
+            "provider_name": "ollama",
+            "fallback_base_url": "https://api.openai.com/v1",
+            "fallback_api_key": "sk-fallback",
+            "fallback_model": "gpt-4o-mini",
+            "fallback_provider_name": "openai",
+        }
     )
 
     names = [(p.name, p.api_key) for p in providers_from_settings(settings)]

@@ -57,7 +57,7 @@ async def test_without_a_token_the_api_port_does_not_serve_metrics(
 ) -> None:
     tenant = await make_tenant()
     closed = dataclasses.replace(
-        runtime, settings=runtime.settings.model_copy(update={"metrics_token": None})
+        runtime, settings=runtime.settings.updated(metrics={"token": None})
     )
 
     async with api_client(closed) as client:
@@ -104,14 +104,14 @@ def test_a_metrics_listen_address_that_is_not_host_and_port_is_refused(
 
 def test_a_strong_token_and_listen_addresses_are_accepted(home: Path) -> None:
     token = secrets.token_hex(32)
-    configured = Settings(metrics_token=token).metrics_token
+    configured = Settings(metrics={"token": token}).metrics.token
     assert configured is not None and configured.get_secret_value() == token
     for listen, address in [
         ("10.0.0.5:9100", ("10.0.0.5", 9100)),
         ("[::1]:9100", ("::1", 9100)),
         ("metrics.internal:9100", ("metrics.internal", 9100)),
     ]:
-        assert Settings(metrics_listen=listen).metrics_address == address
+        assert Settings(metrics={"listen": listen}).metrics.address == address
 
 
 @pytest.fixture

@@ -162,7 +162,7 @@ async def test_llm_calls_budget_decisions_and_spend_move_their_metrics(
 ) -> None:
     tenant = await make_tenant()
     calling = llm_runtime()
-    provider = calling.settings.llm_provider_name
+    provider = calling.settings.llm.provider_name
     before = await scrape(client)
 
     await gateway.complete(
@@ -176,7 +176,7 @@ async def test_llm_calls_budget_decisions_and_spend_move_their_metrics(
     with pytest.raises(BudgetExceeded):
         await give_tenant_llm_spend(runtime, tenant.tenant_id)  # over the $2 daily cap
     llm_server.kill()
-    for _ in range(calling.settings.llm_circuit_failure_threshold):
+    for _ in range(calling.settings.llm.circuit_failure_threshold):
         with pytest.raises(gateway.ProviderUnavailable):
             await gateway.complete(
                 calling, tenant.tenant_id, [{"role": "user", "content": "x"}],

@@ -1,7 +1,7 @@
 """Fixtures and helpers for the scan engine, connections, findings and scans API tests.
 
 AWS is a real moto server on loopback (reset before each test), reached the way production
-reaches AWS: through ``settings.aws_endpoint_url``, optionally with a ``FaultProxy`` in front to
+reaches AWS: through ``settings.aws.endpoint_url``, optionally with a ``FaultProxy`` in front to
 inject latency, regions that hang and denied operations. Scans run in-process with
 ``run_scan`` (workers are tested elsewhere) on a ``Runtime`` whose settings point at that
 endpoint. Test modules import what they use from here explicitly.
@@ -106,15 +106,12 @@ def aws_runtime(
     scan_budget: float = 60.0,
     **settings: Any,
 ) -> Runtime:
-    """The session runtime (same database engine) with AWS at ``endpoint_url`` and budgets."""
-    changed = runtime.settings.model_copy(
-        update={
-            "aws_endpoint_url": endpoint_url,
-            "scan_region_budget_seconds": region_budget,
-            "scan_budget_seconds": scan_budget,
-            **settings,
-        }
-    )
+    """The session runtime (same database engine) with AWS at ``endpoint_url``, budgets, and
+    other ``settings`` changed as ``Settings.updated`` changes them."""
+    changed = runtime.settings.updated(
+        aws={"endpoint_url": endpoint_url},
+        scans={"region_budget_seconds": region_budget, "budget_seconds": scan_budget},
+    ).updated(**settings)
     return dataclasses.replace(runtime, settings=changed)
 
 

@@ -42,7 +42,7 @@ IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
 @pytest.fixture
 async def aws_api(runtime: Runtime, aws_endpoint: str) -> AsyncIterator[httpx.AsyncClient]:
     """The API of a deployment whose AWS is the simulator and whose principal is known."""
-    configured = aws_runtime(runtime, aws_endpoint, aws_principal_arn=VALDRIX_PRINCIPAL)
+    configured = aws_runtime(runtime, aws_endpoint, aws={"principal_arn": VALDRIX_PRINCIPAL})
     async with api_client(configured) as client:
         yield client
 

@@ -148,7 +148,7 @@ async def test_a_scan_of_the_demo_account_reports_exactly_the_tagged_waste_tags_
     account, truth = seeded
     aws_runtime = dataclasses.replace(
         runtime,
-        settings=runtime.settings.model_copy(update={"aws_endpoint_url": simulator.endpoint_url}),
+        settings=runtime.settings.updated(aws={"endpoint_url": simulator.endpoint_url}),
     )
     tenant_id = (await make_tenant()).tenant_id
     actor = system_principal(tenant_id)

@@ -71,7 +71,5 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
 
 def mail_runtime(runtime: Runtime, port: int) -> Runtime:
     """The shared runtime (same database and keys) with outgoing mail switched on."""
-    settings = runtime.settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
-    )
+    settings = runtime.settings.updated(mail={"host": "127.0.0.1", "port": port, "starttls": False})
     return dataclasses.replace(runtime, settings=settings)

@@ -280,7 +280,7 @@ async def test_eleventh_failed_login_in_a_minute_is_throttled_even_with_the_righ
     tenant, bystander = await make_tenant(), await make_tenant()
     browser = new_browser()  # every request comes from the same client IP
     wrong = {"email": tenant.admin_email, "password": "wrong-password-123"}
-    for _ in range(settings.login_max_failures_per_minute):
+    for _ in range(settings.auth.login_max_failures_per_minute):
         assert_problem(await browser.post("/api/v1/auth/login", json=wrong), 401)
 
     throttled = await browser.post(
@@ -304,7 +304,7 @@ async def test_failed_logins_older_than_a_minute_no_longer_count(
     tenant = await make_tenant()
     browser = new_browser()
     wrong = {"email": tenant.admin_email, "password": "wrong-password-123"}
-    for _ in range(settings.login_max_failures_per_minute):
+    for _ in range(settings.auth.login_max_failures_per_minute):
         assert_problem(await browser.post("/api/v1/auth/login", json=wrong), 401)
     # The application role may not rewrite login attempts, so age them as the superuser.
     async with await psycopg.AsyncConnection.connect(database.superuser) as conn:
@@ -371,8 +371,8 @@ HS256_KEY = "hs256-" + secrets.token_hex(24)
 
 def oidc_runtime(runtime: Runtime, **oidc: str) -> Runtime:
     """The shared runtime (same database and keys) with OIDC settings switched on."""
-    settings = runtime.settings.model_copy(
-        update={"oidc_issuer": ISSUER, "oidc_audience": AUDIENCE, **oidc}
+    settings = runtime.settings.updated(
+        auth={"oidc_issuer": ISSUER, "oidc_audience": AUDIENCE, **oidc}
     )
     return dataclasses.replace(runtime, settings=settings)
 

@@ -230,7 +230,7 @@ async def test_removing_a_member_stops_the_api_keys_they_created(client, new_bro
 async def test_password_spraying_from_one_ip_is_throttled(new_browser, make_tenant, settings):
     tenant = await make_tenant()
     sprayer = new_browser(ip="192.0.2.77")
-    for _ in range(settings.login_max_failures_per_ip_per_minute):
+    for _ in range(settings.auth.login_max_failures_per_ip_per_minute):
         wrong = await login(sprayer, new_address("sprayed"), "Winter2026!Winter2026!")
         assert_problem(wrong, 401)
 

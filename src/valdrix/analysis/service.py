@@ -55,7 +55,7 @@ async def queue_for_finished_scan(
     session: AsyncSession, settings: Settings, tenant_id: uuid.UUID, scan_id: uuid.UUID
 ) -> None:
     """In the scan's final transaction: the analysis row and, if a provider is set, its job."""
-    enabled = settings.llm_enabled
+    enabled = settings.llm.enabled
     await AnalysisRepository(session).add(
         ScanAnalysis(
             tenant_id=tenant_id,
@@ -105,7 +105,7 @@ async def request_analysis(
     scan = await session.get(Scan, scan_id)
     if scan is None:
         raise NotFound("scan not found")
-    if not runtime.settings.llm_enabled:
+    if not runtime.settings.llm.enabled:
         raise Conflict(DISABLED_REASON)
     if scan.status not in FINISHED_SCAN_STATUSES:
         raise Conflict("the scan has not finished; its analysis is queued when it does")
@@ -152,7 +152,7 @@ async def run_analysis(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUI
         analysis.status, analysis.started_at = AnalysisStatus.running.value, utcnow()
         analysis.attempts += 1
         analysis.updated_at = utcnow()
-        findings = await analyses.costliest_open_findings(scan_id, settings.llm_max_prompt_findings)
+        findings = await analyses.costliest_open_findings(scan_id, settings.llm.max_prompt_findings)
         total_count, total_monthly = await analyses.open_findings_total(scan_id)
         scan = await session.get(Scan, scan_id)
         connection = await session.get(CloudConnection, scan.connection_id) if scan else None
@@ -165,7 +165,7 @@ async def run_analysis(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUI
         account=account,
         total_findings=total_count,
         total_monthly_usd=total_monthly,
-        max_bytes=settings.llm_max_prompt_bytes,
+        max_bytes=settings.llm.max_prompt_bytes,
     )
     spend = Spend()
     try:
@@ -264,17 +264,17 @@ async def _retry_later(
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         analysis = await AnalysisRepository(session).for_scan(scan_id, lock=True)
         assert analysis is not None
-        window = dt.timedelta(hours=settings.llm_retry_window_hours)
+        window = dt.timedelta(hours=settings.llm.retry_window_hours)
         if now - analysis.queued_at >= window:
             reason += (
-                f" (gave up after {settings.llm_retry_window_hours:g} h of retries;"
+                f" (gave up after {settings.llm.retry_window_hours:g} h of retries;"
                 " POST /api/v1/scans/{id}/analysis to try again)"
             )
             analysis.next_attempt_at = None
         else:
             delay = min(
-                settings.llm_retry_cap_seconds,
-                settings.llm_retry_base_seconds * 2 ** (analysis.attempts - 1),
+                settings.llm.retry_cap_seconds,
+                settings.llm.retry_base_seconds * 2 ** (analysis.attempts - 1),
             )
             analysis.next_attempt_at = now + dt.timedelta(seconds=delay * random.uniform(0.5, 1))  # noqa: S311
             await _defer(session, settings, tenant_id, scan_id, at=analysis.next_attempt_at)

@@ -147,7 +147,7 @@ def show(
     filters |= {"account": account, "tag": tag}
 
     async def work(runtime: Runtime) -> service.CostAnswer:
-        close = runtime.settings.costs_focus_close_days
+        close = runtime.settings.costs.focus_close_days
         query = _query(start, end, group_by, filters, close, limit)
         async with unit_of_work(runtime.sessions, tenant) as session:
             return await service.read_costs(session, system_principal(tenant), query)
@@ -191,7 +191,7 @@ def export(
     filters |= {"account": account, "tag": tag}
 
     async def work(runtime: Runtime, out: TextIO) -> int:
-        query = _query(start, end, group_by, filters, runtime.settings.costs_focus_close_days)
+        query = _query(start, end, group_by, filters, runtime.settings.costs.focus_close_days)
         while True:
             async with unit_of_work(runtime.sessions, tenant) as session:
                 answer = await service.read_costs(session, system_principal(tenant), query)

@@ -113,13 +113,13 @@ def demo(
     out = Console(stderr=as_json, soft_wrap=True)
     key_file_created = not settings.encryption_keys and not key_file_existed
     # /metrics stays closed without a token, the demo's too: it makes one unless one is set.
-    metrics_token = settings.metrics_token or SecretStr(secrets.token_hex(32))
-    settings = settings.model_copy(update={"metrics_token": metrics_token})
+    metrics_token = settings.metrics.token or SecretStr(secrets.token_hex(32))
+    settings = settings.updated(metrics={"token": metrics_token})
     _use_simulated_aws_env()
     background = _Background(start_simulated_aws())
     try:
         endpoint_url = background.simulator.endpoint_url
-        settings = settings.model_copy(update={"aws_endpoint_url": endpoint_url})
+        settings = settings.updated(aws={"endpoint_url": endpoint_url})
         settings, background.analyst = start_demo_analyst(settings)
         with ThreadPoolExecutor(max_workers=1) as pool:
             # The simulator fills up while the database starts and migrates.
@@ -248,8 +248,8 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     """A separate worker process, as in production: the API process never runs jobs."""
     env = {**os.environ, "VALDRIX_DEMO": "true", "VALDRIX_HOME": str(settings.home)}
     env.pop("VALDRIX_METRICS_LISTEN", None)  # the API process serves metrics there
-    if settings.aws_endpoint_url:
-        env["VALDRIX_AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+    if settings.aws.endpoint_url:
+        env["VALDRIX_AWS_ENDPOINT_URL"] = settings.aws.endpoint_url
     return subprocess.Popen(
         [sys.executable, "-m", "valdrix", "worker", "--concurrency", "2", "--name", "demo"],
         env=env,
@@ -319,7 +319,7 @@ async def _finished_scan(
     """Wait for the worker to finish the scan; then the tenant's waste by detector."""
     runtime = open_runtime(settings)
     actor = service.system_principal(tenant_id, "demo")
-    deadline = time.monotonic() + settings.scan_budget_seconds + SCAN_PICKUP_SECONDS
+    deadline = time.monotonic() + settings.scans.budget_seconds + SCAN_PICKUP_SECONDS
     try:
         while True:
             async with unit_of_work(runtime.sessions, tenant_id) as session:

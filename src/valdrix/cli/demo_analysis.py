@@ -35,7 +35,7 @@ FINAL = {status.value for status in AnalysisStatus} - {"pending", "running"}
 def start_demo_analyst(settings: Settings) -> tuple[Settings, SimulatedLLM | None]:
     """Settings with a provider for this process and the worker it starts (through the
     environment), and the simulated server if one was started."""
-    if settings.llm_enabled:
+    if settings.llm.enabled:
         return settings, None
     server = SimulatedLLM(responder=analyst_answer).start()
     prices = Path(settings.home) / "demo-llm-prices.json"
@@ -47,12 +47,12 @@ def start_demo_analyst(settings: Settings) -> tuple[Settings, SimulatedLLM | Non
         "VALDRIX_LLM_PRICES_FILE": str(prices),
     }
     os.environ.update(environment)
-    return settings.model_copy(
-        update={
-            "llm_base_url": server.base_url,
-            "llm_model": DEMO_MODEL,
-            "llm_provider_name": "simulated-analyst",
-            "llm_prices_file": prices,
+    return settings.updated(
+        llm={
+            "base_url": server.base_url,
+            "model": DEMO_MODEL,
+            "provider_name": "simulated-analyst",
+            "prices_file": prices,
         }
     ), server
 

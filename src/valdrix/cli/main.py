@@ -53,7 +53,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API."""
     settings = settings_for_command()
-    serve_api(settings, host or settings.api_host, port or settings.api_port)
+    serve_api(settings, host or settings.api.host, port or settings.api.port)
 
 
 @app.command()

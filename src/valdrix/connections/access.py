@@ -15,4 +15,4 @@ def _access(endpoint_url: str | None, read_timeout: float) -> AwsAccess:
 
 def aws_access(settings: Settings) -> AwsAccess:
     # A call must not outlive the region budget: botocore's read timeout ends a hung request.
-    return _access(settings.aws_endpoint_url, settings.scan_region_budget_seconds)
+    return _access(settings.aws.endpoint_url, settings.scans.region_budget_seconds)

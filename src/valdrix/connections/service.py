@@ -62,7 +62,7 @@ def aws_setup(
     read that bucket and prefix (and nothing else in S3)."""
     uri = _clean_export_uri(focus_export_uri)
     external_id = new_external_id(runtime.keyring, actor.tenant_id)
-    principal = runtime.settings.aws_principal_arn
+    principal = runtime.settings.aws.principal_arn
     return {
         "external_id": external_id,
         "valdrix_principal_arn": principal,

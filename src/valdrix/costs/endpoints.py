@@ -92,7 +92,7 @@ async def read_costs(
         start,
         end,
         group_by,
-        final_before=service.final_before(scope.runtime.settings.costs_focus_close_days),
+        final_before=service.final_before(scope.runtime.settings.costs.focus_close_days),
         filters={
             "provider": provider,
             "service": service_name,

@@ -59,7 +59,7 @@ class ImportLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImportLimits:
-        return cls(settings.costs_max_decompressed_bytes, settings.costs_max_rows_per_import)
+        return cls(settings.costs.max_decompressed_bytes, settings.costs.max_rows_per_import)
 
     def check_rows(self, rows: int) -> None:
         if rows > self.max_rows:

@@ -180,7 +180,7 @@ def _fetch(
         account_id=account_id,
         source_key=source_key,
         today=today,
-        lookback_days=runtime.settings.costs_ce_lookback_days,
+        lookback_days=runtime.settings.costs.ce_lookback_days,
     )
 
 

@@ -179,7 +179,7 @@ def _record_readings(
     previous: dict[ReadingKey, CostReading],
     readings: dict[ReadingKey, tuple[Decimal, Decimal, bool]],
 ) -> list[CostAdjustment]:
-    floor = runtime.settings.costs_restatement_floor
+    floor = runtime.settings.costs.restatement_floor
     now = utcnow()
     new_readings: list[CostReading] = []
     adjustments: list[CostAdjustment] = []

@@ -174,7 +174,7 @@ async def import_new_deliveries(
             delivery,
             source_key=source_key,
             now=utcnow(),
-            close_days=runtime.settings.costs_focus_close_days,
+            close_days=runtime.settings.costs.focus_close_days,
             limits=ImportLimits.from_settings(runtime.settings),
         )
 

@@ -78,7 +78,7 @@ async def import_focus_files(
             read_focus_files,
             parts,
             now=utcnow(),
-            close_days=runtime.settings.costs_focus_close_days,
+            close_days=runtime.settings.costs.focus_close_days,
             limits=ImportLimits.from_settings(runtime.settings),
             source_key=source_key,
         )

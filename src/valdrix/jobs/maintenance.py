@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 
 async def recover_stalled_jobs(runtime: Runtime) -> int:
     """Re-queue jobs whose worker stopped sending heartbeats (crashed, killed, partitioned)."""
-    timeout = runtime.settings.job_stall_timeout_seconds
+    timeout = runtime.settings.jobs.stall_timeout_seconds
     manager = job_app.job_manager
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=timeout))
     for job in stalled:
@@ -47,7 +47,7 @@ async def recover_stalled_jobs(runtime: Runtime) -> int:
 async def detect_stuck_jobs(runtime: Runtime) -> int:
     """Report (never fail) jobs waiting more than the threshold past their scheduled time."""
     async with unit_of_work(runtime.sessions, None) as session:
-        stuck = await QueueRepository(session).stuck(runtime.settings.job_stuck_after_seconds)
+        stuck = await QueueRepository(session).stuck(runtime.settings.jobs.stuck_after_seconds)
     for job in stuck:
         log.error(
             "job.stuck",
@@ -66,7 +66,7 @@ async def prune_finished(runtime: Runtime) -> None:
     """Retention: finished jobs, old tenant job history, stale login-throttle rows."""
     settings = runtime.settings
     await job_app.job_manager.delete_old_jobs(
-        nb_hours=settings.job_retention_hours,
+        nb_hours=settings.jobs.retention_hours,
         include_failed=True,
         include_cancelled=True,
         include_aborted=True,
@@ -74,7 +74,7 @@ async def prune_finished(runtime: Runtime) -> None:
     now = utcnow()
     async with unit_of_work(runtime.sessions, None) as session:
         pruned = await JobRunRepository(session).prune(
-            now - dt.timedelta(days=settings.job_run_retention_days)
+            now - dt.timedelta(days=settings.jobs.run_retention_days)
         )
         await LoginAttemptRepository(session).prune(now - dt.timedelta(hours=1))
     log.info("jobs.pruned", job_runs=pruned)

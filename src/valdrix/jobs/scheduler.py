@@ -61,9 +61,11 @@ async def run_tick(runtime: Runtime, *, now: dt.datetime | None = None) -> TickR
             at = now or (await session.scalar(text("SELECT now()")))
             assert at is not None
             claimed = await ScheduleRepository(session).claim_due(
-                at, settings.scheduler_batch_size, cadences
+                at, settings.jobs.scheduler_batch_size, cadences
             )
-            jobs = [build_job(_request(due), slots=settings.tenant_job_slots) for due in claimed]
+            jobs = [
+                build_job(_request(due), slots=settings.jobs.tenant_job_slots) for due in claimed
+            ]
             deferred, skipped = await defer_in_transaction(session, jobs)
         report.batches += 1
         report.claimed += len(claimed)
@@ -73,7 +75,7 @@ async def run_tick(runtime: Runtime, *, now: dt.datetime | None = None) -> TickR
             metrics.SCHEDULE_CLAIM_LAG.labels(tier=due.tier).observe(
                 max(0.0, (at - due.due_at).total_seconds())
             )
-        if len(claimed) < settings.scheduler_batch_size:
+        if len(claimed) < settings.jobs.scheduler_batch_size:
             break
     report.seconds = time.perf_counter() - started
     if report.claimed:

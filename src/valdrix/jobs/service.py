@@ -116,7 +116,7 @@ async def defer_for_target(
         scheduled_at=scheduled_at,
     )
     ids, _ = await defer_in_transaction(
-        session, [build_job(request, slots=settings.tenant_job_slots)]
+        session, [build_job(request, slots=settings.jobs.tenant_job_slots)]
     )
     return ids[0] if ids else None
 

@@ -62,8 +62,8 @@ def register_periodic_tasks(settings: Settings) -> None:
     if registry.periodic_tasks:
         return
     plan: list[tuple[Any, str]] = [
-        (scheduler_tick, every(settings.scheduler_tick_seconds)),
-        (recover_stalled, every(settings.job_recovery_interval_seconds)),
+        (scheduler_tick, every(settings.jobs.scheduler_tick_seconds)),
+        (recover_stalled, every(settings.jobs.recovery_interval_seconds)),
         (detect_stuck, every(300)),
         (prune, every(3600)),
         *((task, every(interval(settings))) for task, interval in PERIODIC_TASKS),

@@ -16,11 +16,11 @@ SYSTEM_PRIORITY = len(TIER_NAMES) * PRIORITY_STEP
 
 
 def cadence(settings: Settings, tier: str) -> dt.timedelta:
-    return dt.timedelta(hours=settings.tier_cadence_hours[tier])
+    return dt.timedelta(hours=settings.jobs.tier_cadence_hours[tier])
 
 
 def cadence_seconds(settings: Settings) -> dict[str, float]:
-    return {tier: hours * 3600 for tier, hours in settings.tier_cadence_hours.items()}
+    return {tier: hours * 3600 for tier, hours in settings.jobs.tier_cadence_hours.items()}
 
 
 def job_priority(tier: str, tenant_backlog: int) -> int:

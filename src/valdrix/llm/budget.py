@@ -54,13 +54,13 @@ class Limits:
 
 
 def tier_limits(settings: Settings, tier: str) -> Limits:
-    return Limits(settings.llm_daily_cap_usd[tier], settings.llm_monthly_limit_usd[tier])
+    return Limits(settings.llm.daily_cap_usd[tier], settings.llm.monthly_limit_usd[tier])
 
 
 def tier_ceilings(settings: Settings, tier: str) -> Limits:
     """The most a tenant admin may set (the operator's; never below the tier's defaults)."""
     return Limits(
-        settings.llm_daily_cap_ceiling_usd[tier], settings.llm_monthly_limit_ceiling_usd[tier]
+        settings.llm.daily_cap_ceiling_usd[tier], settings.llm.monthly_limit_ceiling_usd[tier]
     )
 
 
@@ -95,7 +95,7 @@ async def reserve(
 ) -> Reservation:
     """Reserve ``estimate`` against both limits in one statement, or raise BudgetExceeded."""
     now = utcnow()
-    expires_at = now + dt.timedelta(seconds=runtime.settings.llm_reservation_ttl)
+    expires_at = now + dt.timedelta(seconds=runtime.settings.llm.reservation_ttl)
     try:
         async with unit_of_work(runtime.sessions, tenant_id) as session:
             tenant = await session.get(Tenant, tenant_id)
@@ -211,7 +211,7 @@ async def _check_spike(
     spent = closed.day_settled_usd
     if closed.day != today or closed.spike_alerted_on == today:
         return
-    if spent <= settings.llm_spike_floor_usd:
+    if spent <= settings.llm.spike_floor_usd:
         return
     trailing = await ledger.settled_between(today - dt.timedelta(days=TRAILING_DAYS), today)
     average = trailing / TRAILING_DAYS
@@ -220,7 +220,7 @@ async def _check_spike(
     details = {
         "today_usd": str(spent),
         "trailing_7_day_average_usd": str(average.quantize(Decimal("0.0001"))),
-        "floor_usd": str(settings.llm_spike_floor_usd),
+        "floor_usd": str(settings.llm.spike_floor_usd),
     }
     if await ledger.add_alert_once(tenant_id, "spend_spike", today, details):
         await ledger.mark_spike_alerted(tenant_id, today)

@@ -37,31 +37,31 @@ class ProviderConfig:
 
 def providers_from_settings(settings: Settings) -> list[ProviderConfig]:
     """The primary provider, then the fallback if one is configured; none when LLM is off."""
-    if not settings.llm_enabled:
+    if not settings.llm.enabled:
         return []
     primary = ProviderConfig(
-        name=settings.llm_provider_name or _host(settings.llm_base_url),
-        base_url=settings.llm_base_url,
-        api_key=_reveal(settings.llm_api_key),
-        model=settings.llm_model,
-        connect_timeout=settings.llm_connect_timeout_seconds,
-        read_timeout=settings.llm_read_timeout_seconds,
-        max_retries=settings.llm_max_retries,
+        name=settings.llm.provider_name or _host(settings.llm.base_url),
+        base_url=settings.llm.base_url,
+        api_key=_reveal(settings.llm.api_key),
+        model=settings.llm.model,
+        connect_timeout=settings.llm.connect_timeout_seconds,
+        read_timeout=settings.llm.read_timeout_seconds,
+        max_retries=settings.llm.max_retries,
     )
-    if not settings.llm_fallback_base_url:
+    if not settings.llm.fallback_base_url:
         return [primary]
-    name = settings.llm_fallback_provider_name or _host(settings.llm_fallback_base_url)
+    name = settings.llm.fallback_provider_name or _host(settings.llm.fallback_base_url)
     if name == primary.name:  # two breakers and two metric series, not one shared
         name += "-fallback"
-    assert settings.llm_fallback_model, "Settings requires a model with a fallback URL"
+    assert settings.llm.fallback_model, "Settings requires a model with a fallback URL"
     fallback = ProviderConfig(
         name=name,
-        base_url=settings.llm_fallback_base_url,
-        api_key=_reveal(settings.llm_fallback_api_key),
-        model=settings.llm_fallback_model,
-        connect_timeout=settings.llm_connect_timeout_seconds,
-        read_timeout=settings.llm_read_timeout_seconds,
-        max_retries=settings.llm_max_retries,
+        base_url=settings.llm.fallback_base_url,
+        api_key=_reveal(settings.llm.fallback_api_key),
+        model=settings.llm.fallback_model,
+        connect_timeout=settings.llm.connect_timeout_seconds,
+        read_timeout=settings.llm.read_timeout_seconds,
+        max_retries=settings.llm.max_retries,
     )
     return [primary, fallback]
 

@@ -47,8 +47,8 @@ def configured_clients(runtime: Runtime) -> list[ChatClient]:
             config,
             breaker=breaker_for(
                 config.name,
-                failure_threshold=settings.llm_circuit_failure_threshold,
-                cooldown_seconds=settings.llm_circuit_cooldown_seconds,
+                failure_threshold=settings.llm.circuit_failure_threshold,
+                cooldown_seconds=settings.llm.circuit_cooldown_seconds,
             ),
         )
         for config in providers_from_settings(settings)
@@ -67,7 +67,7 @@ async def complete(
     """One paid completion. Raises BudgetExceeded / BudgetUnavailable (no call made),
     ProviderUnavailable (every provider down or open), ProviderRejected, UnpricedModel."""
     settings = runtime.settings
-    max_tokens = settings.llm_max_output_tokens
+    max_tokens = settings.llm.max_output_tokens
     failures: list[str] = []
     for client in configured_clients(runtime) if clients is None else clients:
         name = client.config.name
@@ -87,7 +87,7 @@ async def complete(
         )
         try:
             completion = await client.complete(
-                messages, max_tokens=max_tokens, json_mode=settings.llm_json_mode
+                messages, max_tokens=max_tokens, json_mode=settings.llm.json_mode
             )
         except BaseException as exc:
             await _release_quietly(runtime, reservation)

@@ -73,7 +73,7 @@ def _catalog(extra_file: Path | None) -> dict[str, ModelPrice]:
 
 
 def price_for(settings: Settings, model: str) -> ModelPrice:
-    price = _catalog(settings.llm_prices_file).get(model)
+    price = _catalog(settings.llm.prices_file).get(model)
     if price is None:
         raise UnpricedModel(model)
     return price

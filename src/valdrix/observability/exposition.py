@@ -59,10 +59,10 @@ async def refresh_database_gauges(runtime: Runtime) -> None:
         queues = QueueRepository(session)
         shared = MetricsRepository(session)
         queued = await queues.queued_by_task()
-        stuck = await queues.stuck(settings.job_stuck_after_seconds)
+        stuck = await queues.stuck(settings.jobs.stuck_after_seconds)
         lag = await queues.schedule_lag()
         oldest = await shared.oldest_due_by_queue()
-        alive, stale = await shared.worker_heartbeats(settings.job_stall_timeout_seconds)
+        alive, stale = await shared.worker_heartbeats(settings.jobs.stall_timeout_seconds)
         if refresh_tenants:
             today = utcnow().date()
             spend = await LedgerRepository(session).spend_by_tenant(today)
@@ -134,7 +134,7 @@ def bearer_is_token(authorization: str | None, token: SecretStr) -> bool:
 
 async def require_metrics_token(request: Request, runtime: RuntimeDep) -> None:
     """The API port's guard for /metrics (the route-walking test knows routes by it)."""
-    token = runtime.settings.metrics_token
+    token = runtime.settings.metrics.token
     if token is None:
         raise NotFound(
             "metrics are not served on the API port without VALDRIX_METRICS_TOKEN"
@@ -153,7 +153,7 @@ async def metrics_endpoint(runtime: RuntimeDep) -> Response:
 async def serve_metrics(runtime: Runtime, host: str, port: int) -> asyncio.Server:
     """A minimal HTTP endpoint on an address of its own (``VALDRIX_METRICS_LISTEN``, a worker's
     ``--metrics-port``): any path answers /metrics, to the metrics token if one is set."""
-    token = runtime.settings.metrics_token
+    token = runtime.settings.metrics.token
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -131,7 +131,7 @@ async def _scan_connection(
         for region in regions
         for detector in detectors
     }
-    done, pending = await asyncio.wait(tasks, timeout=settings.scan_budget_seconds)
+    done, pending = await asyncio.wait(tasks, timeout=settings.scans.budget_seconds)
     outcomes = [task.result() for task in done]
     for task in pending:
         task.cancel()
@@ -140,7 +140,7 @@ async def _scan_connection(
             region,
             key,
             UnitStatus.timed_out,
-            f"the scan's {settings.scan_budget_seconds:g} s budget ran out",
+            f"the scan's {settings.scans.budget_seconds:g} s budget ran out",
         )
         await _store_unit(context, outcome)
         outcomes.append(outcome)
@@ -178,10 +178,10 @@ def _prepare(
 async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detector]) -> UnitOutcome:
     settings = context.runtime.settings
     # Waiting for a free slot is not the region's fault: its budget starts when it runs.
-    async with _slots("units", settings.scan_concurrency):
+    async with _slots("units", settings.scans.concurrency):
         started_at = utcnow()
         deadline = context.region_deadlines.setdefault(
-            region, time.monotonic() + settings.scan_region_budget_seconds
+            region, time.monotonic() + settings.scans.region_budget_seconds
         )
         outcome = await _detect(context, region, detector_cls, deadline, started_at)
     outcome.started_at = started_at
@@ -223,7 +223,7 @@ async def _detect(
         now=started_at,
     )
     loop = asyncio.get_running_loop()
-    pool = _thread_pool(settings.scan_concurrency)
+    pool = _thread_pool(settings.scans.concurrency)
     try:
         wastes = await asyncio.wait_for(
             loop.run_in_executor(pool, lambda: list(detector.detect(scope, thresholds))),
@@ -235,7 +235,7 @@ async def _detect(
             detector_cls.key,
             UnitStatus.timed_out,
             f"region {region} did not answer within its "
-            f"{settings.scan_region_budget_seconds:g} s budget",
+            f"{settings.scans.region_budget_seconds:g} s budget",
         )
     except ClientError as exc:
         code = error_code(exc) or "Unknown"

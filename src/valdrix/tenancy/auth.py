@@ -74,7 +74,7 @@ async def authenticate(request: Request, runtime: Runtime) -> Principal:
     if scheme.lower() == "bearer" and credential:
         if credential.startswith(API_KEY_PREFIX):
             return await _from_api_key(runtime, credential)
-        if runtime.settings.oidc_hs256_secret or runtime.settings.oidc_jwks_url:
+        if runtime.settings.auth.oidc_hs256_secret or runtime.settings.auth.oidc_jwks_url:
             return await _from_jwt(runtime, credential)
         raise Unauthorized("unrecognised bearer credential")
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -135,7 +135,7 @@ def _check_csrf(request: Request, expected_hash: bytes) -> None:
 async def _from_jwt(runtime: Runtime, token: str) -> Principal:
     claims = await oidc.verify(runtime.settings, token)
     try:
-        tenant_id = uuid.UUID(str(claims[runtime.settings.oidc_tenant_claim]))
+        tenant_id = uuid.UUID(str(claims[runtime.settings.auth.oidc_tenant_claim]))
     except (KeyError, ValueError) as exc:
         raise Unauthorized("token names no valid tenant") from exc
     email = claims.get("email")

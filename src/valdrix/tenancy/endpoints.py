@@ -67,7 +67,7 @@ async def log_in(
         previous_token=request.cookies.get(SESSION_COOKIE),
     )
     secure = request.url.scheme == "https"
-    max_age = runtime.settings.session_ttl_hours * 3600
+    max_age = runtime.settings.auth.session_ttl_hours * 3600
     response.set_cookie(
         SESSION_COOKIE,
         result.token,

@@ -23,19 +23,19 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 async def verify(settings: Settings, token: str) -> dict[str, Any]:
     """Check signature, expiry, issuer and audience; return the claims."""
     try:
-        if settings.oidc_jwks_url:
-            client = _jwks_client(settings.oidc_jwks_url)
+        if settings.auth.oidc_jwks_url:
+            client = _jwks_client(settings.auth.oidc_jwks_url)
             signing_key = await asyncio.to_thread(client.get_signing_key_from_jwt, token)
             key: Any = signing_key.key
             algorithms = ASYMMETRIC_ALGORITHMS
         else:
-            key, algorithms = settings.oidc_hs256_secret, ["HS256"]
+            key, algorithms = settings.auth.oidc_hs256_secret, ["HS256"]
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=algorithms,
-            audience=settings.oidc_audience,
-            issuer=settings.oidc_issuer,
+            audience=settings.auth.oidc_audience,
+            issuer=settings.auth.oidc_issuer,
             options={"require": ["exp", "iss", "aud"]},
             leeway=30,
         )

@@ -150,7 +150,7 @@ async def invite_member(
     # Row-level security limits both lookups to this tenant's own people.
     if await memberships.pending_for_email(indexes) or await memberships.active_for_email(indexes):
         raise Conflict("this person is already a member or has a pending invitation")
-    delivery = InviteDelivery.mail if settings.mail_enabled else InviteDelivery.inviter
+    delivery = InviteDelivery.mail if settings.mail.enabled else InviteDelivery.inviter
     token = new_token(INVITE_TOKEN_PREFIX)
     membership = await memberships.add(
         Membership(
@@ -197,7 +197,8 @@ def checked_email(email: str) -> str:
 def _invitation_mail(
     settings: Settings, email: str, tenant_name: str, role: Role, token: str
 ) -> Mail:
-    base = (settings.public_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+    api = settings.api
+    base = (api.public_url or f"http://{api.host}:{api.port}").rstrip("/")
     # The name is the tenant's own text: one line, so it can never add a mail header.
     tenant_name = " ".join(tenant_name.split())
     return Mail(

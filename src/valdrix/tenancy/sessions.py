@@ -63,9 +63,9 @@ async def login(
         since = now - THROTTLE_WINDOW
         if (
             await attempts.recent_failures(ip, throttle_key, since)
-            >= settings.login_max_failures_per_minute
+            >= settings.auth.login_max_failures_per_minute
             or await attempts.recent_failures_from_ip(ip, since)
-            >= settings.login_max_failures_per_ip_per_minute
+            >= settings.auth.login_max_failures_per_ip_per_minute
         ):
             log.warning("auth.login.throttled", ip=ip)
             raise TooManyRequests(
@@ -101,7 +101,7 @@ async def login(
                 user_id=user_id,
                 token_hash=hash_token(token),
                 csrf_token_hash=hash_token(csrf_token),
-                expires_at=now + dt.timedelta(hours=settings.session_ttl_hours),
+                expires_at=now + dt.timedelta(hours=settings.auth.session_ttl_hours),
                 ip=ip,
                 user_agent=(user_agent or "")[:400] or None,
             )
@@ -123,7 +123,7 @@ MAX_ACCOUNTS_PER_LOGIN = 5
 async def _accounts_with_password(
     runtime: Runtime, accounts: list[Account], password: str
 ) -> list[Account]:
-    concurrency = runtime.settings.password_hash_concurrency
+    concurrency = runtime.settings.auth.password_hash_concurrency
     usable = [a for a in accounts if not a.disabled][:MAX_ACCOUNTS_PER_LOGIN]
     if not usable:  # the same work as a real check, so timing does not tell unknown addresses
         await verify_password_off_loop(None, password, concurrency=concurrency)
@@ -192,7 +192,7 @@ async def accept_invite(runtime: Runtime, *, token: str, password: str) -> uuid.
         accounts = await UserRepository(session).accounts_for_email(
             runtime.keyring.blind_indexes(email)
         )
-    concurrency = runtime.settings.password_hash_concurrency
+    concurrency = runtime.settings.auth.password_hash_concurrency
     proven = next((a for a in accounts if a.proven), None)
     # An account of this address bound to this very tenant (a former member, re-invited): it
     # can be nobody else's, so it is reused with the new password (and proven, if mailed).
