@@ -27,7 +27,7 @@ from valdrix.costs.cost_explorer import denied, fetch_cost_explorer, source_key_
 from valdrix.costs.models import CostRun, SourceKind
 from valdrix.costs.reconcile import commit_batch, record_failed_run
 from valdrix.costs.records import SourceBatch
-from valdrix.costs.repository import CostRepository
+from valdrix.costs.repositories.reading import CostReadRepository
 from valdrix.jobs.retry import RetryableError
 from valdrix.jobs.service import defer_for_target
 from valdrix.kit.db import unit_of_work
@@ -83,7 +83,7 @@ async def queue_daily_ingests(runtime: Runtime) -> int:
     """One import per active AWS connection, across tenants, and one pull per connection that
     names a FOCUS export; returns how many jobs were queued."""
     async with unit_of_work(runtime.sessions, None) as session:
-        targets = await CostRepository(session).cost_explorer_targets()
+        targets = await CostReadRepository(session).cost_explorer_targets()
     queued = pulls = 0
     for tenant_id, connection_id in targets:
         # Each tenant's jobs commit in their own transaction: one tenant's trouble skips only it.

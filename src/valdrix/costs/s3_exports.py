@@ -35,7 +35,7 @@ from valdrix.costs.focus_streams import ImportLimits
 from valdrix.costs.models import CostRun, SourceKind
 from valdrix.costs.reconcile import commit_batch, record_rejected_run
 from valdrix.costs.records import SourceBatch
-from valdrix.costs.repository import CostRepository
+from valdrix.costs.repositories.reading import CostReadRepository
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
@@ -243,4 +243,4 @@ async def recorded_fingerprints(
 ) -> dict[str, str]:
     """Each delivery's fingerprint on its last committed run."""
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        return await CostRepository(session).delivery_fingerprints(source_key)
+        return await CostReadRepository(session).delivery_fingerprints(source_key)

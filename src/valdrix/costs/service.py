@@ -16,21 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Table, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.costs.focus import FocusRejected, file_details, read_focus_files
 from valdrix.costs.focus_streams import ImportLimits
-from valdrix.costs.models import (
-    CostAdjustment,
-    CostReading,
-    CostRun,
-    SourceKind,
-    cost_daily,
-    cost_records,
-)
+from valdrix.costs.models import CostAdjustment, CostReading, CostRun, SourceKind
 from valdrix.costs.reconcile import commit_batch, record_rejected_run
-from valdrix.costs.repository import CostRepository, charged_account
+from valdrix.costs.repositories.reading import DAILY_GROUPS, CostReadRepository
 from valdrix.errors import Conflict, InvalidInput
 from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
@@ -124,32 +116,9 @@ def distinct_names(files: Sequence[tuple[Path, str]]) -> list[str]:
 
 # -- reading -------------------------------------------------------------------------------------
 
-# Dimensions the roll-up (cost_daily) has; the others need the records.
-DAILY_GROUPS = (
-    "day", "month", "billing_period", "provider", "service", "region", "account",
-    "billing_account", "sub_account", "charge_category",
-)  # fmt: skip
+# Dimensions only the records have (the roll-up has ``DAILY_GROUPS``).
 RECORD_ONLY_GROUPS = ("service_category", "charge_class", "resource", "tag:<key>")
 FILTERS = ("provider", "service", "region", "account", "tag")
-
-
-def _dimension(group: str, table: Table) -> ColumnElement[Any]:
-    """A group_by dimension, read from ``table`` (the roll-up or the records)."""
-    if group == "month":
-        return cast(func.date_trunc("month", table.c.day), Date)
-    if group == "billing_period":
-        column: ColumnElement[Any] = table.c.billing_period_start
-    elif group == "account":
-        column = charged_account(table)
-    elif group in ("billing_account", "sub_account"):
-        column = table.c[f"{group}_id"]
-    elif group == "resource":
-        column = cost_records.c.resource_id
-    elif _tag_key(group):
-        column = cost_records.c.tags[_tag_key(group)].astext
-    else:
-        column = table.c[group]
-    return column
 
 
 @dataclass(frozen=True)
@@ -252,7 +221,7 @@ async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) 
     so the ETag never claims a version the numbers do not show. A later page of a listing whose
     data changed since its first page is refused: its rows would not add up with the others.
     """
-    costs = CostRepository(session)
+    costs = CostReadRepository(session)
     for _ in range(3):
         version = await costs.data_version()
         if query.version is not None and query.version != version:
@@ -270,47 +239,16 @@ async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) 
 
 async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[str, Any]], bool]:
     """One page of the grouped sums, and whether more follow."""
-    daily = "tag" not in query.filters and all(g in DAILY_GROUPS for g in query.group_by)
-    table = cost_daily if daily else cost_records
-    dimensions = {group: _dimension(group, table) for group in query.group_by}
-    conditions = [table.c.day >= query.start, table.c.day < query.end]
-    for name, value in query.filters.items():
-        if name == "tag":
-            key, _, wanted = value.partition("=")
-            conditions.append(cost_records.c.tags[key].astext == wanted)
-        else:
-            conditions.append(_dimension(name, table) == value)
-    billed, effective = table.c.billed_cost, table.c.effective_cost
-    # Evaluated now, not at import: billing data turns final when its period has closed.
-    preliminary = and_(
-        table.c.preliminary,
-        or_(table.c.billing_period_end.is_(None), table.c.billing_period_end > query.final_before),
+    rows, more = await CostReadRepository(session).grouped_sums(
+        start=query.start,
+        end=query.end,
+        group_by=query.group_by,
+        filters=query.filters,
+        final_before=query.final_before,
+        offset=query.offset,
+        limit=query.limit,
     )
-    statement = (
-        select(
-            table.c.currency,
-            *(column.label(name) for name, column in dimensions.items()),
-            func.sum(billed).label("billed_cost"),
-            func.sum(effective).label("effective_cost"),
-            func.sum(table.c.list_cost).label("list_cost"),
-            func.coalesce(func.sum(billed).filter(preliminary), 0).label("preliminary_billed_cost"),
-            func.coalesce(func.sum(billed).filter(~preliminary), 0).label("final_billed_cost"),
-            func.coalesce(func.sum(effective).filter(preliminary), 0).label(
-                "preliminary_effective_cost"
-            ),
-            func.coalesce(func.sum(effective).filter(~preliminary), 0).label(
-                "final_effective_cost"
-            ),
-        )
-        .where(*conditions)
-        .group_by(table.c.currency, *dimensions.values())
-        # Every group key, after the amount: pages follow one order, whatever ties there are.
-        .order_by(func.sum(billed).desc(), *dimensions.values(), table.c.currency)
-        .offset(query.offset)
-        .limit(query.limit + 1)
-    )
-    rows = [dict(row._mapping) for row in await session.execute(statement)]
-    return [_money(row) for row in rows[: query.limit]], len(rows) > query.limit
+    return [_money(row) for row in rows], more
 
 
 CSV_AMOUNTS = (
@@ -339,7 +277,7 @@ def _money(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_runs(session: AsyncSession, actor: Principal, *, limit: int) -> list[CostRun]:
-    return await CostRepository(session).runs(limit)
+    return await CostReadRepository(session).runs(limit)
 
 
 async def list_adjustments(
@@ -350,7 +288,7 @@ async def list_adjustments(
     end: dt.date | None,
     limit: int,
 ) -> list[CostAdjustment]:
-    return await CostRepository(session).adjustments(start, end, limit)
+    return await CostReadRepository(session).adjustments(start, end, limit)
 
 
 @dataclass(frozen=True)
@@ -381,5 +319,5 @@ async def readings_of_day(
     """Every reading of the day's keys, with how each moved from the one before: restatements
     below the 2 % that records an adjustment included."""
     kept = {name: value for name, value in filters.items() if value is not None}
-    rows = await CostRepository(session).readings_of_day(day, kept, limit)
+    rows = await CostReadRepository(session).readings_of_day(day, kept, limit)
     return [Reading(reading, key, previous) for reading, key, previous in rows]
