@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from valdrix.costs.cost_explorer import PERMISSIONS as COST_EXPLORER_PERMISSIONS
-from valdrix.costs.s3_exports import PERMISSIONS as FOCUS_EXPORT_PERMISSIONS
-from valdrix.costs.s3_exports import parse_export_uri
+from valdrix.costs.sources.cost_explorer import PERMISSIONS as COST_EXPLORER_PERMISSIONS
+from valdrix.costs.sources.s3_exports import PERMISSIONS as FOCUS_EXPORT_PERMISSIONS
+from valdrix.costs.sources.s3_exports import parse_export_uri
 from valdrix.scanning.registry import load_all_detectors
 
 # Needed by Valdrix itself rather than by one detector.

@@ -22,7 +22,7 @@ from valdrix.connections.policy import (
 )
 from valdrix.connections.providers.aws import ROLE_ARN_SHAPE, AwsAccessError, account_of_role
 from valdrix.connections.repository import ConnectionRepository
-from valdrix.costs.s3_exports import parse_export_uri
+from valdrix.costs.sources.s3_exports import parse_export_uri
 from valdrix.errors import Conflict, InvalidInput, NotFound
 from valdrix.jobs.repository import ScheduleRepository
 from valdrix.jobs.service import ensure_schedule

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, FromClause, Table, and_, delete, func, sel
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.costs.ingest.records import KEY_NAMES, SUM_NAMES
 from valdrix.costs.models import (
     CostAdjustment,
     CostDataVersion,
@@ -26,7 +27,6 @@ from valdrix.costs.models import (
     cost_daily,
     cost_records,
 )
-from valdrix.costs.records import KEY_NAMES, SUM_NAMES
 from valdrix.jobs.enqueue import driver_connection
 
 STAGE_COLUMNS = [*KEY_NAMES, *SUM_NAMES, "source_rows", "resource_key"]

@@ -23,11 +23,11 @@ from valdrix.config import Settings
 from valdrix.connections.access import aws_access
 from valdrix.connections.models import CloudConnection
 from valdrix.connections.providers.aws import THROTTLE_CODES, AwsAccessError, error_code
-from valdrix.costs.cost_explorer import denied, fetch_cost_explorer, source_key_for
+from valdrix.costs.ingest.reconcile import commit_batch, record_failed_run
+from valdrix.costs.ingest.records import SourceBatch
 from valdrix.costs.models import CostRun, SourceKind
-from valdrix.costs.reconcile import commit_batch, record_failed_run
-from valdrix.costs.records import SourceBatch
 from valdrix.costs.repositories.reading import CostReadRepository
+from valdrix.costs.sources.cost_explorer import denied, fetch_cost_explorer, source_key_for
 from valdrix.jobs.retry import RetryableError
 from valdrix.jobs.service import defer_for_target
 from valdrix.kit.db import unit_of_work

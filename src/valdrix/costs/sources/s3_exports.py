@@ -30,11 +30,11 @@ from typing import Any
 
 import structlog
 
-from valdrix.costs.focus import FocusRejected, read_focus_files
-from valdrix.costs.focus_streams import ImportLimits
+from valdrix.costs.ingest.focus import FocusRejected, read_focus_files
+from valdrix.costs.ingest.focus_streams import ImportLimits
+from valdrix.costs.ingest.reconcile import commit_batch, record_rejected_run
+from valdrix.costs.ingest.records import SourceBatch
 from valdrix.costs.models import CostRun, SourceKind
-from valdrix.costs.reconcile import commit_batch, record_rejected_run
-from valdrix.costs.records import SourceBatch
 from valdrix.costs.repositories.reading import CostReadRepository
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow

@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from valdrix.costs.focus import FocusRejected, file_details, read_focus_files
-from valdrix.costs.focus_streams import ImportLimits
+from valdrix.costs.ingest.focus import FocusRejected, file_details, read_focus_files
+from valdrix.costs.ingest.focus_streams import ImportLimits
+from valdrix.costs.ingest.reconcile import commit_batch, record_rejected_run
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, SourceKind
-from valdrix.costs.reconcile import commit_batch, record_rejected_run
 from valdrix.costs.repositories.reading import DAILY_GROUPS, CostReadRepository
 from valdrix.errors import Conflict, InvalidInput
 from valdrix.kit.money import plain_text

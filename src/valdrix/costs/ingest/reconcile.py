@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import structlog
 
+from valdrix.costs.ingest.records import RecordSpool, SourceBatch, resource_keys
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus, SourceKind
-from valdrix.costs.records import RecordSpool, SourceBatch, resource_keys
 from valdrix.costs.repositories.ingest import (
     STAGE_COLUMNS,
     IngestRepository,
