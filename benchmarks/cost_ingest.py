@@ -49,6 +49,7 @@ if str(REPO_ROOT) not in sys.path:
 from valdrix.cli.tenants import create_tenant_with_owner_key  # noqa: E402
 from valdrix.config import Settings, generate_key_entry  # noqa: E402
 from valdrix.costs import reading  # noqa: E402
+from valdrix.costs.sources import focus_files  # noqa: E402
 from valdrix.kit.db import unit_of_work  # noqa: E402
 from valdrix.kit.embedded import (  # noqa: E402
     DatabaseUrls,
@@ -197,7 +198,7 @@ async def child_import(bench: dict[str, Any]) -> float:
     runtime = open_runtime(settings_for(bench), DatabaseUrls(bench["app"], bench["owner"]))
     try:
         started = time.perf_counter()
-        run = await reading.import_focus_file(
+        run = await focus_files.import_focus_file(
             runtime, uuid.UUID(bench["tenant"]), Path(bench["file"]), actor="benchmark"
         )
         elapsed = time.perf_counter() - started

@@ -39,8 +39,9 @@ from tests.scanning.engine_fixtures import (
 )
 from valdrix.connections.models import CloudConnection
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, cost_daily, cost_records
+from valdrix.costs.scheduling import queue_daily_ingests
 from valdrix.costs.sources import cost_explorer_pull
-from valdrix.costs.sources.cost_explorer_pull import ingest_cost_explorer, queue_daily_ingests
+from valdrix.costs.sources.cost_explorer_pull import ingest_cost_explorer
 from valdrix.costs.tasks import DAY_SECONDS, schedule_daily
 from valdrix.jobs.app import PERIODIC_TASKS, open_job_app
 from valdrix.jobs.retry import RetryableError

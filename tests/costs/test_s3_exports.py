@@ -38,7 +38,7 @@ from tests.scanning.engine_fixtures import (
 )
 from valdrix.connections.service import update_connection
 from valdrix.costs.models import CostRun, cost_daily
-from valdrix.costs.sources.cost_explorer_pull import queue_daily_ingests
+from valdrix.costs.scheduling import queue_daily_ingests
 from valdrix.costs.sources.s3_exports import list_deliveries, parse_export_uri
 from valdrix.costs.sources.s3_pull import pull_focus_exports
 from valdrix.jobs.app import open_job_app

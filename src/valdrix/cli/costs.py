@@ -23,6 +23,7 @@ from valdrix.cli.common import (
 )
 from valdrix.costs import reading
 from valdrix.costs.schemas import CostRunOut
+from valdrix.costs.sources import focus_files
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.tenancy.service import system_principal
@@ -51,12 +52,14 @@ def import_files(
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         parts = [(file, file.name) for file in files]
-        run = await reading.import_focus_files(runtime, tenant, parts, actor="cli", source=source)
+        run = await focus_files.import_focus_files(
+            runtime, tenant, parts, actor="cli", source=source
+        )
         return CostRunOut.model_validate(run).model_dump(mode="json")
 
     try:
         run = run_with_runtime(settings_for_command(), work)
-    except reading.ImportRejected as rejected:
+    except focus_files.ImportRejected as rejected:
         errors = rejected.extra.get("errors", [])
         if as_json:
             print_json({"status": "rejected", "run_id": str(rejected.run.id), "errors": errors})

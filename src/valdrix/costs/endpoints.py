@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from valdrix.costs import reading
 from valdrix.costs.schemas import CostAdjustmentOut, CostReadingOut, CostRunOut, CostsOut
+from valdrix.costs.sources import focus_files
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.tenancy.auth import MemberScope, ViewerScope
 
@@ -198,7 +199,7 @@ async def import_focus(
         File(description="The export, or each part of one delivery (repeat the field)"),
     ],
     scope: MemberScope,
-    source: Annotated[str | None, Query(max_length=reading.MAX_SOURCE_CHARS)] = None,
+    source: Annotated[str | None, Query(max_length=focus_files.MAX_SOURCE_CHARS)] = None,
 ) -> CostRunOut:
     """Upload a FOCUS export (CSV, gzip CSV or Parquet), or the parts of one delivery as a
     repeated `file` field; up to VALDRIX_COSTS_MAX_UPLOAD_BYTES in all. The parts are imported
@@ -211,7 +212,7 @@ async def import_focus(
             with path.open("wb") as target:
                 shutil.copyfileobj(upload.file, target, length=1 << 20)
             parts.append((path, upload.filename or "upload"))
-        run = await reading.import_focus_files(
+        run = await focus_files.import_focus_files(
             scope.runtime,
             scope.principal.tenant_id,
             parts,

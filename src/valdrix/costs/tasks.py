@@ -9,13 +9,8 @@ from collections import Counter
 
 from procrastinate import JobContext
 
-from valdrix.costs.sources.cost_explorer_pull import (
-    PULL_TASK_NAME,
-    QUEUE,
-    TASK_NAME,
-    ingest_cost_explorer,
-    queue_daily_ingests,
-)
+from valdrix.costs.scheduling import PULL_TASK_NAME, QUEUE, TASK_NAME, queue_daily_ingests
+from valdrix.costs.sources.cost_explorer_pull import ingest_cost_explorer
 from valdrix.costs.sources.s3_pull import pull_focus_exports
 from valdrix.jobs.app import PERIODIC_TASKS, job_app
 from valdrix.jobs.retry import BackoffRetry

@@ -24,7 +24,7 @@ from valdrix.connections.providers.aws import AwsAccessError, error_code
 from valdrix.costs.ingest.reconcile import record_failed_run
 from valdrix.costs.models import CostRun, RunStatus, SourceKind
 from valdrix.costs.sources.cost_explorer import denied
-from valdrix.costs.sources.cost_explorer_pull import (
+from valdrix.costs.sources.pull_failures import (
     active_aws_connection,
     explain_aws_error,
     fail_or_retry,
