@@ -1,13 +1,16 @@
-"""The layers of docs/architecture.md, checked on the source: SQL is built only in
-repositories."""
+"""The layers of docs/architecture.md, checked on the source: SQL is built only in repositories,
+and who owns a transaction follows from what a function takes (a session: never; a runtime:
+its own units of work)."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import valdrix
+from valdrix.jobs.app import TASK_MODULES, job_app
 
 SOURCE = Path(valdrix.__file__).parent
 
@@ -138,3 +141,76 @@ def test_sql_is_recognised_under_any_import_name_and_lookalikes_are_not() -> Non
         "Index('ix', 'day', postgresql_where=sql_text('day IS NOT NULL'))\n"
     )
     assert [line for line, _ in sql_built(tree)] == [5, 6, 7, 8, 9, 10, 11]
+
+
+def functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, str]:
+    """Each parameter's name and annotation (as written)."""
+    arguments = function.args
+    every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+    return {a.arg: ast.unparse(a.annotation) if a.annotation else "" for a in every}
+
+
+def takes_runtime(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    return any(
+        name == "runtime" or annotation.endswith("Runtime")
+        for name, annotation in parameters(function).items()
+    )
+
+
+def calls_named(node: ast.AST, wanted: set[str]) -> list[str]:
+    called = []
+    for call in ast.walk(node):
+        if isinstance(call, ast.Call):
+            function = call.func
+            name = function.attr if isinstance(function, ast.Attribute) else None
+            name = function.id if isinstance(function, ast.Name) else name
+            if name in wanted:
+                called.append(f"{name}() at line {call.lineno}")
+    return called
+
+
+def test_service_modules_hold_only_operations_inside_a_callers_transaction() -> None:
+    """A service takes the session it works in; what opens transactions lives elsewhere."""
+    wrong = []
+    for module, tree in modules():
+        if PurePosixPath(module).stem != "service" and not module.endswith("_service.py"):
+            continue
+        wrong += [
+            f"{module}: {function.name} takes a runtime"
+            for function in functions(tree)
+            if takes_runtime(function)
+        ]
+        wrong += [
+            f"{module}: imports unit_of_work"
+            for name in imported_names(tree).values()
+            if name == "valdrix.kit.db.unit_of_work"
+        ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_functions_given_a_session_leave_its_transaction_to_their_caller() -> None:
+    """They never commit, never open a unit of work, and take no runtime to open one with."""
+    wrong = []
+    for module, tree in modules():
+        for function in functions(tree):
+            if "session" not in parameters(function):
+                continue
+            owning = calls_named(function, {"unit_of_work", "commit"})
+            if takes_runtime(function):
+                owning.append("a runtime parameter")
+            wrong += [f"{module}: {function.name} has {what}" for what in owning]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_job_entry_points_live_in_tasks_modules() -> None:
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+    ours = [task.func.__module__ for task in job_app.tasks.values()]
+    elsewhere = [m for m in ours if m.startswith("valdrix.") and not m.endswith(".tasks")]
+    assert not elsewhere, elsewhere
