@@ -48,7 +48,8 @@ if str(REPO_ROOT) not in sys.path:
 
 from valdrix.cli.tenants import create_tenant_with_owner_key  # noqa: E402
 from valdrix.config import Settings, generate_key_entry  # noqa: E402
-from valdrix.costs import service  # noqa: E402
+from valdrix.costs import reading  # noqa: E402
+from valdrix.costs.sources import focus_files  # noqa: E402
 from valdrix.kit.db import unit_of_work  # noqa: E402
 from valdrix.kit.embedded import (  # noqa: E402
     DatabaseUrls,
@@ -197,7 +198,7 @@ async def child_import(bench: dict[str, Any]) -> float:
     runtime = open_runtime(settings_for(bench), DatabaseUrls(bench["app"], bench["owner"]))
     try:
         started = time.perf_counter()
-        run = await service.import_focus_file(
+        run = await focus_files.import_focus_file(
             runtime, uuid.UUID(bench["tenant"]), Path(bench["file"]), actor="benchmark"
         )
         elapsed = time.perf_counter() - started
@@ -271,7 +272,7 @@ async def query_ms(bench: dict[str, Any], group_by: str) -> float:
     """Best of 5: the API's read for 90 days (roll-up, or records for ``resource``)."""
     runtime = open_runtime(settings_for(bench), DatabaseUrls(bench["app"], bench["owner"]))
     tenant = uuid.UUID(bench["tenant"])
-    query = service.parse_query(
+    query = reading.parse_query(
         dt.date(2026, 5, 1), dt.date(2026, 7, 30), group_by, final_before=dt.date.today()
     )
     best = float("inf")
@@ -279,7 +280,7 @@ async def query_ms(bench: dict[str, Any], group_by: str) -> float:
         for _ in range(5):
             started = time.perf_counter()
             async with unit_of_work(runtime.sessions, tenant) as session:
-                answer = await service.read_costs(session, system_principal(tenant), query)
+                answer = await reading.read_costs(session, system_principal(tenant), query)
             best = min(best, time.perf_counter() - started)
             assert answer.rows
     finally:

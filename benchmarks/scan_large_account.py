@@ -184,7 +184,9 @@ async def valdrix_scans(
     scan_ids = []
     for connection_id in connections:
         async with unit_of_work(runtime.sessions, tenant_id) as session:
-            scan = await service.start_scan(session, actor, runtime, connection_id=connection_id)
+            scan = await service.start_scan(
+                session, actor, runtime.settings, connection_id=connection_id
+            )
             scan_ids.append(scan.id)
 
     async def one(scan_id: uuid.UUID) -> dict[str, Any]:
@@ -266,7 +268,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 connection = await connections.create_connection(
                     session,
                     system_principal(tenant_id),
-                    runtime,
+                    runtime.keyring,
                     name=f"account {n}",
                     role_arn=ROLE_ARN,
                     external_id=connections.new_external_id(runtime.keyring, tenant_id),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from valdrix.analysis import flows as analysis_flows
 from valdrix.connections import needs as connection_needs
-from valdrix.costs import cost_explorer
+from valdrix.costs.sources import cost_explorer
 from valdrix.scanning import connection_needs as scanning_needs
 from valdrix.scanning import flows as scanning_flows
 

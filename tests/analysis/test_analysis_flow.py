@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from tests.analysis.conftest import MODEL, analysis_of, budget_row, seed_scans
 from tests.conftest import TenantFixture
-from valdrix.analysis.service import run_analysis
+from valdrix.analysis.runs import run_analysis
 from valdrix.kit.db import unit_of_work
 from valdrix.llm.models import LlmReservation
 from valdrix.runtime import Runtime

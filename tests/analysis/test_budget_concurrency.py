@@ -14,7 +14,7 @@ import pytest
 
 from tests import conftest as shared
 from tests.analysis.conftest import EXPENSIVE_MODEL, budget_row, seed_scans
-from valdrix.analysis.service import run_analysis
+from valdrix.analysis.runs import run_analysis
 from valdrix.runtime import Runtime
 from valdrix.simulator.llm_server import SimulatedLLM
 from valdrix.tenancy.models import Tier

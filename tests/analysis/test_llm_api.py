@@ -19,7 +19,7 @@ from tests.jobs.helpers import retire_tenant_jobs
 from tests.jobs.test_metrics import metrics_auth
 from tests.scanning.engine_fixtures import api_client
 from tests.scanning.helpers import give_tenant_a_scanned_connection
-from valdrix.analysis.service import run_analysis
+from valdrix.analysis.runs import run_analysis
 from valdrix.llm import budget
 from valdrix.llm.budget import BudgetExceeded
 from valdrix.observability import exposition

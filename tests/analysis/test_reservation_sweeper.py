@@ -54,7 +54,9 @@ async def test_reservation_of_a_killed_worker_is_expired_and_released(
     llm_server.delay_seconds = 60  # the call is in flight when the worker dies
     [doomed] = await workers.start(queues="analysis", env=llm_env)
     async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
-        await request_analysis(session, system_principal(tenant.tenant_id), runtime, scan.scan_id)
+        await request_analysis(
+            session, system_principal(tenant.tenant_id), runtime.settings, scan.scan_id
+        )
 
     async def reservations() -> list[LlmReservation]:
         async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:

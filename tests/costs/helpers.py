@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.costs.focus_files import synthetic
-from valdrix.costs.service import import_focus_file
+from valdrix.costs.sources.focus_files import import_focus_file
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 

@@ -23,7 +23,7 @@ from tests.scanning.engine_fixtures import (  # noqa: F401  (fixtures)
     tenant_findings,
     unattached_volume,
 )
-from valdrix.costs.service import import_focus_file
+from valdrix.costs.sources.focus_files import import_focus_file
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 

@@ -38,9 +38,10 @@ from tests.scanning.engine_fixtures import (
     superuser_rows,
 )
 from valdrix.connections.models import CloudConnection
-from valdrix.costs import ingest_service
-from valdrix.costs.ingest_service import ingest_cost_explorer, queue_daily_ingests
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, cost_daily, cost_records
+from valdrix.costs.scheduling import queue_daily_ingests
+from valdrix.costs.sources import cost_explorer_pull
+from valdrix.costs.sources.cost_explorer_pull import ingest_cost_explorer
 from valdrix.costs.tasks import DAY_SECONDS, schedule_daily
 from valdrix.jobs.app import PERIODIC_TASKS, open_job_app
 from valdrix.jobs.retry import RetryableError
@@ -116,7 +117,7 @@ def inject(endpoint: str, *pages: dict[str, Any]) -> None:
 def ce_requests(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The parameters of every GetCostAndUsage request the imports send."""
     seen: list[dict[str, Any]] = []
-    fetch = ingest_service.fetch_cost_explorer
+    fetch = cost_explorer_pull.fetch_cost_explorer
 
     def record(params: dict[str, Any], **_: Any) -> None:
         seen.append(copy.deepcopy(params))
@@ -125,7 +126,7 @@ def ce_requests(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         ce_client.meta.events.register("provide-client-params.ce.GetCostAndUsage", record)
         return fetch(ce_client, organizations_client, **kwargs)
 
-    monkeypatch.setattr(ingest_service, "fetch_cost_explorer", spying_fetch)
+    monkeypatch.setattr(cost_explorer_pull, "fetch_cost_explorer", spying_fetch)
     return seen
 
 
@@ -416,7 +417,7 @@ async def test_throttling_is_retried_and_recorded_only_once_the_job_gives_up(
         answer = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
         raise ClientError(answer, "GetCostAndUsage")
 
-    monkeypatch.setattr(ingest_service, "fetch_cost_explorer", throttled)
+    monkeypatch.setattr(cost_explorer_pull, "fetch_cost_explorer", throttled)
 
     with pytest.raises(RetryableError):
         await ingest_cost_explorer(

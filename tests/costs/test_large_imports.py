@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.costs.test_replace_rules import MAY, focus_rows, upload, write
-from valdrix.costs.focus_streams import BATCH_BYTES
+from valdrix.costs.ingest.focus_streams import BATCH_BYTES
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -38,10 +38,10 @@ from tests.scanning.engine_fixtures import (
 )
 from valdrix.connections.exports import parse_export_uri
 from valdrix.connections.service import update_connection
-from valdrix.costs.focus_pull_service import pull_focus_exports
-from valdrix.costs.ingest_service import queue_daily_ingests
 from valdrix.costs.models import CostRun, cost_daily
-from valdrix.costs.s3_exports import list_deliveries
+from valdrix.costs.scheduling import queue_daily_ingests
+from valdrix.costs.sources.s3_exports import list_deliveries
+from valdrix.costs.sources.s3_pull import pull_focus_exports
 from valdrix.jobs.app import open_job_app
 from valdrix.jobs.retry import RetryableError
 from valdrix.kit.db import unit_of_work

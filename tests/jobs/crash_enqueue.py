@@ -29,7 +29,7 @@ async def main(tenant_id: uuid.UUID, target_id: uuid.UUID, moment: str) -> None:
     actor = system_principal(tenant_id)
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         await service.ensure_schedule(session, actor, kind="probe", target_id=target_id)
-        await service.run_now(session, actor, runtime, kind="probe", target_id=target_id)
+        await service.run_now(session, actor, runtime.settings, kind="probe", target_id=target_id)
         print("written", flush=True)
         if moment == "before-commit":
             os.kill(os.getpid(), signal.SIGKILL)

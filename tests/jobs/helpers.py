@@ -28,7 +28,7 @@ async def give_tenant_a_queued_job(runtime: Runtime, tenant_id: uuid.UUID) -> uu
     actor = system_principal(tenant_id)
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         await service.ensure_schedule(session, actor, kind="probe", target_id=target)
-        await service.run_now(session, actor, runtime, kind="probe", target_id=target)
+        await service.run_now(session, actor, runtime.settings, kind="probe", target_id=target)
     return target
 
 

@@ -178,7 +178,9 @@ async def test_a_failing_transaction_leaves_neither_the_job_nor_its_run(runtime,
     with pytest.raises(ServiceFailed):
         async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
             await service.ensure_schedule(session, actor, kind="probe", target_id=target)
-            job_id = await service.run_now(session, actor, runtime, kind="probe", target_id=target)
+            job_id = await service.run_now(
+                session, actor, runtime.settings, kind="probe", target_id=target
+            )
             assert job_id is not None
             assert await queued_state(runtime, tenant.tenant_id, target) == (
                 0,
@@ -192,5 +194,7 @@ async def test_a_failing_transaction_leaves_neither_the_job_nor_its_run(runtime,
     # The same work committed: both appear together, and the target can be queued once.
     async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
         await service.ensure_schedule(session, actor, kind="probe", target_id=target)
-        assert await service.run_now(session, actor, runtime, kind="probe", target_id=target)
+        assert await service.run_now(
+            session, actor, runtime.settings, kind="probe", target_id=target
+        )
     assert await queued_state(runtime, tenant.tenant_id, target) == (1, 1)

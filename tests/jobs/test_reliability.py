@@ -153,7 +153,9 @@ async def test_deferring_a_target_that_is_already_queued_yields_one_job(
     for _ in range(2):  # two requests, two transactions
         async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
             deferred.append(
-                await service.run_now(session, actor, runtime, kind="probe", target_id=target)
+                await service.run_now(
+                    session, actor, runtime.settings, kind="probe", target_id=target
+                )
             )
 
     assert deferred[0] is not None and deferred[1] is None

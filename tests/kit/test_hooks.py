@@ -24,6 +24,6 @@ def test_start_up_plugs_each_domain_in_once_however_often_it_runs() -> None:
     assert [h.__module__ for h in SCAN_FINISHED.plugged] == ["valdrix.analysis.flows"]
     assert {h.__module__ for h in ROLE_PERMISSIONS.plugged} == {
         "valdrix.scanning.connection_needs",
-        "valdrix.costs.cost_explorer",
+        "valdrix.costs.sources.cost_explorer",
     }
     assert len(THRESHOLD_CHECK.plugged) == 1

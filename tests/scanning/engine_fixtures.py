@@ -183,10 +183,10 @@ async def register_connection(
         return await create_connection(
             session,
             actor,
-            runtime,
+            runtime.keyring,
             name=name or f"sim-{uuid.uuid4().hex[:6]}",
             role_arn=ROLE_ARN,
-            external_id=aws_setup(actor, runtime)["external_id"],
+            external_id=aws_setup(actor, runtime.keyring, runtime.settings)["external_id"],
             regions=regions,
             thresholds=thresholds or {},
             tag_exclusions=tag_exclusions or [],
@@ -195,7 +195,8 @@ async def register_connection(
 
 async def new_scan(runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID) -> uuid.UUID:
     """A queued scan of the connection (as the scheduled job opens it)."""
-    return await open_scheduled_scan(runtime, tenant_id, connection_id)
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        return await open_scheduled_scan(session, tenant_id, connection_id)
 
 
 async def scan_once(

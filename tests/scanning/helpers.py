@@ -39,7 +39,7 @@ async def give_tenant_a_scanned_connection(runtime: Runtime, tenant_id: uuid.UUI
             connection = await create_connection(
                 session,
                 actor,
-                runtime,
+                runtime.keyring,
                 name=f"account {uuid.uuid4().hex[:6]}",
                 role_arn="arn:aws:iam::123456789012:role/ValdrixScanRole",
                 external_id=new_external_id(runtime.keyring, tenant_id),
@@ -47,7 +47,9 @@ async def give_tenant_a_scanned_connection(runtime: Runtime, tenant_id: uuid.UUI
                 thresholds={},
                 tag_exclusions=[],
             )
-            scan = await scans.start_scan(session, actor, runtime, connection_id=connection.id)
+            scan = await scans.start_scan(
+                session, actor, runtime.settings, connection_id=connection.id
+            )
         await run_scan(runtime, tenant_id, scan.id)
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         found = await FindingRepository(session).page(

@@ -118,7 +118,8 @@ def test_demo_account_keeps_resources_that_look_like_waste_but_are_not(
 async def scan_demo_account(
     runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
 ) -> str:
-    scan_id = await open_scheduled_scan(runtime, tenant_id, connection_id)
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        scan_id = await open_scheduled_scan(session, tenant_id, connection_id)
     return await run_scan(runtime, tenant_id, scan_id)
 
 
@@ -156,7 +157,7 @@ async def test_a_scan_of_the_demo_account_reports_exactly_the_tagged_waste_tags_
         connection = await create_connection(
             session,
             actor,
-            aws_runtime,
+            aws_runtime.keyring,
             name="demo account",
             role_arn=DEMO_ROLE_ARN,
             external_id=new_external_id(runtime.keyring, tenant_id),

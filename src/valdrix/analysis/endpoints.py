@@ -41,6 +41,6 @@ async def read_analysis(scan_id: uuid.UUID, scope: ViewerScope) -> AnalysisOut:
 async def request_analysis(scan_id: uuid.UUID, scope: MemberScope) -> AnalysisOut:
     """Queue the analysis again (after a budget skip, a provider outage or a failure)."""
     analysis = await service.request_analysis(
-        scope.session, scope.principal, scope.runtime, scan_id
+        scope.session, scope.principal, scope.runtime.settings, scan_id
     )
     return AnalysisOut.of(analysis)

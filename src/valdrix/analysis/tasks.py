@@ -7,6 +7,7 @@ import uuid
 from procrastinate import JobContext
 
 from valdrix.analysis import service
+from valdrix.analysis.runs import run_analysis
 from valdrix.jobs.app import job_app
 from valdrix.jobs.retry import BackoffRetry
 from valdrix.jobs.tracking import job_runtime
@@ -21,6 +22,4 @@ from valdrix.jobs.tracking import job_runtime
     retry=BackoffRetry(max_attempts=6),
 )
 async def run(context: JobContext, tenant_id: str, target_id: str) -> str:
-    return await service.run_analysis(
-        job_runtime(context), uuid.UUID(tenant_id), uuid.UUID(target_id)
-    )
+    return await run_analysis(job_runtime(context), uuid.UUID(tenant_id), uuid.UUID(target_id))

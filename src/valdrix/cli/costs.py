@@ -22,8 +22,9 @@ from valdrix.cli.common import (
     run_with_runtime,
     settings_for_command,
 )
-from valdrix.costs import service
+from valdrix.costs import reading
 from valdrix.costs.schemas import CostRunOut
+from valdrix.costs.sources import focus_files
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.tenancy.service import system_principal
@@ -52,12 +53,14 @@ def import_files(
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         parts = [(file, file.name) for file in files]
-        run = await service.import_focus_files(runtime, tenant, parts, actor="cli", source=source)
+        run = await focus_files.import_focus_files(
+            runtime, tenant, parts, actor="cli", source=source
+        )
         return CostRunOut.model_validate(run).model_dump(mode="json")
 
     try:
         run = run_with_runtime(settings_for_command(), work)
-    except service.ImportRejected as rejected:
+    except focus_files.ImportRejected as rejected:
         errors = rejected.extra.get("errors", [])
         if as_json:
             print_json({"status": "rejected", "run_id": str(rejected.run.id), "errors": errors})
@@ -115,13 +118,13 @@ def _query(
     group_by: str | None,
     filters: dict[str, str | None],
     close_days: int,
-    limit: int = service.MAX_ROWS,
-) -> service.CostQuery:
-    return service.parse_query(
+    limit: int = reading.MAX_ROWS,
+) -> reading.CostQuery:
+    return reading.parse_query(
         start.date(),
         end.date(),
         group_by,
-        final_before=service.final_before(close_days),
+        final_before=reading.final_before(close_days),
         filters=filters,
         limit=limit,
     )
@@ -139,18 +142,18 @@ def show(
     region: str | None = REGION,
     account: str | None = ACCOUNT,
     tag: str | None = TAG,
-    limit: int = typer.Option(50, min=1, max=service.MAX_ROWS, help="Rows shown."),
+    limit: int = typer.Option(50, min=1, max=reading.MAX_ROWS, help="Rows shown."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Costs for [start, end), largest first, with totals split into preliminary and final."""
     filters = {"provider": provider, "service": service_name, "region": region}
     filters |= {"account": account, "tag": tag}
 
-    async def work(runtime: Runtime) -> service.CostAnswer:
+    async def work(runtime: Runtime) -> reading.CostAnswer:
         close = runtime.settings.costs.focus_close_days
         query = _query(start, end, group_by, filters, close, limit)
         async with unit_of_work(runtime.sessions, tenant) as session:
-            return await service.read_costs(session, system_principal(tenant), query)
+            return await reading.read_costs(session, system_principal(tenant), query)
 
     answer = run_with_runtime(settings_for_command(), work)
     groups = [g.strip() for g in (group_by or "").split(",") if g.strip()]
@@ -194,9 +197,9 @@ def export(
         query = _query(start, end, group_by, filters, runtime.settings.costs.focus_close_days)
         while True:
             async with unit_of_work(runtime.sessions, tenant) as session:
-                answer = await service.read_costs(session, system_principal(tenant), query)
+                answer = await reading.read_costs(session, system_principal(tenant), query)
             first = query.offset == 0
-            out.write(service.rows_as_csv(answer.rows, query.group_by, header=first))
+            out.write(reading.rows_as_csv(answer.rows, query.group_by, header=first))
             if answer.next_cursor is None:
                 return query.offset + len(answer.rows)
             query = query.after(answer.next_cursor)

@@ -38,6 +38,7 @@ from valdrix.config import Settings, load_settings
 from valdrix.connections import service as connections
 from valdrix.connections.models import CloudConnection
 from valdrix.jobs.service import push_back_schedule
+from valdrix.kit.crypto import KeyRing
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.migrator import upgrade_to_head
 from valdrix.runtime import Runtime, database_urls, open_runtime
@@ -274,16 +275,18 @@ async def _queue_first_scan(
     actor = service.system_principal(tenant_id, "demo")
     try:
         async with unit_of_work(runtime.sessions, tenant_id) as session:
-            connection = await _demo_connection(session, actor, runtime)
-            await connections.verify_connection(session, actor, runtime, connection.id)
-            scan = await scanning.start_scan(session, actor, runtime, connection_id=connection.id)
+            connection = await _demo_connection(session, actor, runtime.keyring)
+            await connections.verify_connection(session, actor, runtime.settings, connection.id)
+            scan = await scanning.start_scan(
+                session, actor, runtime.settings, connection_id=connection.id
+            )
             return connection.id, scan.id
     finally:
         await runtime.close()
 
 
 async def _demo_connection(
-    session: AsyncSession, actor: Principal, runtime: Runtime
+    session: AsyncSession, actor: Principal, keyring: KeyRing
 ) -> CloudConnection:
     """The connection of an earlier run, if any: each run seeds a fresh simulator behind the same
     role, so a resource seen again keeps its finding and one gone is resolved by the scan."""
@@ -295,10 +298,10 @@ async def _demo_connection(
     return await connections.create_connection(
         session,
         actor,
-        runtime,
+        keyring,
         name=DEMO_CONNECTION_NAME,
         role_arn=DEMO_ROLE_ARN,
-        external_id=connections.new_external_id(runtime.keyring, actor.tenant_id),
+        external_id=connections.new_external_id(keyring, actor.tenant_id),
         # Only the seeded regions: discovering and scanning all of them would take far longer.
         regions=regions,
         thresholds=thresholds,
@@ -392,7 +395,11 @@ async def _reuse_tenant(runtime: Runtime, tenant_id: uuid.UUID, password: str) -
         connection = await _existing_demo_connection(session, actor)
         if connection is not None:
             await push_back_schedule(
-                session, actor, runtime, kind=connections.SCAN_KIND, target_id=connection.id
+                session,
+                actor,
+                runtime.settings,
+                kind=connections.SCAN_KIND,
+                target_id=connection.id,
             )
     return issued.secret
 

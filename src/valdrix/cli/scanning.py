@@ -54,7 +54,7 @@ def add_aws(
             connection = await connections.create_connection(
                 session,
                 actor,
-                runtime,
+                runtime.keyring,
                 name=name,
                 role_arn=role_arn,
                 external_id=external_id or connections.new_external_id(runtime.keyring, tenant),
@@ -84,7 +84,9 @@ def start(
     async def work(runtime: Runtime) -> dict[str, Any]:
         actor = system_principal(tenant)
         async with unit_of_work(runtime.sessions, tenant) as session:
-            scan = await service.start_scan(session, actor, runtime, connection_id=connection)
+            scan = await service.start_scan(
+                session, actor, runtime.settings, connection_id=connection
+            )
         while wait:
             async with unit_of_work(runtime.sessions, tenant) as session:
                 scan, _ = await service.get_scan(session, actor, scan.id)

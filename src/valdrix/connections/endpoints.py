@@ -28,7 +28,11 @@ async def aws_setup(
     """A new external id, the IAM policy the scans and cost imports need and a CloudFormation
     template. With `focus_export_uri` (`s3://bucket/prefix/`), the policy also grants reading
     that location, and only it."""
-    return AwsSetupOut(**service.aws_setup(scope.principal, scope.runtime, focus_export_uri))
+    return AwsSetupOut(
+        **service.aws_setup(
+            scope.principal, scope.runtime.keyring, scope.runtime.settings, focus_export_uri
+        )
+    )
 
 
 @router.get("/connections")
@@ -42,7 +46,7 @@ async def create_connection(body: ConnectionCreate, scope: AdminScope) -> Connec
     connection = await service.create_connection(
         scope.session,
         scope.principal,
-        scope.runtime,
+        scope.runtime.keyring,
         name=body.name,
         role_arn=body.role_arn,
         external_id=body.external_id,
@@ -79,7 +83,7 @@ async def disable_connection(connection_id: uuid.UUID, scope: AdminScope) -> Non
 @router.post("/connections/{connection_id}/verify")
 async def verify_connection(connection_id: uuid.UUID, scope: AdminScope) -> VerifyOut:
     connection = await service.verify_connection(
-        scope.session, scope.principal, scope.runtime, connection_id
+        scope.session, scope.principal, scope.runtime.settings, connection_id
     )
     return VerifyOut(
         ok=connection.status == "verified",

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.config import Settings
 from valdrix.connections.access import aws_access
 from valdrix.connections.exports import parse_export_uri
 from valdrix.connections.models import CloudConnection
@@ -28,7 +29,6 @@ from valdrix.jobs.repository import ScheduleRepository
 from valdrix.jobs.service import ensure_schedule
 from valdrix.kit.crypto import KeyRing
 from valdrix.kit.orm import utcnow
-from valdrix.runtime import Runtime
 from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
 
@@ -56,13 +56,13 @@ def external_id_is_ours(keyring: KeyRing, tenant_id: uuid.UUID, external_id: str
 
 
 def aws_setup(
-    actor: Principal, runtime: Runtime, focus_export_uri: str | None = None
+    actor: Principal, keyring: KeyRing, settings: Settings, focus_export_uri: str | None = None
 ) -> dict[str, Any]:
     """What the customer creates; with the FOCUS export location, the policy also lets the role
     read that bucket and prefix (and nothing else in S3)."""
     uri = _clean_export_uri(focus_export_uri)
-    external_id = new_external_id(runtime.keyring, actor.tenant_id)
-    principal = runtime.settings.aws.principal_arn
+    external_id = new_external_id(keyring, actor.tenant_id)
+    principal = settings.aws.principal_arn
     return {
         "external_id": external_id,
         "valdrix_principal_arn": principal,
@@ -76,7 +76,7 @@ def aws_setup(
 async def create_connection(
     session: AsyncSession,
     actor: Principal,
-    runtime: Runtime,
+    keyring: KeyRing,
     *,
     name: str,
     role_arn: str,
@@ -88,7 +88,7 @@ async def create_connection(
 ) -> CloudConnection:
     if account_of_role(role_arn) is None:
         raise InvalidInput(f"role_arn must look like {ROLE_ARN_SHAPE}")
-    if not external_id_is_ours(runtime.keyring, actor.tenant_id, external_id):
+    if not external_id_is_ours(keyring, actor.tenant_id, external_id):
         raise InvalidInput(
             "external_id was not issued to this tenant: get one from /api/v1/connections/aws/setup"
         )
@@ -197,11 +197,11 @@ async def disable_connection(
 
 
 async def verify_connection(
-    session: AsyncSession, actor: Principal, runtime: Runtime, connection_id: uuid.UUID
+    session: AsyncSession, actor: Principal, settings: Settings, connection_id: uuid.UUID
 ) -> CloudConnection:
     """Assume the role now and record the account id, or the reason it failed."""
     connection = await get_connection(session, actor, connection_id)
-    access = aws_access(runtime.settings)
+    access = aws_access(settings)
 
     def check() -> str:
         credentials = access.assume(connection.role_arn, connection.external_id)

@@ -11,10 +11,9 @@ import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from valdrix.costs.models import cost_records
+from valdrix.costs.repositories.reading import CostReadRepository
 
 BILLED_DAYS = 30
 FRESH_DAYS = 45
@@ -24,32 +23,6 @@ async def billed_last_30_days(
     session: AsyncSession, resource_keys: Sequence[str], today: dt.date
 ) -> dict[str, tuple[Decimal, dt.date]]:
     """Billed USD per resource over its latest 30 days of data, and that last day."""
-    if not resource_keys:
-        return {}
-    oldest = today - dt.timedelta(days=FRESH_DAYS + BILLED_DAYS)
-    recent = (
-        select(
-            cost_records.c.resource_key,
-            cost_records.c.day,
-            cost_records.c.billed_cost,
-            func.max(cost_records.c.day)
-            .over(partition_by=cost_records.c.resource_key)
-            .label("last_day"),
-        )
-        .where(
-            cost_records.c.resource_key.in_(list(resource_keys)),
-            cost_records.c.currency == "USD",
-            cost_records.c.day >= oldest,
-            cost_records.c.day <= today,
-        )
-        .subquery()
+    return await CostReadRepository(session).billed_per_resource(
+        resource_keys, today=today, days=BILLED_DAYS, fresh_days=FRESH_DAYS
     )
-    rows = await session.execute(
-        select(recent.c.resource_key, func.sum(recent.c.billed_cost), recent.c.last_day)
-        .where(
-            recent.c.day > recent.c.last_day - BILLED_DAYS,
-            recent.c.last_day >= today - dt.timedelta(days=FRESH_DAYS),
-        )
-        .group_by(recent.c.resource_key, recent.c.last_day)
-    )
-    return {key: (Decimal(total), last) for key, total, last in rows}

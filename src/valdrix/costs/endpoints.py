@@ -13,8 +13,9 @@ from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFil
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from valdrix.costs import service
+from valdrix.costs import reading
 from valdrix.costs.schemas import CostAdjustmentOut, CostReadingOut, CostRunOut, CostsOut
+from valdrix.costs.sources import focus_files
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.tenancy.auth import MemberScope, ViewerScope
 
@@ -71,8 +72,8 @@ async def read_costs(
         str | None, Query(max_length=300, description="Only rows tagged key=value")
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=service.MAX_ROWS, description="Rows per page (largest first)")
-    ] = service.MAX_ROWS,
+        int, Query(ge=1, le=reading.MAX_ROWS, description="Rows per page (largest first)")
+    ] = reading.MAX_ROWS,
     cursor: Annotated[
         str | None,
         Query(max_length=200, description="`next_cursor` of the previous page"),
@@ -88,11 +89,11 @@ async def read_costs(
     Rows come a page at a time, largest first: `next_cursor` (and a `Link: rel="next"` header,
     for CSV too) names the next page, and is null on the last. A page asked for after an import
     changed the data is refused with 409, so the pages of one listing always add up."""
-    query = service.parse_query(
+    query = reading.parse_query(
         start,
         end,
         group_by,
-        final_before=service.final_before(scope.runtime.settings.costs.focus_close_days),
+        final_before=reading.final_before(scope.runtime.settings.costs.focus_close_days),
         filters={
             "provider": provider,
             "service": service_name,
@@ -103,7 +104,7 @@ async def read_costs(
         limit=limit,
         cursor=cursor,
     )
-    answer = await service.read_costs(scope.session, scope.principal, query)
+    answer = await reading.read_costs(scope.session, scope.principal, query)
     # Preliminary flags turn final with time, so the ETag names the day they were read as of.
     etag = f'W/"costs-{answer.data_version}-{query.final_before.isoformat()}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
@@ -114,7 +115,7 @@ async def read_costs(
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     if accept and "text/csv" in accept:
         return Response(
-            service.rows_as_csv(answer.rows, query.group_by),
+            reading.rows_as_csv(answer.rows, query.group_by),
             media_type="text/csv",
             headers={**headers, "Content-Disposition": 'attachment; filename="costs.csv"'},
         )
@@ -135,7 +136,7 @@ async def read_costs(
 async def list_runs(
     scope: ViewerScope, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 ) -> list[CostRunOut]:
-    runs = await service.list_runs(scope.session, scope.principal, limit=limit)
+    runs = await reading.list_runs(scope.session, scope.principal, limit=limit)
     return [CostRunOut.model_validate(run) for run in runs]
 
 
@@ -146,7 +147,7 @@ async def list_adjustments(
     end: IsoDate | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> list[CostAdjustmentOut]:
-    adjustments = await service.list_adjustments(
+    adjustments = await reading.list_adjustments(
         scope.session, scope.principal, start=start, end=end, limit=limit
     )
     return [CostAdjustmentOut.model_validate(a) for a in adjustments]
@@ -164,7 +165,7 @@ async def list_readings(
     """Every reading of the day's totals per service, account and currency, by source and
     billing period, oldest first, each with the previous reading and the change in percent:
     the small restatements too, which `/costs/adjustments` (over 2 %) leaves out."""
-    readings = await service.readings_of_day(
+    readings = await reading.readings_of_day(
         scope.session,
         scope.principal,
         day,
@@ -198,7 +199,7 @@ async def import_focus(
         File(description="The export, or each part of one delivery (repeat the field)"),
     ],
     scope: MemberScope,
-    source: Annotated[str | None, Query(max_length=service.MAX_SOURCE_CHARS)] = None,
+    source: Annotated[str | None, Query(max_length=focus_files.MAX_SOURCE_CHARS)] = None,
 ) -> CostRunOut:
     """Upload a FOCUS export (CSV, gzip CSV or Parquet), or the parts of one delivery as a
     repeated `file` field; up to VALDRIX_COSTS_MAX_UPLOAD_BYTES in all. The parts are imported
@@ -211,7 +212,7 @@ async def import_focus(
             with path.open("wb") as target:
                 shutil.copyfileobj(upload.file, target, length=1 << 20)
             parts.append((path, upload.filename or "upload"))
-        run = await service.import_focus_files(
+        run = await focus_files.import_focus_files(
             scope.runtime,
             scope.principal.tenant_id,
             parts,

@@ -21,9 +21,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Date,
     DateTime,
     ForeignKey,
+    FromClause,
     Identity,
     Index,
     Integer,
@@ -33,6 +35,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -165,6 +168,12 @@ cost_daily = Table(
     Index("ix_cost_daily_source_period", "tenant_id", "source_id", "billing_period_start"),
     postgresql_partition_by="RANGE (day)",
 )
+
+
+def charged_account(table: Table | FromClause) -> ColumnElement[str]:
+    """The account charges belong to: the sub-account (AWS linked account, Azure subscription,
+    GCP project), else the billing account."""
+    return func.coalesce(table.c.sub_account_id, table.c.billing_account_id)
 
 
 class CostReading(Base):

@@ -9,14 +9,9 @@ from collections import Counter
 
 from procrastinate import JobContext
 
-from valdrix.costs.focus_pull_service import pull_focus_exports
-from valdrix.costs.ingest_service import (
-    PULL_TASK_NAME,
-    QUEUE,
-    TASK_NAME,
-    ingest_cost_explorer,
-    queue_daily_ingests,
-)
+from valdrix.costs.scheduling import PULL_TASK_NAME, QUEUE, TASK_NAME, queue_daily_ingests
+from valdrix.costs.sources.cost_explorer_pull import ingest_cost_explorer
+from valdrix.costs.sources.s3_pull import pull_focus_exports
 from valdrix.jobs.app import PERIODIC_TASKS, job_app
 from valdrix.jobs.retry import BackoffRetry
 from valdrix.jobs.tasks import SYSTEM_QUEUE

@@ -36,6 +36,11 @@ class DueSchedule:
 class ScheduleRepository(Repository[Schedule]):
     model = Schedule
 
+    async def database_now(self) -> dt.datetime:
+        """The database's clock (the start of the transaction): every worker ticks by it."""
+        now: dt.datetime = await self.session.scalar(text("SELECT now()"))
+        return now
+
     async def claim_due(
         self, now: dt.datetime, limit: int, cadence_seconds: dict[str, float]
     ) -> list[DueSchedule]:

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import text
 
 from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction
 from valdrix.jobs.kinds import get_kind
@@ -58,11 +57,9 @@ async def run_tick(runtime: Runtime, *, now: dt.datetime | None = None) -> TickR
     started = time.perf_counter()
     while True:
         async with unit_of_work(runtime.sessions, None) as session:
-            at = now or (await session.scalar(text("SELECT now()")))
-            assert at is not None
-            claimed = await ScheduleRepository(session).claim_due(
-                at, settings.jobs.scheduler_batch_size, cadences
-            )
+            schedules = ScheduleRepository(session)
+            at = now or await schedules.database_now()
+            claimed = await schedules.claim_due(at, settings.jobs.scheduler_batch_size, cadences)
             jobs = [
                 build_job(_request(due), slots=settings.jobs.tenant_job_slots) for due in claimed
             ]

@@ -16,7 +16,6 @@ from valdrix.jobs.models import JobRun, JobStatus, Schedule
 from valdrix.jobs.repository import JobRunRepository, ScheduleRepository
 from valdrix.jobs.tiers import cadence
 from valdrix.kit.orm import utcnow
-from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import Principal
 from valdrix.tenancy.models import Tenant
 from valdrix.tenancy.service import get_tenant
@@ -49,7 +48,7 @@ async def ensure_schedule(
 async def push_back_schedule(
     session: AsyncSession,
     actor: Principal,
-    runtime: Runtime,
+    settings: Settings,
     *,
     kind: str,
     target_id: uuid.UUID,
@@ -59,14 +58,14 @@ async def push_back_schedule(
     if schedule is None:
         return
     tier = (await get_tenant(session, actor)).tier
-    schedule.next_due_at = max(schedule.next_due_at, utcnow() + cadence(runtime.settings, tier))
+    schedule.next_due_at = max(schedule.next_due_at, utcnow() + cadence(settings, tier))
     await session.flush()
 
 
 async def run_now(
     session: AsyncSession,
     actor: Principal,
-    runtime: Runtime,
+    settings: Settings,
     *,
     kind: str,
     target_id: uuid.UUID,
@@ -77,7 +76,7 @@ async def run_now(
     await get_tenant(session, actor)  # a clear 404 for a tenant the credential cannot see
     return await defer_for_target(
         session,
-        runtime.settings,
+        settings,
         tenant_id=actor.tenant_id,
         task_name=scheduled.task_name,
         queue=scheduled.queue,

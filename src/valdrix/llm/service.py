@@ -6,24 +6,24 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.config import Settings
 from valdrix.errors import InvalidInput
 from valdrix.kit.money import plain_text, usd_text
 from valdrix.kit.orm import utcnow
 from valdrix.llm.budget import effective_limits, tier_ceilings, tier_limits
 from valdrix.llm.repository import LedgerRepository, month_of
 from valdrix.llm.schemas import AlertOut, BudgetOut, BudgetPatch, LimitOut, WindowOut
-from valdrix.runtime import Runtime
 from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
 from valdrix.tenancy.service import get_tenant
 
 
-async def read_budget(session: AsyncSession, actor: Principal, runtime: Runtime) -> BudgetOut:
+async def read_budget(session: AsyncSession, actor: Principal, settings: Settings) -> BudgetOut:
     tenant = await get_tenant(session, actor)
     ledger = LedgerRepository(session)
     budget = await ledger.budget(actor.tenant_id)
-    limits = effective_limits(runtime.settings, tenant.tier, budget)
-    ceilings = tier_ceilings(runtime.settings, tenant.tier)
+    limits = effective_limits(settings, tenant.tier, budget)
+    ceilings = tier_ceilings(settings, tenant.tier)
     own_daily = budget.daily_cap_usd if budget else None
     own_monthly = budget.monthly_limit_usd if budget else None
     today = utcnow().date()
@@ -68,14 +68,14 @@ def _limit_out(set_by_tenant: Decimal | None, effective: Decimal, ceiling: Decim
 
 
 async def update_budget(
-    session: AsyncSession, actor: Principal, runtime: Runtime, patch: BudgetPatch
+    session: AsyncSession, actor: Principal, settings: Settings, patch: BudgetPatch
 ) -> BudgetOut:
     """Change the limits named in the request (null: back to the tier default)."""
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
         raise InvalidInput("send daily_cap_usd and/or monthly_limit_usd")
     tenant = await get_tenant(session, actor)
-    ceilings = tier_ceilings(runtime.settings, tenant.tier)
+    ceilings = tier_ceilings(settings, tenant.tier)
     for name, ceiling in (
         ("daily_cap_usd", ceilings.daily),
         ("monthly_limit_usd", ceilings.monthly),
@@ -94,7 +94,7 @@ async def update_budget(
     before = {"daily_cap_usd": budget.daily_cap_usd, "monthly_limit_usd": budget.monthly_limit_usd}
     for name, value in changes.items():
         setattr(budget, name, value)
-    limits = effective_limits(runtime.settings, tenant.tier, budget)
+    limits = effective_limits(settings, tenant.tier, budget)
     if limits.daily > limits.monthly:
         raise InvalidInput(
             f"daily_cap_usd ({plain_text(limits.daily)}) cannot be above monthly_limit_usd"
@@ -102,7 +102,7 @@ async def update_budget(
         )
     budget.updated_at, budget.updated_by = utcnow(), actor.actor_id[:64]
     await session.flush()
-    defaults = tier_limits(runtime.settings, tenant.tier)
+    defaults = tier_limits(settings, tenant.tier)
     await record_audit(
         session,
         actor,
@@ -115,4 +115,4 @@ async def update_budget(
             "tier_defaults": {"daily": str(defaults.daily), "monthly": str(defaults.monthly)},
         },
     )
-    return await read_budget(session, actor, runtime)
+    return await read_budget(session, actor, settings)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from valdrix.errors import ProblemError
+from valdrix.kit.db import unit_of_work
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.runtime import Runtime
 from valdrix.scanning import findings, service
@@ -44,7 +45,7 @@ SSE_CREDENTIAL_CHECK_SECONDS = 2.0
 async def start_scan(body: ScanCreate, scope: MemberScope) -> ScanOut:
     """Queue a scan; it runs as a `scans.run` job. Answers at once with the scan id."""
     scan = await service.start_scan(
-        scope.session, scope.principal, scope.runtime, connection_id=body.connection_id
+        scope.session, scope.principal, scope.runtime.settings, connection_id=body.connection_id
     )
     return ScanOut.model_validate(scan)
 
@@ -108,7 +109,9 @@ async def _event_stream(
                 yield f"event: error\ndata: {json.dumps(ended)}\n\n"
                 return
             checked_at = time.monotonic()
-        events, finished = await service.events_after(runtime, principal, scan_id, last_id)
+        # A short transaction per poll: the stream outlives the request's own.
+        async with unit_of_work(runtime.sessions, principal.tenant_id) as session:
+            events, finished = await service.events_after(session, principal, scan_id, last_id)
         for event in events:
             last_id = event.id
             yield f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.payload)}\n\n"

@@ -6,12 +6,11 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.config import Settings
 from valdrix.connections.service import SCAN_KIND, get_connection
 from valdrix.errors import NotFound
 from valdrix.jobs.service import run_now
-from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
-from valdrix.runtime import Runtime
 from valdrix.scanning.models import Scan, ScanEvent, ScanStatus, ScanUnit
 from valdrix.scanning.repository import ScanEventRepository, ScanRepository
 from valdrix.tenancy.audit import record_audit
@@ -19,7 +18,7 @@ from valdrix.tenancy.auth import Principal
 
 
 async def start_scan(
-    session: AsyncSession, actor: Principal, runtime: Runtime, *, connection_id: uuid.UUID
+    session: AsyncSession, actor: Principal, settings: Settings, *, connection_id: uuid.UUID
 ) -> Scan:
     """Queue a scan of a connection (one transaction: the scan row and its job), or return the
     scan already waiting for it."""
@@ -38,7 +37,7 @@ async def start_scan(
     await run_now(
         session,
         actor,
-        runtime,
+        settings,
         kind=SCAN_KIND,
         target_id=connection.id,
         extra_kwargs={"scan_id": str(scan.id)},
@@ -55,17 +54,16 @@ async def start_scan(
 
 
 async def open_scheduled_scan(
-    runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, connection_id: uuid.UUID
 ) -> uuid.UUID:
     """The scan a scheduled job runs: a manual scan already waiting, or a new one."""
-    async with unit_of_work(runtime.sessions, tenant_id) as session:
-        waiting = await ScanRepository(session).queued_for(connection_id)
-        if waiting is not None:
-            return waiting.id
-        scan = await ScanRepository(session).add(
-            Scan(tenant_id=tenant_id, connection_id=connection_id, trigger="scheduled")
-        )
-        return scan.id
+    waiting = await ScanRepository(session).queued_for(connection_id)
+    if waiting is not None:
+        return waiting.id
+    scan = await ScanRepository(session).add(
+        Scan(tenant_id=tenant_id, connection_id=connection_id, trigger="scheduled")
+    )
+    return scan.id
 
 
 async def get_scan(
@@ -85,14 +83,11 @@ async def list_scans(
 
 
 async def events_after(
-    runtime: Runtime, actor: Principal, scan_id: uuid.UUID, last_id: int
+    session: AsyncSession, actor: Principal, scan_id: uuid.UUID, last_id: int
 ) -> tuple[list[ScanEvent], bool]:
-    """Events after ``last_id`` and whether the scan has finished (its own short transaction,
-    so a long-lived stream never holds a transaction open)."""
-    async with unit_of_work(runtime.sessions, actor.tenant_id) as session:
-        scan = await ScanRepository(session).get(scan_id)
-        if scan is None:
-            raise NotFound("scan not found")
-        events = await ScanEventRepository(session).after(scan_id, last_id)
-        finished = scan.status not in (ScanStatus.queued, ScanStatus.running)
-    return events, finished
+    """Events after ``last_id`` and whether the scan has finished."""
+    scan = await ScanRepository(session).get(scan_id)
+    if scan is None:
+        raise NotFound("scan not found")
+    events = await ScanEventRepository(session).after(scan_id, last_id)
+    return events, scan.status not in (ScanStatus.queued, ScanStatus.running)

@@ -10,6 +10,7 @@ from valdrix.jobs.app import job_app
 from valdrix.jobs.kinds import register_kind
 from valdrix.jobs.retry import BackoffRetry
 from valdrix.jobs.tracking import job_runtime
+from valdrix.kit.db import unit_of_work
 from valdrix.scanning import service
 from valdrix.scanning.engine import run_scan
 
@@ -30,9 +31,9 @@ async def run(
 ) -> str:
     runtime = job_runtime(context)
     tenant = uuid.UUID(tenant_id)
-    scan = (
-        uuid.UUID(scan_id)
-        if scan_id
-        else await service.open_scheduled_scan(runtime, tenant, uuid.UUID(target_id))
-    )
+    if scan_id:
+        scan = uuid.UUID(scan_id)
+    else:
+        async with unit_of_work(runtime.sessions, tenant) as session:
+            scan = await service.open_scheduled_scan(session, tenant, uuid.UUID(target_id))
     return await run_scan(runtime, tenant, scan)

@@ -11,14 +11,14 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import LargeBinary, Table, select, type_coerce, update
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.kit.crypto import KeyRing, key_id_of
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import Base, EncryptedString
 from valdrix.runtime import Runtime
-from valdrix.tenancy.repository import TenantRepository
+from valdrix.tenancy.repository import CiphertextRepository, TenantRepository
 
 BATCH_SIZE = 500
 
@@ -58,13 +58,10 @@ async def _reencrypt(
     session: AsyncSession, keyring: KeyRing, table: Table, columns: list[str]
 ) -> Counter[str]:
     counts: Counter[str] = Counter()
-    raw = [type_coerce(table.c[name], LargeBinary).label(name) for name in columns]
+    ciphertexts = CiphertextRepository(session)
     last_id: uuid.UUID | None = None
     while True:
-        query = select(table.c.id, *raw).order_by(table.c.id).limit(BATCH_SIZE)
-        if last_id is not None:
-            query = query.where(table.c.id > last_id)
-        rows = (await session.execute(query)).all()
+        rows = await ciphertexts.page(table, columns, after=last_id, limit=BATCH_SIZE)
         if not rows:
             return counts
         for row in rows:
@@ -80,5 +77,5 @@ async def _reencrypt(
                     values[index_column] = keyring.blind_index(plaintext)
                 counts[f"{table.name}.{name}"] += 1
             if values:
-                await session.execute(update(table).where(table.c.id == row.id).values(**values))
+                await ciphertexts.rewrite(table, row.id, values)
         last_id = rows[-1].id

@@ -7,8 +7,10 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import LargeBinary, Row, Table, delete, func, select, text, type_coerce, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.kit.repository import Repository
 from valdrix.tenancy.models import (
@@ -269,3 +271,25 @@ class LoginAttemptRepository(Repository[LoginAttempt]):
         await self.session.execute(
             delete(LoginAttempt).where(LoginAttempt.attempted_at < older_than)
         )
+
+
+class CiphertextRepository:
+    """The stored ciphertexts of any table's encrypted columns, for key rotation."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page(
+        self, table: Table, columns: Sequence[str], *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[Row[Any]]:
+        """Up to ``limit`` rows by id after ``after``: the id and each column's bytes as stored
+        (not decrypted)."""
+        raw = [type_coerce(table.c[name], LargeBinary).label(name) for name in columns]
+        query = select(table.c.id, *raw).order_by(table.c.id).limit(limit)
+        if after is not None:
+            query = query.where(table.c.id > after)
+        return (await self.session.execute(query)).all()
+
+    async def rewrite(self, table: Table, row_id: uuid.UUID, values: dict[str, Any]) -> None:
+        """Set ``values`` on one row (encrypted columns are encrypted on bind)."""
+        await self.session.execute(update(table).where(table.c.id == row_id).values(**values))

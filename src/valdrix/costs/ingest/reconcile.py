@@ -24,9 +24,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import structlog
 
+from valdrix.costs.ingest.records import RecordSpool, SourceBatch, resource_keys
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, RunStatus, SourceKind
-from valdrix.costs.records import RecordSpool, SourceBatch, resource_keys
-from valdrix.costs.repository import STAGE_COLUMNS, CostRepository, ReadingKey, ReplaceScope
+from valdrix.costs.repositories.ingest import (
+    STAGE_COLUMNS,
+    IngestRepository,
+    ReadingKey,
+    ReplaceScope,
+)
 from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.money import plain_text
@@ -73,7 +78,7 @@ async def _commit(
 ) -> CostRun:
     started = utcnow()
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        costs = CostRepository(session)
+        costs = IngestRepository(session)
         await costs.ensure_partitions(batch.window_start, batch.window_end)
         source = await costs.source_for_update(
             tenant_id, batch.source_kind, batch.source_key, connection_id
@@ -174,7 +179,7 @@ def _totals(staged: list[tuple[str, bool, Decimal, Decimal]]) -> dict[str, Any]:
 
 def _record_readings(
     runtime: Runtime,
-    costs: CostRepository,
+    costs: IngestRepository,
     run: CostRun,
     previous: dict[ReadingKey, CostReading],
     readings: dict[ReadingKey, tuple[Decimal, Decimal, bool]],

@@ -30,13 +30,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from valdrix.costs.focus_streams import (
+from valdrix.costs.ingest.focus_streams import (
     DecompressedBudget,
     ImportLimits,
     NotImportable,
     open_focus_file,
 )
-from valdrix.costs.focus_values import (
+from valdrix.costs.ingest.focus_values import (
     CURRENCY,
     CURRENCY_REASON,
     DAY_REASON,
@@ -51,7 +51,7 @@ from valdrix.costs.focus_values import (
     too_large,
     unstorable_text,
 )
-from valdrix.costs.records import KEY_NAMES, SUM_NAMES, RecordSpool, SourceBatch
+from valdrix.costs.ingest.records import KEY_NAMES, SUM_NAMES, RecordSpool, SourceBatch
 
 MANDATORY = (
     "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId",

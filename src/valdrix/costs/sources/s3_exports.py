@@ -30,12 +30,12 @@ from typing import Any
 import structlog
 
 from valdrix.connections.exports import ExportLocation
-from valdrix.costs.focus import FocusRejected, read_focus_files
-from valdrix.costs.focus_streams import ImportLimits
+from valdrix.costs.ingest.focus import FocusRejected, read_focus_files
+from valdrix.costs.ingest.focus_streams import ImportLimits
+from valdrix.costs.ingest.reconcile import commit_batch, record_rejected_run
+from valdrix.costs.ingest.records import SourceBatch
 from valdrix.costs.models import CostRun, SourceKind
-from valdrix.costs.reconcile import commit_batch, record_rejected_run
-from valdrix.costs.records import SourceBatch
-from valdrix.costs.repository import CostRepository
+from valdrix.costs.repositories.reading import CostReadRepository
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
@@ -207,4 +207,4 @@ async def recorded_fingerprints(
 ) -> dict[str, str]:
     """Each delivery's fingerprint on its last committed run."""
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        return await CostRepository(session).delivery_fingerprints(source_key)
+        return await CostReadRepository(session).delivery_fingerprints(source_key)

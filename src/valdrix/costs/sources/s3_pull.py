@@ -22,16 +22,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from valdrix.connections.access import aws_access
 from valdrix.connections.exports import ExportLocation, parse_export_uri
 from valdrix.connections.providers.aws import AwsAccessError, error_code
-from valdrix.costs.cost_explorer import denied
-from valdrix.costs.ingest_service import (
+from valdrix.costs.ingest.reconcile import record_failed_run
+from valdrix.costs.models import CostRun, RunStatus, SourceKind
+from valdrix.costs.sources.cost_explorer import denied
+from valdrix.costs.sources.pull_failures import (
     active_aws_connection,
     explain_aws_error,
     fail_or_retry,
     transient_aws_error,
 )
-from valdrix.costs.models import CostRun, RunStatus, SourceKind
-from valdrix.costs.reconcile import record_failed_run
-from valdrix.costs.s3_exports import (
+from valdrix.costs.sources.s3_exports import (
     ACTOR,
     Delivery,
     import_new_deliveries,

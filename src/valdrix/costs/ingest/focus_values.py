@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Numeric, String
 
+from valdrix.costs.ingest.records import DECIMAL
 from valdrix.costs.models import cost_records
-from valdrix.costs.records import DECIMAL
 from valdrix.input_guard import NUL, NUL_REASON, first_unstorable_text
 
 DECIMAL_CONTEXT = Context(prec=DECIMAL.precision)

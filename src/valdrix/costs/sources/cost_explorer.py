@@ -27,8 +27,8 @@ import structlog
 from botocore.exceptions import ClientError
 
 from valdrix.connections.providers.aws import DENIED_CODES, error_code
+from valdrix.costs.ingest.records import RECORD_SCHEMA, RecordSpool, SourceBatch, month_start
 from valdrix.costs.models import SourceKind
-from valdrix.costs.records import RECORD_SCHEMA, RecordSpool, SourceBatch, month_start
 
 log = structlog.get_logger(__name__)
 

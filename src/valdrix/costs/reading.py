@@ -1,155 +1,33 @@
-"""Importing FOCUS files and reading costs, runs and adjustments."""
+"""Reading cost data: grouped costs a page at a time (JSON or CSV), runs, adjustments, and every
+reading of a day's keys."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import csv
 import dataclasses
 import datetime as dt
 import hashlib
 import io
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Table, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from valdrix.costs.focus import FocusRejected, file_details, read_focus_files
-from valdrix.costs.focus_streams import ImportLimits
-from valdrix.costs.models import (
-    CostAdjustment,
-    CostReading,
-    CostRun,
-    SourceKind,
-    cost_daily,
-    cost_records,
-)
-from valdrix.costs.reconcile import commit_batch, record_rejected_run
-from valdrix.costs.repository import CostRepository, charged_account
+from valdrix.costs.models import CostAdjustment, CostReading, CostRun
+from valdrix.costs.repositories.reading import DAILY_GROUPS, CostReadRepository
 from valdrix.errors import Conflict, InvalidInput
 from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
-from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import Principal
 
 MAX_GROUPS = 3
 MAX_ROWS = 5000
 MAX_RANGE_DAYS = 731
-# A source the user names (--source, ?source=) is stored as the key "focus:<name>".
-MAX_SOURCE_CHARS = 200
-
-
-class ImportRejected(InvalidInput):
-    """The files were refused; nothing was stored. Carries the run and its first errors."""
-
-    def __init__(self, run: CostRun, rejected: FocusRejected, *, files: int) -> None:
-        subject = "the file was" if files == 1 else f"the {files} files were"
-        super().__init__(
-            f"{subject} rejected and nothing was stored: {rejected}",
-            run_id=str(run.id),
-            errors=rejected.errors,
-        )
-        self.run = run
-
-
-async def import_focus_files(
-    runtime: Runtime,
-    tenant_id: uuid.UUID,
-    files: Sequence[tuple[Path, str]],
-    *,
-    actor: str,
-    source: str | None = None,
-) -> CostRun:
-    """Import FOCUS files, given as ``(path, name)``, as one run of their source (the billing
-    accounts in them, unless ``source`` names another): one export, or the parts a provider
-    split one delivery into. All of them are committed, or none (the first problems named,
-    with the part they are in)."""
-    if source is not None and len(source) > MAX_SOURCE_CHARS:
-        raise InvalidInput(f"a source name may be at most {MAX_SOURCE_CHARS} characters")
-    parts = [(path, name) for (path, _), name in zip(files, distinct_names(files), strict=True)]
-    source_key = f"focus:{source}" if source else None
-    try:
-        batch = await asyncio.to_thread(
-            read_focus_files,
-            parts,
-            now=utcnow(),
-            close_days=runtime.settings.costs.focus_close_days,
-            limits=ImportLimits.from_settings(runtime.settings),
-            source_key=source_key,
-        )
-    except FocusRejected as rejected:
-        run = await record_rejected_run(
-            runtime,
-            tenant_id,
-            source_kind=SourceKind.focus_file.value,
-            source_key=source_key,
-            rows_read=rejected.rows_read,
-            rows_rejected=rejected.rows_rejected,
-            errors=rejected.errors,
-            details=file_details(parts),
-            actor=actor,
-        )
-        raise ImportRejected(run, rejected, files=len(parts)) from rejected
-    return await commit_batch(runtime, tenant_id, batch, actor=actor)
-
-
-async def import_focus_file(
-    runtime: Runtime,
-    tenant_id: uuid.UUID,
-    path: Path,
-    *,
-    actor: str,
-    source: str | None = None,
-    display_name: str | None = None,
-) -> CostRun:
-    """Import one FOCUS file (see ``import_focus_files``)."""
-    files = [(path, display_name or path.name)]
-    return await import_focus_files(runtime, tenant_id, files, actor=actor, source=source)
-
-
-def distinct_names(files: Sequence[tuple[Path, str]]) -> list[str]:
-    """The files' names, each told apart from the others by its place when two are the same
-    (errors name the part they are in)."""
-    names = [name for _, name in files]
-    return [
-        f"{name} (part {number})" if names.count(name) > 1 else name
-        for number, name in enumerate(names, start=1)
-    ]
-
-
-# -- reading -------------------------------------------------------------------------------------
-
-# Dimensions the roll-up (cost_daily) has; the others need the records.
-DAILY_GROUPS = (
-    "day", "month", "billing_period", "provider", "service", "region", "account",
-    "billing_account", "sub_account", "charge_category",
-)  # fmt: skip
+# Dimensions only the records have (the roll-up has ``DAILY_GROUPS``).
 RECORD_ONLY_GROUPS = ("service_category", "charge_class", "resource", "tag:<key>")
 FILTERS = ("provider", "service", "region", "account", "tag")
-
-
-def _dimension(group: str, table: Table) -> ColumnElement[Any]:
-    """A group_by dimension, read from ``table`` (the roll-up or the records)."""
-    if group == "month":
-        return cast(func.date_trunc("month", table.c.day), Date)
-    if group == "billing_period":
-        column: ColumnElement[Any] = table.c.billing_period_start
-    elif group == "account":
-        column = charged_account(table)
-    elif group in ("billing_account", "sub_account"):
-        column = table.c[f"{group}_id"]
-    elif group == "resource":
-        column = cost_records.c.resource_id
-    elif _tag_key(group):
-        column = cost_records.c.tags[_tag_key(group)].astext
-    else:
-        column = table.c[group]
-    return column
 
 
 @dataclass(frozen=True)
@@ -252,7 +130,7 @@ async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) 
     so the ETag never claims a version the numbers do not show. A later page of a listing whose
     data changed since its first page is refused: its rows would not add up with the others.
     """
-    costs = CostRepository(session)
+    costs = CostReadRepository(session)
     for _ in range(3):
         version = await costs.data_version()
         if query.version is not None and query.version != version:
@@ -270,47 +148,16 @@ async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) 
 
 async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[str, Any]], bool]:
     """One page of the grouped sums, and whether more follow."""
-    daily = "tag" not in query.filters and all(g in DAILY_GROUPS for g in query.group_by)
-    table = cost_daily if daily else cost_records
-    dimensions = {group: _dimension(group, table) for group in query.group_by}
-    conditions = [table.c.day >= query.start, table.c.day < query.end]
-    for name, value in query.filters.items():
-        if name == "tag":
-            key, _, wanted = value.partition("=")
-            conditions.append(cost_records.c.tags[key].astext == wanted)
-        else:
-            conditions.append(_dimension(name, table) == value)
-    billed, effective = table.c.billed_cost, table.c.effective_cost
-    # Evaluated now, not at import: billing data turns final when its period has closed.
-    preliminary = and_(
-        table.c.preliminary,
-        or_(table.c.billing_period_end.is_(None), table.c.billing_period_end > query.final_before),
+    rows, more = await CostReadRepository(session).grouped_sums(
+        start=query.start,
+        end=query.end,
+        group_by=query.group_by,
+        filters=query.filters,
+        final_before=query.final_before,
+        offset=query.offset,
+        limit=query.limit,
     )
-    statement = (
-        select(
-            table.c.currency,
-            *(column.label(name) for name, column in dimensions.items()),
-            func.sum(billed).label("billed_cost"),
-            func.sum(effective).label("effective_cost"),
-            func.sum(table.c.list_cost).label("list_cost"),
-            func.coalesce(func.sum(billed).filter(preliminary), 0).label("preliminary_billed_cost"),
-            func.coalesce(func.sum(billed).filter(~preliminary), 0).label("final_billed_cost"),
-            func.coalesce(func.sum(effective).filter(preliminary), 0).label(
-                "preliminary_effective_cost"
-            ),
-            func.coalesce(func.sum(effective).filter(~preliminary), 0).label(
-                "final_effective_cost"
-            ),
-        )
-        .where(*conditions)
-        .group_by(table.c.currency, *dimensions.values())
-        # Every group key, after the amount: pages follow one order, whatever ties there are.
-        .order_by(func.sum(billed).desc(), *dimensions.values(), table.c.currency)
-        .offset(query.offset)
-        .limit(query.limit + 1)
-    )
-    rows = [dict(row._mapping) for row in await session.execute(statement)]
-    return [_money(row) for row in rows[: query.limit]], len(rows) > query.limit
+    return [_money(row) for row in rows], more
 
 
 CSV_AMOUNTS = (
@@ -339,7 +186,7 @@ def _money(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_runs(session: AsyncSession, actor: Principal, *, limit: int) -> list[CostRun]:
-    return await CostRepository(session).runs(limit)
+    return await CostReadRepository(session).runs(limit)
 
 
 async def list_adjustments(
@@ -350,7 +197,7 @@ async def list_adjustments(
     end: dt.date | None,
     limit: int,
 ) -> list[CostAdjustment]:
-    return await CostRepository(session).adjustments(start, end, limit)
+    return await CostReadRepository(session).adjustments(start, end, limit)
 
 
 @dataclass(frozen=True)
@@ -381,5 +228,5 @@ async def readings_of_day(
     """Every reading of the day's keys, with how each moved from the one before: restatements
     below the 2 % that records an adjustment included."""
     kept = {name: value for name, value in filters.items() if value is not None}
-    rows = await CostRepository(session).readings_of_day(day, kept, limit)
+    rows = await CostReadRepository(session).readings_of_day(day, kept, limit)
     return [Reading(reading, key, previous) for reading, key, previous in rows]

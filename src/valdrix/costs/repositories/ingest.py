@@ -1,4 +1,5 @@
-"""SQL for cost sources, runs, records, readings, adjustments and the data version (RLS)."""
+"""SQL for committing a run: its source locked, its scope replaced, its records staged (COPY) and
+stored, precedence between sources settled, the roll-up, readings and data version written."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import ColumnElement, FromClause, Table, and_, delete, func, sel
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.costs.ingest.records import KEY_NAMES, SUM_NAMES
 from valdrix.costs.models import (
     CostAdjustment,
     CostDataVersion,
@@ -21,10 +23,10 @@ from valdrix.costs.models import (
     CostRun,
     CostSource,
     RunStatus,
+    charged_account,
     cost_daily,
     cost_records,
 )
-from valdrix.costs.records import KEY_NAMES, SUM_NAMES
 from valdrix.jobs.enqueue import driver_connection
 
 STAGE_COLUMNS = [*KEY_NAMES, *SUM_NAMES, "source_rows", "resource_key"]
@@ -57,12 +59,6 @@ ReadingKey = tuple[dt.date, dt.date, str, str, str]  # period, day, service, acc
 AnyTable = Table | FromClause
 
 
-def charged_account(table: AnyTable) -> ColumnElement[str]:
-    """The account charges belong to: the sub-account (AWS linked account, Azure subscription,
-    GCP project), else the billing account."""
-    return func.coalesce(table.c.sub_account_id, table.c.billing_account_id)
-
-
 @dataclass(frozen=True)
 class ReplaceScope:
     """What a run replaces of its source: the billing periods it is for, or, for a source
@@ -86,7 +82,7 @@ class ReplaceScope:
         )
 
 
-class CostRepository:
+class IngestRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -296,33 +292,6 @@ class CostRepository:
         )
         return int(version or 0)
 
-    async def data_version(self) -> int:
-        version = await self.session.scalar(select(CostDataVersion.version))
-        return int(version or 0)
-
-    async def delivery_fingerprints(self, source_key: str) -> dict[str, str]:
-        """Each S3 delivery's fingerprint on its source's last committed run for it."""
-        delivery = CostRun.details["delivery"].astext
-        rows = await self.session.execute(
-            select(delivery, CostRun.details["fingerprint"].astext)
-            .where(
-                CostRun.source_key == source_key,
-                CostRun.status == RunStatus.committed.value,
-                delivery.is_not(None),
-            )
-            .ext(distinct_on(delivery))
-            .order_by(delivery, CostRun.started_at.desc())
-        )
-        return {str(uri): str(fingerprint) for uri, fingerprint in rows}
-
-    async def cost_explorer_targets(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
-        """(tenant, connection) of every active AWS connection, across tenants, through the
-        resolver function (ids only)."""
-        rows = await self.session.execute(
-            text("SELECT tenant_id, connection_id FROM valdrix_cost_explorer_targets()")
-        )
-        return [(uuid.UUID(str(t)), uuid.UUID(str(c))) for t, c in rows]
-
     async def last_committed_run(self, source_id: uuid.UUID) -> CostRun | None:
         return await self.session.scalar(
             select(CostRun)
@@ -330,54 +299,3 @@ class CostRepository:
             .order_by(CostRun.started_at.desc(), CostRun.id)
             .limit(1)
         )
-
-    async def runs(self, limit: int) -> list[CostRun]:
-        rows = await self.session.scalars(
-            select(CostRun).order_by(CostRun.started_at.desc(), CostRun.id).limit(limit)
-        )
-        return list(rows)
-
-    async def readings_of_day(
-        self, day: dt.date, filters: dict[str, str], limit: int
-    ) -> list[tuple[CostReading, str, Decimal | None]]:
-        """Every reading of the day's keys (service, account, currency, each source and billing
-        period), oldest first per key, with its source's key and the key's previous reading."""
-        key = (
-            CostReading.source_id, CostReading.billing_period_start, CostReading.service,
-            CostReading.account, CostReading.currency,
-        )  # fmt: skip
-        previous = func.lag(CostReading.billed_cost).over(
-            partition_by=key, order_by=(CostReading.recorded_at, CostReading.id)
-        )
-        query = (
-            select(CostReading, CostSource.key, previous)
-            .join(CostSource, CostSource.id == CostReading.source_id)
-            .where(
-                CostReading.day == day,
-                *(getattr(CostReading, name) == value for name, value in filters.items()),
-            )
-            .order_by(
-                CostReading.service,
-                CostReading.account,
-                CostReading.currency,
-                CostSource.key,
-                CostReading.billing_period_start,
-                CostReading.recorded_at,
-                CostReading.id,
-            )
-            .limit(limit)
-        )
-        return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
-
-    async def adjustments(
-        self, start: dt.date | None, end: dt.date | None, limit: int
-    ) -> list[CostAdjustment]:
-        query = select(CostAdjustment)
-        if start is not None:
-            query = query.where(CostAdjustment.day >= start)
-        if end is not None:
-            query = query.where(CostAdjustment.day < end)
-        rows = await self.session.scalars(
-            query.order_by(CostAdjustment.created_at.desc(), CostAdjustment.day).limit(limit)
-        )
-        return list(rows)
