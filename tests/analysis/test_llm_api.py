@@ -12,12 +12,12 @@ import pytest
 import structlog
 from prometheus_client import REGISTRY
 
-from tests.analysis.conftest import seed_scans
-from tests.analysis.helpers import give_tenant_llm_spend
+from tests.analysis.helpers import seed_scans
 from tests.conftest import TenantFixture
+from tests.fixtures.http import api_client
 from tests.jobs.helpers import retire_tenant_jobs
-from tests.jobs.test_metrics import metrics_auth
-from tests.scanning.engine_fixtures import api_client
+from tests.llm.helpers import give_tenant_llm_spend
+from tests.observability.helpers import metrics_auth
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.analysis.service import run_analysis
 from valdrix.llm import budget
