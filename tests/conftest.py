@@ -6,8 +6,8 @@ instead (a fresh database is created on it). Tests connect as the application ro
 
 Fixtures that several domains use (simulated AWS, the simulated LLM provider, worker processes)
 live in tests/fixtures/ and are registered here as plugins; a domain's own fixtures live in its
-folder's conftest.py. Helper and fixture modules are not test modules, so their asserts are
-rewritten on registration below, to fail with the same detail as an assert in a test.
+folder's conftest.py (tests/README.md). Helper and fixture modules are not test modules, so they
+are registered below for assert rewriting: a failing helper reports what a failing test would.
 """
 
 from __future__ import annotations
