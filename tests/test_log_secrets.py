@@ -18,22 +18,13 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from tests.scanning.engine_fixtures import (
-    HEALTHY_REGION,
-    ROLE_ARN,
-    api_client,
-    aws_endpoint,
-    aws_runtime,
-    scan_once,
-    simulated_aws,
-    unattached_volume,
-)
+from tests.fixtures.aws import HEALTHY_REGION, ROLE_ARN, aws_runtime, unattached_volume
+from tests.fixtures.http import api_client
+from tests.scanning.helpers import scan_once
 from valdrix.config import parse_encryption_keys
 from valdrix.connections.providers.aws import AwsAccess, Credentials
 from valdrix.logging import WIRE_LOGGERS, configure_logging
 from valdrix.runtime import Runtime
-
-__all__ = ["aws_endpoint", "simulated_aws"]  # fixtures used by name
 
 LLM_API_KEY = "gsk_" + uuid.uuid4().hex + uuid.uuid4().hex
 # The simulated AWS runs in this process; what it logs stands for AWS's side, not Valdrix's.

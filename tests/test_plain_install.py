@@ -22,7 +22,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.cli.test_cli import (
+from tests.cli.helpers import (
     COMMAND_TIMEOUT,
     STOPPED_BY_SIGTERM,
     env_for_session_database,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.analysis.helpers import give_tenant_llm_spend
 from tests.costs.helpers import give_tenant_cost_data
 from tests.jobs.helpers import give_tenant_a_queued_job
+from tests.llm.helpers import give_tenant_llm_spend
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.kit.rls import CURRENT_TENANT, POLICY_NAME, RESOLVER_ROLE
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from tests.analysis.helpers import give_tenant_llm_spend
 from tests.costs.helpers import give_tenant_cost_data
 from tests.jobs.helpers import give_tenant_a_queued_job
-from tests.jobs.test_metrics import metrics_auth
+from tests.llm.helpers import give_tenant_llm_spend
+from tests.observability.helpers import metrics_auth
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.app import OPERATOR_ROUTES, PUBLIC_ROUTES
 from valdrix.observability.exposition import require_metrics_token

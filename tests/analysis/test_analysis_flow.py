@@ -11,8 +11,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from tests.analysis.conftest import MODEL, analysis_of, budget_row, seed_scans
+from tests.analysis.helpers import analysis_of, seed_scans
 from tests.conftest import TenantFixture
+from tests.fixtures.llm import MODEL
+from tests.llm.helpers import budget_row
 from valdrix.analysis.runs import run_analysis
 from valdrix.kit.db import unit_of_work
 from valdrix.llm.models import LlmReservation

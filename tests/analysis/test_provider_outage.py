@@ -9,17 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tests.analysis.conftest import analysis_of, analysis_worker
+from tests.analysis.helpers import analysis_of, analysis_worker
+from tests.fixtures.aws import aws_runtime, elastic_ip, register_connection, unattached_volume
 from tests.jobs.helpers import retire_tenant_jobs, wait_until
-from tests.scanning.engine_fixtures import (  # noqa: F401  (fixtures)
-    aws_endpoint,
-    aws_runtime,
-    elastic_ip,
-    register_connection,
-    scan_once,
-    simulated_aws,
-    unattached_volume,
-)
+from tests.scanning.helpers import scan_once
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning.models import Finding, Scan
@@ -35,7 +28,7 @@ async def test_scans_finish_while_the_provider_is_down_and_analyses_complete_whe
     make_tenant: Callable[..., Any],
     llm_runtime: Callable[..., Runtime],
     llm_server: SimulatedLLM,
-    aws_endpoint: str,  # noqa: F811
+    aws_endpoint: str,
 ) -> None:
     tenant = await make_tenant()
     runtime = aws_runtime(llm_runtime(), aws_endpoint)

@@ -21,15 +21,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli.test_cli import (
+from tests.cli.helpers import (
     DEMO_READY_TIMEOUT,
     VALDRIX,
-    bearer,
     embedded_home,
     env_with_home,
     free_ports,
     in_background,
 )
+from tests.fixtures.http import bearer
 from tests.simulator.demo_truth import demo_truth, expected_findings
 from valdrix.scanning.registry import load_all_detectors
 

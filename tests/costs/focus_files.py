@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import gzip
 import io
+import random
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ HEADER = [
     "PricingQuantity", "PricingUnit", "ServiceName", "ServiceCategory", "ProviderName",
     "PublisherName", "InvoiceIssuerName", "SubAccountId", "RegionId", "ResourceId", "Tags",
 ]  # fmt: skip
+APRIL, MAY = dt.date(2026, 4, 1), dt.date(2026, 5, 1)
 
 
 def sample_path() -> Path:
@@ -100,4 +102,55 @@ def synthetic(
             ]
         )  # fmt: skip
     path.write_text(buffer.getvalue())
+    return path
+
+
+def focus_rows(
+    period: dt.date,
+    days: dict[dt.date, Decimal],
+    *,
+    account: str = "111122223333",
+    charge_class: str = "NULL",
+) -> list[list[str]]:
+    period_end = (period + dt.timedelta(days=32)).replace(day=1)
+    return [
+        [
+            str(cost), str(cost), str(cost), str(cost), account, "Acme", "USD",
+            f"{period} 00:00:00", f"{period_end} 00:00:00",
+            f"{day}T00:00:00Z", f"{day + dt.timedelta(days=1)}T00:00:00Z",
+            "Usage", charge_class, "EC2 usage", "1", "Hours", "EC2", "Compute", "AWS",
+            "Amazon Web Services", "Amazon Web Services, Inc.", account, "us-east-1",
+            f"arn:aws:ec2:us-east-1:{account}:instance/i-1", '{"team": "platform"}',
+        ]
+        for day, cost in days.items()
+    ]  # fmt: skip
+
+
+def write(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
+def random_bytes(size: int) -> bytes:
+    return random.Random(7).randbytes(size)  # noqa: S311  (reproducible noise, not a secret)
+
+
+def damaged(kind: str, directory: Path) -> Path:
+    """A file that cannot be read as FOCUS data, of the ``kind`` a user might upload."""
+    sample = sample_path().read_bytes()
+    contents = {
+        "empty": b"",
+        "corrupt-gzip": b"\x1f\x8b\x08\x00" + random_bytes(4096),
+        "truncated-gzip": gzip.compress(sample)[:20_000],
+        "corrupt-parquet": b"PAR1" + random_bytes(4096) + b"PAR1",
+        "truncated-parquet": parquet_copy(sample_path(), directory / "whole.parquet").read_bytes()[
+            :-100
+        ],
+        "random-binary": random_bytes(65_536),
+    }[kind]
+    path = directory / f"{kind}.{'parquet' if 'parquet' in kind else 'csv'}"
+    path.write_bytes(contents)
     return path

@@ -11,18 +11,14 @@ from typing import Any
 import pytest
 
 from tests.costs.focus_files import synthetic
-from tests.scanning.engine_fixtures import (  # noqa: F401  (fixtures)
+from tests.fixtures.aws import (
     ACCOUNT_ID,
-    aws_endpoint,
     aws_runtime,
-    by_resource,
     elastic_ip,
     register_connection,
-    scan_once,
-    simulated_aws,
-    tenant_findings,
     unattached_volume,
 )
+from tests.scanning.helpers import by_resource, scan_once, tenant_findings
 from valdrix.costs.sources.focus_files import import_focus_file
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
@@ -34,7 +30,7 @@ REGION = "us-east-1"
 async def test_a_billed_resource_costs_its_last_30_days_and_others_keep_list_price(
     make_tenant: Callable[..., Any],
     runtime: Runtime,
-    aws_endpoint: str,  # noqa: F811
+    aws_endpoint: str,
     tmp_path: Path,
 ) -> None:
     tenant = await make_tenant()

@@ -24,19 +24,17 @@ from botocore.exceptions import ClientError
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text, update
 
-from tests.costs.test_replace_rules import focus_rows, upload, write
-from tests.jobs.helpers import retire_tenant_jobs
-from tests.scanning.engine_fixtures import (
+from tests.costs.focus_files import focus_rows, write
+from tests.costs.helpers import import_file
+from tests.fixtures.aws import (
     ACCOUNT_ID,
     HEALTHY_REGION,
     aws_client,
-    aws_endpoint,
     aws_runtime,
-    fault_proxy,
     register_connection,
-    simulated_aws,
-    superuser_rows,
 )
+from tests.fixtures.jobs import superuser_rows
+from tests.jobs.helpers import retire_tenant_jobs
 from valdrix.connections.models import CloudConnection
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, cost_daily, cost_records
 from valdrix.costs.scheduling import queue_daily_ingests
@@ -53,7 +51,6 @@ from valdrix.simulator.proxy import FaultProxy
 if TYPE_CHECKING:  # imported by name, pytest would try to collect it as a test class
     from tests.conftest import TestDatabase
 
-__all__ = ["aws_endpoint", "fault_proxy", "simulated_aws"]  # fixtures used by name
 
 TODAY = dt.date(2026, 3, 10)
 EC2 = "Amazon Elastic Compute Cloud - Compute"
@@ -500,7 +497,7 @@ async def test_focus_data_wins_over_cost_explorer_for_the_same_account_and_month
     await ingest_cost_explorer(importer, tenant.tenant_id, connection.id, today=TODAY)
     focus = focus_rows(yesterday.replace(day=1), {yesterday: Decimal("31.00")}, account=ACCOUNT_ID)
 
-    run = await upload(client, tenant, write(tmp_path / "march.csv", focus))
+    run = await import_file(client, tenant, write(tmp_path / "march.csv", focus))
     inject(aws_endpoint, cost_explorer_day)
     again = await ingest_cost_explorer(importer, tenant.tenant_id, connection.id, today=TODAY)
 

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from tests.conftest import TenantFixture
-from tests.costs.test_replace_rules import MAY, focus_rows, upload, write
-from tests.jobs.conftest import worker_env  # noqa: F401  (fixture: env for valdrix processes)
+from tests.costs.focus_files import MAY, focus_rows, write
+from tests.costs.helpers import import_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -52,7 +52,7 @@ async def test_pages_of_a_listing_follow_each_other_and_add_up_to_its_total(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     tenant = await make_tenant()
-    await upload(client, tenant, resources_file(tmp_path / "may.csv", 12))
+    await import_file(client, tenant, resources_file(tmp_path / "may.csv", 12))
 
     seen: list[str] = []
     response = await page(client, tenant, limit=5)
@@ -77,9 +77,9 @@ async def test_a_page_after_an_import_changed_the_data_is_refused_not_mixed_in(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     tenant = await make_tenant()
-    await upload(client, tenant, resources_file(tmp_path / "may.csv", 8))
+    await import_file(client, tenant, resources_file(tmp_path / "may.csv", 8))
     first = (await page(client, tenant, limit=3)).json()
-    await upload(client, tenant, resources_file(tmp_path / "may-restated.csv", 8, cost="2.00"))
+    await import_file(client, tenant, resources_file(tmp_path / "may-restated.csv", 8, cost="2.00"))
 
     later = await page(client, tenant, limit=3, cursor=first["next_cursor"])
 
@@ -100,7 +100,7 @@ async def test_a_cursor_only_continues_the_query_it_came_from(
     reason: str,
 ) -> None:
     tenant = await make_tenant()
-    await upload(client, tenant, resources_file(tmp_path / "may.csv", 8))
+    await import_file(client, tenant, resources_file(tmp_path / "may.csv", 8))
     first = (await page(client, tenant, limit=3)).json()
 
     response = await page(client, tenant, **{"limit": 3, "cursor": first["next_cursor"], **changed})
@@ -113,8 +113,10 @@ async def test_every_reading_of_a_key_is_listed_with_its_change_small_ones_too(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     tenant = await make_tenant()
-    await upload(client, tenant, write(tmp_path / "a.csv", focus_rows(MAY, {MAY: Decimal(100)})))
-    restated = await upload(
+    await import_file(
+        client, tenant, write(tmp_path / "a.csv", focus_rows(MAY, {MAY: Decimal(100)}))
+    )
+    restated = await import_file(
         client, tenant, write(tmp_path / "b.csv", focus_rows(MAY, {MAY: Decimal("101.50")}))
     )
 
@@ -149,11 +151,11 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 async def test_the_cli_shows_costs_and_exports_every_row_as_csv(
     make_tenant: Callable[..., Any],
     client: httpx.AsyncClient,
-    worker_env: dict[str, str],  # noqa: F811
+    worker_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     tenant = await make_tenant()
-    await upload(client, tenant, resources_file(tmp_path / "may.csv", 12))
+    await import_file(client, tenant, resources_file(tmp_path / "may.csv", 12))
     asked = ["--tenant", str(tenant.tenant_id), "--start", "2026-05-01", "--end", "2026-06-01"]
     target = tmp_path / "costs.csv"
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.scanning.engine_fixtures import assert_problem
+from tests.fixtures.http import assert_problem
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

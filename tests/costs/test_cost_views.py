@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.costs.test_replace_rules import APRIL, MAY, focus_rows, upload, write
+from tests.costs.focus_files import APRIL, MAY, focus_rows, write
+from tests.costs.helpers import import_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -28,7 +29,7 @@ async def two_accounts(make_tenant: Callable[..., Any], client: httpx.AsyncClien
         *focus_rows(MAY, {dt.date(2026, 5, 4): Decimal("0.0000008")}, account="444455556666"),
         *focus_rows(MAY, {dt.date(2026, 4, 30): Decimal("-1.00")}, charge_class="Correction"),
     ]
-    await upload(client, tenant, write(tmp_path / "two.csv", rows))
+    await import_file(client, tenant, write(tmp_path / "two.csv", rows))
     return tenant
 
 

@@ -20,25 +20,13 @@ from tests.costs.focus_files import (
     sample_sums,
     write_csv,
 )
-from tests.scanning.engine_fixtures import api_client
+from tests.costs.helpers import SEPTEMBER, upload
+from tests.fixtures.http import api_client
 from valdrix.runtime import Runtime
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-SEPTEMBER = {"start": "2024-09-01", "end": "2024-10-01"}
 CENT = Decimal("0.01")
-
-
-async def upload(
-    client: httpx.AsyncClient, tenant: TenantFixture, path: Path, **params: str
-) -> httpx.Response:
-    with path.open("rb") as handle:
-        return await client.post(
-            "/api/v1/costs/imports",
-            files={"file": (path.name, handle, "text/csv")},
-            params=params,
-            headers=tenant.auth,
-        )
 
 
 async def by_provider(client: httpx.AsyncClient, tenant: TenantFixture) -> httpx.Response:

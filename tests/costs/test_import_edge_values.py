@@ -18,10 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.costs.focus_files import sample_path, sample_rows, write_csv
-from tests.costs.test_focus_import import SEPTEMBER, upload
-from tests.costs.test_unreadable_imports import assert_only_the_rejected_run, stored
-from tests.jobs.conftest import worker_env  # noqa: F401  (fixture: env for valdrix processes)
-from tests.scanning.engine_fixtures import assert_problem
+from tests.costs.helpers import SEPTEMBER, assert_only_the_rejected_run, stored, upload
+from tests.fixtures.http import assert_problem
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -74,7 +72,7 @@ async def test_parquet_text_that_is_not_utf8_is_refused_naming_row_and_column(
 async def test_the_cli_refuses_a_source_name_longer_than_the_api_allows(
     make_tenant: Callable[..., Any],
     client: httpx.AsyncClient,
-    worker_env: dict[str, str],  # noqa: F811
+    worker_env: dict[str, str],
 ) -> None:
     tenant = await make_tenant()
 

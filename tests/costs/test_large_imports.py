@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.costs.test_replace_rules import MAY, focus_rows, upload, write
+from tests.costs.focus_files import MAY, focus_rows, write
+from tests.costs.helpers import import_file
 from valdrix.costs.ingest.focus_streams import BATCH_BYTES
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -40,7 +41,7 @@ async def test_a_key_spread_over_many_blocks_is_one_record_with_the_exact_sum(
     path = write(tmp_path / "blocks.csv", [*first, *filler, *last])
     assert path.stat().st_size > 3 * BATCH_BYTES, "the file must span several blocks"
 
-    run = await upload(client, tenant, path)
+    run = await import_file(client, tenant, path)
 
     assert run["records_written"] == len(filler) + 1
     response = await client.get(

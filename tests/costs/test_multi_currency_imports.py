@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.costs.focus_files import sample_rows, sample_sums, write_csv
-from tests.costs.test_focus_import import SEPTEMBER, upload
+from tests.costs.helpers import SEPTEMBER, upload
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

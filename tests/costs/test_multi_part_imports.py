@@ -19,10 +19,8 @@ import pytest
 
 from tests.conftest import TenantFixture
 from tests.costs.focus_files import sample_path, sample_rows, sample_sums, write_csv
-from tests.costs.test_focus_import import SEPTEMBER, upload
-from tests.costs.test_unreadable_imports import assert_only_the_rejected_run, stored
-from tests.jobs.conftest import worker_env  # noqa: F401  (fixture: env for valdrix processes)
-from tests.scanning.engine_fixtures import api_client, assert_problem
+from tests.costs.helpers import SEPTEMBER, assert_only_the_rejected_run, stored, upload
+from tests.fixtures.http import api_client, assert_problem
 from valdrix.runtime import Runtime
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -122,7 +120,7 @@ async def test_the_upload_limit_counts_every_part(
 async def test_the_cli_imports_several_parts_as_one_run(
     make_tenant: Callable[..., Any],
     client: httpx.AsyncClient,
-    worker_env: dict[str, str],  # noqa: F811
+    worker_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     tenant = await make_tenant()
@@ -147,7 +145,7 @@ async def test_the_cli_imports_several_parts_as_one_run(
 async def test_the_cli_names_the_part_that_cannot_be_read(
     make_tenant: Callable[..., Any],
     client: httpx.AsyncClient,
-    worker_env: dict[str, str],  # noqa: F811
+    worker_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     tenant = await make_tenant()

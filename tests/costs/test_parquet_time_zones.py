@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import TenantFixture
 from tests.costs.focus_files import sample_path
-from tests.costs.test_focus_import import upload
+from tests.costs.helpers import upload
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
@@ -22,62 +21,17 @@ import httpx
 import pytest
 
 from tests.conftest import TenantFixture
-from tests.costs.focus_files import HEADER
+from tests.costs.focus_files import APRIL, MAY, focus_rows, write
+from tests.costs.helpers import import_file
 from valdrix.app import create_app
 from valdrix.runtime import Runtime
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-APRIL, MAY = dt.date(2026, 4, 1), dt.date(2026, 5, 1)
-
-
-def focus_rows(
-    period: dt.date,
-    days: dict[dt.date, Decimal],
-    *,
-    account: str = "111122223333",
-    charge_class: str = "NULL",
-) -> list[list[str]]:
-    period_end = (period + dt.timedelta(days=32)).replace(day=1)
-    return [
-        [
-            str(cost), str(cost), str(cost), str(cost), account, "Acme", "USD",
-            f"{period} 00:00:00", f"{period_end} 00:00:00",
-            f"{day}T00:00:00Z", f"{day + dt.timedelta(days=1)}T00:00:00Z",
-            "Usage", charge_class, "EC2 usage", "1", "Hours", "EC2", "Compute", "AWS",
-            "Amazon Web Services", "Amazon Web Services, Inc.", account, "us-east-1",
-            f"arn:aws:ec2:us-east-1:{account}:instance/i-1", '{"team": "platform"}',
-        ]
-        for day, cost in days.items()
-    ]  # fmt: skip
-
-
-def write(path: Path, rows: list[list[str]]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    return path
-
 
 def month_of(period: dt.date, cost: str) -> dict[dt.date, Decimal]:
     end = (period + dt.timedelta(days=32)).replace(day=1)
     return {period + dt.timedelta(days=n): Decimal(cost) for n in range((end - period).days)}
-
-
-async def upload(
-    client: httpx.AsyncClient, tenant: TenantFixture, path: Path, source: str | None = None
-) -> dict[str, Any]:
-    with path.open("rb") as handle:
-        response = await client.post(
-            "/api/v1/costs/imports",
-            files={"file": (path.name, handle)},
-            params={"source": source} if source else {},
-            headers=tenant.auth,
-        )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def total(
@@ -96,13 +50,13 @@ async def test_a_prior_period_correction_is_added_to_its_day_and_deletes_nothing
 ) -> None:
     tenant = await make_tenant()
     april = month_of(APRIL, "100.00")
-    await upload(client, tenant, write(tmp_path / "april.csv", focus_rows(APRIL, april)))
+    await import_file(client, tenant, write(tmp_path / "april.csv", focus_rows(APRIL, april)))
     correction = focus_rows(
         MAY, {dt.date(2026, 4, 30): Decimal("-1.00")}, charge_class="Correction"
     )
     may_file = write(tmp_path / "may.csv", [*focus_rows(MAY, month_of(MAY, "50.00")), *correction])
 
-    run = await upload(client, tenant, may_file)
+    run = await import_file(client, tenant, may_file)
 
     assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("2999.00")
     assert (await total(client, tenant, MAY, dt.date(2026, 6, 1)))["billed_cost"] == Decimal(
@@ -118,9 +72,9 @@ async def test_the_same_charges_through_another_source_never_count_twice(
 ) -> None:
     tenant = await make_tenant()
     april = write(tmp_path / "april.csv", focus_rows(APRIL, month_of(APRIL, "100.00")))
-    await upload(client, tenant, april, source="finance-share")
+    await import_file(client, tenant, april, source="finance-share")
 
-    second = await upload(client, tenant, april, source="platform-share")
+    second = await import_file(client, tenant, april, source="platform-share")
 
     assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("3000.00")
     superseded = second["details"]["superseded"]
@@ -134,13 +88,13 @@ async def test_a_restated_file_whose_accounts_changed_replaces_the_earlier_one(
 ) -> None:
     tenant = await make_tenant()
     one_account = focus_rows(APRIL, month_of(APRIL, "100.00"))
-    await upload(client, tenant, write(tmp_path / "first.csv", one_account))
+    await import_file(client, tenant, write(tmp_path / "first.csv", one_account))
     restated = [
         *focus_rows(APRIL, month_of(APRIL, "101.00")),
         *focus_rows(APRIL, {dt.date(2026, 4, 1): Decimal("7.00")}, account="444455556666"),
     ]
 
-    await upload(client, tenant, write(tmp_path / "restated.csv", restated))
+    await import_file(client, tenant, write(tmp_path / "restated.csv", restated))
 
     assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("3037.00")
 
@@ -181,7 +135,7 @@ async def test_a_month_becomes_final_after_its_close_without_a_reimport(
     rows = focus_rows(period, days)
     for row in rows:
         row[8] = f"{period_end} 00:00:00"
-    await upload(client, tenant, write(tmp_path / "month.csv", rows))
+    await import_file(client, tenant, write(tmp_path / "month.csv", rows))
     window = (period, period_end)
     before = await total(client, tenant, *window)
     etag = (
@@ -212,9 +166,9 @@ async def test_a_restatement_too_large_for_a_percentage_is_recorded_with_its_amo
 ) -> None:
     tenant = await make_tenant()
     day = {dt.date(2026, 4, 2): Decimal("0.0000008")}
-    await upload(client, tenant, write(tmp_path / "tiny.csv", focus_rows(APRIL, day)))
+    await import_file(client, tenant, write(tmp_path / "tiny.csv", focus_rows(APRIL, day)))
 
-    run = await upload(
+    run = await import_file(
         client,
         tenant,
         write(tmp_path / "large.csv", focus_rows(APRIL, {dt.date(2026, 4, 2): Decimal("5")})),

@@ -25,17 +25,10 @@ from sqlalchemy import select, text
 
 from tests.conftest import TenantFixture
 from tests.costs.focus_files import parquet_copy, sample_path, sample_sums, synthetic, write_csv
+from tests.fixtures.aws import HEALTHY_REGION, aws_client, aws_runtime, register_connection
+from tests.fixtures.http import assert_problem
+from tests.fixtures.jobs import superuser_rows
 from tests.jobs.helpers import retire_tenant_jobs
-from tests.scanning.engine_fixtures import (
-    HEALTHY_REGION,
-    assert_problem,
-    aws_client,
-    aws_endpoint,
-    aws_runtime,
-    register_connection,
-    simulated_aws,
-    superuser_rows,
-)
 from valdrix.connections.exports import parse_export_uri
 from valdrix.connections.service import update_connection
 from valdrix.costs.models import CostRun, cost_daily
@@ -52,7 +45,6 @@ from valdrix.tenancy.service import system_principal
 if TYPE_CHECKING:  # imported by name, pytest would try to collect it as a test class
     from tests.conftest import TestDatabase
 
-__all__ = ["aws_endpoint", "simulated_aws"]  # fixtures used by name
 
 BUCKET = "acme-billing-exports"
 EXPORT = f"s3://{BUCKET}/focus/"

@@ -4,8 +4,6 @@ and nothing stored but the rejected run."""
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,50 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TenantFixture
-from tests.costs.focus_files import gzip_copy, parquet_copy, sample_path
-from tests.costs.test_focus_import import SEPTEMBER, upload
-from tests.scanning.engine_fixtures import api_client, assert_problem
+from tests.costs.focus_files import damaged, gzip_copy, parquet_copy, sample_path
+from tests.costs.helpers import assert_only_the_rejected_run, stored, upload
+from tests.fixtures.http import api_client, assert_problem
 from valdrix.runtime import Runtime
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def random_bytes(size: int) -> bytes:
-    return random.Random(7).randbytes(size)  # noqa: S311  (reproducible noise, not a secret)
-
-
-def damaged(kind: str, directory: Path) -> Path:
-    """A file that cannot be read as FOCUS data, of the ``kind`` a user might upload."""
-    sample = sample_path().read_bytes()
-    contents = {
-        "empty": b"",
-        "corrupt-gzip": b"\x1f\x8b\x08\x00" + random_bytes(4096),
-        "truncated-gzip": gzip.compress(sample)[:20_000],
-        "corrupt-parquet": b"PAR1" + random_bytes(4096) + b"PAR1",
-        "truncated-parquet": parquet_copy(sample_path(), directory / "whole.parquet").read_bytes()[
-            :-100
-        ],
-        "random-binary": random_bytes(65_536),
-    }[kind]
-    path = directory / f"{kind}.{'parquet' if 'parquet' in kind else 'csv'}"
-    path.write_bytes(contents)
-    return path
-
-
-async def stored(client: httpx.AsyncClient, tenant: TenantFixture) -> tuple[Any, Any]:
-    """The tenant's runs and costs, to prove an import changed nothing else."""
-    runs = (await client.get("/api/v1/costs/runs", headers=tenant.auth)).json()
-    costs = await client.get("/api/v1/costs", params=SEPTEMBER, headers=tenant.auth)
-    return runs, (costs.json(), costs.headers["ETag"])
-
-
-def assert_only_the_rejected_run(runs: list[dict[str, Any]], problem: dict[str, Any]) -> None:
-    [run] = runs
-    assert run["id"] == problem["run_id"]
-    assert run["status"] == "rejected"
-    assert run["records_written"] == 0 and run["rows_accepted"] == 0
-    assert run["errors"] == problem["errors"]
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.costs.focus_files import sample_rows, write_csv
-from tests.costs.test_focus_import import upload
-from tests.costs.test_unreadable_imports import assert_only_the_rejected_run, damaged, stored
-from tests.jobs.conftest import worker_env  # noqa: F401  (fixture: env for valdrix processes)
-from tests.scanning.engine_fixtures import assert_problem
+from tests.costs.focus_files import damaged, sample_rows, write_csv
+from tests.costs.helpers import assert_only_the_rejected_run, stored, upload
+from tests.fixtures.http import assert_problem
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -160,7 +158,7 @@ async def test_an_unreadable_row_or_value_is_a_422_naming_it_and_stores_only_the
 async def test_the_cli_refuses_the_same_inputs_with_a_readable_message_and_exit_1(
     make_tenant: Callable[..., Any],
     client: httpx.AsyncClient,
-    worker_env: dict[str, str],  # noqa: F811
+    worker_env: dict[str, str],
     tmp_path: Path,
     kind: str,
 ) -> None:

@@ -25,7 +25,7 @@ import pytest
 from procrastinate.jobs import Status
 
 import tests.jobs.probe_tasks  # noqa: F401  (registers the probe kind)
-from tests.jobs.conftest import FAST_RELIABILITY, SuperuserDb, WorkerPool
+from tests.fixtures.jobs import FAST_RELIABILITY, SuperuserDb, WorkerPool
 from tests.jobs.helpers import defer_probes, wait_until
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings

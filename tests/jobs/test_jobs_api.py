@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from tests.conftest import TenantFixture
+from tests.fixtures.http import assert_problem
 from tests.jobs.helpers import give_tenant_a_queued_job, retire_tenant_jobs
 from valdrix.jobs import service
 from valdrix.jobs.app import job_app, open_job_app
@@ -45,14 +46,6 @@ async def list_jobs(client: httpx.AsyncClient, tenant: TenantFixture, **params: 
     response = await client.get(JOBS, params=params, headers=tenant.auth)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["request_id"]
-    return body
 
 
 async def job_of(client: httpx.AsyncClient, tenant: TenantFixture, target: uuid.UUID) -> Any:

@@ -6,87 +6,27 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures.jobs import IDLE_QUEUE
 from tests.jobs.helpers import give_tenant_a_queued_job, retire_tenant_jobs
+from tests.observability.helpers import sample, scrape
 from valdrix.jobs import service
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
+from valdrix.simulator.aws_server import free_port
 from valdrix.tenancy.models import Tier
 from valdrix.tenancy.service import system_principal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# A queue no worker serves: jobs put there by these tests stay queued until removed.
-IDLE_QUEUE = "metrics-test-idle"
-
-
-def metrics_auth(client: httpx.AsyncClient) -> dict[str, str]:
-    """The operator's metrics token (tests/conftest.py's settings set one) for the app behind
-    ``client``."""
-    token = client._transport.app.state.runtime.settings.metrics.token  # type: ignore[attr-defined]
-    return {"Authorization": f"Bearer {token.get_secret_value()}"}
-
-
-async def scrape(client: httpx.AsyncClient) -> dict[str, Any]:
-    """The exposition as {family name: family}, fetched with the operator's metrics token."""
-    response = await client.get("/metrics", headers=metrics_auth(client))
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return {family.name: family for family in text_string_to_metric_families(response.text)}
-
-
-def sample(families: dict[str, Any], name: str, **labels: str) -> float:
-    for family in families.values():
-        for found in family.samples:
-            if found.name == name and found.labels == labels:
-                return float(found.value)
-    raise AssertionError(f"no sample {name}{labels}")
-
-
-class RawJobs:
-    """procrastinate jobs written straight into the database, as another process would, on a
-    queue nobody serves."""
-
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
-        self.connection = connection
-        self.inserted: list[int] = []
-
-    def insert(self, task_name: str, *, scheduled_at: dt.datetime | None = None) -> int:
-        row = self.connection.execute(
-            "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, NULL, NULL,"
-            " '{}'::jsonb, %s)::procrastinate_job_to_defer_v1]))",
-            (IDLE_QUEUE, task_name, scheduled_at),
-        ).fetchone()
-        assert row is not None
-        self.inserted.append(int(row[0]))
-        return int(row[0])
-
-    def delete(self, *job_ids: int) -> None:
-        self.connection.execute(
-            "DELETE FROM procrastinate_jobs WHERE id = ANY(%s)", (list(job_ids),)
-        )
-
-
-@pytest.fixture
-def raw_jobs(database) -> Iterator[RawJobs]:
-    with psycopg.connect(database.urls.app, autocommit=True) as connection:
-        jobs = RawJobs(connection)
-        try:
-            yield jobs
-        finally:
-            jobs.delete(*jobs.inserted)
 
 
 async def test_every_job_metric_is_registered(client):
@@ -166,12 +106,6 @@ async def test_an_overdue_schedule_of_a_pro_tenant_shows_as_pro_schedule_lag(
 
     assert sample(lag, "valdrix_schedule_lag_seconds", tier="pro") >= overdue.total_seconds()
     assert sample(after, "valdrix_schedule_lag_seconds", tier="pro") < overdue.total_seconds()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_a_worker_serves_the_same_metrics_on_its_metrics_port(database, encryption_keys, tmp_path):

@@ -17,9 +17,9 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 import tests.jobs.probe_tasks  # noqa: F401  (registers the probe kind)
-from tests.jobs.conftest import REPO_ROOT, SuperuserDb, WorkerPool
+from tests.fixtures.jobs import REPO_ROOT, SuperuserDb, WorkerPool
 from tests.jobs.helpers import defer_probes, wait_until
-from tests.jobs.test_metrics import metrics_auth
+from tests.observability.helpers import metrics_auth
 from valdrix.jobs import service
 from valdrix.jobs.app import job_app, open_job_app
 from valdrix.jobs.maintenance import detect_stuck_jobs

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 import tests.jobs.probe_tasks  # noqa: F401  (registers the probe kind)
-from tests.jobs.conftest import REPO_ROOT, SuperuserDb, WorkerPool
+from tests.fixtures.jobs import REPO_ROOT, SuperuserDb, WorkerPool
 from tests.jobs.helpers import defer_probes, wait_until
 from valdrix.config import TIER_NAMES
 from valdrix.jobs import service

@@ -19,10 +19,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.jobs.test_metrics import IDLE_QUEUE, free_port, metrics_auth, sample
-from tests.scanning.engine_fixtures import api_client, assert_problem
+from tests.fixtures.http import api_client, assert_problem
+from tests.fixtures.jobs import IDLE_QUEUE
+from tests.observability.helpers import metrics_auth, sample
 from valdrix.config import Settings, SettingsError, load_settings
 from valdrix.runtime import Runtime
+from valdrix.simulator.aws_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,19 +26,13 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from tests.analysis.conftest import llm_runtime, llm_server, prices_file  # noqa: F401
-from tests.analysis.helpers import give_tenant_llm_spend
 from tests.costs.helpers import give_tenant_cost_data
+from tests.fixtures.aws import aws_runtime, elastic_ip, register_connection
+from tests.fixtures.jobs import RawJobs
 from tests.jobs.helpers import defer_probes, retire_tenant_jobs
-from tests.jobs.test_metrics import RawJobs, raw_jobs, sample, scrape  # noqa: F401
-from tests.scanning.engine_fixtures import (  # noqa: F401  (fixtures)
-    aws_endpoint,
-    aws_runtime,
-    elastic_ip,
-    register_connection,
-    scan_once,
-    simulated_aws,
-)
+from tests.llm.helpers import give_tenant_llm_spend
+from tests.observability.helpers import sample, scrape
+from tests.scanning.helpers import scan_once
 from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.llm import gateway
@@ -128,7 +122,7 @@ async def test_a_scan_moves_scan_metrics_and_the_tenants_findings_and_waste(
     client: httpx.AsyncClient,
     runtime: Runtime,
     make_tenant: Callable[..., Any],
-    aws_endpoint: str,  # noqa: F811
+    aws_endpoint: str,
 ) -> None:
     tenant = await make_tenant()
     scanning = aws_runtime(runtime, aws_endpoint)
@@ -157,8 +151,8 @@ async def test_llm_calls_budget_decisions_and_spend_move_their_metrics(
     client: httpx.AsyncClient,
     runtime: Runtime,
     make_tenant: Callable[..., Any],
-    llm_runtime: Callable[..., Runtime],  # noqa: F811
-    llm_server: SimulatedLLM,  # noqa: F811
+    llm_runtime: Callable[..., Runtime],
+    llm_server: SimulatedLLM,
 ) -> None:
     tenant = await make_tenant()
     calling = llm_runtime()
@@ -226,7 +220,7 @@ async def test_cost_imports_and_restatements_move_their_metrics(
 
 async def test_queue_age_workers_and_sla_are_read_from_the_database(
     client: httpx.AsyncClient,
-    raw_jobs: RawJobs,  # noqa: F811
+    raw_jobs: RawJobs,
     database: Any,
 ) -> None:
     raw_jobs.insert("probe.run", scheduled_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))

@@ -1,4 +1,5 @@
-"""Helpers for tests outside tests/scanning that need a tenant with scan data."""
+"""Scans run in-process and read back, for the scanning tests and for tests elsewhere that need a
+tenant with scan data."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
+from tests.conftest import TenantFixture
+from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.connections.service import create_connection, new_external_id
 from valdrix.jobs.app import open_job_app
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning import service as scans
 from valdrix.scanning.engine import run_scan
-from valdrix.scanning.repository import FindingRepository
+from valdrix.scanning.models import Finding, ScanEvent, ScanUnit
+from valdrix.scanning.repository import FindingRepository, ScanEventRepository, ScanRepository
+from valdrix.scanning.service import open_scheduled_scan
 from valdrix.simulator.aws_server import SIMULATED_AWS_ENV
+from valdrix.tenancy.models import Tier
 from valdrix.tenancy.service import system_principal
 
 
@@ -60,3 +66,49 @@ async def give_tenant_a_scanned_connection(runtime: Runtime, tenant_id: uuid.UUI
             limit=1,
         )
     return ScannedTenant(connection.id, scan.id, found[0].id)
+
+
+async def create_tenant(runtime: Runtime) -> TenantFixture:
+    """A tenant with an owner API key, for module-scoped fixtures (``make_tenant`` is per test)."""
+    name, email = f"Tenant {uuid.uuid4().hex[:6]}", f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    created = await create_tenant_with_owner_key(
+        runtime, name=name, tier=Tier.growth, admin_email=email
+    )
+    return TenantFixture(
+        uuid.UUID(str(created["tenant_id"])), name, str(created["api_key"]), email, ""
+    )
+
+
+async def new_scan(runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID) -> uuid.UUID:
+    """A queued scan of the connection (as the scheduled job opens it)."""
+    return await open_scheduled_scan(runtime, tenant_id, connection_id)
+
+
+async def scan_once(
+    runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
+) -> tuple[uuid.UUID, str]:
+    """Open a scan and run it to its end in-process; returns (scan id, final status)."""
+    scan_id = await new_scan(runtime, tenant_id, connection_id)
+    return scan_id, await run_scan(runtime, tenant_id, scan_id)
+
+
+async def scan_units(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID) -> list[ScanUnit]:
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        return await ScanRepository(session).units(scan_id)
+
+
+async def scan_events(
+    runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID
+) -> list[ScanEvent]:
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        return await ScanEventRepository(session).after(scan_id, 0, limit=10_000)
+
+
+async def tenant_findings(runtime: Runtime, tenant_id: uuid.UUID) -> list[Finding]:
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        return await FindingRepository(session).list_all(Finding.detector, Finding.resource_id)
+
+
+def by_resource(findings: list[Finding]) -> dict[tuple[str, str], Finding]:
+    """Findings keyed by (detector, resource id)."""
+    return {(f.detector, f.resource_id): f for f in findings}

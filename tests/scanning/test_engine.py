@@ -19,23 +19,22 @@ import structlog
 from prometheus_client import REGISTRY
 
 from tests.conftest import TenantFixture
-from tests.scanning.engine_fixtures import (
+from tests.fixtures.aws import (
     HEALTHY_REGION,
     OTHER_REGION,
     aws_client,
-    aws_endpoint,
     aws_runtime,
-    by_resource,
     elastic_ip,
-    fault_proxy,
-    new_scan,
     register_connection,
+    unattached_volume,
+)
+from tests.scanning.helpers import (
+    by_resource,
+    new_scan,
     scan_events,
     scan_once,
     scan_units,
-    simulated_aws,
     tenant_findings,
-    unattached_volume,
 )
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
@@ -43,8 +42,6 @@ from valdrix.scanning.engine import run_scan
 from valdrix.scanning.pricing.catalog import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
 from valdrix.scanning.repository import ScanRepository
-
-__all__ = ["aws_endpoint", "fault_proxy", "simulated_aws"]  # fixtures used by name
 
 AWS_DETECTORS = [d.key for d in load_all_detectors().for_provider("aws")]
 IGNORE = {"valdrix:ignore": "true"}

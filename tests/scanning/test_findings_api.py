@@ -17,31 +17,23 @@ import httpx
 import pytest
 
 from tests.conftest import TenantFixture
-from tests.scanning.engine_fixtures import (
+from tests.fixtures.aws import (
     ACCOUNT_ID,
     HEALTHY_REGION,
     OTHER_REGION,
-    api_key,
-    assert_problem,
     aws_client,
-    aws_endpoint,
     aws_runtime,
-    create_tenant,
     delete_volume,
     elastic_ip,
     empty_aws,
-    fault_proxy,
     register_connection,
-    scan_once,
-    simulated_aws,
-    tenant_findings,
     unattached_volume,
 )
+from tests.fixtures.http import api_key, assert_problem
+from tests.scanning.helpers import create_tenant, scan_once, tenant_findings
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.simulator.aws_server import SimulatedAws
-
-__all__ = ["aws_endpoint", "fault_proxy", "simulated_aws"]  # fixtures used by name
 
 FINDINGS = "/api/v1/findings"
 

@@ -13,12 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import TenantFixture
-from tests.scanning.engine_fixtures import (
-    HEALTHY_REGION,
-    parse_sse,
-    register_connection,
-    served_app,
-)
+from tests.fixtures.aws import HEALTHY_REGION, register_connection
+from tests.fixtures.http import parse_sse, served_app
 from valdrix.runtime import Runtime
 
 # The stream re-checks its credential every 2 s, and polls for events every 0.25 s.

@@ -22,32 +22,23 @@ import pytest
 
 from tests.conftest import TenantFixture
 from tests.conftest import TestDatabase as Database
-from tests.scanning.engine_fixtures import (
+from tests.fixtures.aws import (
     HEALTHY_REGION,
-    api_key,
-    assert_problem,
-    aws_endpoint,
     aws_runtime,
-    create_tenant,
     elastic_ip,
     empty_aws,
-    fault_proxy,
-    parse_sse,
     register_connection,
-    scan_events,
-    served_app,
-    simulated_aws,
-    superuser_rows,
     unattached_volume,
 )
+from tests.fixtures.http import api_key, assert_problem, parse_sse, served_app
+from tests.fixtures.jobs import superuser_rows
+from tests.scanning.helpers import create_tenant, scan_events
 from valdrix.jobs.app import open_job_app
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
 from valdrix.scanning.registry import load_all_detectors
 from valdrix.simulator.aws_server import SimulatedAws
 from valdrix.simulator.proxy import FaultProxy, Faults
-
-__all__ = ["aws_endpoint", "fault_proxy", "simulated_aws"]  # fixtures used by name
 
 SCANS = "/api/v1/scans"
 AWS_DETECTORS = len(load_all_detectors().for_provider("aws"))

@@ -1,18 +1,14 @@
-"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for invitation mail."""
+"""The mailbox of a real SMTP server on loopback (aiosmtpd, started by the ``smtp_server``
+fixture): it keeps what it receives, for invitation mail."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 import time
-from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
-
-import pytest
-from aiosmtpd.controller import Controller
 
 from valdrix.runtime import Runtime
 
@@ -51,22 +47,6 @@ def _text_of(message: Message) -> str:
         for part in parts
         if part.get_content_maintype() == "text"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = _free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
 
 
 def mail_runtime(runtime: Runtime, port: int) -> Runtime:

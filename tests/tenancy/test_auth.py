@@ -20,14 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import update
 
-from tests.tenancy.conftest import (
-    assert_problem,
-    bearer,
-    create_api_key,
-    join_tenant,
-    log_in,
-    session_cookie,
-)
+from tests.fixtures.http import assert_problem, bearer
+from tests.tenancy.helpers import create_api_key, join_tenant, log_in, session_cookie
 from valdrix.kit.crypto import hash_token
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow

@@ -17,7 +17,8 @@ from collections.abc import Awaitable
 
 import httpx
 
-from tests.tenancy.conftest import assert_problem, bearer, invite, log_in
+from tests.fixtures.http import assert_problem, bearer
+from tests.tenancy.helpers import invite, log_in
 from tests.tenancy.mailbox import mail_runtime
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.tenancy.models import Tier

@@ -10,15 +10,8 @@ import psycopg
 import pytest
 from sqlalchemy import update
 
-from tests.tenancy.conftest import (
-    assert_problem,
-    bearer,
-    create_api_key,
-    invite,
-    join_tenant,
-    log_in,
-    session_cookie,
-)
+from tests.fixtures.http import assert_problem, bearer
+from tests.tenancy.helpers import create_api_key, invite, join_tenant, log_in, session_cookie
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.tenancy.models import Membership

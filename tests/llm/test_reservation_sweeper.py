@@ -12,15 +12,11 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from tests.analysis.conftest import MODEL, analysis_of, budget_row, seed_scans
-from tests.jobs.conftest import (  # noqa: F401  (fixtures)
-    WorkerPool,
-    superuser_db,
-    superuser_url,
-    worker_env,
-    workers,
-)
+from tests.analysis.helpers import analysis_of, seed_scans
+from tests.fixtures.jobs import WorkerPool
+from tests.fixtures.llm import MODEL
 from tests.jobs.helpers import retire_tenant_jobs, wait_until
+from tests.llm.helpers import budget_row
 from valdrix.analysis.service import request_analysis
 from valdrix.kit.db import unit_of_work
 from valdrix.llm.budget import expire_reservations
@@ -39,7 +35,7 @@ async def test_reservation_of_a_killed_worker_is_expired_and_released(
     llm_runtime: Callable[..., Runtime],
     llm_server: SimulatedLLM,
     prices_file: Path,
-    workers: WorkerPool,  # noqa: F811
+    workers: WorkerPool,
 ) -> None:
     tenant = await make_tenant()
     runtime = llm_runtime(reservation_ttl_seconds=TTL_SECONDS)

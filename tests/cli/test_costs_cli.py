@@ -9,13 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.costs.focus_files import sample_path, sample_rows, sample_sums, write_csv
-from tests.jobs.conftest import worker_env  # noqa: F401  (fixture: env for valdrix processes)
 
 CENT = Decimal("0.01")
 
 
 def test_the_cli_imports_the_sample_and_names_the_row_of_a_bad_cell(
-    worker_env: dict[str, str],  # noqa: F811
+    worker_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     created = subprocess.run(
@@ -48,7 +47,7 @@ def test_the_cli_imports_the_sample_and_names_the_row_of_a_bad_cell(
 
 
 def test_the_cli_refuses_an_empty_file_with_the_reason_the_api_gives(
-    worker_env: dict[str, str],  # noqa: F811
+    worker_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     created = subprocess.run(

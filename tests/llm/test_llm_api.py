@@ -1,4 +1,4 @@
-"""The analysis and budget APIs, spend alerts and the spend gauge, as a tenant sees them."""
+"""The budget API, spend alerts and the spend gauge, as a tenant sees them."""
 
 from __future__ import annotations
 
@@ -12,14 +12,9 @@ import pytest
 import structlog
 from prometheus_client import REGISTRY
 
-from tests.analysis.conftest import seed_scans
-from tests.analysis.helpers import give_tenant_llm_spend
-from tests.conftest import TenantFixture
-from tests.jobs.helpers import retire_tenant_jobs
-from tests.jobs.test_metrics import metrics_auth
-from tests.scanning.engine_fixtures import api_client
-from tests.scanning.helpers import give_tenant_a_scanned_connection
-from valdrix.analysis.runs import run_analysis
+from tests.fixtures.http import api_client, api_key
+from tests.llm.helpers import give_tenant_llm_spend
+from tests.observability.helpers import metrics_auth
 from valdrix.llm import budget
 from valdrix.llm.budget import BudgetExceeded
 from valdrix.observability import exposition
@@ -29,22 +24,12 @@ from valdrix.tenancy.models import Tier
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def key_with_role(
-    client: httpx.AsyncClient, owner: TenantFixture, role: str
-) -> dict[str, str]:
-    issued = await client.post(
-        "/api/v1/api-keys", json={"name": role, "role": role}, headers=owner.auth
-    )
-    assert issued.status_code == 201, issued.text
-    return {"Authorization": f"Bearer {issued.json()['key']}"}
-
-
 async def test_budget_shows_tier_defaults_and_only_admins_change_it(
     make_tenant: Callable[..., Any], client: httpx.AsyncClient
 ) -> None:
     tenant = await make_tenant(tier=Tier.starter)
-    viewer = await key_with_role(client, tenant, "viewer")
-    member = await key_with_role(client, tenant, "member")
+    viewer = await api_key(client, tenant.auth, "viewer")
+    member = await api_key(client, tenant.auth, "member")
 
     shown = (await client.get("/api/v1/llm/budget", headers=viewer)).json()
     assert shown["tier"] == "starter"
@@ -193,53 +178,3 @@ async def test_a_spend_spike_is_recorded_once_logged_counted_and_shown(
     scraped = (await client.get("/metrics", headers=metrics_auth(client))).text
     series = f'valdrix_llm_spend_per_tenant_usd{{tenant_id="{tenant.tenant_id}",window="day"}} 1.2'
     assert series in scraped
-
-
-async def test_analysis_endpoint_reports_each_state_and_requests_a_new_run(
-    make_tenant: Callable[..., Any],
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    llm_runtime: Callable[..., Runtime],
-) -> None:
-    tenant = await make_tenant()
-    # Scanned without a provider configured: the analysis is disabled, with the reason.
-    scanned = await give_tenant_a_scanned_connection(runtime, tenant.tenant_id)
-    disabled = (
-        await client.get(f"/api/v1/scans/{scanned.scan_id}/analysis", headers=tenant.auth)
-    ).json()
-    assert disabled["status"] == "disabled"
-    assert "VALDRIX_LLM_API_KEY" in disabled["reason"]
-    conflict = await client.post(f"/api/v1/scans/{scanned.scan_id}/analysis", headers=tenant.auth)
-    assert conflict.status_code == 409
-
-    with_llm = llm_runtime()
-    [scan] = await seed_scans(with_llm, tenant.tenant_id, 1)
-    async with api_client(with_llm) as api:
-        pending = (
-            await api.get(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)
-        ).json()
-        assert pending["status"] == "pending" and pending["result"] is None
-
-        await run_analysis(with_llm, tenant.tenant_id, scan.scan_id)
-        ready = (
-            await api.get(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)
-        ).json()
-        assert ready["status"] == "ready"
-        assert len(ready["result"]["findings"]) == 2
-        assert Decimal(ready["cost_usd"]) > 0 and ready["attempts"] == 1
-
-        viewer = await key_with_role(api, tenant, "viewer")
-        forbidden = await api.post(f"/api/v1/scans/{scan.scan_id}/analysis", headers=viewer)
-        assert forbidden.status_code == 403
-        try:
-            again = await api.post(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)
-            assert again.status_code == 202
-            assert again.json()["status"] == "pending"
-            jobs = (await api.get("/api/v1/jobs", headers=tenant.auth)).json()["items"]
-            assert jobs[0]["type"] == "analysis.run" and jobs[0]["status"] == "queued"
-        finally:
-            await retire_tenant_jobs(with_llm, tenant.tenant_id)
-        missing = await api.get(
-            "/api/v1/scans/00000000-0000-4000-8000-000000000000/analysis", headers=tenant.auth
-        )
-        assert missing.status_code == 404

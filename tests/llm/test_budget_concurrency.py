@@ -13,7 +13,9 @@ import psycopg
 import pytest
 
 from tests import conftest as shared
-from tests.analysis.conftest import EXPENSIVE_MODEL, budget_row, seed_scans
+from tests.analysis.helpers import seed_scans
+from tests.fixtures.llm import EXPENSIVE_MODEL
+from tests.llm.helpers import budget_row
 from valdrix.analysis.runs import run_analysis
 from valdrix.runtime import Runtime
 from valdrix.simulator.llm_server import SimulatedLLM

@@ -13,25 +13,14 @@ import httpx
 import pytest
 
 from tests.conftest import TenantFixture
-from tests.scanning.engine_fixtures import (
-    ACCOUNT_ID,
-    ROLE_ARN,
-    api_client,
-    api_key,
-    assert_problem,
-    aws_endpoint,
-    aws_runtime,
-    fault_proxy,
-    simulated_aws,
-)
+from tests.fixtures.aws import ACCOUNT_ID, ROLE_ARN, aws_runtime
+from tests.fixtures.http import api_client, api_key, assert_problem
 from valdrix.connections.service import external_id_is_ours
 from valdrix.jobs.repository import ScheduleRepository
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.scanning.registry import load_all_detectors
-
-__all__ = ["aws_endpoint", "fault_proxy", "simulated_aws"]  # fixtures used by name
 
 SETUP = "/api/v1/connections/aws/setup"
 CONNECTIONS = "/api/v1/connections"
