@@ -168,6 +168,7 @@ SNAPSHOT_PARAMS: dict[str, dict[str, str]] = {
         "end": str(dt.date.today() + dt.timedelta(days=1)),
         "group_by": "service",
     },
+    "/api/v1/costs/readings": {"day": str(dt.date.today() - dt.timedelta(days=1))},
 }
 
 
