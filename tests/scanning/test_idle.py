@@ -1,8 +1,8 @@
 """The metric-driven idle detector base (``scanning.idle``), on a made-up provider.
 
 The provider's disks and its metric store are in memory; the store is the base's own fetcher
-interface, so everything else (age filter, batching, threshold, groups, evidence) is the real
-code any cloud's idle detector runs.
+interface, so everything else (age filter, batching, limits, minimum data, combined figures,
+groups, evidence) is the real code any cloud's idle detector runs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from pydantic import Field
@@ -18,8 +18,10 @@ from pydantic import Field
 from valdrix.scanning.base import Price, RegionScope, Waste
 from valdrix.scanning.idle import (
     IdleResource,
+    LimitComparison,
     LookbackThresholds,
     MetricIdleDetector,
+    MetricThresholds,
     MetricWindow,
     WindowFigure,
 )
@@ -57,28 +59,21 @@ class MetricStore:
         return [list(self.datapoints.get(query, [])) for query in queries]
 
 
-class IdleDiskThresholds(LookbackThresholds):
-    max_ops: int = Field(0, ge=0, description="At most this many reads and writes is idle.")
+ThresholdsT = TypeVar("ThresholdsT", bound=MetricThresholds)
 
 
-class IdleDisks(MetricIdleDetector[Disk, Series, IdleDiskThresholds]):
-    """Flags made-up disks that nobody read or wrote over the lookback. Test double only."""
+class MadeUpDisks(MetricIdleDetector[Disk, Series, ThresholdsT]):
+    """What every made-up disk detector lists and reads: each disk's reads and writes."""
 
-    key = "test.disk-idle"
     provider = "test"
     resource_type = "disk"
     permissions = ("disk:ListDisks", "metrics:Fetch")
-    thresholds = IdleDiskThresholds
-    window_figure: ClassVar[WindowFigure] = "total"
 
     def __init__(self, disks: list[Disk], store: MetricStore) -> None:
         self.disks, self.store = disks, store
 
     def list_resources(self, scope: RegionScope) -> list[Disk]:
         return self.disks
-
-    def created_at(self, disk: Disk) -> dt.datetime:
-        return NOW - disk.age
 
     def metric_queries(self, position: int, disk: Disk) -> list[Series]:
         return [Series(disk.name, "reads"), Series(disk.name, "writes")]
@@ -89,8 +84,23 @@ class IdleDisks(MetricIdleDetector[Disk, Series, IdleDiskThresholds]):
     def serving_group(self, disk: Disk) -> str | None:
         return disk.group
 
-    def idle_ceiling(self, thresholds: IdleDiskThresholds) -> float:
-        return thresholds.max_ops
+
+class IdleDiskThresholds(LookbackThresholds):
+    max_ops: int = Field(0, ge=0, description="At most this many reads and writes is idle.")
+
+
+class IdleDisks(MadeUpDisks[IdleDiskThresholds]):
+    """Flags made-up disks that nobody read or wrote over the lookback. Test double only."""
+
+    key = "test.disk-idle"
+    thresholds = IdleDiskThresholds
+    window_figure: ClassVar[WindowFigure] = "total"
+
+    def created_at(self, disk: Disk) -> dt.datetime:
+        return NOW - disk.age
+
+    def idle_limits(self, thresholds: IdleDiskThresholds) -> tuple[float, ...]:
+        return (thresholds.max_ops, thresholds.max_ops)
 
     def waste(self, scope: RegionScope, idle: IdleResource[Disk, IdleDiskThresholds]) -> Waste:
         reads, writes = idle.figures
@@ -116,6 +126,48 @@ class PeakIdleDisks(IdleDisks):
     window_figure = "peak"
 
 
+class QuietDiskThresholds(MetricThresholds):
+    ops_per_day: float = Field(5.0, ge=0, description="Idle below this many ops on any day.")
+    min_days: int = Field(3, ge=1, description="Judge a disk only with this many days of data.")
+
+
+class QuietDisks(MadeUpDisks[QuietDiskThresholds]):
+    """Flags made-up disks whose busiest day of reads plus busiest day of writes stayed strictly
+    below a daily limit, given enough days of data, whatever their age. It never says when a
+    disk was created, so any read of the age would fail. Test double only."""
+
+    key = "test.disk-quiet"
+    thresholds = QuietDiskThresholds
+    window_figure: ClassVar[WindowFigure] = "peak"
+    idle_when: ClassVar[LimitComparison] = "below"
+
+    def min_datapoints(self, thresholds: QuietDiskThresholds) -> int:
+        return thresholds.min_days
+
+    def judged_figures(self, figures: tuple[float, ...]) -> tuple[float, ...]:
+        reads, writes = figures
+        return (reads + writes,)
+
+    def idle_limits(self, thresholds: QuietDiskThresholds) -> tuple[float, ...]:
+        return (thresholds.ops_per_day,)
+
+    def waste(self, scope: RegionScope, idle: IdleResource[Disk, QuietDiskThresholds]) -> Waste:
+        [ops] = idle.judged_figures
+        return Waste(
+            resource_id=idle.resource.name,
+            resource_type=self.resource_type,
+            reason=f"at most {ops:.0f} ops a day",
+            price=Price.unknown("made-up disks have no price"),
+            evidence={
+                "busiest_reads": idle.figures[0],
+                "busiest_writes": idle.figures[1],
+                "ops_per_day": ops,
+                "datapoints": idle.datapoints,
+                "age_days": idle.age_days,
+            },
+        )
+
+
 def no_cloud_client(service: str) -> Any:
     raise AssertionError(f"the base asked for a {service!r} client: only its fetcher may read")
 
@@ -123,12 +175,12 @@ def no_cloud_client(service: str) -> Any:
 def scan(
     disks: list[Disk],
     datapoints: dict[Series, list[float]],
-    detector: type[IdleDisks] = IdleDisks,
+    detector: type[MadeUpDisks[Any]] = IdleDisks,
     **thresholds: Any,
 ) -> tuple[list[Waste], MetricStore]:
     store = MetricStore(datapoints)
     scope = RegionScope("account", "region-1", no_cloud_client, aws_catalog(), NOW)
-    found = list(detector(disks, store).detect(scope, IdleDiskThresholds(**thresholds)))
+    found = list(detector(disks, store).detect(scope, detector.thresholds(**thresholds)))
     return found, store
 
 
@@ -243,3 +295,46 @@ def test_a_young_member_is_measured_for_its_group_but_never_reported() -> None:
     assert Series("new-replica", "reads") in store.fetches[0][0]
 
     assert scan(disks, busy_young)[0] == []
+
+
+# --- A detector's own rule: strict limits, combined figures, minimum data, no age filter ----
+
+
+@pytest.mark.parametrize(("writes", "reported"), [(1.9, True), (2.0, False)])
+def test_a_below_limit_counts_a_figure_equal_to_it_as_busy(writes: float, reported: bool) -> None:
+    datapoints = use("scratch", [3.0] * 3, [0.0, writes, 0.0])
+
+    found, _ = scan([Disk("scratch")], datapoints, QuietDisks, ops_per_day=5.0)
+
+    assert bool(found) is reported
+
+
+def test_combined_series_are_judged_as_one_figure_and_reported_apart() -> None:
+    # Each series' busiest day (3 reads, 2 writes) is under 5; together they reach it.
+    datapoints = use("scratch", [1.0, 3.0, 1.0], [2.0, 0.0, 0.0])
+
+    assert scan([Disk("scratch")], datapoints, QuietDisks, ops_per_day=5.0)[0] == []
+    [waste], _ = scan([Disk("scratch")], datapoints, QuietDisks, ops_per_day=5.5)
+    assert waste.reason == "at most 5 ops a day"
+    assert waste.evidence["busiest_reads"] == 3.0
+    assert waste.evidence["busiest_writes"] == 2.0
+    assert waste.evidence["ops_per_day"] == 5.0
+
+
+@pytest.mark.parametrize(("days", "reported"), [(3, True), (2, False)])
+def test_a_resource_is_judged_only_with_the_minimum_datapoints_on_every_series(
+    days: int, reported: bool
+) -> None:
+    datapoints = use("scratch", [0.0] * 7, [0.0] * days)
+
+    found, _ = scan([Disk("scratch")], datapoints, QuietDisks, min_days=3)
+
+    assert bool(found) is reported
+
+
+def test_thresholds_without_a_minimum_age_judge_a_resource_of_any_age() -> None:
+    brand_new = Disk("brand-new", age=dt.timedelta(0))
+
+    [waste], _ = scan([brand_new], use("brand-new", [0.0] * 3, [0.0] * 3), QuietDisks)
+
+    assert waste.evidence["age_days"] is None

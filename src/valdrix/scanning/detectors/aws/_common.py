@@ -54,7 +54,8 @@ class CloudWatchIdleDetector(MetricIdleDetector[dict[str, Any], MetricQuery, Thr
     """An idle detector over AWS resources (boto3's describe dicts), read from CloudWatch in
     batches of up to 500 series per GetMetricData call."""
 
-    # The describe field that says when the resource was created.
+    # The describe field that says when the resource was created (read only when the
+    # thresholds set a minimum age).
     created_field: ClassVar[str]
 
     def created_at(self, resource: dict[str, Any]) -> dt.datetime:

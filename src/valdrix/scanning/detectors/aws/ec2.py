@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import Field
 
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
-from valdrix.scanning.cloudwatch import MetricQuery, fetch_metrics
+from valdrix.scanning.cloudwatch import MetricQuery
 from valdrix.scanning.detectors.aws._common import (
+    CloudWatchIdleDetector,
     age_days,
     chunks,
     hourly_price,
@@ -25,10 +26,10 @@ from valdrix.scanning.detectors.aws._ec2_common import (
     snapshot_price,
     volumes_price,
 )
+from valdrix.scanning.idle import IdleResource, MetricThresholds
 from valdrix.scanning.registry import detectors
 
 BYTES_PER_MB = 1_000_000
-DAY_SECONDS = 86400
 
 
 def _instance_waste(instance: dict[str, Any], reason: str, price: Price, **evidence: Any) -> Waste:
@@ -97,7 +98,7 @@ class StoppedInstances(Detector):
             )
 
 
-class IdleThresholds(Thresholds):
+class IdleThresholds(MetricThresholds):
     lookback_days: int = Field(
         default=14, ge=1, description="How many days of CloudWatch data to look at."
     )
@@ -121,7 +122,7 @@ class IdleThresholds(Thresholds):
 
 
 @detectors.register("aws.ec2-idle")
-class IdleInstances(Detector):
+class IdleInstances(CloudWatchIdleDetector[IdleThresholds]):
     """Flags running instances whose CPU and network stayed low every day of the lookback (from
     CloudWatch). A running instance bills its full on-demand hourly price whether or not it
     does any work."""
@@ -130,54 +131,52 @@ class IdleInstances(Detector):
     resource_type = "ec2-instance"
     permissions = ("ec2:DescribeInstances", "cloudwatch:GetMetricData")
     thresholds = IdleThresholds
+    # Daily datapoints: each series' busiest day is held against the daily limits.
+    window_figure = "peak"
+    idle_when = "below"
 
-    def detect(self, scope: RegionScope, thresholds: IdleThresholds) -> Iterator[Waste]:
-        instances = list(
-            describe_instances(scope.client("ec2"), {"instance-state-name": ["running"]})
-        )
-        if not instances:
-            return
-        queries = [
-            query
-            for n, instance in enumerate(instances)
-            for query in _daily_usage_queries(n, instance["InstanceId"])
+    def list_resources(self, scope: RegionScope) -> Iterator[dict[str, Any]]:
+        return describe_instances(scope.client("ec2"), {"instance-state-name": ["running"]})
+
+    def metric_queries(self, position: int, instance: dict[str, Any]) -> list[MetricQuery]:
+        dimensions = (("InstanceId", instance["InstanceId"]),)
+        return [
+            MetricQuery(f"cpu{position}", "AWS/EC2", "CPUUtilization", dimensions, "Average"),
+            MetricQuery(f"netin{position}", "AWS/EC2", "NetworkIn", dimensions, "Sum"),
+            MetricQuery(f"netout{position}", "AWS/EC2", "NetworkOut", dimensions, "Sum"),
         ]
-        start = scope.now - dt.timedelta(days=thresholds.lookback_days)
-        values = fetch_metrics(scope.client("cloudwatch"), queries, start, scope.now)
-        for n, instance in enumerate(instances):
-            cpu, net_in, net_out = values[f"cpu{n}"], values[f"netin{n}"], values[f"netout{n}"]
-            datapoint_days = min(len(cpu), len(net_in), len(net_out))
-            if datapoint_days < thresholds.min_datapoint_days:
-                continue  # too little data to call it idle
-            cpu_max = max(cpu)
-            in_mb, out_mb = max(net_in) / BYTES_PER_MB, max(net_out) / BYTES_PER_MB
-            # The busiest day in plus the busiest day out: never below any one day's total.
-            network_mb = in_mb + out_mb
-            if cpu_max >= thresholds.cpu_percent or network_mb >= thresholds.network_mb_per_day:
-                continue
-            yield _instance_waste(
-                instance,
-                f"This instance's daily average CPU peaked at {cpu_max:.1f} % and its network "
-                f"at {network_mb:.2f} MB a day over the last {thresholds.lookback_days} days.",
-                _on_demand_price(scope, instance),
-                cpu_max_daily_average_percent=round(cpu_max, 3),
-                network_in_max_mb_per_day=round(in_mb, 3),
-                network_out_max_mb_per_day=round(out_mb, 3),
-                network_max_mb_per_day=round(network_mb, 3),
-                datapoint_days=datapoint_days,
-                lookback_days=thresholds.lookback_days,
-                cpu_percent_threshold=thresholds.cpu_percent,
-                network_mb_per_day_threshold=thresholds.network_mb_per_day,
-            )
 
+    def min_datapoints(self, thresholds: IdleThresholds) -> int:
+        return thresholds.min_datapoint_days
 
-def _daily_usage_queries(n: int, instance_id: str) -> list[MetricQuery]:
-    dimensions = (("InstanceId", instance_id),)
-    return [
-        MetricQuery(f"cpu{n}", "AWS/EC2", "CPUUtilization", dimensions, "Average", DAY_SECONDS),
-        MetricQuery(f"netin{n}", "AWS/EC2", "NetworkIn", dimensions, "Sum", DAY_SECONDS),
-        MetricQuery(f"netout{n}", "AWS/EC2", "NetworkOut", dimensions, "Sum", DAY_SECONDS),
-    ]
+    def judged_figures(self, figures: tuple[float, ...]) -> tuple[float, ...]:
+        cpu_max, in_bytes, out_bytes = figures
+        # The busiest day in plus the busiest day out: never below any one day's total.
+        return cpu_max, in_bytes / BYTES_PER_MB + out_bytes / BYTES_PER_MB
+
+    def idle_limits(self, thresholds: IdleThresholds) -> tuple[float, ...]:
+        return thresholds.cpu_percent, thresholds.network_mb_per_day
+
+    def waste(
+        self, scope: RegionScope, idle: IdleResource[dict[str, Any], IdleThresholds]
+    ) -> Waste:
+        thresholds = idle.thresholds
+        cpu_max, network_mb = idle.judged_figures
+        in_mb, out_mb = (peak / BYTES_PER_MB for peak in idle.figures[1:])
+        return _instance_waste(
+            idle.resource,
+            f"This instance's daily average CPU peaked at {cpu_max:.1f} % and its network "
+            f"at {network_mb:.2f} MB a day over the last {thresholds.lookback_days} days.",
+            _on_demand_price(scope, idle.resource),
+            cpu_max_daily_average_percent=round(cpu_max, 3),
+            network_in_max_mb_per_day=round(in_mb, 3),
+            network_out_max_mb_per_day=round(out_mb, 3),
+            network_max_mb_per_day=round(network_mb, 3),
+            datapoint_days=min(idle.datapoints),
+            lookback_days=thresholds.lookback_days,
+            cpu_percent_threshold=thresholds.cpu_percent,
+            network_mb_per_day_threshold=thresholds.network_mb_per_day,
+        )
 
 
 def _on_demand_price(scope: RegionScope, instance: dict[str, Any]) -> Price:

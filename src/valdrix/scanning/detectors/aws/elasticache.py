@@ -83,8 +83,8 @@ class IdleCacheCluster(CloudWatchIdleDetector[IdleCacheClusterThresholds]):
             for index, metric in enumerate(COMMAND_METRICS[cluster["Engine"]])
         ]
 
-    def idle_ceiling(self, thresholds: IdleCacheClusterThresholds) -> float:
-        return thresholds.max_commands
+    def idle_limits(self, thresholds: IdleCacheClusterThresholds) -> tuple[float, ...]:
+        return (thresholds.max_commands, thresholds.max_commands)
 
     def waste(
         self, scope: RegionScope, idle: IdleResource[dict[str, Any], IdleCacheClusterThresholds]

@@ -108,8 +108,8 @@ class IdleNatGateway(CloudWatchIdleDetector[IdleNatGatewayThresholds]):
             )
         ]
 
-    def idle_ceiling(self, thresholds: IdleNatGatewayThresholds) -> float:
-        return thresholds.max_bytes
+    def idle_limits(self, thresholds: IdleNatGatewayThresholds) -> tuple[float, ...]:
+        return (thresholds.max_bytes,)
 
     def waste(
         self, scope: RegionScope, idle: IdleResource[dict[str, Any], IdleNatGatewayThresholds]

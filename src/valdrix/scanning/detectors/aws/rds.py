@@ -71,8 +71,8 @@ class IdleRdsInstance(CloudWatchIdleDetector[IdleRdsInstanceThresholds]):
             )
         ]
 
-    def idle_ceiling(self, thresholds: IdleRdsInstanceThresholds) -> float:
-        return thresholds.max_connections
+    def idle_limits(self, thresholds: IdleRdsInstanceThresholds) -> tuple[float, ...]:
+        return (thresholds.max_connections,)
 
     def waste(
         self, scope: RegionScope, idle: IdleResource[dict[str, Any], IdleRdsInstanceThresholds]
