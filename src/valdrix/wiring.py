@@ -18,7 +18,7 @@ from valdrix.scanning import flows as scanning_flows
 
 def wire() -> None:
     """Plug every domain in (idempotent)."""
-    connection_needs.ROLE_PERMISSIONS.plug(scanning_needs.detector_permissions)
+    connection_needs.ROLE_PERMISSIONS.plug(scanning_needs.scan_permissions)
     connection_needs.ROLE_PERMISSIONS.plug(cost_explorer.role_permissions)
     connection_needs.THRESHOLD_CHECK.plug(scanning_needs.check_threshold_overrides)
     scanning_flows.SCAN_FINISHED.plug(analysis_flows.queue_analysis)

@@ -1,6 +1,6 @@
 """What a customer creates in their AWS account: an IAM policy generated from the permissions the
-detectors and the cost imports declare (``needs.ROLE_PERMISSIONS``), and a CloudFormation
-template for the role Valdrix assumes."""
+scans (the AWS scan provider and its detectors) and the cost imports declare
+(``needs.ROLE_PERMISSIONS``), and a CloudFormation template for the role Valdrix assumes."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from valdrix.connections.exports import PERMISSIONS as FOCUS_EXPORT_PERMISSIONS
 from valdrix.connections.exports import parse_export_uri
 from valdrix.connections.needs import role_permissions
 
-# Needed by Valdrix itself rather than by one detector.
-PLATFORM_PERMISSIONS = ("ec2:DescribeRegions",)
 POLICY_VERSION = "2012-10-17"
 
 
 def aws_permissions(focus_export_uri: str | None = None) -> list[str]:
     exports = FOCUS_EXPORT_PERMISSIONS if focus_export_uri else ()
-    return sorted({*role_permissions("aws"), *PLATFORM_PERMISSIONS, *exports})
+    return sorted({*role_permissions("aws"), *exports})
 
 
 def aws_iam_policy(focus_export_uri: str | None = None) -> dict[str, Any]:

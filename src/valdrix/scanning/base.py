@@ -53,14 +53,15 @@ class Waste:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-# Builds a boto3 client for a service in the scanned region (credentials, endpoint and retry
-# configuration are the engine's business).
+# Builds a client for a service in the scanned region (for AWS a boto3 client; credentials,
+# endpoint and retry configuration are the scan provider's business).
 ClientFactory = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
 class RegionScope:
-    """Everything a detector may use while scanning one region."""
+    """Everything a detector may use while scanning one region: one partition of its provider
+    (an AWS region; an Azure subscription and location ...)."""
 
     account_id: str
     region: str

@@ -1,5 +1,6 @@
 """What scanning needs of a connection (plugged into ``connections.needs`` by
-``valdrix.wiring``): the actions its detectors call, and valid threshold overrides."""
+``valdrix.wiring``): the actions its provider and detectors call, and valid threshold
+overrides."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from valdrix.errors import InvalidInput
-from valdrix.scanning.registry import load_all_detectors
+from valdrix.scanning.registry import load_all_detectors, load_all_providers
 
 
-def detector_permissions(provider: str) -> list[str]:
-    return load_all_detectors().permissions(provider)
+def scan_permissions(provider: str) -> list[str]:
+    """What a scan of the provider's connections calls: the provider's own actions (listing
+    regions ...) and every action its detectors declare."""
+    found = load_all_providers().find(provider)
+    own = found.permissions if found else ()
+    return sorted({*own, *load_all_detectors().permissions(provider)})
 
 
 def check_threshold_overrides(overrides: dict[str, dict[str, Any]]) -> None:

@@ -1,7 +1,11 @@
 """The scan engine: (region x detector) units run concurrently under budgets.
 
-- One process-wide thread pool (``VALDRIX_SCAN_CONCURRENCY`` threads) caps AWS work across every
-  scan a worker runs; boto3 is synchronous, so each unit runs in a thread.
+- The connection's provider (``scanning.providers``) opens it, names the scan's regions (its
+  partitions: AWS regions, Azure subscriptions x locations, GCP projects x regions ...), builds
+  the clients its detectors use, prices what they find and classifies their errors; the engine
+  names no cloud.
+- One process-wide thread pool (``VALDRIX_SCAN_CONCURRENCY`` threads) caps cloud work across every
+  scan a worker runs; cloud SDKs are synchronous, so each unit runs in a thread.
 - Each region has a budget (``VALDRIX_SCAN_REGION_BUDGET_SECONDS``, 30 s) counted from its first
   unit's start; the whole scan has ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns,
   is denied, or fails is recorded with its own status and reason; the others carry on.
@@ -13,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,11 +28,8 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
-from valdrix.connections.access import aws_access
 from valdrix.connections.models import CloudConnection
-from valdrix.connections.providers.aws import DENIED_CODES, AwsAccessError, error_code
 from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
@@ -40,10 +39,10 @@ from valdrix.scanning.billed_prices import price_from_bill
 from valdrix.scanning.findings import RecordedFinding, record_findings, resolve_missing
 from valdrix.scanning.flows import ScanFinished, scan_finished
 from valdrix.scanning.models import ScanStatus, ScanUnit, UnitStatus
-from valdrix.scanning.pricing.catalog import aws_catalog
-from valdrix.scanning.registry import load_all_detectors
+from valdrix.scanning.providers.base import ProviderAccessError, ProviderSession, ScanProvider
+from valdrix.scanning.registry import load_all_detectors, load_all_providers
 from valdrix.scanning.repository import ScanEventRepository, ScanRepository
-from valdrix.scanning.resources import ResourceCounter, account_size
+from valdrix.scanning.resources import account_size
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +64,7 @@ def excluded(waste: Waste, rules: list[dict[str, Any]]) -> bool:
 
 @dataclass
 class UnitOutcome:
-    region: str
+    region: str  # the provider's partition
     detector: str
     status: UnitStatus
     reason: str | None = None
@@ -79,9 +78,8 @@ class ScanContext:
     tenant_id: uuid.UUID
     scan_id: uuid.UUID
     connection: CloudConnection
-    account_id: str
-    client_for: Callable[[str, str], Any]
-    counter: ResourceCounter
+    provider: ScanProvider[Any]
+    session: ProviderSession
     region_deadlines: dict[str, float] = field(default_factory=dict)
 
 
@@ -114,18 +112,15 @@ async def _scan_connection(
         context, regions = await asyncio.to_thread(
             _prepare, runtime, tenant_id, scan_id, connection
         )
-    except AwsAccessError as exc:
+    except ProviderAccessError as exc:
         return await _finish(
             runtime, tenant_id, scan_id, [], ScanStatus.failed, exc.reason, started, 0
         )
-    except (BotoCoreError, ClientError) as exc:  # AWS unreachable or refusing region discovery
-        reason = f"could not start the scan: {exc}"[:500]
-        return await _finish(runtime, tenant_id, scan_id, [], ScanStatus.failed, reason, started, 0)
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         scan = await ScanRepository(session).get(scan_id)
         assert scan is not None
         scan.regions = regions
-    detectors = load_all_detectors().for_provider("aws")
+    detectors = load_all_detectors().for_provider(context.provider.key)
     tasks = {
         asyncio.create_task(_run_unit(context, region, detector)): (region, detector.key)
         for region in regions
@@ -146,33 +141,21 @@ async def _scan_connection(
         outcomes.append(outcome)
     status = _scan_status(outcomes, scan_budget_hit=bool(pending))
     return await _finish(
-        runtime, tenant_id, scan_id, outcomes, status, None, started, context.counter.seen
+        runtime, tenant_id, scan_id, outcomes, status, None, started, context.session.resources_seen
     )
 
 
 def _prepare(
     runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID, connection: CloudConnection
 ) -> tuple[ScanContext, list[str]]:
-    access = aws_access(runtime.settings)
-    credentials = access.assume(connection.role_arn, connection.external_id)
-    account_id = connection.account_id or access.caller_account(credentials)
-    regions = connection.regions or access.enabled_regions(credentials)
-    counter = ResourceCounter()
-    clients: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-
-    def client_for(service: str, region: str) -> Any:
-        # boto3 clients are thread-safe and costly to build: one per (service, region) per scan.
-        with lock:
-            client = clients.get((service, region))
-            if client is None:
-                client = access.client(service, region, credentials)
-                client.meta.events.register("after-call", counter)
-                clients[(service, region)] = client
-        return client
-
-    context = ScanContext(runtime, tenant_id, scan_id, connection, account_id, client_for, counter)
-    return context, list(regions)
+    provider_class = load_all_providers().find(connection.provider)
+    if provider_class is None:
+        raise ProviderAccessError(f"Valdrix cannot scan {connection.provider!r} connections")
+    provider = provider_class()
+    session = provider.open(runtime, connection)
+    regions = provider.partitions(session)
+    context = ScanContext(runtime, tenant_id, scan_id, connection, provider, session)
+    return context, regions
 
 
 async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detector]) -> UnitOutcome:
@@ -216,10 +199,10 @@ async def _detect(
     overrides = context.connection.thresholds.get(detector_cls.key, {})
     thresholds = detector_cls.thresholds.model_validate(overrides)
     scope = RegionScope(
-        account_id=context.account_id,
+        account_id=context.session.account_id,
         region=region,
-        client=lambda service: context.client_for(service, region),
-        prices=aws_catalog(),
+        client=context.provider.client_factory(context.session, region),
+        prices=context.provider.prices(),
         now=started_at,
     )
     loop = asyncio.get_running_loop()
@@ -234,17 +217,12 @@ async def _detect(
             region,
             detector_cls.key,
             UnitStatus.timed_out,
-            f"region {region} did not answer within its "
+            f"{context.provider.partition} {region} did not answer within its "
             f"{settings.scans.region_budget_seconds:g} s budget",
         )
-    except ClientError as exc:
-        code = error_code(exc) or "Unknown"
-        status = UnitStatus.denied if code in DENIED_CODES else UnitStatus.failed
-        return UnitOutcome(region, detector_cls.key, status, f"{exc.operation_name}: {code}")
     except Exception as exc:
-        return UnitOutcome(
-            region, detector_cls.key, UnitStatus.failed, f"{type(exc).__name__}: {exc}"[:500]
-        )
+        status, reason = context.provider.classify(exc)
+        return UnitOutcome(region, detector_cls.key, status, reason)
     rules = context.connection.tag_exclusions or []
     kept = [w for w in wastes if not excluded(w, rules)]
     return UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, kept)
@@ -268,7 +246,8 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
                 tenant_id=context.tenant_id,
                 scan_id=context.scan_id,
                 connection_id=context.connection.id,
-                account_id=context.account_id,
+                provider=context.provider.key,
+                account_id=context.session.account_id,
                 region=outcome.region,
                 detector=outcome.detector,
                 wastes=outcome.wastes,

@@ -72,6 +72,7 @@ async def record_findings(
     tenant_id: uuid.UUID,
     scan_id: uuid.UUID,
     connection_id: uuid.UUID,
+    provider: str,
     account_id: str,
     region: str,
     detector: str,
@@ -82,7 +83,9 @@ async def record_findings(
 
     Written in bulk (one statement per kind of row): a large account yields thousands.
     """
-    by_print = {fingerprint("aws", account_id, region, w.resource_id, detector): w for w in wastes}
+    by_print = {
+        fingerprint(provider, account_id, region, w.resource_id, detector): w for w in wastes
+    }
     existing = await FindingRepository(session).by_fingerprints(list(by_print))
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -110,7 +113,7 @@ async def record_findings(
                     "tenant_id": tenant_id,
                     "fingerprint": print_,
                     "connection_id": connection_id,
-                    "provider": "aws",
+                    "provider": provider,
                     "account_id": account_id,
                     "region": region,
                     "detector": detector,

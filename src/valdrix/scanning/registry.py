@@ -1,10 +1,15 @@
-"""The detector registry: ``@detectors.register`` on each detector class, keyed ``aws.<name>``."""
+"""The plugin registries: ``@detectors.register("aws.<name>")`` on each detector class and
+``@scan_providers.register("aws")`` on each provider class (``scanning.providers.base``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from valdrix.scanning.base import Detector
+from valdrix.scanning.providers.base import ScanProvider
+
+ProviderT = TypeVar("ProviderT", bound=type[ScanProvider[Any]])
 
 
 class DetectorRegistry:
@@ -23,6 +28,9 @@ class DetectorRegistry:
 
         return decorate
 
+    def unregister(self, key: str) -> None:
+        del self._detectors[key]
+
     def get(self, key: str) -> type[Detector]:
         return self._detectors[key]
 
@@ -40,7 +48,31 @@ class DetectorRegistry:
         return sorted({p for d in self.for_provider(provider) for p in d.permissions})
 
 
+class ProviderRegistry:
+    """Scan providers by key, the ``provider`` of the connections they scan."""
+
+    def __init__(self) -> None:
+        self._providers: dict[str, type[ScanProvider[Any]]] = {}
+
+    def register(self, key: str) -> Callable[[ProviderT], ProviderT]:
+        def decorate(cls: ProviderT) -> ProviderT:
+            if key in self._providers:
+                raise ValueError(f"scan provider {key!r} is registered twice")
+            cls.key = key
+            self._providers[key] = cls
+            return cls
+
+        return decorate
+
+    def unregister(self, key: str) -> None:
+        del self._providers[key]
+
+    def find(self, key: str) -> type[ScanProvider[Any]] | None:
+        return self._providers.get(key)
+
+
 detectors = DetectorRegistry()
+scan_providers = ProviderRegistry()
 
 
 def load_all_detectors() -> DetectorRegistry:
@@ -48,3 +80,10 @@ def load_all_detectors() -> DetectorRegistry:
     import valdrix.scanning.detectors.aws  # noqa: F401
 
     return detectors
+
+
+def load_all_providers() -> ProviderRegistry:
+    """Import every provider module so it registers itself."""
+    import valdrix.scanning.providers.aws  # noqa: F401
+
+    return scan_providers
