@@ -19,7 +19,7 @@ import pytest
 from pydantic import Field
 
 from tests.conftest import TenantFixture
-from tests.scanning.engine_fixtures import (
+from tests.scanning.helpers import (
     by_resource,
     new_scan,
     scan_events,
