@@ -112,6 +112,23 @@ def _cents(amount: str) -> str:
     return f"{Decimal(amount):,.2f}"
 
 
+def _filters(
+    provider: str | None,
+    service_name: str | None,
+    region: str | None,
+    account: str | None,
+    tag: str | None,
+) -> dict[str, str | None]:
+    """The filters as ``reading.parse_query`` names them."""
+    return {
+        "provider": provider,
+        "service": service_name,
+        "region": region,
+        "account": account,
+        "tag": tag,
+    }
+
+
 def _query(
     start: dt.datetime,
     end: dt.datetime,
@@ -146,8 +163,7 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Costs for [start, end), largest first, with totals split into preliminary and final."""
-    filters = {"provider": provider, "service": service_name, "region": region}
-    filters |= {"account": account, "tag": tag}
+    filters = _filters(provider, service_name, region, account, tag)
 
     async def work(runtime: Runtime) -> reading.CostAnswer:
         close = runtime.settings.costs.focus_close_days
@@ -190,8 +206,7 @@ def export(
 ) -> None:
     """Every row of costs for [start, end) as CSV, read page after page at one data version
     (an import committing during the export stops it; a file is then left as it was)."""
-    filters = {"provider": provider, "service": service_name, "region": region}
-    filters |= {"account": account, "tag": tag}
+    filters = _filters(provider, service_name, region, account, tag)
 
     async def work(runtime: Runtime, out: TextIO) -> int:
         query = _query(start, end, group_by, filters, runtime.settings.costs.focus_close_days)
