@@ -146,9 +146,14 @@ cost_records = Table(
     Column("consumed_quantity", QUANTITY),
     Column("tags", JSONB),
     Column("source_rows", Integer, nullable=False),
-    Index("ix_cost_records_tenant_day", "tenant_id", "day"),
-    Index("ix_cost_records_source_day", "tenant_id", "source_id", "day"),
-    Index("ix_cost_records_source_period", "tenant_id", "source_id", "billing_period_start"),
+    # One index for replacing and reading a tenant's records (see migration 0011).
+    Index(
+        "ix_cost_records_source_period_day",
+        "tenant_id",
+        "source_id",
+        "billing_period_start",
+        "day",
+    ),
     Index(
         "ix_cost_records_resource",
         "tenant_id",

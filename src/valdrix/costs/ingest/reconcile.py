@@ -109,15 +109,14 @@ async def _commit(
         scope = ReplaceScope(source.id, batch.window_start, batch.window_end, batch.billing_periods)
         previous = await costs.latest_readings(scope)
         await costs.delete_scope(scope)
+        if batch.source_kind not in BILLING_DATA:
+            await costs.drop_staged_covered_by(BILLING_DATA)
         run.records_written = await costs.store_staged_records(tenant_id, source.id, run.id)
+        await costs.roll_up_staged(tenant_id, source.id, run.id)
         if batch.source_kind in BILLING_DATA:
-            await costs.roll_up(scope)
             superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
             if superseded:
                 run.details = {**run.details, "superseded": superseded}
-        else:
-            run.records_written -= await costs.drop_covered_by(scope, BILLING_DATA)
-            await costs.roll_up(scope)
         readings = await costs.scope_readings(scope)
         adjustments = _record_readings(runtime, costs, run, previous, readings)
         run.adjustments = len(adjustments)
