@@ -82,7 +82,7 @@ async def create_tenant(runtime: Runtime) -> TenantFixture:
 async def new_scan(runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID) -> uuid.UUID:
     """A queued scan of the connection (as the scheduled job opens it)."""
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        return await open_scheduled_scan(session, tenant_id, connection_id)
+        return await open_scheduled_scan(session, tenant_id, connection_id, job_id=None)
 
 
 async def scan_once(

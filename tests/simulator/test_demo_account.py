@@ -119,7 +119,7 @@ async def scan_demo_account(
     runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
 ) -> str:
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        scan_id = await open_scheduled_scan(session, tenant_id, connection_id)
+        scan_id = await open_scheduled_scan(session, tenant_id, connection_id, job_id=None)
     return await run_scan(runtime, tenant_id, scan_id)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import procrastinate
 import psycopg
 import structlog
-from procrastinate.exceptions import ConnectorException
+from procrastinate.exceptions import ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 from procrastinate.manager import JobManager
 from psycopg_pool import AsyncConnectionPool, PoolClosed
@@ -55,8 +55,27 @@ class PatientJobManager(JobManager):
         queue: str | None = None,
         lock: str | None = None,
     ) -> None:
+        await self.retry_or_retire(job_id, retry_at, priority, queue, lock)
+
+    async def retry_or_retire(
+        self,
+        job_id: int,
+        retry_at: dt.datetime,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> bool:
+        """Queue the job again (True); or, when a job of the same target already waits under
+        its queueing lock, end this one failed and let that one run (False). Left ``doing``,
+        the job would hold its tenant's slot lock for ever."""
         write = partial(super().retry_job_by_id_async, job_id, retry_at, priority, queue, lock)
-        await _retry_while_disconnected(job_id, write)
+        try:
+            await _retry_while_disconnected(job_id, write)
+        except UniqueViolation:
+            log.warning("job.retry_superseded", job_id=job_id)
+            await self.finish_job_by_id_async(job_id, Status.FAILED, delete_job=False)
+            return False
+        return True
 
 
 def is_disconnection(exc: BaseException) -> bool:

@@ -6,8 +6,9 @@ import datetime as dt
 import uuid
 
 import structlog
+from procrastinate.jobs import Job
 
-from valdrix.jobs.app import job_app
+from valdrix.jobs.app import PatientJobManager, job_app
 from valdrix.jobs.models import JobStatus
 from valdrix.jobs.repository import JobRunRepository, QueueRepository
 from valdrix.kit import metrics
@@ -20,28 +21,64 @@ log = structlog.get_logger(__name__)
 
 
 async def recover_stalled_jobs(runtime: Runtime) -> int:
-    """Re-queue jobs whose worker stopped sending heartbeats (crashed, killed, partitioned)."""
+    """Re-queue jobs whose worker stopped sending heartbeats (crashed, killed, partitioned).
+
+    A stalled job whose queueing lock a newer job of the same target already holds (the
+    scheduler queued the next scan of a connection while the first one's worker was dead) is
+    retired instead: the newer job runs, and holding the stalled one ``doing`` would block its
+    tenant's slot for ever. Each job is recovered on its own: one that cannot be does not stop
+    the others. Returns how many were recovered (re-queued or retired).
+    """
     timeout = runtime.settings.jobs.stall_timeout_seconds
     manager = job_app.job_manager
-    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=timeout))
-    for job in stalled:
-        await manager.retry_job(job)
+    recovered = 0
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=timeout):
+        try:
+            outcome = await _recover(runtime, job)
+        except Exception as exc:
+            log.error(
+                "job.stalled_recovery_failed",
+                job_id=job.id,
+                job_type=job.task_name,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+            continue
+        recovered += 1
         metrics.JOBS_STALLED_RECOVERED.labels(job_type=job.task_name).inc()
         log.warning(
             "job.stalled_recovered",
             job_id=job.id,
             job_type=job.task_name,
+            outcome=outcome,
             attempts=job.attempts + 1,
         )
-        tenant = job.task_kwargs.get("tenant_id")
-        if tenant and job.id is not None:
-            async with unit_of_work(runtime.sessions, uuid.UUID(str(tenant))) as session:
-                run = await JobRunRepository(session).by_job_id(job.id)
-                if run is not None:
-                    run.status = JobStatus.queued.value
-                    run.error_summary = "worker stopped responding; re-queued"
     await manager.prune_stalled_workers(seconds_since_heartbeat=timeout)
-    return len(stalled)
+    return recovered
+
+
+async def _recover(runtime: Runtime, job: Job) -> str:
+    assert job.id is not None
+    manager = job_app.job_manager
+    assert isinstance(manager, PatientJobManager)
+    if await manager.retry_or_retire(job.id, utcnow()):
+        status, outcome = JobStatus.queued, "retried"
+        summary = "worker stopped responding; re-queued"
+    else:
+        status, outcome = JobStatus.failed, "retired"
+        summary = (
+            "worker stopped responding; a job of the same target was already queued and runs"
+            " instead"
+        )
+    tenant = job.task_kwargs.get("tenant_id")
+    if tenant:
+        async with unit_of_work(runtime.sessions, uuid.UUID(str(tenant))) as session:
+            run = await JobRunRepository(session).by_job_id(job.id)
+            if run is not None:
+                run.status = status.value
+                run.error_summary = summary
+                if status == JobStatus.failed:
+                    run.finished_at = utcnow()
+    return outcome
 
 
 async def detect_stuck_jobs(runtime: Runtime) -> int:

@@ -4,27 +4,29 @@
   partitions: AWS regions, Azure subscriptions x locations, GCP projects x regions ...), builds
   the clients its detectors use, prices what they find and classifies their errors; the engine
   names no cloud.
-- One process-wide thread pool (``VALDRIX_SCAN_CONCURRENCY`` threads) caps cloud work across every
-  scan a worker runs; cloud SDKs are synchronous, so each unit runs in a thread.
+- Each scan runs its units on its own threads (``VALDRIX_SCAN_CONCURRENCY`` of them, see
+  ``unit_pool``): cloud SDKs are synchronous, and a thread stuck on a hung cloud must cost only
+  its own scan.
 - Each region has a budget (``VALDRIX_SCAN_REGION_BUDGET_SECONDS``, 30 s) counted from its first
-  unit's start; the whole scan has ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns,
-  is denied, or fails is recorded with its own status and reason; the others carry on.
+  unit's start, and the clients' timeouts derive from what is left of it; the whole scan has
+  ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns, is denied, or fails is recorded
+  with its own status and reason; the others carry on.
 - Findings are persisted as each unit finishes (never held until the end), with an event per
-  finding for the SSE stream.
+  finding for the SSE stream. A unit is written once: a retried job resumes its scan with the
+  units not yet written, and the scan ends once (``_finish`` under the scan's row lock), its
+  totals read back from what was written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 import uuid
 import weakref
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -38,18 +40,14 @@ from valdrix.scanning.base import IGNORE_TAG, Detector, RegionScope, Waste
 from valdrix.scanning.billed_prices import price_from_bill
 from valdrix.scanning.findings import RecordedFinding, record_findings, resolve_missing
 from valdrix.scanning.flows import ScanFinished, scan_finished
-from valdrix.scanning.models import ScanStatus, ScanUnit, UnitStatus
+from valdrix.scanning.models import FINISHED_SCAN_STATUSES, ScanStatus, UnitStatus
 from valdrix.scanning.providers.base import ProviderAccessError, ProviderSession, ScanProvider
 from valdrix.scanning.registry import load_all_detectors, load_all_providers
 from valdrix.scanning.repository import ScanEventRepository, ScanRepository
 from valdrix.scanning.resources import account_size
+from valdrix.scanning.unit_pool import Thread, UnitPool
 
 log = structlog.get_logger(__name__)
-
-
-@lru_cache(maxsize=4)
-def _thread_pool(size: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="valdrix-scan")
 
 
 def excluded(waste: Waste, rules: list[dict[str, Any]]) -> bool:
@@ -80,24 +78,40 @@ class ScanContext:
     connection: CloudConnection
     provider: ScanProvider[Any]
     session: ProviderSession
+    pool: UnitPool
     region_deadlines: dict[str, float] = field(default_factory=dict)
 
 
-async def run_scan(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID) -> str:
-    """Run one scan to its end; returns its final status."""
+async def run_scan(
+    runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID, *, job_id: int | None = None
+) -> str:
+    """Run one scan to its end, as job ``job_id`` when a job runs it; returns its final
+    status. A scan an earlier attempt began (its worker died) is resumed: the units it wrote
+    are kept, the others run."""
     started = time.monotonic()
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        scan = await ScanRepository(session).get(scan_id)
+        scan = await ScanRepository(session).for_update(scan_id)
         if scan is None or scan.status not in (ScanStatus.queued, ScanStatus.running):
             return scan.status if scan else "missing"
         connection = await session.get(CloudConnection, scan.connection_id)
         assert connection is not None
-        scan.status, scan.started_at = ScanStatus.running.value, utcnow()
-        ScanEventRepository(session).add_event(tenant_id, scan_id, "scan.started", {}, utcnow())
+        resumed = scan.status == ScanStatus.running
+        written = {(u.region, u.detector) for u in await ScanRepository(session).units(scan_id)}
+        scan.status, scan.job_id = ScanStatus.running.value, job_id
+        scan.started_at = scan.started_at or utcnow()
+        ScanEventRepository(session).add_event(
+            tenant_id,
+            scan_id,
+            "scan.resumed" if resumed else "scan.started",
+            {"units_kept": len(written)} if resumed else {},
+            utcnow(),
+        )
     with structlog.contextvars.bound_contextvars(
         scan_id=str(scan_id), connection_id=str(connection.id)
     ):
-        return await _scan_connection(runtime, tenant_id, scan_id, connection, started)
+        if resumed:
+            log.warning("scan.resumed", tenant_id=str(tenant_id), units_kept=len(written))
+        return await _scan_connection(runtime, tenant_id, scan_id, connection, written, started)
 
 
 async def _scan_connection(
@@ -105,68 +119,85 @@ async def _scan_connection(
     tenant_id: uuid.UUID,
     scan_id: uuid.UUID,
     connection: CloudConnection,
+    written: set[tuple[str, str]],
     started: float,
 ) -> str:
     settings = runtime.settings
+    pool = UnitPool(settings.scans.concurrency)
     try:
-        context, regions = await asyncio.to_thread(
-            _prepare, runtime, tenant_id, scan_id, connection
+        try:
+            provider, provider_session, regions = await asyncio.to_thread(
+                _prepare, runtime, connection
+            )
+        except ProviderAccessError as exc:
+            return await finish_scan(
+                runtime, tenant_id, scan_id, ScanStatus.failed, exc.reason, 0, started=started
+            )
+        context = ScanContext(
+            runtime, tenant_id, scan_id, connection, provider, provider_session, pool
         )
-    except ProviderAccessError as exc:
-        return await _finish(
-            runtime, tenant_id, scan_id, [], ScanStatus.failed, exc.reason, started, 0
+        async with unit_of_work(runtime.sessions, tenant_id) as session:
+            scan = await ScanRepository(session).get(scan_id)
+            assert scan is not None
+            scan.regions = regions
+        detectors = load_all_detectors().for_provider(provider.key)
+        tasks = {
+            asyncio.create_task(_run_unit(context, region, detector)): (region, detector.key)
+            for region in regions
+            for detector in detectors
+            if (region, detector.key) not in written
+        }
+        budget_hit = False
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=settings.scans.budget_seconds)
+            budget_hit = bool(pending)
+            await _cut_off(context, {task: tasks[task] for task in pending})
+        return await finish_scan(
+            runtime,
+            tenant_id,
+            scan_id,
+            ScanStatus.timed_out if budget_hit else None,
+            None,
+            provider_session.resources_seen,
+            started=started,
         )
-    async with unit_of_work(runtime.sessions, tenant_id) as session:
-        scan = await ScanRepository(session).get(scan_id)
-        assert scan is not None
-        scan.regions = regions
-    detectors = load_all_detectors().for_provider(context.provider.key)
-    tasks = {
-        asyncio.create_task(_run_unit(context, region, detector)): (region, detector.key)
-        for region in regions
-        for detector in detectors
-    }
-    done, pending = await asyncio.wait(tasks, timeout=settings.scans.budget_seconds)
-    outcomes = [task.result() for task in done]
+    finally:
+        pool.close()
+
+
+async def _cut_off(context: ScanContext, pending: dict[asyncio.Task[UnitOutcome], Any]) -> None:
+    """The scan's budget ran out: cancel the unfinished units, wait until they have let go
+    (a unit being written either commits or rolls back), then record each one not written as
+    timed out."""
     for task in pending:
         task.cancel()
-        region, key = tasks[task]
-        outcome = UnitOutcome(
-            region,
-            key,
-            UnitStatus.timed_out,
-            f"the scan's {settings.scans.budget_seconds:g} s budget ran out",
-        )
-        await _store_unit(context, outcome)
-        outcomes.append(outcome)
-    status = _scan_status(outcomes, scan_budget_hit=bool(pending))
-    return await _finish(
-        runtime, tenant_id, scan_id, outcomes, status, None, started, context.session.resources_seen
-    )
+    await asyncio.gather(*pending, return_exceptions=True)
+    budget = context.runtime.settings.scans.budget_seconds
+    for region, key in pending.values():
+        reason = f"the scan's {budget:g} s budget ran out"
+        await _store_unit(context, UnitOutcome(region, key, UnitStatus.timed_out, reason))
 
 
 def _prepare(
-    runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUID, connection: CloudConnection
-) -> tuple[ScanContext, list[str]]:
+    runtime: Runtime, connection: CloudConnection
+) -> tuple[ScanProvider[Any], ProviderSession, list[str]]:
     provider_class = load_all_providers().find(connection.provider)
     if provider_class is None:
         raise ProviderAccessError(f"Valdrix cannot scan {connection.provider!r} connections")
     provider = provider_class()
     session = provider.open(runtime, connection)
-    regions = provider.partitions(session)
-    context = ScanContext(runtime, tenant_id, scan_id, connection, provider, session)
-    return context, regions
+    return provider, session, provider.partitions(session)
 
 
 async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detector]) -> UnitOutcome:
     settings = context.runtime.settings
-    # Waiting for a free slot is not the region's fault: its budget starts when it runs.
-    async with _slots("units", settings.scans.concurrency):
+    # Waiting for a free thread is not the region's fault: its budget starts when it runs.
+    async with context.pool.thread() as thread:
         started_at = utcnow()
         deadline = context.region_deadlines.setdefault(
             region, time.monotonic() + settings.scans.region_budget_seconds
         )
-        outcome = await _detect(context, region, detector_cls, deadline, started_at)
+        outcome = await _detect(context, thread, region, detector_cls, deadline, started_at)
     outcome.started_at = started_at
     # Many scans at once must not queue for more connections than the pool has.
     async with _slots("store", max(1, settings.db_pool_size // 2)):
@@ -189,6 +220,7 @@ def _slots(name: str, size: int) -> asyncio.Semaphore:
 
 async def _detect(
     context: ScanContext,
+    thread: Thread,
     region: str,
     detector_cls: type[Detector],
     deadline: float,
@@ -201,27 +233,27 @@ async def _detect(
     scope = RegionScope(
         account_id=context.session.account_id,
         region=region,
-        client=context.provider.client_factory(context.session, region),
+        client=context.provider.client_factory(context.session, region, deadline),
         prices=context.provider.prices(),
         now=started_at,
     )
-    loop = asyncio.get_running_loop()
-    pool = _thread_pool(settings.scans.concurrency)
+    unanswered = (
+        f"{context.provider.partition} {region} did not answer within its "
+        f"{settings.scans.region_budget_seconds:g} s budget"
+    )
     try:
+        if deadline <= time.monotonic():
+            raise TimeoutError  # the region's budget was spent before this unit's turn
         wastes = await asyncio.wait_for(
-            loop.run_in_executor(pool, lambda: list(detector.detect(scope, thresholds))),
-            timeout=max(0.0, deadline - time.monotonic()),
+            thread.start(lambda: list(detector.detect(scope, thresholds))),
+            timeout=deadline - time.monotonic(),
         )
     except TimeoutError:
-        return UnitOutcome(
-            region,
-            detector_cls.key,
-            UnitStatus.timed_out,
-            f"{context.provider.partition} {region} did not answer within its "
-            f"{settings.scans.region_budget_seconds:g} s budget",
-        )
+        return UnitOutcome(region, detector_cls.key, UnitStatus.timed_out, unanswered)
     except Exception as exc:
         status, reason = context.provider.classify(exc)
+        # The provider's own timeouts come from the same budget: the same answer.
+        reason = unanswered if status == UnitStatus.timed_out else reason
         return UnitOutcome(region, detector_cls.key, status, reason)
     rules = context.connection.tag_exclusions or []
     kept = [w for w in wastes if not excluded(w, rules)]
@@ -229,15 +261,27 @@ async def _detect(
 
 
 async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
-    """One transaction per unit: its findings, its status, its events (a consistent step)."""
+    """One transaction per unit: its status, its findings, its events (a consistent step),
+    written once."""
     now = utcnow()
-    metrics.SCAN_UNITS_TOTAL.labels(detector=outcome.detector, outcome=outcome.status).inc()
     async with unit_of_work(context.runtime.sessions, context.tenant_id) as session:
-        if await ScanRepository(session).has_unit(
-            context.scan_id, outcome.region, outcome.detector
-        ):
-            return  # stored just before the scan budget cancelled its task
-        events = ScanEventRepository(session)
+        scans = ScanRepository(session)
+        unit_id = await scans.claim_unit(
+            {
+                "tenant_id": context.tenant_id,
+                "scan_id": context.scan_id,
+                "region": outcome.region,
+                "detector": outcome.detector,
+                "status": outcome.status.value,
+                "reason": outcome.reason,
+                "findings_count": 0,
+                "started_at": outcome.started_at or now,
+                "finished_at": now,
+            }
+        )
+        if unit_id is None:
+            return  # written by an earlier attempt, or just before the scan budget's end
+        metrics.SCAN_UNITS_TOTAL.labels(detector=outcome.detector, outcome=outcome.status).inc()
         findings: list[RecordedFinding] = []
         if outcome.status == UnitStatus.ok:
             outcome.wastes = await price_from_bill(session, outcome.wastes, now.date())
@@ -261,19 +305,7 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
                 detector=outcome.detector,
                 now=now,
             )
-        session.add(
-            ScanUnit(
-                tenant_id=context.tenant_id,
-                scan_id=context.scan_id,
-                region=outcome.region,
-                detector=outcome.detector,
-                status=outcome.status.value,
-                reason=outcome.reason,
-                findings_count=len(findings),
-                started_at=outcome.started_at or now,
-                finished_at=now,
-            )
-        )
+            await scans.count_unit_findings(unit_id, len(findings))
         metrics.FINDINGS_RECORDED_TOTAL.labels(detector=outcome.detector).inc(len(findings))
         announced: list[tuple[str, dict[str, Any]]] = [
             (
@@ -303,42 +335,47 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
                 },
             )
         )
-        await events.add_many(context.tenant_id, context.scan_id, announced, now)
+        await ScanEventRepository(session).add_many(
+            context.tenant_id, context.scan_id, announced, now
+        )
 
 
-def _scan_status(outcomes: list[UnitOutcome], *, scan_budget_hit: bool) -> ScanStatus:
-    if scan_budget_hit:
-        return ScanStatus.timed_out
-    ok = sum(1 for o in outcomes if o.status == UnitStatus.ok)
-    if outcomes and ok == len(outcomes):
+def _scan_status(units: Counter[str]) -> ScanStatus:
+    ok = units.get(UnitStatus.ok, 0)
+    if ok and ok == units.total():
         return ScanStatus.completed
     return ScanStatus.partial if ok else ScanStatus.failed
 
 
-async def _finish(
+async def finish_scan(
     runtime: Runtime,
     tenant_id: uuid.UUID,
     scan_id: uuid.UUID,
-    outcomes: list[UnitOutcome],
-    status: ScanStatus,
+    status: ScanStatus | None,
     reason: str | None,
-    started: float,
     resources_seen: int,
+    *,
+    started: float | None,
 ) -> str:
-    duration = time.monotonic() - started
-    units = Counter(o.status.value for o in outcomes)
+    """End the scan, unless something ended it first (then its status stands). ``status``
+    None: from its units. Counts and totals are read from what the units wrote, so a resumed
+    scan counts the units of every attempt. ``started`` (``time.monotonic()``) times a scan
+    that ran to its end; an interrupted one has no latency to report."""
+    duration = None if started is None else time.monotonic() - started
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        scan = await ScanRepository(session).get(scan_id)
+        scans = ScanRepository(session)
+        scan = await scans.for_update(scan_id)
         assert scan is not None
-        findings = [w for o in outcomes for w in o.wastes]
+        if scan.status in FINISHED_SCAN_STATUSES:
+            return scan.status
+        units = Counter(u.status for u in await scans.units(scan_id))
+        status = status or _scan_status(units)
+        findings, monthly_waste = await scans.findings_seen(scan_id)
         scan.status, scan.status_reason = status.value, reason or _reason(units)
         scan.finished_at = utcnow()
         scan.resources_seen = resources_seen
-        scan.findings_count = len(findings)
-        scan.monthly_waste_usd = sum(
-            (w.price.monthly_usd for w in findings if w.price.monthly_usd is not None),
-            start=Decimal("0"),
-        )
+        scan.findings_count = findings
+        scan.monthly_waste_usd = monthly_waste
         ScanEventRepository(session).add_event(
             tenant_id,
             scan_id,
@@ -346,33 +383,38 @@ async def _finish(
             {
                 "status": status.value,
                 "reason": scan.status_reason,
-                "findings": len(findings),
+                "findings": findings,
                 "monthly_waste_usd": str(scan.monthly_waste_usd),
                 "units": dict(units),
             },
             utcnow(),
         )
-        connection_id = scan.connection_id
+        connection_id, scan_reason = scan.connection_id, scan.status_reason
         # What follows a scan (its analysis job ...) commits with the scan's end; the scan
         # never waits for it.
         await scan_finished(session, runtime.settings, ScanFinished(tenant_id, scan_id))
     size = account_size(resources_seen)
     metrics.SCANS_TOTAL.labels(outcome=status.value).inc()
-    metrics.ZOMBIE_SCAN_LATENCY.labels(account_size=size).observe(duration)
-    event = "scan.timeout" if status == ScanStatus.timed_out else "scan.complete"
-    log.info(
-        event,
+    if duration is not None:
+        metrics.ZOMBIE_SCAN_LATENCY.labels(account_size=size).observe(duration)
+    log.log(
+        logging.WARNING if status == ScanStatus.interrupted else logging.INFO,
+        _END_EVENTS.get(status, "scan.complete"),
         tenant_id=str(tenant_id),
         scan_id=str(scan_id),
         connection_id=str(connection_id),
         status=status.value,
-        duration_seconds=round(duration, 2),
-        findings=len(findings),
+        reason=scan_reason,
+        duration_seconds=None if duration is None else round(duration, 2),
+        findings=findings,
         resources_seen=resources_seen,
         account_size=size,
         units=dict(units),
     )
     return status.value
+
+
+_END_EVENTS = {ScanStatus.timed_out: "scan.timeout", ScanStatus.interrupted: "scan.interrupted"}
 
 
 def _reason(units: Counter[str]) -> str | None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -33,10 +34,18 @@ class ScanStatus(enum.StrEnum):
     partial = "partial"
     timed_out = "timed_out"
     failed = "failed"
+    # Its worker stopped and no job will run it again (ended by the sweeper, with the reason).
+    interrupted = "interrupted"
 
 
 FINISHED_SCAN_STATUSES = frozenset(
-    {ScanStatus.completed, ScanStatus.partial, ScanStatus.timed_out, ScanStatus.failed}
+    {
+        ScanStatus.completed,
+        ScanStatus.partial,
+        ScanStatus.timed_out,
+        ScanStatus.failed,
+        ScanStatus.interrupted,
+    }
 )
 
 
@@ -56,7 +65,15 @@ class FindingStatus(enum.StrEnum):
 
 class Scan(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "scans"
-    __table_args__ = (Index("ix_scans_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_scans_tenant_created", "tenant_id", "created_at"),
+        # The sweeper's look for orphaned scans (see migration 0012).
+        Index(
+            "ix_scans_unfinished",
+            "status",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     connection_id: Mapped[uuid.UUID] = mapped_column(
@@ -73,6 +90,9 @@ class Scan(IdMixin, CreatedAtMixin, Base):
     monthly_waste_usd: Mapped[Decimal] = mapped_column(
         Numeric(14, 2), default=Decimal("0"), server_default="0"
     )
+    # The job running the scan (procrastinate's id): a retry of it resumes this scan, and the
+    # sweeper ends the scan once that job will not run again.
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ScanUnit(IdMixin, Base):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.kit.repository import Repository
 from valdrix.scanning.models import (
@@ -46,15 +49,46 @@ class ScanRepository(Repository[Scan]):
             query = query.where(Scan.connection_id == connection_id)
         return list(await self.session.scalars(query))
 
-    async def has_unit(self, scan_id: uuid.UUID, region: str, detector: str) -> bool:
-        found = await self.session.scalar(
-            select(ScanUnit.id).where(
-                ScanUnit.scan_id == scan_id,
-                ScanUnit.region == region,
-                ScanUnit.detector == detector,
-            )
+    async def for_update(self, scan_id: uuid.UUID) -> Scan | None:
+        """The scan, locked: whoever ends it first ends it, once."""
+        return await self.session.scalar(
+            select(Scan)
+            .where(Scan.id == scan_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        return found is not None
+
+    async def started_by_job(self, job_id: int) -> Scan | None:
+        """The scan a job opened (a retried job finds the scan its first attempt began)."""
+        return await self.session.scalar(select(Scan).where(Scan.job_id == job_id).limit(1))
+
+    async def claim_unit(self, unit: dict[str, Any]) -> uuid.UUID | None:
+        """Record a unit's outcome unless it was recorded already (by an earlier attempt of the
+        scan, or just before the scan's budget cancelled it); its id when this call wrote it.
+        A concurrent writer of the same unit waits for the first and then writes nothing."""
+        unit_id: uuid.UUID | None = await self.session.scalar(
+            pg_insert(ScanUnit)
+            .values(id=uuid.uuid4(), **unit)
+            .on_conflict_do_nothing(constraint="uq_scan_units_unit")
+            .returning(ScanUnit.id)
+        )
+        return unit_id
+
+    async def count_unit_findings(self, unit_id: uuid.UUID, findings: int) -> None:
+        await self.session.execute(
+            update(ScanUnit).where(ScanUnit.id == unit_id).values(findings_count=findings)
+        )
+
+    async def findings_seen(self, scan_id: uuid.UUID) -> tuple[int, Decimal]:
+        """How many findings the scan saw, and their monthly cost."""
+        row = (
+            await self.session.execute(
+                select(func.count(), func.coalesce(func.sum(Finding.monthly_cost_usd), 0)).where(
+                    Finding.last_scan_id == scan_id
+                )
+            )
+        ).one()
+        return int(row[0]), row[1] or Decimal(0)
 
     async def units(self, scan_id: uuid.UUID) -> list[ScanUnit]:
         rows = await self.session.scalars(
@@ -209,3 +243,24 @@ class FindingHistoryRepository(Repository[FindingHistory]):
             .order_by(FindingHistory.created_at, FindingHistory.id)
         )
         return list(rows)
+
+
+@dataclass(frozen=True)
+class OrphanedScan:
+    tenant_id: uuid.UUID
+    scan_id: uuid.UUID
+    status: str
+
+
+async def orphaned_scans(
+    session: AsyncSession, *, queued_before: dt.datetime, running_before: dt.datetime
+) -> list[OrphanedScan]:
+    """Unfinished scans, of every tenant, that no job will run any more (see migration 0012)."""
+    rows = await session.execute(
+        text(
+            "SELECT tenant_id, scan_id, status"
+            " FROM valdrix_orphaned_scans(:queued_before, :running_before)"
+        ),
+        {"queued_before": queued_before, "running_before": running_before},
+    )
+    return [OrphanedScan(*row) for row in rows]

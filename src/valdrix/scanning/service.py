@@ -54,10 +54,15 @@ async def start_scan(
 
 
 async def open_scheduled_scan(
-    session: AsyncSession, tenant_id: uuid.UUID, connection_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, connection_id: uuid.UUID, *, job_id: int | None
 ) -> uuid.UUID:
-    """The scan a scheduled job runs: a manual scan already waiting, or a new one."""
-    waiting = await ScanRepository(session).queued_for(connection_id)
+    """The scan a scheduled job runs: the one an earlier attempt of the job began, a manual
+    scan already waiting, or a new one."""
+    scans = ScanRepository(session)
+    begun = None if job_id is None else await scans.started_by_job(job_id)
+    if begun is not None:
+        return begun.id
+    waiting = await scans.queued_for(connection_id)
     if waiting is not None:
         return waiting.id
     scan = await ScanRepository(session).add(

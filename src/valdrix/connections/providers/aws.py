@@ -72,6 +72,8 @@ class AwsAccess:
         max_pool_connections: int = 50,
     ) -> None:
         self.endpoint_url = endpoint_url
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self.max_attempts = max_attempts
         self._config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -121,10 +123,15 @@ class AwsAccess:
             self._cache[key] = credentials
         return credentials
 
-    def client(self, service: str, region: str, credentials: Credentials) -> Any:
+    def client(
+        self, service: str, region: str, credentials: Credentials, *, within: float | None = None
+    ) -> Any:
+        """A client whose calls, retries included, give up within about ``within`` seconds
+        (when given): a cloud that stops answering costs the caller its budget, no more."""
         client = self._new_client(
             service,
             region,
+            config=None if within is None else self._config.merge(self.limits_within(within)),
             aws_access_key_id=credentials.access_key_id,
             aws_secret_access_key=credentials.secret_access_key,
             aws_session_token=credentials.session_token,
@@ -132,13 +139,35 @@ class AwsAccess:
         self._instrument(client, region)
         return client
 
-    def _new_client(self, service: str, region: str | None, **credentials: str) -> Any:
+    def limits_within(self, seconds: float) -> Config:
+        """Connect and read timeouts, and attempts, that together take ``seconds``.
+
+        A call to a cloud that stopped answering is tried at least twice (more, up to the usual
+        five, when each attempt can still have the usual 5 s to connect and 20 s to read), the
+        attempts sharing the time; connecting may take half an attempt (a loaded network
+        accepts late; at least 1 s), reading the whole of it.
+        """
+        seconds = max(seconds, 2.0)
+        usual = self.connect_timeout + self.read_timeout
+        attempts = max(2, min(self.max_attempts, int(seconds // usual)))
+        per_attempt = seconds / attempts
+        connect = min(self.connect_timeout, max(1.0, per_attempt / 2))
+        read = min(self.read_timeout, per_attempt)
+        return Config(
+            connect_timeout=connect,
+            read_timeout=read,
+            retries={"mode": "standard", "total_max_attempts": attempts},
+        )
+
+    def _new_client(
+        self, service: str, region: str | None, *, config: Config | None = None, **credentials: str
+    ) -> Any:
         with self._base_lock:
             return self._base.client(
                 service,
                 region_name=region,
                 endpoint_url=self.endpoint_url,
-                config=self._config,
+                config=config or self._config,
                 **credentials,
             )
 

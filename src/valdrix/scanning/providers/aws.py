@@ -6,12 +6,18 @@ prices; a unit is denied when AWS refuses one of its calls for want of a permiss
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
 
 from valdrix.connections.access import aws_access
 from valdrix.connections.models import CloudConnection
@@ -43,12 +49,14 @@ class AwsSession(ProviderSession):
     def resources_seen(self) -> int:
         return self.counter.seen
 
-    def client(self, service: str, region: str) -> Any:
-        # boto3 clients are thread-safe and costly to build: one per (service, region) per scan.
+    def client(self, service: str, region: str, deadline: float) -> Any:
+        # boto3 clients are thread-safe and costly to build: one per (service, region) per scan,
+        # its calls bounded by the time the region has left when it is built.
         with self._lock:
             client = self._clients.get((service, region))
             if client is None:
-                client = self.access.client(service, region, self.credentials)
+                within = deadline - time.monotonic()
+                client = self.access.client(service, region, self.credentials, within=within)
                 client.meta.events.register("after-call", self.counter)
                 self._clients[(service, region)] = client
         return client
@@ -85,13 +93,16 @@ class AwsScanProvider(ScanProvider[AwsSession]):
             )
         return list(regions)
 
-    def client_factory(self, session: AwsSession, partition: str) -> ClientFactory:
-        return lambda service: session.client(service, partition)
+    def client_factory(self, session: AwsSession, partition: str, deadline: float) -> ClientFactory:
+        return lambda service: session.client(service, partition, deadline)
 
     def prices(self) -> PriceCatalog:
         return aws_catalog()
 
     def classify(self, error: Exception) -> tuple[UnitStatus, str]:
+        if isinstance(error, ConnectTimeoutError | ReadTimeoutError):
+            # The clients' timeouts come from the region's budget: its calls ran out of it.
+            return UnitStatus.timed_out, f"{type(error).__name__}: {error}"[:500]
         if isinstance(error, ClientError):
             code = error_code(error) or "Unknown"
             status = UnitStatus.denied if code in DENIED_CODES else UnitStatus.failed

@@ -75,8 +75,11 @@ class ScanProvider(ABC, Generic[SessionT]):
         the cloud will not say."""
 
     @abstractmethod
-    def client_factory(self, session: SessionT, partition: str) -> ClientFactory:
-        """What detectors get as ``scope.client`` in ``partition``."""
+    def client_factory(self, session: SessionT, partition: str, deadline: float) -> ClientFactory:
+        """What detectors get as ``scope.client`` in ``partition``. Their calls must give up by
+        ``deadline`` (``time.monotonic()``): connect and read timeouts, and retries, derived
+        from the time left, so that a cloud that stops answering holds a thread no longer than
+        the partition's budget."""
 
     @abstractmethod
     def prices(self) -> PriceCatalog:
