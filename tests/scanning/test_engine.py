@@ -158,11 +158,7 @@ async def test_hanging_region_and_denied_detector_end_partial_within_the_region_
     # Long enough for the healthy region's 13 units on a loaded 2-core machine.
     region_budget = 5.0
     proxy = fault_proxy(hang_regions={OTHER_REGION}, deny_operations={"DescribeAddresses"})
-    # Its own thread pool size, so threads still stuck on the hung region after the test cannot
-    # slow other tests' scans.
-    scanner = aws_runtime(
-        runtime, proxy.url, region_budget=region_budget, scans={"concurrency": 30}
-    )
+    scanner = aws_runtime(runtime, proxy.url, region_budget=region_budget)
     healthy_volume = unattached_volume(aws_endpoint, HEALTHY_REGION)
     unattached_volume(aws_endpoint, OTHER_REGION)
     elastic_ip(aws_endpoint, HEALTHY_REGION)
@@ -215,7 +211,6 @@ async def test_scan_budget_overrun_ends_timed_out_and_keeps_what_finished_units_
         proxy.url,
         region_budget=scan_budget + 3,
         scan_budget=scan_budget,
-        scans={"concurrency": 31},
     )
     volume_id = unattached_volume(aws_endpoint, HEALTHY_REGION)
     address_id = elastic_ip(aws_endpoint, HEALTHY_REGION)

@@ -159,7 +159,7 @@ async def test_units_that_timed_out_or_were_denied_do_not_resolve_their_findings
     aws_client(aws_endpoint, "ec2", HEALTHY_REGION).release_address(AllocationId=address)
     proxy = fault_proxy(hang_regions={OTHER_REGION}, deny_operations={"DescribeAddresses"})
     # 5 s: long enough for the healthy region on a loaded machine, short for the hung one.
-    troubled = aws_runtime(runtime, proxy.url, region_budget=5.0, scans={"concurrency": 29})
+    troubled = aws_runtime(runtime, proxy.url, region_budget=5.0)
     _, status = await scan_once(troubled, tenant.tenant_id, connection.id)
 
     assert status == "partial"
