@@ -15,6 +15,7 @@ from tests.jobs.helpers import retire_tenant_jobs
 from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.analysis.runs import run_analysis
 from valdrix.runtime import Runtime
+from valdrix.tenancy.models import Tier
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -67,3 +68,29 @@ async def test_analysis_endpoint_reports_each_state_and_requests_a_new_run(
             "/api/v1/scans/00000000-0000-4000-8000-000000000000/analysis", headers=tenant.auth
         )
         assert missing.status_code == 404
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15.1: a new attempt erases the last good result")
+async def test_asking_again_keeps_the_last_good_result_beside_the_new_attempts_status(
+    make_tenant: Callable[..., Any], llm_runtime: Callable[..., Runtime]
+) -> None:
+    tenant = await make_tenant()
+    with_llm = llm_runtime()
+    [scan] = await seed_scans(with_llm, tenant.tenant_id, 1)
+    await run_analysis(with_llm, tenant.tenant_id, scan.scan_id)
+    broke = llm_runtime(daily_cap_usd={tier.value: Decimal("0.000001") for tier in Tier})
+    async with api_client(broke) as api:
+        first = await api.get(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)
+        try:
+            again = await api.post(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)
+            assert again.status_code == 202
+            assert again.json()["result"] == first.json()["result"]
+            assert await run_analysis(broke, tenant.tenant_id, scan.scan_id) == "skipped_budget"
+        finally:
+            await retire_tenant_jobs(broke, tenant.tenant_id)
+        now = (await api.get(f"/api/v1/scans/{scan.scan_id}/analysis", headers=tenant.auth)).json()
+
+    assert now["status"] == "skipped_budget" and "daily cap" in now["reason"]
+    assert now["result"] == first.json()["result"]
+    assert len(now["result"]["findings"]) == 2
+    assert now["result_at"] == first.json()["result_at"] is not None

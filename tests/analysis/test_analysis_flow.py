@@ -267,3 +267,21 @@ async def test_the_fallback_provider_answers_when_the_primary_is_down(
     states = sorted((r.provider, r.state) for r in await reservations(runtime, tenant))
     primary = runtime.settings.llm.provider_name
     assert states == sorted([(primary, "released"), ("sim-fallback", "settled")])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15.2: a cap below a cent reads $0.00")
+async def test_a_cap_below_a_cent_is_named_as_it_is(
+    make_tenant: Callable[..., Any],
+    llm_runtime: Callable[..., Runtime],
+) -> None:
+    tenant = await make_tenant(tier=Tier.free)
+    runtime = llm_runtime(
+        daily_cap_usd={**llm_runtime().settings.llm.daily_cap_usd, "free": Decimal("0.0001")}
+    )
+    [scan] = await seed_scans(runtime, tenant.tenant_id, 1)
+
+    assert await run_analysis(runtime, tenant.tenant_id, scan.scan_id) == "skipped_budget"
+
+    reason = (await analysis_of(runtime, tenant.tenant_id, scan.scan_id)).reason or ""
+    assert "daily cap of $0.0001 " in reason, reason
+    assert "E-" not in reason and "$0.00 " not in reason
