@@ -70,7 +70,6 @@ async def test_analysis_endpoint_reports_each_state_and_requests_a_new_run(
         assert missing.status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15.1: a new attempt erases the last good result")
 async def test_asking_again_keeps_the_last_good_result_beside_the_new_attempts_status(
     make_tenant: Callable[..., Any], llm_runtime: Callable[..., Runtime]
 ) -> None:

@@ -125,9 +125,7 @@ class ToyProvider(ScanProvider[ToySession]):
     def partitions(self, session: ToySession) -> list[str]:
         return ["p1", "p2"]
 
-    def client_factory(
-        self, session: ToySession, partition: str, deadline: float
-    ) -> ClientFactory:
+    def client_factory(self, session: ToySession, partition: str, deadline: float) -> ClientFactory:
         def client(service: str) -> ToyDisks:
             assert service == "disks"
             return ToyDisks(self.cloud, partition, session.seen)

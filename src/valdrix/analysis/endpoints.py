@@ -17,8 +17,9 @@ router = APIRouter(prefix="/api/v1", tags=["analysis"])
 
 @router.get("/scans/{scan_id}/analysis")
 async def read_analysis(scan_id: uuid.UUID, scope: ViewerScope) -> AnalysisOut:
-    """`pending | running | ready | skipped_budget | provider_unavailable | failed | disabled`,
-    with the result when ready and the reason otherwise."""
+    """The latest attempt's status (`pending | running | ready | skipped_budget |
+    provider_unavailable | failed | disabled`) and reason, beside the last good result and
+    when it was written (`result_at`): asking again never hides an earlier result."""
     scan, analysis = await service.get_analysis(scope.session, scope.principal, scan_id)
     if analysis is not None:
         return AnalysisOut.of(analysis)

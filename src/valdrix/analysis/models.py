@@ -34,7 +34,9 @@ class ScanAnalysis(IdMixin, CreatedAtMixin, Base):
     )
     status: Mapped[str] = mapped_column(String(24))
     reason: Mapped[str | None] = mapped_column(String(1000))
+    # The last good result, kept while a later attempt runs or is skipped; and when it came.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    result_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     provider: Mapped[str | None] = mapped_column(String(100))
     model: Mapped[str | None] = mapped_column(String(200))
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(16, 8), default=0, server_default="0")

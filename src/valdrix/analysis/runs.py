@@ -221,7 +221,7 @@ def _record(
 ) -> None:
     analysis.status, analysis.reason, analysis.updated_at = status.value, reason, utcnow()
     if result is not None:
-        analysis.result = result
+        analysis.result, analysis.result_at = result, utcnow()
     analysis.cost_usd += spend.cost
     analysis.provider = spend.provider or analysis.provider
     analysis.model = spend.model or analysis.model

@@ -14,10 +14,14 @@ from valdrix.kit.money import PlainDecimal
 
 
 class AnalysisOut(BaseModel):
+    """The latest attempt's ``status`` and ``reason``, beside the last good ``result`` (from
+    ``result_at``): asking again never hides what an earlier attempt found."""
+
     scan_id: uuid.UUID
     status: AnalysisStatus
     reason: str | None
     result: dict[str, Any] | None
+    result_at: dt.datetime | None = None
     provider: str | None = None
     model: str | None = None
     cost_usd: PlainDecimal = Decimal(0)
@@ -32,7 +36,9 @@ class AnalysisOut(BaseModel):
             scan_id=analysis.scan_id,
             status=AnalysisStatus(analysis.status),
             reason=analysis.reason,
-            result=analysis.result if analysis.status == AnalysisStatus.ready else None,
+            result=analysis.result,
+            result_at=analysis.result_at
+            or (analysis.finished_at if analysis.status == AnalysisStatus.ready else None),
             provider=analysis.provider,
             model=analysis.model,
             cost_usd=analysis.cost_usd,

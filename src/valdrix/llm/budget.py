@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from valdrix.config import Settings
 from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
+from valdrix.kit.money import usd_text
 from valdrix.kit.orm import utcnow
 from valdrix.llm.models import LlmBudget, ReservationState
 from valdrix.llm.repository import ClosedReservation, LedgerRepository, Reservation, month_of
@@ -41,8 +42,9 @@ class BudgetExceeded(Exception):
     def __init__(self, window: str, limit: Decimal, used: Decimal, estimate: Decimal) -> None:
         label = "daily cap" if window == "daily" else "monthly limit"
         super().__init__(
-            f"the tenant's LLM {label} of ${limit:.2f} would be exceeded: ${used:.4f} already"
-            f" spent or reserved, this call could cost up to ${estimate:.4f}"
+            f"the tenant's LLM {label} of ${usd_text(limit)} would be exceeded:"
+            f" ${usd_text(used)} already spent or reserved, this call could cost up to"
+            f" ${usd_text(estimate)}"
         )
         self.window = window
 
