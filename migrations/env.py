@@ -13,7 +13,7 @@ import valdrix.jobs.models
 import valdrix.llm.models
 import valdrix.scanning.models
 import valdrix.tenancy.models  # noqa: F401
-from valdrix.kit.db import async_url
+from valdrix.kit.db import MIGRATION_OPTION, async_url
 from valdrix.kit.migrator import include_in_autogenerate
 from valdrix.kit.orm import Base
 
@@ -25,7 +25,9 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "the migration URL is set by valdrix.migrations.migrator"
-    engine = create_engine(async_url(url), poolclass=pool.NullPool)
+    engine = create_engine(
+        async_url(url), poolclass=pool.NullPool, execution_options={MIGRATION_OPTION: True}
+    )
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         connection.commit()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
@@ -28,7 +27,6 @@ def unscoped(table: str) -> float:
     return REGISTRY.get_sample_value("valdrix_rls_context_missing_total", {"table": table}) or 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15.3: a task this process does not run stays stale")
 async def test_the_queue_gauge_drops_to_zero_for_a_task_this_process_does_not_know(
     runtime: Runtime, raw_jobs: RawJobs
 ) -> None:
@@ -44,7 +42,6 @@ async def test_the_queue_gauge_drops_to_zero_for_a_task_this_process_does_not_kn
     assert queued("elsewhere.only_workers_run_this") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15.4: DDL naming a tenant table is counted")
 def test_ddl_whose_body_names_a_tenant_table_is_not_an_unscoped_read(
     database: Database,
 ) -> None:

@@ -47,11 +47,20 @@ def _count_statements_without_tenant(
 ) -> None:
     """A statement naming a tenant table with no tenant set sees and changes nothing (RLS fails
     closed), but it is a bug: count it, by table, so an alert can say where."""
-    if current_tenant_id.get() is not None:
+    if current_tenant_id.get() is not None or _DEFINES.match(statement):
         return
+    if conn.get_execution_options().get(MIGRATION_OPTION):
+        return  # a migration changes the schema for every tenant
     match = _tenant_tables_pattern().search(statement)
     if match:
         metrics.RLS_CONTEXT_MISSING.labels(table=match.group(1).lower()).inc()
+
+
+# The execution option of the migrations' engine (migrations/env.py).
+MIGRATION_OPTION = "valdrix_migration"
+# Statements that define or grant (migrations' DDL, whose function bodies and comments may
+# name tenant tables) read and write no rows: not counted.
+_DEFINES = re.compile(r"\s*(?:CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE)\b", re.IGNORECASE)
 
 
 @lru_cache(maxsize=8)

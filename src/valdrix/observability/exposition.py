@@ -46,6 +46,9 @@ TENANT_GAUGES_TTL_SECONDS = 60.0
 _tenant_gauges_read_at = -TENANT_GAUGES_TTL_SECONDS
 
 
+_queued_task_names: set[str] = set()
+
+
 async def refresh_database_gauges(runtime: Runtime) -> None:
     """Read shared state from the database, so whichever process is scraped tells the truth:
     queue depth and age, stuck jobs, workers, schedule lag; per-tenant findings, waste and LLM
@@ -68,8 +71,11 @@ async def refresh_database_gauges(runtime: Runtime) -> None:
             spend = await LedgerRepository(session).spend_by_tenant(today)
             limits = await shared.llm_budget_limits(month_of(today))
             findings = await shared.open_findings_by_tenant()
+    # Every task name this process ever reported, not only those it runs itself (the API
+    # process imports no task modules): a backlog that drained reads 0, never its last value.
     ours = {t.name for t in job_app.tasks.values() if not t.name.startswith("procrastinate")}
-    for task_name in ours | set(queued):
+    _queued_task_names.update(ours | set(queued))
+    for task_name in _queued_task_names:
         metrics.BACKGROUND_JOBS_QUEUED.labels(job_type=task_name).set(queued.get(task_name, 0))
     metrics.JOBS_STUCK.set(len(stuck))
     for tier, seconds in cadence_seconds(settings).items():
