@@ -11,6 +11,7 @@ from valdrix.kit.crypto import KeyRing
 from valdrix.kit.db import create_engine, session_factory
 from valdrix.kit.embedded import DatabaseUrls, ensure_embedded_database
 from valdrix.kit.orm import install_keyring
+from valdrix.kit.statement_timing import time_statements
 
 
 @dataclass
@@ -45,4 +46,5 @@ def open_runtime(settings: Settings, urls: DatabaseUrls | None = None) -> Runtim
     install_keyring(keyring)
     urls = urls or database_urls(settings)
     engine = create_engine(urls.app, pool_size=settings.db_pool_size)
+    time_statements(engine, slow_ms=settings.db_slow_statement_ms)
     return Runtime(settings, urls, engine, session_factory(engine), keyring)

@@ -4,7 +4,6 @@ repository method that ran it."""
 
 from __future__ import annotations
 
-import pytest
 import structlog
 from prometheus_client import REGISTRY
 from sqlalchemy import text
@@ -29,7 +28,6 @@ def timed(statement: str) -> float:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15.8: no slow-statement log or histogram")
 async def test_a_slow_statement_is_logged_without_its_values_and_timed_by_method(
     runtime: Runtime,
 ) -> None:

@@ -59,7 +59,12 @@ def test_ddl_whose_body_names_a_tenant_table_is_not_an_unscoped_read(
                     " LANGUAGE sql AS $$ SELECT count(*) FROM findings $$"
                 )
             )
-            conn.execute(text("COMMENT ON TABLE findings IS 'Waste found FROM findings'"))
+            conn.execute(
+                text(
+                    "COMMENT ON FUNCTION pg_temp.valdrix_counts_findings()"
+                    " IS 'counts what it reads FROM findings'"
+                )
+            )
     finally:
         engine.dispose()
     assert unscoped("findings") == before

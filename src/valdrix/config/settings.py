@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     migration_database_url: str | None = None
     db_pool_size: int = 10
+    # Statements slower than this are logged (``db.slow_statement``); 0 logs every statement.
+    db_slow_statement_ms: float = Field(default=500.0, ge=0)
     encryption_keys: str | None = None
     log_format: Literal["json", "console"] | None = None
     log_level: str = "INFO"

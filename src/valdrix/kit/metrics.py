@@ -201,3 +201,11 @@ SCHEDULE_SLA = Gauge(
     "Each tier's scan cadence (its SLA), for comparing with valdrix_schedule_lag_seconds.",
     ["tier"],
 )
+DB_STATEMENT_SECONDS = Histogram(
+    "valdrix_db_statement_seconds",
+    "Time the database took per statement, by the repository method that ran it (at most 100"
+    " names; statements from elsewhere, and names past the 100th, are `other`; the tenant"
+    " setting that begins each transaction is `tenant_context`).",
+    ["statement"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
