@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -178,3 +179,21 @@ async def test_a_spend_spike_is_recorded_once_logged_counted_and_shown(
     scraped = (await client.get("/metrics", headers=metrics_auth(client))).text
     series = f'valdrix_llm_spend_per_tenant_usd{{tenant_id="{tenant.tenant_id}",window="day"}} 1.2'
     assert series in scraped
+
+
+async def test_every_amount_in_the_budget_answer_is_a_plain_decimal(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A reservation settled back to nothing is ``0.00000000``, never ``0E-8``."""
+    tenant = await make_tenant()
+    await give_tenant_llm_spend(runtime, tenant.tenant_id)
+
+    shown = (await client.get("/api/v1/llm/budget", headers=tenant.auth)).json()
+
+    amounts = [
+        shown[window][name]
+        for window in ("today", "this_month")
+        for name in ("spent_usd", "reserved_usd", "remaining_usd")
+    ]
+    assert all(re.fullmatch(r"-?\d+(\.\d+)?", amount) for amount in amounts), amounts
+    assert Decimal(shown["today"]["spent_usd"]) > 0
