@@ -263,8 +263,12 @@ class RegionSeeder:
 
     def images(self, source_instance: str) -> None:
         ec2 = self.client("ec2")
+        # Only an Auto Scaling group's launch template or launch configuration names the two
+        # "asg" images: nothing runs them now, but a scale-out would.
         for name, detectors in (
             ("golden", []),
+            ("asg-base", []),
+            ("asg-legacy", []),
             ("release-1", [AMI_UNUSED]),
             ("release-2", [AMI_UNUSED]),
         ):
@@ -286,6 +290,17 @@ class RegionSeeder:
                 self.note(snapshot_id, "ebs-snapshot")
             if name == "golden":
                 self.launch(1, name="golden-app", instance_type="m5.large", image_id=image_id)
+            elif name == "asg-base":
+                ec2.create_launch_template(
+                    LaunchTemplateName="workers",
+                    LaunchTemplateData={"ImageId": image_id, "InstanceType": "m5.large"},
+                )
+            elif name == "asg-legacy":
+                self.client("autoscaling").create_launch_configuration(
+                    LaunchConfigurationName="legacy-workers",
+                    ImageId=image_id,
+                    InstanceType="m5.large",
+                )
 
     # --- network -------------------------------------------------------------------------------
 
