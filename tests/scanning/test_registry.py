@@ -173,7 +173,7 @@ def seed_account(now: dt.datetime) -> None:
     )
     ec2.stop_instances(InstanceIds=[stopped])
 
-    # RDS: an idle database, and a snapshot of one deleted since.
+    # RDS: an idle database, and snapshots of a database and a cluster deleted since.
     for name in ("reports", "retired"):
         rds.create_db_instance(
             DBInstanceIdentifier=name,
@@ -185,6 +185,17 @@ def seed_account(now: dt.datetime) -> None:
         )
     rds.create_db_snapshot(DBSnapshotIdentifier="retired-final", DBInstanceIdentifier="retired")
     rds.delete_db_instance(DBInstanceIdentifier="retired", SkipFinalSnapshot=True)
+    rds.create_db_cluster(
+        DBClusterIdentifier="ledger",
+        Engine="mysql",
+        AllocatedStorage=100,
+        MasterUsername="admin",
+        MasterUserPassword="correct-horse-battery",
+    )
+    rds.create_db_cluster_snapshot(
+        DBClusterSnapshotIdentifier="ledger-final", DBClusterIdentifier="ledger"
+    )
+    rds.delete_db_cluster(DBClusterIdentifier="ledger", SkipFinalSnapshot=True)
 
     # A cache nobody reads or writes.
     client("elasticache").create_cache_cluster(

@@ -73,6 +73,8 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
         yield from _tagged(db["DBInstanceIdentifier"], db.get("TagList"))
     for snapshot in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]:
         yield from _tagged(snapshot["DBSnapshotIdentifier"], snapshot.get("TagList"))
+    for snapshot in rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]:
+        yield from _tagged(snapshot["DBClusterSnapshotIdentifier"], snapshot.get("TagList"))
 
     elasticache = client("elasticache")
     for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
@@ -113,6 +115,12 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
         arns += [
             snapshot["DBSnapshotArn"]
             for snapshot in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+        ]
+        arns += [
+            snapshot["DBClusterSnapshotArn"]
+            for snapshot in rds.describe_db_cluster_snapshots(SnapshotType="manual")[
+                "DBClusterSnapshots"
+            ]
         ]
         for arn in arns:
             rds.remove_tags_from_resource(ResourceName=arn, TagKeys=[EXPECT_TAG])

@@ -35,6 +35,7 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.nat-gateway-idle": {"min_age_days": 0},
     "aws.rds-idle": {"min_age_days": 0},
     "aws.rds-snapshot-orphaned": {"min_age_days": 0},
+    "aws.rds-cluster-snapshot-orphaned": {"min_age_days": 0},
     "aws.elasticache-idle": {"min_age_days": 0},
 }
 

@@ -42,6 +42,7 @@ ELB_IDLE = "aws.elb-idle"
 NAT_IDLE = "aws.nat-gateway-idle"
 RDS_IDLE = "aws.rds-idle"
 RDS_SNAPSHOT_ORPHANED = "aws.rds-snapshot-orphaned"
+RDS_CLUSTER_SNAPSHOT_ORPHANED = "aws.rds-cluster-snapshot-orphaned"
 CACHE_IDLE = "aws.elasticache-idle"
 
 
@@ -419,6 +420,23 @@ class RegionSeeder:
             )
             rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
             self.note(f"{name}-final", "rds-snapshot", [RDS_SNAPSHOT_ORPHANED])
+        # Multi-AZ DB clusters: a snapshot of one still running, one of one deleted since.
+        for name, detectors in (("ledger", []), ("ledger-2022", [RDS_CLUSTER_SNAPSHOT_ORPHANED])):
+            rds.create_db_cluster(
+                DBClusterIdentifier=name,
+                Engine="mysql",
+                AllocatedStorage=100,
+                MasterUsername="demo",
+                MasterUserPassword="not-a-real-password",
+            )
+            rds.create_db_cluster_snapshot(
+                DBClusterSnapshotIdentifier=f"{name}-snapshot",
+                DBClusterIdentifier=name,
+                Tags=_tags(detectors),
+            )
+            self.note(f"{name}-snapshot", "rds-cluster-snapshot", detectors)
+            if detectors:
+                rds.delete_db_cluster(DBClusterIdentifier=name, SkipFinalSnapshot=True)
 
     def caches(self) -> None:
         caches = [

@@ -80,6 +80,10 @@ class PriceCatalog:
     def rds_snapshot_gb_month(self, region: str) -> Quote | None:
         return self._quote(region, "GB-month", "rds_snapshot_gb_month")
 
+    def aurora_backup_gb_month(self, region: str) -> Quote | None:
+        """Aurora backup storage beyond the free retention: what manual cluster snapshots bill."""
+        return self._quote(region, "GB-month", "aurora_backup_gb_month")
+
     def elasticache_hour(self, region: str, node_type: str) -> Quote | None:
         return self._quote(region, "hour", "elasticache_hour", node_type)
 
