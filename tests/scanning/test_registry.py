@@ -108,6 +108,8 @@ def test_detector_has_a_test_module(detector: type[Detector]) -> None:
 REGION = "us-west-2"
 ACCOUNT_ID = "123456789012"  # moto's default account
 DAY = dt.timedelta(days=1)
+# Thresholds the seeded account cannot meet at their defaults (moto keeps log events in memory).
+SEED_THRESHOLDS: dict[str, dict[str, Any]] = {"aws.log-group-no-retention": {"min_stored_mb": 0}}
 
 
 def seed_account(now: dt.datetime) -> None:
@@ -197,6 +199,16 @@ def seed_account(now: dt.datetime) -> None:
     )
     rds.delete_db_cluster(DBClusterIdentifier="ledger", SkipFinalSnapshot=True)
 
+    # A log group that keeps its logs forever (moto holds them in memory: a small one).
+    logs = client("logs")
+    logs.create_log_group(logGroupName="/app/legacy")
+    logs.create_log_stream(logGroupName="/app/legacy", logStreamName="app")
+    logs.put_log_events(
+        logGroupName="/app/legacy",
+        logStreamName="app",
+        logEvents=[{"timestamp": int(utcnow().timestamp() * 1000), "message": "started"}],
+    )
+
     # A cache nobody reads or writes.
     client("elasticache").create_cache_cluster(
         CacheClusterId="sessions", CacheNodeType="cache.t3.micro", Engine="redis", NumCacheNodes=1
@@ -271,7 +283,8 @@ def test_detector_calls_exactly_the_aws_actions_it_declares(
 ) -> None:
     called: set[str] = set()
 
-    found = list(detector().detect(recording(seeded_account, called), detector.thresholds()))
+    thresholds = detector.thresholds(**SEED_THRESHOLDS.get(detector.key, {}))
+    found = list(detector().detect(recording(seeded_account, called), thresholds))
 
     assert called, "no AWS operation was recorded"
     # Finding waste proves the code paths behind a finding (tags, health, metrics) ran too.

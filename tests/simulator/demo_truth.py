@@ -81,6 +81,11 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
         tags = elasticache.list_tags_for_resource(ResourceName=cluster["ARN"])["TagList"]
         yield from _tagged(cluster["CacheClusterId"], tags)
 
+    logs = client("logs")
+    for group in logs.describe_log_groups()["logGroups"]:
+        tags = logs.list_tags_for_resource(resourceArn=group["logGroupArn"])["tags"]
+        yield from _tagged(group["logGroupName"], [{"Key": k, "Value": v} for k, v in tags.items()])
+
 
 def _tagged(resource_id: str, tags: list[dict[str, str]] | None) -> Iterator[tuple[str, str]]:
     for tag in tags or []:
@@ -127,3 +132,6 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
         elasticache = client("elasticache")
         for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
             elasticache.remove_tags_from_resource(ResourceName=cluster["ARN"], TagKeys=[EXPECT_TAG])
+        logs = client("logs")
+        for group in logs.describe_log_groups()["logGroups"]:
+            logs.untag_resource(resourceArn=group["logGroupArn"], tagKeys=[EXPECT_TAG])

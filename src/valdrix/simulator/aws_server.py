@@ -24,6 +24,9 @@ SIMULATED_AWS_ENV = {
 }
 # Variables that would make boto3 reach for another identity than the one above.
 REAL_AWS_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
+# A log group tagged with this holds that many bytes more than the events put in it (see
+# ``_let_log_groups_declare_their_stored_bytes``).
+STORED_BYTES_TAG = "valdrix-simulator:stored-bytes"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,6 +58,7 @@ def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> Sim
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _give_each_rds_instance_its_own_resource_id()
+    _let_log_groups_declare_their_stored_bytes()
     port = port or free_port(host)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
@@ -78,3 +82,23 @@ def _give_each_rds_instance_its_own_resource_id() -> None:
 
     DBInstance.__init__ = init  # type: ignore[method-assign]
     DBInstance._valdrix_unique_resource_ids = True  # type: ignore[attr-defined]
+
+
+def _let_log_groups_declare_their_stored_bytes() -> None:
+    """moto counts a log group's ``storedBytes`` as the characters of the events put in it, and
+    keeps them all in memory: a simulated account cannot hold the gigabytes a real group
+    forgotten for years holds. A group tagged ``STORED_BYTES_TAG`` reports that many bytes more."""
+    from moto.logs.models import LogGroup, logs_backends
+
+    if getattr(LogGroup, "_valdrix_declared_stored_bytes", False):
+        return
+    original_describe = LogGroup.to_describe_dict
+
+    def to_describe_dict(self: Any) -> dict[str, Any]:
+        described: dict[str, Any] = original_describe(self)
+        tags = logs_backends[self.account_id][self.region].list_tags_for_resource(self.arn)
+        described["storedBytes"] += int(tags.get(STORED_BYTES_TAG, 0))
+        return described
+
+    LogGroup.to_describe_dict = to_describe_dict  # type: ignore[method-assign]
+    LogGroup._valdrix_declared_stored_bytes = True  # type: ignore[attr-defined]

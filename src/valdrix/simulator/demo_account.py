@@ -2,8 +2,9 @@
 
 Waste for every AWS detector sits beside resources no detector may flag (attached volumes, busy
 instances, associated addresses, load balancers with healthy targets, busy gateways, databases
-and caches, gp3 volumes, and wasteful resources tagged ``valdrix:ignore=true``); each carries the
-tag ``valdrix-demo:expect`` saying what a scan should report (see ``demo_region``).
+and caches, gp3 volumes, log groups with a retention policy, and wasteful resources tagged
+``valdrix:ignore=true``); each carries the tag ``valdrix-demo:expect`` saying what a scan should
+report (see ``demo_region``).
 
 moto stamps every resource as created (or stopped) now and cannot backdate it, so instead of
 faking ages the demo connection judges resources of any age (``DEMO_THRESHOLDS``).

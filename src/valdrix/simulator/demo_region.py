@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from valdrix.simulator.aws_server import SIMULATED_AWS_ENV
+from valdrix.simulator.aws_server import SIMULATED_AWS_ENV, STORED_BYTES_TAG
 
 EXPECT_TAG = "valdrix-demo:expect"
 KEEP = "keep"
@@ -44,6 +44,8 @@ RDS_IDLE = "aws.rds-idle"
 RDS_SNAPSHOT_ORPHANED = "aws.rds-snapshot-orphaned"
 RDS_CLUSTER_SNAPSHOT_ORPHANED = "aws.rds-cluster-snapshot-orphaned"
 CACHE_IDLE = "aws.elasticache-idle"
+LOG_GROUP_NO_RETENTION = "aws.log-group-no-retention"
+GB = 2**30
 
 
 def expect_value(detectors: Sequence[str]) -> str:
@@ -131,6 +133,7 @@ class RegionSeeder:
         self.load_balancers(web=fleet["web"][2:4], legacy=fleet["web"][4], stopped=fleet["stopped"])
         self.databases()
         self.caches()
+        self.log_groups()
         # Stopped last: a load balancer registers only running targets.
         self.client("ec2").stop_instances(InstanceIds=fleet["stopped"])
         self.put_metrics()
@@ -463,6 +466,21 @@ class RegionSeeder:
             ]
 
     # --- CloudWatch ----------------------------------------------------------------------------
+
+    def log_groups(self) -> None:
+        """Log groups of a size the simulator declares (it cannot hold gigabytes of events)."""
+        groups: list[tuple[str, int | None, int, list[str]]] = [
+            ("/aws/lambda/checkout", 30, 120 * GB, []),
+            ("/aws/lambda/nightly-export", None, 2 * GB // 1000, []),  # no retention, but small
+            ("/ecs/legacy-api", None, 250 * GB, [LOG_GROUP_NO_RETENTION]),
+        ]
+        logs = self.client("logs")
+        for name, retention, stored, detectors in groups:
+            tags = {EXPECT_TAG: expect_value(detectors), STORED_BYTES_TAG: str(stored)}
+            logs.create_log_group(logGroupName=name, tags=tags)
+            if retention:
+                logs.put_retention_policy(logGroupName=name, retentionInDays=retention)
+            self.note(name, "log-group", detectors)
 
     def put_metrics(self) -> None:
         """A datapoint a day for the last week, the latest an hour ago, for every series."""

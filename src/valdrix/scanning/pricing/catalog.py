@@ -84,6 +84,10 @@ class PriceCatalog:
         """Aurora backup storage beyond the free retention: what manual cluster snapshots bill."""
         return self._quote(region, "GB-month", "aurora_backup_gb_month")
 
+    def logs_storage_gb_month(self, region: str) -> Quote | None:
+        """CloudWatch Logs archived (stored) log data."""
+        return self._quote(region, "GB-month", "logs_storage_gb_month")
+
     def elasticache_hour(self, region: str, node_type: str) -> Quote | None:
         return self._quote(region, "hour", "elasticache_hour", node_type)
 
