@@ -31,6 +31,12 @@ IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
 KEY = re.compile(r"^(?P<provider>[a-z0-9]+)\.[a-z0-9]+(-[a-z0-9]+)*$")
 # boto3 service names whose IAM prefix differs from the name.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
+# Operations whose IAM action is named otherwise.
+IAM_ACTION_OF = {
+    "s3:ListBuckets": "s3:ListAllMyBuckets",
+    "s3:ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "s3:ListParts": "s3:ListMultipartUploadParts",
+}
 
 
 def _registered() -> tuple[list[type[Detector]], BaseException | None]:
@@ -209,6 +215,12 @@ def seed_account(now: dt.datetime) -> None:
         logEvents=[{"timestamp": int(utcnow().timestamp() * 1000), "message": "started"}],
     )
 
+    # A multipart upload abandoned half-way (moto dates every upload years back).
+    s3 = client("s3")
+    s3.create_bucket(Bucket="ingest", CreateBucketConfiguration={"LocationConstraint": REGION})
+    upload = s3.create_multipart_upload(Bucket="ingest", Key="raw.mov")["UploadId"]
+    s3.upload_part(Bucket="ingest", Key="raw.mov", UploadId=upload, PartNumber=1, Body=b"x")
+
     # A cache nobody reads or writes.
     client("elasticache").create_cache_cluster(
         CacheClusterId="sessions", CacheNodeType="cache.t3.micro", Engine="redis", NumCacheNodes=1
@@ -269,7 +281,8 @@ def recording(scope: RegionScope, actions: set[str]) -> RegionScope:
         prefix = IAM_PREFIX.get(service, service)
 
         def note(model: Any, **_: Any) -> None:
-            actions.add(f"{prefix}:{model.name}")
+            action = f"{prefix}:{model.name}"
+            actions.add(IAM_ACTION_OF.get(action, action))
 
         made.meta.events.register("before-call", note)
         return made

@@ -81,6 +81,10 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
         tags = elasticache.list_tags_for_resource(ResourceName=cluster["ARN"])["TagList"]
         yield from _tagged(cluster["CacheClusterId"], tags)
 
+    s3 = client("s3")
+    for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
+        yield from _tagged(bucket["Name"], s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"])
+
     logs = client("logs")
     for group in logs.describe_log_groups()["logGroups"]:
         tags = logs.list_tags_for_resource(resourceArn=group["logGroupArn"])["tags"]
@@ -132,6 +136,11 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
         elasticache = client("elasticache")
         for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
             elasticache.remove_tags_from_resource(ResourceName=cluster["ARN"], TagKeys=[EXPECT_TAG])
+        s3 = client("s3")
+        for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
+            tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+            kept = [tag for tag in tags if tag["Key"] != EXPECT_TAG]
+            s3.put_bucket_tagging(Bucket=bucket["Name"], Tagging={"TagSet": kept})
         logs = client("logs")
         for group in logs.describe_log_groups()["logGroups"]:
             logs.untag_resource(resourceArn=group["logGroupArn"], tagKeys=[EXPECT_TAG])

@@ -24,8 +24,9 @@ SIMULATED_AWS_ENV = {
 }
 # Variables that would make boto3 reach for another identity than the one above.
 REAL_AWS_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
-# A log group tagged with this holds that many bytes more than the events put in it (see
-# ``_let_log_groups_declare_their_stored_bytes``).
+# A log group tagged with this holds that many bytes more than the events put in it; each part
+# of a multipart upload in a bucket tagged with it holds that many bytes (see
+# ``_let_resources_declare_their_stored_bytes``).
 STORED_BYTES_TAG = "valdrix-simulator:stored-bytes"
 
 
@@ -58,7 +59,7 @@ def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> Sim
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _give_each_rds_instance_its_own_resource_id()
-    _let_log_groups_declare_their_stored_bytes()
+    _let_resources_declare_their_stored_bytes()
     port = port or free_port(host)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
@@ -84,15 +85,18 @@ def _give_each_rds_instance_its_own_resource_id() -> None:
     DBInstance._valdrix_unique_resource_ids = True  # type: ignore[attr-defined]
 
 
-def _let_log_groups_declare_their_stored_bytes() -> None:
-    """moto counts a log group's ``storedBytes`` as the characters of the events put in it, and
-    keeps them all in memory: a simulated account cannot hold the gigabytes a real group
-    forgotten for years holds. A group tagged ``STORED_BYTES_TAG`` reports that many bytes more."""
+def _let_resources_declare_their_stored_bytes() -> None:
+    """moto counts stored bytes as the bytes put in, and keeps them all in memory: a simulated
+    account cannot hold the gigabytes that a log group forgotten for years, or the parts of an
+    upload abandoned half-way, hold. A log group tagged ``STORED_BYTES_TAG`` reports that many
+    bytes more; each upload part in a bucket so tagged reports that many bytes."""
     from moto.logs.models import LogGroup, logs_backends
+    from moto.s3.models import S3Backend
 
     if getattr(LogGroup, "_valdrix_declared_stored_bytes", False):
         return
     original_describe = LogGroup.to_describe_dict
+    original_list_parts = S3Backend.list_parts
 
     def to_describe_dict(self: Any) -> dict[str, Any]:
         described: dict[str, Any] = original_describe(self)
@@ -100,5 +104,22 @@ def _let_log_groups_declare_their_stored_bytes() -> None:
         described["storedBytes"] += int(tags.get(STORED_BYTES_TAG, 0))
         return described
 
+    def list_parts(self: Any, bucket_name: str, *args: Any, **kwargs: Any) -> list[Any]:
+        parts: list[Any] = original_list_parts(self, bucket_name, *args, **kwargs)
+        tags = self.tagger.get_tag_dict_for_resource(self.get_bucket(bucket_name).arn)
+        declared = tags.get(STORED_BYTES_TAG)
+        return [_SizedPart(part, int(declared)) for part in parts] if declared else parts
+
     LogGroup.to_describe_dict = to_describe_dict  # type: ignore[method-assign]
+    S3Backend.list_parts = list_parts  # type: ignore[method-assign]
     LogGroup._valdrix_declared_stored_bytes = True  # type: ignore[attr-defined]
+
+
+class _SizedPart:
+    """An upload part that reports a declared size, the rest as moto has it."""
+
+    def __init__(self, part: Any, size: int) -> None:
+        self._part, self.size = part, size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._part, name)

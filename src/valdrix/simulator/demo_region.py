@@ -45,6 +45,7 @@ RDS_SNAPSHOT_ORPHANED = "aws.rds-snapshot-orphaned"
 RDS_CLUSTER_SNAPSHOT_ORPHANED = "aws.rds-cluster-snapshot-orphaned"
 CACHE_IDLE = "aws.elasticache-idle"
 LOG_GROUP_NO_RETENTION = "aws.log-group-no-retention"
+S3_MULTIPART = "aws.s3-multipart-incomplete"
 GB = 2**30
 
 
@@ -134,6 +135,7 @@ class RegionSeeder:
         self.databases()
         self.caches()
         self.log_groups()
+        self.buckets()
         # Stopped last: a load balancer registers only running targets.
         self.client("ec2").stop_instances(InstanceIds=fleet["stopped"])
         self.put_metrics()
@@ -464,6 +466,35 @@ class RegionSeeder:
                 _Series("AWS/ElastiCache", reads, dimension, commands),
                 _Series("AWS/ElastiCache", writes, dimension, commands / 5),
             ]
+
+    # --- S3 -------------------------------------------------------------------------------------
+
+    def buckets(self) -> None:
+        """Buckets with multipart uploads abandoned half-way (the simulator declares their parts'
+        size) beside a bucket with none, and one whose owner asked to be left alone."""
+        s3 = self.client("s3")
+        buckets: list[tuple[str, int, list[str], list[dict[str, str]]]] = [
+            (f"static-site-{self.region}", 0, [], []),
+            (f"media-ingest-{self.region}", 2, [S3_MULTIPART], []),
+            (f"scratch-uploads-{self.region}", 1, [], [IGNORE]),
+        ]
+        for name, abandoned, detectors, extra in buckets:
+            located = {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+            s3.create_bucket(Bucket=name, **({} if self.region == "us-east-1" else located))
+            tags = [
+                *_tags(detectors, None, *extra),
+                {"Key": STORED_BYTES_TAG, "Value": str(16 * GB)},
+            ]
+            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags})
+            s3.put_object(Bucket=name, Key="index.html", Body=b"<html></html>")
+            for n in range(abandoned):
+                key = f"raw/take-{n}.mov"
+                upload_id = s3.create_multipart_upload(Bucket=name, Key=key)["UploadId"]
+                for part in (1, 2):
+                    s3.upload_part(
+                        Bucket=name, Key=key, UploadId=upload_id, PartNumber=part, Body=b"x"
+                    )
+            self.note(name, "s3-bucket", detectors)
 
     # --- CloudWatch ----------------------------------------------------------------------------
 

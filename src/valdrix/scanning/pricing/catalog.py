@@ -88,6 +88,10 @@ class PriceCatalog:
         """CloudWatch Logs archived (stored) log data."""
         return self._quote(region, "GB-month", "logs_storage_gb_month")
 
+    def s3_storage_gb_month(self, region: str, storage_class: str) -> Quote | None:
+        """S3 storage by storage class (``STANDARD``, ``STANDARD_IA`` ...), first tier."""
+        return self._quote(region, "GB-month", "s3_storage_gb_month", storage_class)
+
     def elasticache_hour(self, region: str, node_type: str) -> Quote | None:
         return self._quote(region, "hour", "elasticache_hour", node_type)
 
