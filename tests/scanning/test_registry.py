@@ -221,6 +221,14 @@ def seed_account(now: dt.datetime) -> None:
     upload = s3.create_multipart_upload(Bucket="ingest", Key="raw.mov")["UploadId"]
     s3.upload_part(Bucket="ingest", Key="raw.mov", UploadId=upload, PartNumber=1, Body=b"x")
 
+    # A table paying for provisioned capacity nobody uses.
+    client("dynamodb").create_table(
+        TableName="sessions",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+    )
+
     # A cache nobody reads or writes.
     client("elasticache").create_cache_cluster(
         CacheClusterId="sessions", CacheNodeType="cache.t3.micro", Engine="redis", NumCacheNodes=1
@@ -235,6 +243,8 @@ def seed_account(now: dt.datetime) -> None:
         ("AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", "reports", 0.0),
         ("AWS/ElastiCache", "GetTypeCmds", "CacheClusterId", "sessions", 0.0),
         ("AWS/ElastiCache", "SetTypeCmds", "CacheClusterId", "sessions", 0.0),
+        ("AWS/DynamoDB", "ConsumedReadCapacityUnits", "TableName", "sessions", 0.0),
+        ("AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", "sessions", 0.0),
     ]
     cloudwatch = client("cloudwatch")
     for namespace, metric, dimension, resource, value in series:

@@ -81,6 +81,11 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
         tags = elasticache.list_tags_for_resource(ResourceName=cluster["ARN"])["TagList"]
         yield from _tagged(cluster["CacheClusterId"], tags)
 
+    dynamodb = client("dynamodb")
+    for name in dynamodb.list_tables()["TableNames"]:
+        arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+        yield from _tagged(name, dynamodb.list_tags_of_resource(ResourceArn=arn)["Tags"])
+
     s3 = client("s3")
     for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
         yield from _tagged(bucket["Name"], s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"])
@@ -136,6 +141,10 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
         elasticache = client("elasticache")
         for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
             elasticache.remove_tags_from_resource(ResourceName=cluster["ARN"], TagKeys=[EXPECT_TAG])
+        dynamodb = client("dynamodb")
+        for name in dynamodb.list_tables()["TableNames"]:
+            arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+            dynamodb.untag_resource(ResourceArn=arn, TagKeys=[EXPECT_TAG])
         s3 = client("s3")
         for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
             tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]

@@ -38,6 +38,7 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.rds-snapshot-orphaned": {"min_age_days": 0},
     "aws.rds-cluster-snapshot-orphaned": {"min_age_days": 0},
     "aws.elasticache-idle": {"min_age_days": 0},
+    "aws.dynamodb-idle": {"min_age_days": 0},
 }
 
 

@@ -4,8 +4,8 @@ Every resource carries the tag ``valdrix-demo:expect``: ``keep`` (no detector ma
 ``waste:<detector key>[,<detector key>...]`` (exactly these detectors flag it; a gp2 volume nobody
 attached is waste for two). Detectors never read this tag: it lets a test, or a curious user,
 check a scan against the truth. CloudWatch gets a week of daily datapoints for every running
-instance, NAT gateway, database and cache, so idle detectors have evidence and busy resources
-are plainly busy.
+instance, NAT gateway, database, cache and provisioned table, so idle detectors have evidence and
+busy resources are plainly busy.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ RDS_CLUSTER_SNAPSHOT_ORPHANED = "aws.rds-cluster-snapshot-orphaned"
 CACHE_IDLE = "aws.elasticache-idle"
 LOG_GROUP_NO_RETENTION = "aws.log-group-no-retention"
 S3_MULTIPART = "aws.s3-multipart-incomplete"
+DYNAMODB_IDLE = "aws.dynamodb-idle"
 GB = 2**30
 
 
@@ -134,6 +135,7 @@ class RegionSeeder:
         self.load_balancers(web=fleet["web"][2:4], legacy=fleet["web"][4], stopped=fleet["stopped"])
         self.databases()
         self.caches()
+        self.tables()
         self.log_groups()
         self.buckets()
         # Stopped last: a load balancer registers only running targets.
@@ -495,6 +497,35 @@ class RegionSeeder:
                         Bucket=name, Key=key, UploadId=upload_id, PartNumber=part, Body=b"x"
                     )
             self.note(name, "s3-bucket", detectors)
+
+    # --- DynamoDB -------------------------------------------------------------------------------
+
+    def tables(self) -> None:
+        tables: list[tuple[str, bool, list[str], float]] = [
+            ("orders-events", True, [], 40_000.0),
+            ("legacy-sessions", True, [DYNAMODB_IDLE], 0.0),
+            ("audit-log", False, [], 0.0),  # on demand: billed per request, never idle
+        ]
+        for name, provisioned, detectors, units in tables:
+            capacity: dict[str, Any] = (
+                {"ProvisionedThroughput": {"ReadCapacityUnits": 200, "WriteCapacityUnits": 100}}
+                if provisioned
+                else {"BillingMode": "PAY_PER_REQUEST"}
+            )
+            self.client("dynamodb").create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                Tags=_tags(detectors),
+                **capacity,
+            )
+            self.note(name, "dynamodb-table", detectors)
+            if provisioned:
+                dimension = ("TableName", name)
+                self.series += [
+                    _Series("AWS/DynamoDB", "ConsumedReadCapacityUnits", dimension, units),
+                    _Series("AWS/DynamoDB", "ConsumedWriteCapacityUnits", dimension, units / 4),
+                ]
 
     # --- CloudWatch ----------------------------------------------------------------------------
 

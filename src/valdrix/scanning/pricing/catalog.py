@@ -92,6 +92,10 @@ class PriceCatalog:
         """S3 storage by storage class (``STANDARD``, ``STANDARD_IA`` ...), first tier."""
         return self._quote(region, "GB-month", "s3_storage_gb_month", storage_class)
 
+    def dynamodb_capacity_unit_hour(self, region: str, kind: str) -> Quote | None:
+        """One provisioned ``read`` or ``write`` capacity unit for an hour (Standard tables)."""
+        return self._quote(region, "capacity-unit-hour", "dynamodb_capacity_unit_hour", kind)
+
     def elasticache_hour(self, region: str, node_type: str) -> Quote | None:
         return self._quote(region, "hour", "elasticache_hour", node_type)
 
