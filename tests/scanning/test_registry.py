@@ -30,7 +30,11 @@ DETECTOR_TESTS = Path(__file__).parent / "detectors"
 IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
 KEY = re.compile(r"^(?P<provider>[a-z0-9]+)\.[a-z0-9]+(-[a-z0-9]+)*$")
 # boto3 service names whose IAM prefix differs from the name.
-IAM_PREFIX = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
+IAM_PREFIX = {
+    "elbv2": "elasticloadbalancing",
+    "elb": "elasticloadbalancing",
+    "efs": "elasticfilesystem",
+}
 # Operations whose IAM action is named otherwise.
 IAM_ACTION_OF = {
     "s3:ListBuckets": "s3:ListAllMyBuckets",
@@ -229,6 +233,9 @@ def seed_account(now: dt.datetime) -> None:
         ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
     )
 
+    # A file system nobody mounts.
+    shared = client("efs").create_file_system(CreationToken="shared")["FileSystemId"]
+
     # A cache nobody reads or writes.
     client("elasticache").create_cache_cluster(
         CacheClusterId="sessions", CacheNodeType="cache.t3.micro", Engine="redis", NumCacheNodes=1
@@ -245,6 +252,8 @@ def seed_account(now: dt.datetime) -> None:
         ("AWS/ElastiCache", "SetTypeCmds", "CacheClusterId", "sessions", 0.0),
         ("AWS/DynamoDB", "ConsumedReadCapacityUnits", "TableName", "sessions", 0.0),
         ("AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", "sessions", 0.0),
+        ("AWS/EFS", "ClientConnections", "FileSystemId", shared, 0.0),
+        ("AWS/EFS", "TotalIOBytes", "FileSystemId", shared, 0.0),
     ]
     cloudwatch = client("cloudwatch")
     for namespace, metric, dimension, resource, value in series:

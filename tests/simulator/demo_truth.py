@@ -81,6 +81,9 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
         tags = elasticache.list_tags_for_resource(ResourceName=cluster["ARN"])["TagList"]
         yield from _tagged(cluster["CacheClusterId"], tags)
 
+    for file_system in client("efs").describe_file_systems()["FileSystems"]:
+        yield from _tagged(file_system["FileSystemId"], file_system.get("Tags"))
+
     dynamodb = client("dynamodb")
     for name in dynamodb.list_tables()["TableNames"]:
         arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
@@ -141,6 +144,9 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
         elasticache = client("elasticache")
         for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
             elasticache.remove_tags_from_resource(ResourceName=cluster["ARN"], TagKeys=[EXPECT_TAG])
+        efs = client("efs")
+        for file_system in efs.describe_file_systems()["FileSystems"]:
+            efs.untag_resource(ResourceId=file_system["FileSystemId"], TagKeys=[EXPECT_TAG])
         dynamodb = client("dynamodb")
         for name in dynamodb.list_tables()["TableNames"]:
             arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]

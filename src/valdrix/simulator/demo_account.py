@@ -39,6 +39,7 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.rds-cluster-snapshot-orphaned": {"min_age_days": 0},
     "aws.elasticache-idle": {"min_age_days": 0},
     "aws.dynamodb-idle": {"min_age_days": 0},
+    "aws.efs-idle": {"min_age_days": 0},
 }
 
 

@@ -4,8 +4,8 @@ Every resource carries the tag ``valdrix-demo:expect``: ``keep`` (no detector ma
 ``waste:<detector key>[,<detector key>...]`` (exactly these detectors flag it; a gp2 volume nobody
 attached is waste for two). Detectors never read this tag: it lets a test, or a curious user,
 check a scan against the truth. CloudWatch gets a week of daily datapoints for every running
-instance, NAT gateway, database, cache and provisioned table, so idle detectors have evidence and
-busy resources are plainly busy.
+instance, NAT gateway, database, cache, provisioned table and file system, so idle detectors have
+evidence and busy resources are plainly busy.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ CACHE_IDLE = "aws.elasticache-idle"
 LOG_GROUP_NO_RETENTION = "aws.log-group-no-retention"
 S3_MULTIPART = "aws.s3-multipart-incomplete"
 DYNAMODB_IDLE = "aws.dynamodb-idle"
+EFS_IDLE = "aws.efs-idle"
 GB = 2**30
 
 
@@ -136,6 +137,7 @@ class RegionSeeder:
         self.databases()
         self.caches()
         self.tables()
+        self.file_systems()
         self.log_groups()
         self.buckets()
         # Stopped last: a load balancer registers only running targets.
@@ -526,6 +528,24 @@ class RegionSeeder:
                     _Series("AWS/DynamoDB", "ConsumedReadCapacityUnits", dimension, units),
                     _Series("AWS/DynamoDB", "ConsumedWriteCapacityUnits", dimension, units / 4),
                 ]
+
+    # --- EFS ------------------------------------------------------------------------------------
+
+    def file_systems(self) -> None:
+        """File systems of a size the simulator declares (moto's store nothing)."""
+        efs = self.client("efs")
+        for name, detectors, clients in (
+            ("shared-home", [], 12.0),
+            ("ml-datasets-2021", [EFS_IDLE], 0.0),
+        ):
+            tags = [*_tags(detectors, name), {"Key": STORED_BYTES_TAG, "Value": str(300 * GB)}]
+            file_system_id = efs.create_file_system(CreationToken=name, Tags=tags)["FileSystemId"]
+            self.note(file_system_id, "efs-file-system", detectors)
+            dimension = ("FileSystemId", file_system_id)
+            self.series += [
+                _Series("AWS/EFS", "ClientConnections", dimension, clients),
+                _Series("AWS/EFS", "TotalIOBytes", dimension, clients * 80e6),
+            ]
 
     # --- CloudWatch ----------------------------------------------------------------------------
 

@@ -96,6 +96,11 @@ class PriceCatalog:
         """One provisioned ``read`` or ``write`` capacity unit for an hour (Standard tables)."""
         return self._quote(region, "capacity-unit-hour", "dynamodb_capacity_unit_hour", kind)
 
+    def efs_gb_month(self, region: str, storage_class: str) -> Quote | None:
+        """EFS storage by class: ``standard``, ``infrequent_access``, ``archive``, and their
+        ``one_zone_`` variants."""
+        return self._quote(region, "GB-month", "efs_gb_month", storage_class)
+
     def elasticache_hour(self, region: str, node_type: str) -> Quote | None:
         return self._quote(region, "hour", "elasticache_hour", node_type)
 
