@@ -158,7 +158,8 @@ def seed_account(now: dt.datetime) -> None:
     ec2.delete_volume(VolumeId=gone)
     ec2.create_image(InstanceId=idle, Name="golden-2019")
 
-    # Network: a spare Elastic IP, a NAT gateway with its own.
+    # Network: a spare Elastic IP, a NAT gateway with its own (and, below, an address the
+    # stopped instance keeps).
     ec2.allocate_address(Domain="vpc")
     nat = ec2.create_nat_gateway(
         SubnetId=subnets[0], AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"]
@@ -183,6 +184,8 @@ def seed_account(now: dt.datetime) -> None:
     elb.register_instances_with_load_balancer(
         LoadBalancerName="legacy", Instances=[{"InstanceId": stopped}]
     )
+    held = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=held, InstanceId=stopped)
     ec2.stop_instances(InstanceIds=[stopped])
 
     # RDS: an idle database, and snapshots of a database and a cluster deleted since.

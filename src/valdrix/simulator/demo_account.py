@@ -31,6 +31,7 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.ebs-on-stopped-instance": {"stopped_days": 0},
     "aws.ebs-snapshot-orphaned": {"min_age_days": 0},
     "aws.ec2-stopped": {"stopped_days": 0},
+    "aws.public-ipv4-on-stopped-instance": {"stopped_days": 0},
     "aws.ami-unused": {"min_age_days": 0},
     "aws.elb-idle": {"min_age_days": 0},
     "aws.nat-gateway-idle": {"min_age_days": 0},

@@ -38,6 +38,7 @@ EC2_STOPPED = "aws.ec2-stopped"
 EC2_IDLE = "aws.ec2-idle"
 AMI_UNUSED = "aws.ami-unused"
 EIP = "aws.eip-unassociated"
+EIP_ON_STOPPED = "aws.public-ipv4-on-stopped-instance"
 ELB_IDLE = "aws.elb-idle"
 NAT_IDLE = "aws.nat-gateway-idle"
 RDS_IDLE = "aws.rds-idle"
@@ -131,7 +132,7 @@ class RegionSeeder:
         fleet = self.instances()
         self.volumes_and_snapshots()
         self.images(fleet["web"][0])
-        self.addresses(fleet["web"][:2])
+        self.addresses(fleet["web"][:2], stopped=fleet["stopped"][:1])
         self.nat_gateways()
         self.load_balancers(web=fleet["web"][2:4], legacy=fleet["web"][4], stopped=fleet["stopped"])
         self.databases()
@@ -320,10 +321,15 @@ class RegionSeeder:
         )
         return self.note(allocation["AllocationId"], "elastic-ip", detectors)
 
-    def addresses(self, instances: Sequence[str]) -> None:
+    def addresses(self, instances: Sequence[str], *, stopped: Sequence[str]) -> None:
         ec2 = self.client("ec2")
         for instance_id in instances:
             ec2.associate_address(AllocationId=self.address([]), InstanceId=instance_id)
+        # Still held by a build agent stopped since (it stops at the end of the seeding).
+        for instance_id in stopped:
+            ec2.associate_address(
+                AllocationId=self.address([EIP_ON_STOPPED]), InstanceId=instance_id
+            )
         for _ in range(self.scale):
             self.address([EIP])
         self.address([], IGNORE)  # reserved for a partner's allow-list
