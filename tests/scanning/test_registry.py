@@ -165,6 +165,14 @@ def seed_account(now: dt.datetime) -> None:
         SubnetId=subnets[0], AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"]
     )["NatGateway"]["NatGatewayId"]
 
+    # An interface endpoint nothing sends traffic through.
+    endpoint = ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName=f"com.amazonaws.{REGION}.kms",
+        VpcEndpointType="Interface",
+        SubnetIds=subnets,
+    )["VpcEndpoint"]["VpcEndpointId"]
+
     # Load balancers whose only target (the soon-stopped instance) is unhealthy.
     alb = elbv2.create_load_balancer(Name="spare", Subnets=subnets)["LoadBalancers"][0]
     group = elbv2.create_target_group(Name="spare", Protocol="HTTP", Port=80, VpcId=vpc)
@@ -259,6 +267,25 @@ def seed_account(now: dt.datetime) -> None:
         ("AWS/EFS", "TotalIOBytes", "FileSystemId", shared, 0.0),
     ]
     cloudwatch = client("cloudwatch")
+    # PrivateLink publishes under four dimensions at once.
+    endpoint_dimensions = {
+        "Endpoint Type": "Interface",
+        "Service Name": f"com.amazonaws.{REGION}.kms",
+        "VPC Endpoint Id": endpoint,
+        "VPC Id": vpc,
+    }
+    cloudwatch.put_metric_data(
+        Namespace="AWS/PrivateLinkEndpoints",
+        MetricData=[
+            {
+                "MetricName": "BytesProcessed",
+                "Dimensions": [{"Name": n, "Value": v} for n, v in endpoint_dimensions.items()],
+                "Timestamp": now - day * DAY - dt.timedelta(hours=1),
+                "Value": 0.0,
+            }
+            for day in range(14)
+        ],
+    )
     for namespace, metric, dimension, resource, value in series:
         cloudwatch.put_metric_data(
             Namespace=namespace,

@@ -1,4 +1,4 @@
-"""The demo's AWS account: about 300 resources over three regions of a simulated AWS.
+"""The demo's AWS account: about 350 resources over three regions of a simulated AWS.
 
 Waste for every AWS detector sits beside resources no detector may flag (attached volumes, busy
 instances, associated addresses, load balancers with healthy targets, busy gateways, databases
@@ -35,6 +35,7 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.ami-unused": {"min_age_days": 0},
     "aws.elb-idle": {"min_age_days": 0},
     "aws.nat-gateway-idle": {"min_age_days": 0},
+    "aws.vpc-endpoint-idle": {"min_age_days": 0},
     "aws.rds-idle": {"min_age_days": 0},
     "aws.rds-snapshot-orphaned": {"min_age_days": 0},
     "aws.rds-cluster-snapshot-orphaned": {"min_age_days": 0},

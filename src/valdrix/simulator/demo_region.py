@@ -4,8 +4,8 @@ Every resource carries the tag ``valdrix-demo:expect``: ``keep`` (no detector ma
 ``waste:<detector key>[,<detector key>...]`` (exactly these detectors flag it; a gp2 volume nobody
 attached is waste for two). Detectors never read this tag: it lets a test, or a curious user,
 check a scan against the truth. CloudWatch gets a week of daily datapoints for every running
-instance, NAT gateway, database, cache, provisioned table and file system, so idle detectors have
-evidence and busy resources are plainly busy.
+instance, NAT gateway, VPC endpoint, database, cache, provisioned table and file system, so idle
+detectors have evidence and busy resources are plainly busy.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ EC2_IDLE = "aws.ec2-idle"
 AMI_UNUSED = "aws.ami-unused"
 EIP = "aws.eip-unassociated"
 EIP_ON_STOPPED = "aws.public-ipv4-on-stopped-instance"
+VPC_ENDPOINT_IDLE = "aws.vpc-endpoint-idle"
 ELB_IDLE = "aws.elb-idle"
 NAT_IDLE = "aws.nat-gateway-idle"
 RDS_IDLE = "aws.rds-idle"
@@ -91,6 +92,8 @@ class _Series:
     metric: str
     dimension: tuple[str, str]
     daily: float
+    # Further dimensions, for metrics published under several at once.
+    more: tuple[tuple[str, str], ...] = ()
 
 
 class RegionSeeder:
@@ -134,6 +137,7 @@ class RegionSeeder:
         self.images(fleet["web"][0])
         self.addresses(fleet["web"][:2], stopped=fleet["stopped"][:1])
         self.nat_gateways()
+        self.vpc_endpoints()
         self.load_balancers(web=fleet["web"][2:4], legacy=fleet["web"][4], stopped=fleet["stopped"])
         self.databases()
         self.caches()
@@ -346,6 +350,38 @@ class RegionSeeder:
             daily = 0.0 if idle else 25e9
             dimension = ("NatGatewayId", gateway["NatGatewayId"])
             self.series.append(_Series("AWS/NATGateway", "BytesOutToDestination", dimension, daily))
+
+    def vpc_endpoints(self) -> None:
+        ec2 = self.client("ec2")
+        endpoints = [
+            ("secretsmanager", "Interface", [], 3e9),
+            ("kms", "Interface", [VPC_ENDPOINT_IDLE], 0.0),  # the app that used it moved away
+            ("s3", "Gateway", [], 0.0),  # gateway endpoints are free
+        ]
+        for service, kind, detectors, daily in endpoints:
+            service_name = f"com.amazonaws.{self.region}.{service}"
+            placement = {"SubnetIds": self.alb_subnets} if kind == "Interface" else {}
+            endpoint = ec2.create_vpc_endpoint(
+                VpcId=self.vpc_id,
+                ServiceName=service_name,
+                VpcEndpointType=kind,
+                TagSpecifications=_spec("vpc-endpoint", _tags(detectors, f"{service}-endpoint")),
+                **placement,
+            )["VpcEndpoint"]
+            self.note(endpoint["VpcEndpointId"], "vpc-endpoint", detectors)
+            self.series.append(
+                _Series(
+                    "AWS/PrivateLinkEndpoints",
+                    "BytesProcessed",
+                    ("Endpoint Type", kind),
+                    daily,
+                    more=(
+                        ("Service Name", service_name),
+                        ("VPC Endpoint Id", endpoint["VpcEndpointId"]),
+                        ("VPC Id", self.vpc_id),
+                    ),
+                )
+            )
 
     def load_balancers(self, *, web: list[str], legacy: str, stopped: list[str]) -> None:
         # Serving: an ALB with healthy targets, a classic ELB with an instance in service.
@@ -578,7 +614,10 @@ class RegionSeeder:
                 series.namespace,
                 {
                     "MetricName": series.metric,
-                    "Dimensions": [{"Name": series.dimension[0], "Value": series.dimension[1]}],
+                    "Dimensions": [
+                        {"Name": name, "Value": value}
+                        for name, value in (series.dimension, *series.more)
+                    ],
                     "Timestamp": latest - dt.timedelta(days=day),
                     "Value": series.daily,
                 },

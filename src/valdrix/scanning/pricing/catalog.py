@@ -65,6 +65,10 @@ class PriceCatalog:
     def nat_gateway_hour(self, region: str) -> Quote | None:
         return self._quote(region, "hour", "nat_gateway_hour")
 
+    def vpc_interface_endpoint_hour(self, region: str) -> Quote | None:
+        """An interface VPC endpoint in one Availability Zone for an hour (data not included)."""
+        return self._quote(region, "hour", "vpc_interface_endpoint_hour")
+
     def load_balancer_hour(self, region: str, kind: str) -> Quote | None:
         return self._quote(region, "hour", "load_balancer_hour", kind)
 

@@ -1,5 +1,5 @@
 """Network waste: Elastic IPs nothing uses or that only a stopped instance holds, and NAT gateways
-that carry no traffic."""
+and interface VPC endpoints that carry no traffic."""
 
 from __future__ import annotations
 
@@ -202,6 +202,104 @@ class IdleNatGateway(CloudWatchIdleDetector[IdleNatGatewayThresholds]):
             ),
             evidence={
                 "bytes_out_to_destination": bytes_out,
+                "datapoints": datapoints,
+                **idle.window_evidence(),
+                **idle.age_evidence(),
+                "max_bytes": thresholds.max_bytes,
+            },
+            resource_name=tags.get("Name"),
+            tags=tags,
+        )
+
+
+class IdleInterfaceEndpointThresholds(LookbackThresholds):
+    lookback_days: int = Field(
+        14,
+        ge=1,
+        description="Days of CloudWatch BytesProcessed to sum; endpoints younger than this (or "
+        "min_age_days) are not judged.",
+    )
+    max_bytes: int = Field(
+        0,
+        ge=0,
+        description="An endpoint that processed at most this many bytes over the lookback is idle.",
+    )
+
+
+@detectors.register("aws.vpc-endpoint-idle")
+class IdleInterfaceEndpoint(CloudWatchIdleDetector[IdleInterfaceEndpointThresholds]):
+    """Flags available interface VPC endpoints (PrivateLink) that processed no data over the
+    lookback.
+
+    An interface endpoint is billed for every hour it exists in every Availability Zone it has a
+    network interface in, on top of the data it processes, so one nothing sends traffic through
+    costs its hourly rate times its zones for nothing (gateway endpoints are free and are not
+    judged). Endpoints younger than the lookback, and endpoints with no CloudWatch datapoints,
+    are not judged.
+    """
+
+    provider = "aws"
+    resource_type = "vpc-endpoint"
+    permissions = ("ec2:DescribeVpcEndpoints", "cloudwatch:GetMetricData")
+    thresholds = IdleInterfaceEndpointThresholds
+    created_field = "CreationTimestamp"
+    window_figure = "total"
+
+    def list_resources(self, scope: RegionScope) -> list[dict[str, Any]]:
+        paginator = scope.client("ec2").get_paginator("describe_vpc_endpoints")
+        filters = [{"Name": "vpc-endpoint-type", "Values": ["Interface"]}]
+        return [
+            endpoint
+            for page in paginator.paginate(Filters=filters)
+            for endpoint in page["VpcEndpoints"]
+            if endpoint["VpcEndpointType"] == "Interface"
+            and endpoint["State"].lower() == "available"
+        ]
+
+    def metric_queries(self, position: int, endpoint: dict[str, Any]) -> list[MetricQuery]:
+        # PrivateLink publishes each endpoint's metrics under all four dimensions together.
+        dimensions = (
+            ("Endpoint Type", "Interface"),
+            ("Service Name", endpoint["ServiceName"]),
+            ("VPC Endpoint Id", endpoint["VpcEndpointId"]),
+            ("VPC Id", endpoint["VpcId"]),
+        )
+        return [
+            MetricQuery(
+                f"vpce{position}", "AWS/PrivateLinkEndpoints", "BytesProcessed", dimensions, "Sum"
+            )
+        ]
+
+    def idle_limits(self, thresholds: IdleInterfaceEndpointThresholds) -> tuple[float, ...]:
+        return (thresholds.max_bytes,)
+
+    def waste(
+        self,
+        scope: RegionScope,
+        idle: IdleResource[dict[str, Any], IdleInterfaceEndpointThresholds],
+    ) -> Waste:
+        endpoint, thresholds = idle.resource, idle.thresholds
+        [processed], [datapoints] = idle.figures, idle.datapoints
+        zones = len(endpoint.get("SubnetIds") or []) or len(
+            endpoint.get("NetworkInterfaceIds") or []
+        )
+        tags = tags_of(endpoint.get("Tags"))
+        return Waste(
+            resource_id=endpoint["VpcEndpointId"],
+            resource_type=self.resource_type,
+            reason=f"interface endpoint for {endpoint['ServiceName']} processed {processed:.0f} "
+            f"bytes in the last {thresholds.lookback_days} days, in {zones} zone(s)",
+            price=hourly_price(
+                scope,
+                scope.prices.vpc_interface_endpoint_hour(scope.region),
+                what="interface VPC endpoint hour per Availability Zone",
+                quantity=zones,
+            ),
+            evidence={
+                "service_name": endpoint["ServiceName"],
+                "vpc_id": endpoint["VpcId"],
+                "availability_zones": zones,
+                "bytes_processed": processed,
                 "datapoints": datapoints,
                 **idle.window_evidence(),
                 **idle.age_evidence(),
