@@ -134,11 +134,3 @@ def test_consumed_units_at_the_threshold_count_as_idle(
     consumed("sessions", reads=20, writes=writes, end=now)
 
     assert ("sessions" in scan(make_scope(now=now), max_consumed_units=50)) is reported
-
-
-def test_table_younger_than_the_lookback_is_not_judged(make_scope: MakeScope) -> None:
-    created = table()
-    now = created["CreationDateTime"] + 14 * DAY - dt.timedelta(seconds=1)
-    consumed("sessions", reads=0, writes=0, end=now)
-
-    assert scan(make_scope(now=now)) == {}

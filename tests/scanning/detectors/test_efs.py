@@ -84,14 +84,6 @@ def test_io_at_the_threshold_counts_as_idle(
     assert (created["FileSystemId"] in found) is reported
 
 
-def test_file_system_younger_than_the_lookback_is_not_judged(make_scope: MakeScope) -> None:
-    created = file_system()
-    now = created["CreationTime"] + 14 * DAY - dt.timedelta(seconds=1)
-    usage(created["FileSystemId"], connections=0, io_bytes=0, end=now)
-
-    assert scan(make_scope(now=now)) == {}
-
-
 def test_storage_is_priced_per_class_and_at_one_zone_prices_for_one_zone(
     make_scope: MakeScope,
 ) -> None:

@@ -113,11 +113,3 @@ def test_bytes_at_the_threshold_count_as_idle(
     found = scan(make_scope(now=now), max_bytes=1000)
 
     assert (created["VpcEndpointId"] in found) is reported
-
-
-def test_endpoint_younger_than_the_lookback_is_not_judged(make_scope: MakeScope) -> None:
-    created = endpoint()
-    now = created["CreationTimestamp"] + 14 * DAY - dt.timedelta(seconds=1)
-    processed(created, 0.0, now)
-
-    assert scan(make_scope(now=now)) == {}

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from pydantic import Field
 
 from valdrix.scanning.base import Price, RegionScope, Waste, tags_of
 from valdrix.scanning.cloudwatch import MetricQuery
-from valdrix.scanning.detectors.aws._common import CloudWatchIdleDetector
+from valdrix.scanning.detectors.aws._common import (
+    BYTES_PER_GB,
+    CloudWatchIdleDetector,
+    stored_bytes_price,
+)
 from valdrix.scanning.idle import IdleResource, LookbackThresholds
 from valdrix.scanning.registry import detectors
 
-BYTES_PER_GB = 2**30  # AWS bills storage per binary gigabyte
 # SizeInBytes fields by the storage class they price (One Zone file systems have no Archive).
 STORAGE_CLASSES = (
     ("standard", "ValueInStandard"),
@@ -118,33 +120,19 @@ def _storage_price(scope: RegionScope, file_system: dict[str, Any]) -> Price:
     file systems)."""
     size = file_system.get("SizeInBytes", {})
     prefix = "one_zone_" if file_system.get("AvailabilityZoneName") else ""
-    total = Decimal("0")
-    classes: dict[str, Any] = {}
-    estimated = False
-    for storage_class, field in STORAGE_CLASSES:
-        stored = int(size.get(field) or 0)
-        if field == "ValueInStandard" and field not in size:
-            stored = int(size.get("Value") or 0)  # older answers split nothing out
-        if not stored and storage_class != "standard":
-            continue
-        quote = scope.prices.efs_gb_month(scope.region, prefix + storage_class)
-        if quote is None:
-            return Price.unknown(f"the price catalog has no EFS {prefix}{storage_class} price")
-        size_gb = Decimal(stored) / BYTES_PER_GB
-        total += quote.unit_price * size_gb
-        estimated = quote.estimated
-        classes[prefix + storage_class] = {
-            "size_gb": float(round(size_gb, 3)),
-            "unit_price_usd": str(quote.unit_price),
-        }
-    return Price(
-        total.quantize(Decimal("0.01")),
-        "list_price",
+    stored = {
+        prefix + storage_class: int(size.get(field) or 0)
+        for storage_class, field in STORAGE_CLASSES
+    }
+    if "ValueInStandard" not in size:  # older answers split nothing out
+        stored[prefix + "standard"] = int(size.get("Value") or 0)
+    return stored_bytes_price(
+        scope,
         {
-            "estimated": estimated,
-            "catalog_as_of": scope.prices.as_of.isoformat(),
-            "unit": "GB-month",
-            "storage_classes": classes,
-            "priced": "EFS storage",
+            storage_class: stored_bytes
+            for storage_class, stored_bytes in stored.items()
+            if stored_bytes or storage_class.endswith("standard")
         },
+        lambda storage_class: scope.prices.efs_gb_month(scope.region, storage_class),
+        what="EFS storage",
     )

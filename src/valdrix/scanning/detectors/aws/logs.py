@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import Field
 
-from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste
+from valdrix.scanning.base import Detector, RegionScope, Thresholds, Waste
+from valdrix.scanning.detectors.aws._common import BYTES_PER_GB, stored_bytes_price
 from valdrix.scanning.registry import detectors
 
 BYTES_PER_MB = 2**20
-BYTES_PER_GB = 2**30  # AWS bills storage per binary gigabyte
 
 
 class UnboundedLogGroupThresholds(Thresholds):
@@ -70,7 +70,13 @@ class UnboundedLogGroup(Detector):
             resource_id=name,
             resource_type=self.resource_type,
             reason=f"log group keeps {stored_gb:.2f} GB of logs forever: no retention policy",
-            price=_storage_price(scope, stored_gb),
+            price=stored_bytes_price(
+                scope,
+                {"archived": stored_bytes},
+                lambda _: scope.prices.logs_storage_gb_month(scope.region),
+                what="CloudWatch Logs storage",
+                note="upper bound: a retention policy deletes only what is older than it",
+            ),
             evidence={
                 "stored_bytes": stored_bytes,
                 "stored_gb": float(round(stored_gb, 3)),
@@ -80,16 +86,3 @@ class UnboundedLogGroup(Detector):
             resource_name=name,
             tags=tags,
         )
-
-
-def _storage_price(scope: RegionScope, stored_gb: Decimal) -> Price:
-    quote = scope.prices.logs_storage_gb_month(scope.region)
-    if quote is None:
-        return Price.unknown("the price catalog has no CloudWatch Logs storage price")
-    monthly = (quote.unit_price * stored_gb).quantize(Decimal("0.01"))
-    detail = quote.detail(scope.prices) | {
-        "stored_gb": float(round(stored_gb, 3)),
-        "priced": "CloudWatch Logs archived storage",
-        "note": "upper bound: a retention policy deletes only what is older than it",
-    }
-    return Price(monthly, "list_price", detail)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import Field
 
-from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste
-from valdrix.scanning.detectors.aws._common import age_days, is_at_least_days_old
+from valdrix.scanning.base import Detector, RegionScope, Thresholds, Waste
+from valdrix.scanning.detectors.aws._common import (
+    BYTES_PER_GB,
+    age_days,
+    is_at_least_days_old,
+    stored_bytes_price,
+)
 from valdrix.scanning.registry import detectors
 
-BYTES_PER_GB = 2**30  # AWS bills storage per binary gigabyte
 # The uploads named in a finding's evidence (the count and the bytes cover them all).
 EVIDENCE_UPLOADS_MAX = 20
 
@@ -95,7 +98,13 @@ class IncompleteMultipartUploads(Detector):
             reason=f"{len(uploads)} multipart upload(s) started at least "
             f"{thresholds.min_age_days} days ago were never completed nor aborted; their parts "
             f"({total_bytes / BYTES_PER_GB:.2f} GB) are still billed",
-            price=_parts_price(scope, bytes_by_class),
+            price=stored_bytes_price(
+                scope,
+                bytes_by_class,
+                lambda storage_class: scope.prices.s3_storage_gb_month(scope.region, storage_class),
+                what="S3 storage of the uploads' parts",
+                note="first-tier (up to 50 TB a month) storage prices",
+            ),
             evidence={
                 "incomplete_uploads": len(uploads),
                 "parts_bytes": total_bytes,
@@ -113,31 +122,6 @@ def _parts_bytes(s3: Any, bucket: str, upload: dict[str, Any]) -> int:
         Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
     )
     return sum(int(part["Size"]) for page in pages for part in page.get("Parts", []))
-
-
-def _parts_price(scope: RegionScope, bytes_by_class: Counter[str]) -> Price:
-    """Each storage class's bytes at its GB-month price; unknown if any class is not priced."""
-    total = Decimal("0")
-    classes: dict[str, Any] = {}
-    quote = None
-    for storage_class, size in sorted(bytes_by_class.items()):
-        quote = scope.prices.s3_storage_gb_month(scope.region, storage_class)
-        if quote is None:
-            return Price.unknown(f"the price catalog has no S3 {storage_class} storage price")
-        size_gb = Decimal(size) / BYTES_PER_GB
-        total += quote.unit_price * size_gb
-        classes[storage_class] = {
-            "size_gb": float(round(size_gb, 3)),
-            "unit_price_usd": str(quote.unit_price),
-        }
-    if quote is None:
-        return Price.unknown("the uploads hold no parts")
-    detail = quote.detail(scope.prices) | {
-        "priced": "S3 storage of the uploads' parts",
-        "storage_classes": classes,
-        "note": "first-tier (up to 50 TB a month) storage prices",
-    }
-    return Price(total.quantize(Decimal("0.01")), "list_price", detail)
 
 
 def _bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
