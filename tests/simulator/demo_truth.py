@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from valdrix.simulator.demo_region import EXPECT_TAG, expected_detectors
+from valdrix.simulator.demo_seeding import EXPECT_TAG, expected_detectors
 
 TAGS_PER_CALL = 20  # DescribeTags (both load balancer APIs) takes at most 20 resources
 

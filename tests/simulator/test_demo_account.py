@@ -43,7 +43,7 @@ from valdrix.simulator.demo_account import (
     DemoAccount,
     seed_demo_account,
 )
-from valdrix.simulator.demo_region import IGNORE
+from valdrix.simulator.demo_seeding import IGNORE
 from valdrix.tenancy.service import system_principal
 
 AWS_DETECTORS = sorted(d.key for d in load_all_detectors().for_provider("aws"))

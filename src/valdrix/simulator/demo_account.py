@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from valdrix.simulator.demo_region import RegionSeeder, SeededResource
+from valdrix.simulator.demo_region import RegionSeeder
+from valdrix.simulator.demo_seeding import SeededResource
 
 DEMO_ACCOUNT_ID = "123456789012"  # moto's default account, where the assumed role's calls land
 DEMO_ROLE_ARN = f"arn:aws:iam::{DEMO_ACCOUNT_ID}:role/ValdrixScanRole"
