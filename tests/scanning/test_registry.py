@@ -30,7 +30,17 @@ DETECTOR_TESTS = Path(__file__).parent / "detectors"
 IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
 KEY = re.compile(r"^(?P<provider>[a-z0-9]+)\.[a-z0-9]+(-[a-z0-9]+)*$")
 # boto3 service names whose IAM prefix differs from the name.
-IAM_PREFIX = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
+IAM_PREFIX = {
+    "elbv2": "elasticloadbalancing",
+    "elb": "elasticloadbalancing",
+    "efs": "elasticfilesystem",
+}
+# Operations whose IAM action is named otherwise.
+IAM_ACTION_OF = {
+    "s3:ListBuckets": "s3:ListAllMyBuckets",
+    "s3:ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "s3:ListParts": "s3:ListMultipartUploadParts",
+}
 
 
 def _registered() -> tuple[list[type[Detector]], BaseException | None]:
@@ -108,6 +118,8 @@ def test_detector_has_a_test_module(detector: type[Detector]) -> None:
 REGION = "us-west-2"
 ACCOUNT_ID = "123456789012"  # moto's default account
 DAY = dt.timedelta(days=1)
+# Thresholds the seeded account cannot meet at their defaults (moto keeps log events in memory).
+SEED_THRESHOLDS: dict[str, dict[str, Any]] = {"aws.log-group-no-retention": {"min_stored_mb": 0}}
 
 
 def seed_account(now: dt.datetime) -> None:
@@ -146,11 +158,20 @@ def seed_account(now: dt.datetime) -> None:
     ec2.delete_volume(VolumeId=gone)
     ec2.create_image(InstanceId=idle, Name="golden-2019")
 
-    # Network: a spare Elastic IP, a NAT gateway with its own.
+    # Network: a spare Elastic IP, a NAT gateway with its own (and, below, an address the
+    # stopped instance keeps).
     ec2.allocate_address(Domain="vpc")
     nat = ec2.create_nat_gateway(
         SubnetId=subnets[0], AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"]
     )["NatGateway"]["NatGatewayId"]
+
+    # An interface endpoint nothing sends traffic through.
+    endpoint = ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName=f"com.amazonaws.{REGION}.kms",
+        VpcEndpointType="Interface",
+        SubnetIds=subnets,
+    )["VpcEndpoint"]["VpcEndpointId"]
 
     # Load balancers whose only target (the soon-stopped instance) is unhealthy.
     alb = elbv2.create_load_balancer(Name="spare", Subnets=subnets)["LoadBalancers"][0]
@@ -171,9 +192,11 @@ def seed_account(now: dt.datetime) -> None:
     elb.register_instances_with_load_balancer(
         LoadBalancerName="legacy", Instances=[{"InstanceId": stopped}]
     )
+    held = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=held, InstanceId=stopped)
     ec2.stop_instances(InstanceIds=[stopped])
 
-    # RDS: an idle database, and a snapshot of one deleted since.
+    # RDS: an idle database, and snapshots of a database and a cluster deleted since.
     for name in ("reports", "retired"):
         rds.create_db_instance(
             DBInstanceIdentifier=name,
@@ -185,6 +208,44 @@ def seed_account(now: dt.datetime) -> None:
         )
     rds.create_db_snapshot(DBSnapshotIdentifier="retired-final", DBInstanceIdentifier="retired")
     rds.delete_db_instance(DBInstanceIdentifier="retired", SkipFinalSnapshot=True)
+    rds.create_db_cluster(
+        DBClusterIdentifier="ledger",
+        Engine="mysql",
+        AllocatedStorage=100,
+        MasterUsername="admin",
+        MasterUserPassword="correct-horse-battery",
+    )
+    rds.create_db_cluster_snapshot(
+        DBClusterSnapshotIdentifier="ledger-final", DBClusterIdentifier="ledger"
+    )
+    rds.delete_db_cluster(DBClusterIdentifier="ledger", SkipFinalSnapshot=True)
+
+    # A log group that keeps its logs forever (moto holds them in memory: a small one).
+    logs = client("logs")
+    logs.create_log_group(logGroupName="/app/legacy")
+    logs.create_log_stream(logGroupName="/app/legacy", logStreamName="app")
+    logs.put_log_events(
+        logGroupName="/app/legacy",
+        logStreamName="app",
+        logEvents=[{"timestamp": int(utcnow().timestamp() * 1000), "message": "started"}],
+    )
+
+    # A multipart upload abandoned half-way (moto dates every upload years back).
+    s3 = client("s3")
+    s3.create_bucket(Bucket="ingest", CreateBucketConfiguration={"LocationConstraint": REGION})
+    upload = s3.create_multipart_upload(Bucket="ingest", Key="raw.mov")["UploadId"]
+    s3.upload_part(Bucket="ingest", Key="raw.mov", UploadId=upload, PartNumber=1, Body=b"x")
+
+    # A table paying for provisioned capacity nobody uses.
+    client("dynamodb").create_table(
+        TableName="sessions",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+    )
+
+    # A file system nobody mounts.
+    shared = client("efs").create_file_system(CreationToken="shared")["FileSystemId"]
 
     # A cache nobody reads or writes.
     client("elasticache").create_cache_cluster(
@@ -200,8 +261,31 @@ def seed_account(now: dt.datetime) -> None:
         ("AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", "reports", 0.0),
         ("AWS/ElastiCache", "GetTypeCmds", "CacheClusterId", "sessions", 0.0),
         ("AWS/ElastiCache", "SetTypeCmds", "CacheClusterId", "sessions", 0.0),
+        ("AWS/DynamoDB", "ConsumedReadCapacityUnits", "TableName", "sessions", 0.0),
+        ("AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", "sessions", 0.0),
+        ("AWS/EFS", "ClientConnections", "FileSystemId", shared, 0.0),
+        ("AWS/EFS", "TotalIOBytes", "FileSystemId", shared, 0.0),
     ]
     cloudwatch = client("cloudwatch")
+    # PrivateLink publishes under four dimensions at once.
+    endpoint_dimensions = {
+        "Endpoint Type": "Interface",
+        "Service Name": f"com.amazonaws.{REGION}.kms",
+        "VPC Endpoint Id": endpoint,
+        "VPC Id": vpc,
+    }
+    cloudwatch.put_metric_data(
+        Namespace="AWS/PrivateLinkEndpoints",
+        MetricData=[
+            {
+                "MetricName": "BytesProcessed",
+                "Dimensions": [{"Name": n, "Value": v} for n, v in endpoint_dimensions.items()],
+                "Timestamp": now - day * DAY - dt.timedelta(hours=1),
+                "Value": 0.0,
+            }
+            for day in range(14)
+        ],
+    )
     for namespace, metric, dimension, resource, value in series:
         cloudwatch.put_metric_data(
             Namespace=namespace,
@@ -246,7 +330,8 @@ def recording(scope: RegionScope, actions: set[str]) -> RegionScope:
         prefix = IAM_PREFIX.get(service, service)
 
         def note(model: Any, **_: Any) -> None:
-            actions.add(f"{prefix}:{model.name}")
+            action = f"{prefix}:{model.name}"
+            actions.add(IAM_ACTION_OF.get(action, action))
 
         made.meta.events.register("before-call", note)
         return made
@@ -260,7 +345,8 @@ def test_detector_calls_exactly_the_aws_actions_it_declares(
 ) -> None:
     called: set[str] = set()
 
-    found = list(detector().detect(recording(seeded_account, called), detector.thresholds()))
+    thresholds = detector.thresholds(**SEED_THRESHOLDS.get(detector.key, {}))
+    found = list(detector().detect(recording(seeded_account, called), thresholds))
 
     assert called, "no AWS operation was recorded"
     # Finding waste proves the code paths behind a finding (tags, health, metrics) ran too.

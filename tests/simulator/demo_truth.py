@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from valdrix.simulator.demo_region import EXPECT_TAG, expected_detectors
+from valdrix.simulator.demo_seeding import EXPECT_TAG, expected_detectors
 
 TAGS_PER_CALL = 20  # DescribeTags (both load balancer APIs) takes at most 20 resources
 
@@ -73,11 +73,30 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
         yield from _tagged(db["DBInstanceIdentifier"], db.get("TagList"))
     for snapshot in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]:
         yield from _tagged(snapshot["DBSnapshotIdentifier"], snapshot.get("TagList"))
+    for snapshot in rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]:
+        yield from _tagged(snapshot["DBClusterSnapshotIdentifier"], snapshot.get("TagList"))
 
     elasticache = client("elasticache")
     for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
         tags = elasticache.list_tags_for_resource(ResourceName=cluster["ARN"])["TagList"]
         yield from _tagged(cluster["CacheClusterId"], tags)
+
+    for file_system in client("efs").describe_file_systems()["FileSystems"]:
+        yield from _tagged(file_system["FileSystemId"], file_system.get("Tags"))
+
+    dynamodb = client("dynamodb")
+    for name in dynamodb.list_tables()["TableNames"]:
+        arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+        yield from _tagged(name, dynamodb.list_tags_of_resource(ResourceArn=arn)["Tags"])
+
+    s3 = client("s3")
+    for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
+        yield from _tagged(bucket["Name"], s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"])
+
+    logs = client("logs")
+    for group in logs.describe_log_groups()["logGroups"]:
+        tags = logs.list_tags_for_resource(resourceArn=group["logGroupArn"])["tags"]
+        yield from _tagged(group["logGroupName"], [{"Key": k, "Value": v} for k, v in tags.items()])
 
 
 def _tagged(resource_id: str, tags: list[dict[str, str]] | None) -> Iterator[tuple[str, str]]:
@@ -114,8 +133,29 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
             snapshot["DBSnapshotArn"]
             for snapshot in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
         ]
+        arns += [
+            snapshot["DBClusterSnapshotArn"]
+            for snapshot in rds.describe_db_cluster_snapshots(SnapshotType="manual")[
+                "DBClusterSnapshots"
+            ]
+        ]
         for arn in arns:
             rds.remove_tags_from_resource(ResourceName=arn, TagKeys=[EXPECT_TAG])
         elasticache = client("elasticache")
         for cluster in elasticache.describe_cache_clusters()["CacheClusters"]:
             elasticache.remove_tags_from_resource(ResourceName=cluster["ARN"], TagKeys=[EXPECT_TAG])
+        efs = client("efs")
+        for file_system in efs.describe_file_systems()["FileSystems"]:
+            efs.untag_resource(ResourceId=file_system["FileSystemId"], TagKeys=[EXPECT_TAG])
+        dynamodb = client("dynamodb")
+        for name in dynamodb.list_tables()["TableNames"]:
+            arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+            dynamodb.untag_resource(ResourceArn=arn, TagKeys=[EXPECT_TAG])
+        s3 = client("s3")
+        for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
+            tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+            kept = [tag for tag in tags if tag["Key"] != EXPECT_TAG]
+            s3.put_bucket_tagging(Bucket=bucket["Name"], Tagging={"TagSet": kept})
+        logs = client("logs")
+        for group in logs.describe_log_groups()["logGroups"]:
+            logs.untag_resource(resourceArn=group["logGroupArn"], tagKeys=[EXPECT_TAG])

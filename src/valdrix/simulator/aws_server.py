@@ -24,6 +24,10 @@ SIMULATED_AWS_ENV = {
 }
 # Variables that would make boto3 reach for another identity than the one above.
 REAL_AWS_ENV = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
+# A log group or EFS file system tagged with this holds that many bytes more than what was put in
+# it; each part of a multipart upload in a bucket tagged with it holds that many bytes (see
+# ``_let_resources_declare_their_stored_bytes``).
+STORED_BYTES_TAG = "valdrix-simulator:stored-bytes"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,6 +59,7 @@ def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> Sim
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _give_each_rds_instance_its_own_resource_id()
+    _let_resources_declare_their_stored_bytes()
     port = port or free_port(host)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
@@ -78,3 +83,56 @@ def _give_each_rds_instance_its_own_resource_id() -> None:
 
     DBInstance.__init__ = init  # type: ignore[method-assign]
     DBInstance._valdrix_unique_resource_ids = True  # type: ignore[attr-defined]
+
+
+def _let_resources_declare_their_stored_bytes() -> None:
+    """moto counts stored bytes as the bytes put in, and keeps them all in memory: a simulated
+    account cannot hold the gigabytes that a log group forgotten for years, the parts of an
+    upload abandoned half-way or a file system (moto's store nothing) hold. A log group or file
+    system tagged ``STORED_BYTES_TAG`` reports that many bytes more (in EFS Standard); each
+    upload part in a bucket so tagged reports that many bytes."""
+    from moto.efs.models import FileSystem
+    from moto.logs.models import LogGroup, logs_backends
+    from moto.s3.models import S3Backend
+
+    if getattr(LogGroup, "_valdrix_declared_stored_bytes", False):
+        return
+    original_describe = LogGroup.to_describe_dict
+    original_list_parts = S3Backend.list_parts
+    original_size: Any = FileSystem.size_in_bytes
+
+    def to_describe_dict(self: Any) -> dict[str, Any]:
+        described: dict[str, Any] = original_describe(self)
+        tags = logs_backends[self.account_id][self.region].list_tags_for_resource(self.arn)
+        described["storedBytes"] += int(tags.get(STORED_BYTES_TAG, 0))
+        return described
+
+    def list_parts(self: Any, bucket_name: str, *args: Any, **kwargs: Any) -> list[Any]:
+        parts: list[Any] = original_list_parts(self, bucket_name, *args, **kwargs)
+        tags = self.tagger.get_tag_dict_for_resource(self.get_bucket(bucket_name).arn)
+        declared = tags.get(STORED_BYTES_TAG)
+        return [_SizedPart(part, int(declared)) for part in parts] if declared else parts
+
+    def size_in_bytes(self: Any) -> dict[str, Any]:
+        size: dict[str, Any] = original_size.fget(self)
+        tags = self._context.list_tags_for_resource(self.file_system_id)
+        declared = sum(int(tag["Value"]) for tag in tags if tag["Key"] == STORED_BYTES_TAG)
+        return size | {
+            "Value": size["Value"] + declared,
+            "ValueInStandard": size["ValueInStandard"] + declared,
+        }
+
+    LogGroup.to_describe_dict = to_describe_dict  # type: ignore[method-assign]
+    FileSystem.size_in_bytes = property(size_in_bytes)  # type: ignore[method-assign,assignment]
+    S3Backend.list_parts = list_parts  # type: ignore[method-assign]
+    LogGroup._valdrix_declared_stored_bytes = True  # type: ignore[attr-defined]
+
+
+class _SizedPart:
+    """An upload part that reports a declared size, the rest as moto has it."""
+
+    def __init__(self, part: Any, size: int) -> None:
+        self._part, self.size = part, size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._part, name)

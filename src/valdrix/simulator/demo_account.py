@@ -1,9 +1,10 @@
-"""The demo's AWS account: about 300 resources over three regions of a simulated AWS.
+"""The demo's AWS account: about 350 resources over three regions of a simulated AWS.
 
 Waste for every AWS detector sits beside resources no detector may flag (attached volumes, busy
 instances, associated addresses, load balancers with healthy targets, busy gateways, databases
-and caches, gp3 volumes, and wasteful resources tagged ``valdrix:ignore=true``); each carries the
-tag ``valdrix-demo:expect`` saying what a scan should report (see ``demo_region``).
+and caches, gp3 volumes, log groups with a retention policy, and wasteful resources tagged
+``valdrix:ignore=true``); each carries the tag ``valdrix-demo:expect`` saying what a scan should
+report (see ``demo_region``).
 
 moto stamps every resource as created (or stopped) now and cannot backdate it, so instead of
 faking ages the demo connection judges resources of any age (``DEMO_THRESHOLDS``).
@@ -18,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from valdrix.simulator.demo_region import RegionSeeder, SeededResource
+from valdrix.simulator.demo_region import RegionSeeder
+from valdrix.simulator.demo_seeding import SeededResource
 
 DEMO_ACCOUNT_ID = "123456789012"  # moto's default account, where the assumed role's calls land
 DEMO_ROLE_ARN = f"arn:aws:iam::{DEMO_ACCOUNT_ID}:role/ValdrixScanRole"
@@ -30,12 +32,17 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.ebs-on-stopped-instance": {"stopped_days": 0},
     "aws.ebs-snapshot-orphaned": {"min_age_days": 0},
     "aws.ec2-stopped": {"stopped_days": 0},
+    "aws.public-ipv4-on-stopped-instance": {"stopped_days": 0},
     "aws.ami-unused": {"min_age_days": 0},
     "aws.elb-idle": {"min_age_days": 0},
     "aws.nat-gateway-idle": {"min_age_days": 0},
+    "aws.vpc-endpoint-idle": {"min_age_days": 0},
     "aws.rds-idle": {"min_age_days": 0},
     "aws.rds-snapshot-orphaned": {"min_age_days": 0},
+    "aws.rds-cluster-snapshot-orphaned": {"min_age_days": 0},
     "aws.elasticache-idle": {"min_age_days": 0},
+    "aws.dynamodb-idle": {"min_age_days": 0},
+    "aws.efs-idle": {"min_age_days": 0},
 }
 
 

@@ -1,28 +1,31 @@
-"""One region of the demo's simulated AWS account: waste beside resources to keep.
+"""One region of the demo's simulated AWS account: waste beside resources to keep (the data
+services, S3, DynamoDB, EFS and CloudWatch Logs, are seeded by ``demo_services``).
 
-Every resource carries the tag ``valdrix-demo:expect``: ``keep`` (no detector may flag it) or
-``waste:<detector key>[,<detector key>...]`` (exactly these detectors flag it; a gp2 volume nobody
-attached is waste for two). Detectors never read this tag: it lets a test, or a curious user,
-check a scan against the truth. CloudWatch gets a week of daily datapoints for every running
-instance, NAT gateway, database and cache, so idle detectors have evidence and busy resources
-are plainly busy.
+Every resource carries the tag ``valdrix-demo:expect`` (see ``demo_seeding``): ``keep`` (no
+detector may flag it) or ``waste:<detector key>[,<detector key>...]`` (exactly these detectors
+flag it; a gp2 volume nobody attached is waste for two). Detectors never read this tag: it lets a
+test, or a curious user, check a scan against the truth. CloudWatch gets a week of daily
+datapoints for every running instance, NAT gateway, VPC endpoint, database, cache, provisioned
+table and file system, so idle detectors have evidence and busy resources are plainly busy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
 from valdrix.simulator.aws_server import SIMULATED_AWS_ENV
-
-EXPECT_TAG = "valdrix-demo:expect"
-KEEP = "keep"
-WASTE_PREFIX = "waste:"
-IGNORE = {"Key": "valdrix:ignore", "Value": "true"}
+from valdrix.simulator.demo_seeding import (
+    IGNORE,
+    SeededResource,
+    Series,
+    expect_tags,
+    tag_spec,
+)
+from valdrix.simulator.demo_services import DataServiceSeeding
 
 # moto's Amazon Linux AMI (its most used example AMI, ami-12c6146b, is Windows: priced unknown);
 # without its public AMIs loaded, moto launches any image id as Linux.
@@ -38,61 +41,23 @@ EC2_STOPPED = "aws.ec2-stopped"
 EC2_IDLE = "aws.ec2-idle"
 AMI_UNUSED = "aws.ami-unused"
 EIP = "aws.eip-unassociated"
+EIP_ON_STOPPED = "aws.public-ipv4-on-stopped-instance"
+VPC_ENDPOINT_IDLE = "aws.vpc-endpoint-idle"
 ELB_IDLE = "aws.elb-idle"
 NAT_IDLE = "aws.nat-gateway-idle"
 RDS_IDLE = "aws.rds-idle"
 RDS_SNAPSHOT_ORPHANED = "aws.rds-snapshot-orphaned"
+RDS_CLUSTER_SNAPSHOT_ORPHANED = "aws.rds-cluster-snapshot-orphaned"
 CACHE_IDLE = "aws.elasticache-idle"
 
 
-def expect_value(detectors: Sequence[str]) -> str:
-    """The ``valdrix-demo:expect`` value for a resource these detectors flag (none: keep)."""
-    return WASTE_PREFIX + ",".join(detectors) if detectors else KEEP
-
-
-def expected_detectors(value: str) -> tuple[str, ...]:
-    """The detectors a ``valdrix-demo:expect`` value names (empty for ``keep``)."""
-    if value == KEEP:
-        return ()
-    if not value.startswith(WASTE_PREFIX) or len(value) == len(WASTE_PREFIX):
-        raise ValueError(f"not a {EXPECT_TAG} value: {value!r}")
-    return tuple(value.removeprefix(WASTE_PREFIX).split(","))
-
-
-@dataclass(frozen=True)
-class SeededResource:
-    """One resource of the demo account, named as a finding names it."""
-
-    resource_id: str
-    region: str
-    kind: str
-    detectors: tuple[str, ...]  # empty: no detector may flag it
-
-
-def _tags(detectors: Sequence[str], name: str | None = None, *extra: dict[str, str]) -> list[Any]:
-    tags = [{"Key": EXPECT_TAG, "Value": expect_value(detectors)}, *extra]
-    return tags + ([{"Key": "Name", "Value": name}] if name else [])
-
-
-def _spec(resource_type: str, tags: list[Any]) -> list[dict[str, Any]]:
-    return [{"ResourceType": resource_type, "Tags": tags}]
-
-
-@dataclass
-class _Series:
-    namespace: str
-    metric: str
-    dimension: tuple[str, str]
-    daily: float
-
-
-class RegionSeeder:
+class RegionSeeder(DataServiceSeeding):
     """Seeds one region; ``scale`` sets how many of each kind it holds."""
 
     def __init__(self, endpoint_url: str, region: str, scale: int, now: dt.datetime) -> None:
         self.endpoint_url, self.region, self.scale, self.now = endpoint_url, region, scale, now
         self.resources: list[SeededResource] = []
-        self.series: list[_Series] = []
+        self.series: list[Series] = []
         self._clients: dict[str, Any] = {}
         # Everything lives in the default VPC, in the region's first zone (ALBs span two).
         ec2 = self.client("ec2")
@@ -125,11 +90,13 @@ class RegionSeeder:
         fleet = self.instances()
         self.volumes_and_snapshots()
         self.images(fleet["web"][0])
-        self.addresses(fleet["web"][:2])
+        self.addresses(fleet["web"][:2], stopped=fleet["stopped"][:1])
         self.nat_gateways()
+        self.vpc_endpoints()
         self.load_balancers(web=fleet["web"][2:4], legacy=fleet["web"][4], stopped=fleet["stopped"])
         self.databases()
         self.caches()
+        self.data_services()
         # Stopped last: a load balancer registers only running targets.
         self.client("ec2").stop_instances(InstanceIds=fleet["stopped"])
         self.put_metrics()
@@ -162,8 +129,8 @@ class RegionSeeder:
                 {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 30, "VolumeType": root_type}}
             ],
             TagSpecifications=[
-                *_spec("instance", _tags(detectors, name, *extra_tags)),
-                *_spec("volume", _tags(root_detectors, f"{name}-root")),
+                *tag_spec("instance", expect_tags(detectors, name, *extra_tags)),
+                *tag_spec("volume", expect_tags(root_detectors, f"{name}-root")),
             ],
         )
         ids = [
@@ -182,9 +149,9 @@ class RegionSeeder:
         # Busy: 35-65 % CPU and hundreds of MB a day; idle: under 3 % and well under 5 MB a day.
         cpu, network = (35.0 + 10 * (n % 4), 400e6 + 50e6 * n) if busy else (0.8 + n % 3, 150e3)
         self.series += [
-            _Series("AWS/EC2", "CPUUtilization", dimension, cpu),
-            _Series("AWS/EC2", "NetworkIn", dimension, network),
-            _Series("AWS/EC2", "NetworkOut", dimension, network / 2),
+            Series("AWS/EC2", "CPUUtilization", dimension, cpu),
+            Series("AWS/EC2", "NetworkIn", dimension, network),
+            Series("AWS/EC2", "NetworkOut", dimension, network / 2),
         ]
 
     def instances(self) -> dict[str, list[str]]:
@@ -215,7 +182,7 @@ class RegionSeeder:
             volume_id = self.data_volume(instance_id, "gp3", [])
             snapshot = ec2.create_snapshot(
                 VolumeId=volume_id,
-                TagSpecifications=_spec("snapshot", _tags([], "batch-data-nightly")),
+                TagSpecifications=tag_spec("snapshot", expect_tags([], "batch-data-nightly")),
             )
             self.note(snapshot["SnapshotId"], "ebs-snapshot")
         return fleet
@@ -226,7 +193,7 @@ class RegionSeeder:
             AvailabilityZone=self.zone,
             Size=200,
             VolumeType=volume_type,
-            TagSpecifications=_spec("volume", _tags(detectors, "data")),
+            TagSpecifications=tag_spec("volume", expect_tags(detectors, "data")),
         )
         ec2.attach_volume(VolumeId=volume["VolumeId"], InstanceId=instance_id, Device="/dev/sdf")
         return self.note(volume["VolumeId"], "ebs-volume", detectors)
@@ -247,7 +214,7 @@ class RegionSeeder:
                 AvailabilityZone=self.zone,
                 Size=size,
                 VolumeType=volume_type,
-                TagSpecifications=_spec("volume", _tags(detectors, "scratch", *tags)),
+                TagSpecifications=tag_spec("volume", expect_tags(detectors, "scratch", *tags)),
                 **extra,
             )
             self.note(volume["VolumeId"], "ebs-volume", detectors)
@@ -256,22 +223,28 @@ class RegionSeeder:
             volume_id = ec2.create_volume(AvailabilityZone=self.zone, Size=100 + 50 * n)["VolumeId"]
             snapshot = ec2.create_snapshot(
                 VolumeId=volume_id,
-                TagSpecifications=_spec("snapshot", _tags([SNAPSHOT_ORPHANED], "pre-migration")),
+                TagSpecifications=tag_spec(
+                    "snapshot", expect_tags([SNAPSHOT_ORPHANED], "pre-migration")
+                ),
             )
             ec2.delete_volume(VolumeId=volume_id)
             self.note(snapshot["SnapshotId"], "ebs-snapshot", [SNAPSHOT_ORPHANED])
 
     def images(self, source_instance: str) -> None:
         ec2 = self.client("ec2")
+        # Only an Auto Scaling group's launch template or launch configuration names the two
+        # "asg" images: nothing runs them now, but a scale-out would.
         for name, detectors in (
             ("golden", []),
+            ("asg-base", []),
+            ("asg-legacy", []),
             ("release-1", [AMI_UNUSED]),
             ("release-2", [AMI_UNUSED]),
         ):
             image_id = ec2.create_image(
                 InstanceId=source_instance,
                 Name=f"{name}-{self.region}",
-                TagSpecifications=_spec("image", _tags(detectors, name)),
+                TagSpecifications=tag_spec("image", expect_tags(detectors, name)),
             )["ImageId"]
             self.note(image_id, "ami", detectors)
             # The snapshots behind an AMI are in use while the AMI exists.
@@ -281,24 +254,41 @@ class RegionSeeder:
                 for m in image.get("BlockDeviceMappings", [])
                 if m.get("Ebs", {}).get("SnapshotId")
             ]
-            ec2.create_tags(Resources=snapshot_ids, Tags=_tags([], f"{name}-ami"))
+            ec2.create_tags(Resources=snapshot_ids, Tags=expect_tags([], f"{name}-ami"))
             for snapshot_id in snapshot_ids:
                 self.note(snapshot_id, "ebs-snapshot")
             if name == "golden":
                 self.launch(1, name="golden-app", instance_type="m5.large", image_id=image_id)
+            elif name == "asg-base":
+                ec2.create_launch_template(
+                    LaunchTemplateName="workers",
+                    LaunchTemplateData={"ImageId": image_id, "InstanceType": "m5.large"},
+                )
+            elif name == "asg-legacy":
+                self.client("autoscaling").create_launch_configuration(
+                    LaunchConfigurationName="legacy-workers",
+                    ImageId=image_id,
+                    InstanceType="m5.large",
+                )
 
     # --- network -------------------------------------------------------------------------------
 
     def address(self, detectors: Sequence[str], *extra: dict[str, str]) -> str:
         allocation = self.client("ec2").allocate_address(
-            Domain="vpc", TagSpecifications=_spec("elastic-ip", _tags(detectors, None, *extra))
+            Domain="vpc",
+            TagSpecifications=tag_spec("elastic-ip", expect_tags(detectors, None, *extra)),
         )
         return self.note(allocation["AllocationId"], "elastic-ip", detectors)
 
-    def addresses(self, instances: Sequence[str]) -> None:
+    def addresses(self, instances: Sequence[str], *, stopped: Sequence[str]) -> None:
         ec2 = self.client("ec2")
         for instance_id in instances:
             ec2.associate_address(AllocationId=self.address([]), InstanceId=instance_id)
+        # Still held by a build agent stopped since (it stops at the end of the seeding).
+        for instance_id in stopped:
+            ec2.associate_address(
+                AllocationId=self.address([EIP_ON_STOPPED]), InstanceId=instance_id
+            )
         for _ in range(self.scale):
             self.address([EIP])
         self.address([], IGNORE)  # reserved for a partner's allow-list
@@ -309,12 +299,46 @@ class RegionSeeder:
             gateway = self.client("ec2").create_nat_gateway(
                 SubnetId=self.subnet,
                 AllocationId=self.address([]),
-                TagSpecifications=_spec("natgateway", _tags(detectors, f"nat-{n}")),
+                TagSpecifications=tag_spec("natgateway", expect_tags(detectors, f"nat-{n}")),
             )["NatGateway"]
             self.note(gateway["NatGatewayId"], "nat-gateway", detectors)
             daily = 0.0 if idle else 25e9
             dimension = ("NatGatewayId", gateway["NatGatewayId"])
-            self.series.append(_Series("AWS/NATGateway", "BytesOutToDestination", dimension, daily))
+            self.series.append(Series("AWS/NATGateway", "BytesOutToDestination", dimension, daily))
+
+    def vpc_endpoints(self) -> None:
+        ec2 = self.client("ec2")
+        endpoints = [
+            ("secretsmanager", "Interface", [], 3e9),
+            ("kms", "Interface", [VPC_ENDPOINT_IDLE], 0.0),  # the app that used it moved away
+            ("s3", "Gateway", [], 0.0),  # gateway endpoints are free
+        ]
+        for service, kind, detectors, daily in endpoints:
+            service_name = f"com.amazonaws.{self.region}.{service}"
+            placement = {"SubnetIds": self.alb_subnets} if kind == "Interface" else {}
+            endpoint = ec2.create_vpc_endpoint(
+                VpcId=self.vpc_id,
+                ServiceName=service_name,
+                VpcEndpointType=kind,
+                TagSpecifications=tag_spec(
+                    "vpc-endpoint", expect_tags(detectors, f"{service}-endpoint")
+                ),
+                **placement,
+            )["VpcEndpoint"]
+            self.note(endpoint["VpcEndpointId"], "vpc-endpoint", detectors)
+            self.series.append(
+                Series(
+                    "AWS/PrivateLinkEndpoints",
+                    "BytesProcessed",
+                    ("Endpoint Type", kind),
+                    daily,
+                    more=(
+                        ("Service Name", service_name),
+                        ("VPC Endpoint Id", endpoint["VpcEndpointId"]),
+                        ("VPC Id", self.vpc_id),
+                    ),
+                )
+            )
 
     def load_balancers(self, *, web: list[str], legacy: str, stopped: list[str]) -> None:
         # Serving: an ALB with healthy targets, a classic ELB with an instance in service.
@@ -331,14 +355,18 @@ class RegionSeeder:
     ) -> None:
         elbv2 = self.client("elbv2")
         lb = elbv2.create_load_balancer(
-            Name=name, Type=kind, Subnets=self.alb_subnets, Tags=_tags(detectors)
+            Name=name, Type=kind, Subnets=self.alb_subnets, Tags=expect_tags(detectors)
         )["LoadBalancers"][0]
         self.note(lb["LoadBalancerArn"], "load-balancer", detectors)
         if targets is None:
             return
         protocol = "HTTP" if kind == "application" else "TCP"
         group = elbv2.create_target_group(
-            Name=f"{name}-targets", Protocol=protocol, Port=80, VpcId=self.vpc_id, Tags=_tags([])
+            Name=f"{name}-targets",
+            Protocol=protocol,
+            Port=80,
+            VpcId=self.vpc_id,
+            Tags=expect_tags([]),
         )["TargetGroups"][0]
         self.note(group["TargetGroupArn"], "target-group")
         elbv2.create_listener(
@@ -358,7 +386,7 @@ class RegionSeeder:
             LoadBalancerName=name,
             Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
             AvailabilityZones=[self.zone],
-            Tags=_tags(detectors),
+            Tags=expect_tags(detectors),
         )
         if instances:
             elb.register_instances_with_load_balancer(
@@ -384,14 +412,14 @@ class RegionSeeder:
         databases = [("orders", [], 40.0), ("reporting", [RDS_IDLE], 0.0)]
         databases += [("analytics-old", [RDS_IDLE], 0.0)] if self.scale > 2 else []
         for name, detectors, connections in databases:
-            self.database(name, "postgres", _tags(detectors))
+            self.database(name, "postgres", expect_tags(detectors))
             self.note(name, "rds-instance", detectors)
             dimension = ("DBInstanceIdentifier", name)
-            self.series.append(_Series("AWS/RDS", "DatabaseConnections", dimension, connections))
+            self.series.append(Series("AWS/RDS", "DatabaseConnections", dimension, connections))
         rds.create_db_snapshot(
             DBSnapshotIdentifier="orders-before-upgrade",
             DBInstanceIdentifier="orders",
-            Tags=_tags([]),
+            Tags=expect_tags([]),
         )
         self.note("orders-before-upgrade", "rds-snapshot")
         # Final snapshots of databases deleted since.
@@ -400,10 +428,27 @@ class RegionSeeder:
             rds.create_db_snapshot(
                 DBSnapshotIdentifier=f"{name}-final",
                 DBInstanceIdentifier=name,
-                Tags=_tags([RDS_SNAPSHOT_ORPHANED]),
+                Tags=expect_tags([RDS_SNAPSHOT_ORPHANED]),
             )
             rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
             self.note(f"{name}-final", "rds-snapshot", [RDS_SNAPSHOT_ORPHANED])
+        # Multi-AZ DB clusters: a snapshot of one still running, one of one deleted since.
+        for name, detectors in (("ledger", []), ("ledger-2022", [RDS_CLUSTER_SNAPSHOT_ORPHANED])):
+            rds.create_db_cluster(
+                DBClusterIdentifier=name,
+                Engine="mysql",
+                AllocatedStorage=100,
+                MasterUsername="demo",
+                MasterUserPassword="not-a-real-password",
+            )
+            rds.create_db_cluster_snapshot(
+                DBClusterSnapshotIdentifier=f"{name}-snapshot",
+                DBClusterIdentifier=name,
+                Tags=expect_tags(detectors),
+            )
+            self.note(f"{name}-snapshot", "rds-cluster-snapshot", detectors)
+            if detectors:
+                rds.delete_db_cluster(DBClusterIdentifier=name, SkipFinalSnapshot=True)
 
     def caches(self) -> None:
         caches = [
@@ -417,7 +462,7 @@ class RegionSeeder:
                 CacheNodeType="cache.t3.medium",
                 Engine=engine,
                 NumCacheNodes=nodes,
-                Tags=_tags(detectors),
+                Tags=expect_tags(detectors),
             )
             self.note(name, "elasticache-cluster", detectors)
             reads, writes = (
@@ -425,8 +470,8 @@ class RegionSeeder:
             )
             dimension = ("CacheClusterId", name)
             self.series += [
-                _Series("AWS/ElastiCache", reads, dimension, commands),
-                _Series("AWS/ElastiCache", writes, dimension, commands / 5),
+                Series("AWS/ElastiCache", reads, dimension, commands),
+                Series("AWS/ElastiCache", writes, dimension, commands / 5),
             ]
 
     # --- CloudWatch ----------------------------------------------------------------------------
@@ -439,7 +484,10 @@ class RegionSeeder:
                 series.namespace,
                 {
                     "MetricName": series.metric,
-                    "Dimensions": [{"Name": series.dimension[0], "Value": series.dimension[1]}],
+                    "Dimensions": [
+                        {"Name": name, "Value": value}
+                        for name, value in (series.dimension, *series.more)
+                    ],
                     "Timestamp": latest - dt.timedelta(days=day),
                     "Value": series.daily,
                 },

@@ -410,3 +410,64 @@ def test_unused_ami_is_reported_only_once_older_than_min_age_days(
     found = scan(UnusedImages, make_scope(now=created(image) + age))
 
     assert (image["ImageId"] in found) is reported
+
+
+def launch_template(image_id: str, *, then: str | None = None, default: int = 1) -> None:
+    """A launch template of ``image_id``; with ``then``, a second version launching that image,
+    and ``default`` the version the template launches by default."""
+    client = ec2()
+    template = client.create_launch_template(
+        LaunchTemplateName=f"asg-{image_id}",
+        LaunchTemplateData={"ImageId": image_id, "InstanceType": "m5.large"},
+    )["LaunchTemplate"]
+    if then is not None:
+        client.create_launch_template_version(
+            LaunchTemplateId=template["LaunchTemplateId"],
+            LaunchTemplateData={"ImageId": then, "InstanceType": "m5.large"},
+        )
+    if default != 1:
+        client.modify_launch_template(
+            LaunchTemplateId=template["LaunchTemplateId"], DefaultVersion=str(default)
+        )
+
+
+@pytest.mark.parametrize("version", ["latest", "default"])
+def test_ami_the_latest_or_default_launch_template_version_names_is_not_reported(
+    make_scope: MakeScope, version: str
+) -> None:
+    image, other = own_image("asg-base"), own_image("golden-2023")
+    # Version 2 is the latest; version 1 stays the default unless the template says otherwise.
+    if version == "latest":
+        launch_template(other["ImageId"], then=image["ImageId"])
+    else:
+        launch_template(image["ImageId"], then=other["ImageId"])
+
+    found = scan(UnusedImages, make_scope(now=created(image) + 400 * DAY))
+
+    assert image["ImageId"] not in found
+
+
+def test_ami_only_an_old_launch_template_version_names_is_reported(
+    make_scope: MakeScope,
+) -> None:
+    image, current = own_image("asg-2022"), own_image("asg-2024")
+    launch_template(image["ImageId"], then=current["ImageId"], default=2)
+    launch_template(current["ImageId"])  # more templates than the one that names the AMI
+
+    found = scan(UnusedImages, make_scope(now=created(image) + 400 * DAY))
+
+    assert set(found) == {image["ImageId"]}
+    assert found[image["ImageId"]].evidence["used_by_launch_templates"] == 0
+
+
+def test_ami_a_launch_configuration_names_is_not_reported(make_scope: MakeScope) -> None:
+    image, unused = own_image("asg-legacy"), own_image("golden-2023")
+    boto3.client("autoscaling", region_name="us-east-1").create_launch_configuration(
+        LaunchConfigurationName="legacy-workers",
+        ImageId=image["ImageId"],
+        InstanceType="m5.large",
+    )
+
+    found = scan(UnusedImages, make_scope(now=created(image) + 400 * DAY))
+
+    assert set(found) == {unused["ImageId"]}

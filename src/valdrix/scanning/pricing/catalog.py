@@ -65,6 +65,10 @@ class PriceCatalog:
     def nat_gateway_hour(self, region: str) -> Quote | None:
         return self._quote(region, "hour", "nat_gateway_hour")
 
+    def vpc_interface_endpoint_hour(self, region: str) -> Quote | None:
+        """An interface VPC endpoint in one Availability Zone for an hour (data not included)."""
+        return self._quote(region, "hour", "vpc_interface_endpoint_hour")
+
     def load_balancer_hour(self, region: str, kind: str) -> Quote | None:
         return self._quote(region, "hour", "load_balancer_hour", kind)
 
@@ -79,6 +83,27 @@ class PriceCatalog:
 
     def rds_snapshot_gb_month(self, region: str) -> Quote | None:
         return self._quote(region, "GB-month", "rds_snapshot_gb_month")
+
+    def aurora_backup_gb_month(self, region: str) -> Quote | None:
+        """Aurora backup storage beyond the free retention: what manual cluster snapshots bill."""
+        return self._quote(region, "GB-month", "aurora_backup_gb_month")
+
+    def logs_storage_gb_month(self, region: str) -> Quote | None:
+        """CloudWatch Logs archived (stored) log data."""
+        return self._quote(region, "GB-month", "logs_storage_gb_month")
+
+    def s3_storage_gb_month(self, region: str, storage_class: str) -> Quote | None:
+        """S3 storage by storage class (``STANDARD``, ``STANDARD_IA`` ...), first tier."""
+        return self._quote(region, "GB-month", "s3_storage_gb_month", storage_class)
+
+    def dynamodb_capacity_unit_hour(self, region: str, kind: str) -> Quote | None:
+        """One provisioned ``read`` or ``write`` capacity unit for an hour (Standard tables)."""
+        return self._quote(region, "capacity-unit-hour", "dynamodb_capacity_unit_hour", kind)
+
+    def efs_gb_month(self, region: str, storage_class: str) -> Quote | None:
+        """EFS storage by class: ``standard``, ``infrequent_access``, ``archive``, and their
+        ``one_zone_`` variants."""
+        return self._quote(region, "GB-month", "efs_gb_month", storage_class)
 
     def elasticache_hour(self, region: str, node_type: str) -> Quote | None:
         return self._quote(region, "hour", "elasticache_hour", node_type)

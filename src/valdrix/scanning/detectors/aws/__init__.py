@@ -1,5 +1,5 @@
 """AWS detectors. Importing this package registers them all."""
 
-from . import ebs, ec2, elasticache, elb, network, rds
+from . import dynamodb, ebs, ec2, efs, elasticache, elb, logs, network, rds, s3
 
-__all__ = ["ebs", "ec2", "elasticache", "elb", "network", "rds"]
+__all__ = ["dynamodb", "ebs", "ec2", "efs", "elasticache", "elb", "logs", "network", "rds", "s3"]

@@ -4,7 +4,7 @@ and the base of the detectors that judge idleness on CloudWatch metrics."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
@@ -17,6 +17,7 @@ from valdrix.scanning.idle import MetricIdleDetector, ThresholdsT
 from valdrix.scanning.pricing.catalog import Quote
 
 T = TypeVar("T")
+BYTES_PER_GB = 2**30  # AWS bills storage per binary gigabyte
 
 
 def hourly_price(scope: RegionScope, quote: Quote | None, *, what: str, quantity: int = 1) -> Price:
@@ -43,6 +44,40 @@ def gb_month_price(
     if note:
         detail["note"] = note
     return Price(monthly, "list_price", detail)
+
+
+def stored_bytes_price(
+    scope: RegionScope,
+    stored: Mapping[str, int],
+    quote_for: Callable[[str], Quote | None],
+    *,
+    what: str,
+    note: str | None = None,
+) -> Price:
+    """Bytes stored per storage class (``{"STANDARD": 2**30}``) at each class's GB-month price
+    from ``quote_for(storage_class)``; unknown if any class is not priced."""
+    total = Decimal("0")
+    classes: dict[str, Any] = {}
+    for storage_class, size in sorted(stored.items()):
+        quote = quote_for(storage_class)
+        if quote is None:
+            return Price.unknown(f"the price catalog has no {what} price for {storage_class}")
+        size_gb = Decimal(size) / BYTES_PER_GB
+        total += quote.unit_price * size_gb
+        classes[storage_class] = {
+            "size_gb": float(round(size_gb, 3)),
+            "unit_price_usd": str(quote.unit_price),
+        }
+    detail: dict[str, Any] = {
+        "unit": "GB-month",
+        "estimated": scope.region not in scope.prices.priced_regions,
+        "catalog_as_of": scope.prices.as_of.isoformat(),
+        "priced": what,
+        "storage_classes": classes,
+    }
+    if note:
+        detail["note"] = note
+    return Price(total.quantize(Decimal("0.01")), "list_price", detail)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -202,13 +202,20 @@ class UnusedImageThresholds(Thresholds):
 
 @detectors.register("aws.ami-unused")
 class UnusedImages(Detector):
-    """Flags the account's AMIs older than a threshold that no instance (running or stopped) was
-    launched from. Each AMI keeps its EBS snapshots, billed monthly, until it is deregistered and
-    they are deleted. Launch templates are not checked."""
+    """Flags the account's AMIs older than a threshold that nothing launches from: no instance
+    (running or stopped) was launched from them, and neither the latest nor the default version
+    of any launch template, nor any launch configuration, names them (an Auto Scaling group may
+    launch from those at any time). Each AMI keeps its EBS snapshots, billed monthly, until it is
+    deregistered and they are deleted."""
 
     provider = "aws"
     resource_type = "ami"
-    permissions = ("ec2:DescribeImages", "ec2:DescribeInstances")
+    permissions = (
+        "ec2:DescribeImages",
+        "ec2:DescribeInstances",
+        "ec2:DescribeLaunchTemplateVersions",
+        "autoscaling:DescribeLaunchConfigurations",
+    )
     thresholds = UnusedImageThresholds
 
     def detect(self, scope: RegionScope, thresholds: UnusedImageThresholds) -> Iterator[Waste]:
@@ -225,6 +232,12 @@ class UnusedImages(Detector):
             for instance in describe_instances(ec2)
             if instance["State"]["Name"] != "terminated"
         }
+        old = [image for image in old if image["ImageId"] not in in_use]
+        if not old:
+            return  # spare the launch template and configuration listings
+        in_use = _images_in_launch_templates(ec2) | _images_in_launch_configurations(
+            scope.client("autoscaling")
+        )
         for image in old:
             if image["ImageId"] in in_use:
                 continue
@@ -252,6 +265,8 @@ class UnusedImages(Detector):
                     "snapshot_ids": [snapshot["SnapshotId"] for snapshot in snapshots],
                     "size_gb": size_gb,
                     "used_by_instances": 0,
+                    "used_by_launch_templates": 0,
+                    "used_by_launch_configurations": 0,
                 },
                 resource_name=tags.get("Name") or image.get("Name"),
                 tags=tags,
@@ -261,3 +276,27 @@ class UnusedImages(Detector):
 def _created(image: dict[str, Any]) -> dt.datetime:
     # AMIs carry CreationDate as an ISO string ("2024-01-02T10:00:00.000Z"), not a datetime.
     return dt.datetime.fromisoformat(image["CreationDate"])
+
+
+def _images_in_launch_templates(ec2: Any) -> set[str]:
+    """The AMIs named by the latest or the default version of any launch template."""
+    # With no template named, $Latest and $Default describe those versions of every template.
+    # MaxResults at its largest (200): a simulator that ignores NextToken still sees them all.
+    paginator = ec2.get_paginator("describe_launch_template_versions")
+    pages = paginator.paginate(Versions=["$Latest", "$Default"], PaginationConfig={"PageSize": 200})
+    return {
+        image_id
+        for page in pages
+        for version in page.get("LaunchTemplateVersions", [])
+        if (image_id := version.get("LaunchTemplateData", {}).get("ImageId"))
+    }
+
+
+def _images_in_launch_configurations(autoscaling: Any) -> set[str]:
+    paginator = autoscaling.get_paginator("describe_launch_configurations")
+    return {
+        configuration["ImageId"]
+        for page in paginator.paginate()
+        for configuration in page.get("LaunchConfigurations", [])
+        if configuration.get("ImageId")
+    }

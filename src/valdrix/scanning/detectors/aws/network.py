@@ -1,4 +1,5 @@
-"""Network waste: Elastic IPs nothing uses and NAT gateways that carry no traffic."""
+"""Network waste: Elastic IPs nothing uses or that only a stopped instance holds, and NAT gateways
+and interface VPC endpoints that carry no traffic."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ from typing import Any
 
 from pydantic import Field
 
+from valdrix.scanning.ages import age_days, is_at_least_days_old
 from valdrix.scanning.base import Detector, RegionScope, Thresholds, Waste, tags_of
 from valdrix.scanning.cloudwatch import MetricQuery
-from valdrix.scanning.detectors.aws._common import CloudWatchIdleDetector, hourly_price
+from valdrix.scanning.detectors.aws._common import CloudWatchIdleDetector, chunks, hourly_price
+from valdrix.scanning.detectors.aws._ec2_common import (
+    FILTER_VALUES_MAX,
+    describe_instances,
+    stopped_since,
+)
 from valdrix.scanning.idle import IdleResource, LookbackThresholds
 from valdrix.scanning.registry import detectors
 
@@ -52,6 +59,74 @@ class UnassociatedElasticIp(Detector):
                     scope, scope.prices.public_ipv4_hour(scope.region), what="public IPv4 address"
                 ),
                 evidence={"public_ip": public_ip, "association_id": None},
+                resource_name=tags.get("Name") or public_ip,
+                tags=tags,
+            )
+
+
+class StoppedInstanceAddressThresholds(Thresholds):
+    stopped_days: int = Field(
+        default=7,
+        ge=0,
+        description="Report an address once the instance holding it has been stopped for at "
+        "least this many days.",
+    )
+
+
+@detectors.register("aws.public-ipv4-on-stopped-instance")
+class StoppedInstanceAddress(Detector):
+    """Flags Elastic IP addresses associated with an instance that has been stopped for longer
+    than the threshold.
+
+    AWS bills every public IPv4 address by the hour. A stopped instance gives back its
+    auto-assigned public address, but an Elastic IP stays with it and is billed all the while the
+    instance does nothing. Instances whose stop time AWS does not report are not judged.
+    """
+
+    provider = "aws"
+    resource_type = "elastic-ip"
+    permissions = ("ec2:DescribeAddresses", "ec2:DescribeInstances")
+    thresholds = StoppedInstanceAddressThresholds
+
+    def detect(
+        self, scope: RegionScope, thresholds: StoppedInstanceAddressThresholds
+    ) -> Iterator[Waste]:
+        ec2 = scope.client("ec2")
+        # DescribeAddresses is not paginated: one call returns every address in the region.
+        held = [
+            address
+            for address in ec2.describe_addresses()["Addresses"]
+            if address.get("InstanceId") and address.get("PublicIpv4Pool", "amazon") == "amazon"
+        ]
+        stopped: dict[str, Any] = {}
+        for instance_ids in chunks(sorted({a["InstanceId"] for a in held}), FILTER_VALUES_MAX):
+            filters = {"instance-id": list(instance_ids), "instance-state-name": ["stopped"]}
+            stopped |= {i["InstanceId"]: i for i in describe_instances(ec2, filters)}
+        for address in held:
+            instance = stopped.get(address["InstanceId"])
+            stopped_at = stopped_since(instance) if instance else None
+            if stopped_at is None or not is_at_least_days_old(
+                stopped_at, scope.now, thresholds.stopped_days
+            ):
+                continue
+            public_ip = address["PublicIp"]
+            tags = tags_of(address.get("Tags"))
+            days = age_days(stopped_at, scope.now)
+            yield Waste(
+                resource_id=address.get("AllocationId") or public_ip,
+                resource_type=self.resource_type,
+                reason=f"Elastic IP {public_ip} is held by instance {address['InstanceId']}, "
+                f"stopped for {days:.0f} days",
+                price=hourly_price(
+                    scope, scope.prices.public_ipv4_hour(scope.region), what="public IPv4 address"
+                ),
+                evidence={
+                    "public_ip": public_ip,
+                    "instance_id": address["InstanceId"],
+                    "stopped_at": stopped_at.isoformat(),
+                    "stopped_days": days,
+                    "stopped_days_threshold": thresholds.stopped_days,
+                },
                 resource_name=tags.get("Name") or public_ip,
                 tags=tags,
             )
@@ -127,6 +202,104 @@ class IdleNatGateway(CloudWatchIdleDetector[IdleNatGatewayThresholds]):
             ),
             evidence={
                 "bytes_out_to_destination": bytes_out,
+                "datapoints": datapoints,
+                **idle.window_evidence(),
+                **idle.age_evidence(),
+                "max_bytes": thresholds.max_bytes,
+            },
+            resource_name=tags.get("Name"),
+            tags=tags,
+        )
+
+
+class IdleInterfaceEndpointThresholds(LookbackThresholds):
+    lookback_days: int = Field(
+        14,
+        ge=1,
+        description="Days of CloudWatch BytesProcessed to sum; endpoints younger than this (or "
+        "min_age_days) are not judged.",
+    )
+    max_bytes: int = Field(
+        0,
+        ge=0,
+        description="An endpoint that processed at most this many bytes over the lookback is idle.",
+    )
+
+
+@detectors.register("aws.vpc-endpoint-idle")
+class IdleInterfaceEndpoint(CloudWatchIdleDetector[IdleInterfaceEndpointThresholds]):
+    """Flags available interface VPC endpoints (PrivateLink) that processed no data over the
+    lookback.
+
+    An interface endpoint is billed for every hour it exists in every Availability Zone it has a
+    network interface in, on top of the data it processes, so one nothing sends traffic through
+    costs its hourly rate times its zones for nothing (gateway endpoints are free and are not
+    judged). Endpoints younger than the lookback, and endpoints with no CloudWatch datapoints,
+    are not judged.
+    """
+
+    provider = "aws"
+    resource_type = "vpc-endpoint"
+    permissions = ("ec2:DescribeVpcEndpoints", "cloudwatch:GetMetricData")
+    thresholds = IdleInterfaceEndpointThresholds
+    created_field = "CreationTimestamp"
+    window_figure = "total"
+
+    def list_resources(self, scope: RegionScope) -> list[dict[str, Any]]:
+        paginator = scope.client("ec2").get_paginator("describe_vpc_endpoints")
+        filters = [{"Name": "vpc-endpoint-type", "Values": ["Interface"]}]
+        return [
+            endpoint
+            for page in paginator.paginate(Filters=filters)
+            for endpoint in page["VpcEndpoints"]
+            if endpoint["VpcEndpointType"] == "Interface"
+            and endpoint["State"].lower() == "available"
+        ]
+
+    def metric_queries(self, position: int, endpoint: dict[str, Any]) -> list[MetricQuery]:
+        # PrivateLink publishes each endpoint's metrics under all four dimensions together.
+        dimensions = (
+            ("Endpoint Type", "Interface"),
+            ("Service Name", endpoint["ServiceName"]),
+            ("VPC Endpoint Id", endpoint["VpcEndpointId"]),
+            ("VPC Id", endpoint["VpcId"]),
+        )
+        return [
+            MetricQuery(
+                f"vpce{position}", "AWS/PrivateLinkEndpoints", "BytesProcessed", dimensions, "Sum"
+            )
+        ]
+
+    def idle_limits(self, thresholds: IdleInterfaceEndpointThresholds) -> tuple[float, ...]:
+        return (thresholds.max_bytes,)
+
+    def waste(
+        self,
+        scope: RegionScope,
+        idle: IdleResource[dict[str, Any], IdleInterfaceEndpointThresholds],
+    ) -> Waste:
+        endpoint, thresholds = idle.resource, idle.thresholds
+        [processed], [datapoints] = idle.figures, idle.datapoints
+        zones = len(endpoint.get("SubnetIds") or []) or len(
+            endpoint.get("NetworkInterfaceIds") or []
+        )
+        tags = tags_of(endpoint.get("Tags"))
+        return Waste(
+            resource_id=endpoint["VpcEndpointId"],
+            resource_type=self.resource_type,
+            reason=f"interface endpoint for {endpoint['ServiceName']} processed {processed:.0f} "
+            f"bytes in the last {thresholds.lookback_days} days, in {zones} zone(s)",
+            price=hourly_price(
+                scope,
+                scope.prices.vpc_interface_endpoint_hour(scope.region),
+                what="interface VPC endpoint hour per Availability Zone",
+                quantity=zones,
+            ),
+            evidence={
+                "service_name": endpoint["ServiceName"],
+                "vpc_id": endpoint["VpcId"],
+                "availability_zones": zones,
+                "bytes_processed": processed,
                 "datapoints": datapoints,
                 **idle.window_evidence(),
                 **idle.age_evidence(),
