@@ -28,7 +28,6 @@ def valdrix(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="CLI imports count only in the CLI's own process")
 async def test_a_cli_import_and_its_restatement_show_on_the_api_metrics(
     client: httpx.AsyncClient, worker_env: dict[str, str], tmp_path: Path
 ) -> None:

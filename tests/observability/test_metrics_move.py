@@ -51,7 +51,7 @@ def catalogue() -> dict[str, str]:
     """Exposed family name -> type, for every metric defined in the catalogue module."""
     found = {}
     for defined in vars(metrics).values():
-        if isinstance(defined, (Counter, Gauge, Histogram)):
+        if isinstance(defined, (Counter, Gauge, Histogram, metrics.HistoryCounter)):
             for family in defined.describe():
                 found[family.name] = family.type
     return found

@@ -57,7 +57,6 @@ def delete_jobs(database: Any, ids: list[int]) -> None:
         conn.execute("DELETE FROM procrastinate_jobs WHERE id = ANY(%s)", (ids,))
 
 
-@pytest.mark.xfail(strict=True, reason="no per-tenant job figures yet")
 async def test_each_busy_tenant_shows_its_queued_running_failed_jobs_and_oldest_wait(
     client: httpx.AsyncClient, runtime: Runtime, database: Any, make_tenant: Callable[..., Any]
 ) -> None:
@@ -80,7 +79,6 @@ async def test_each_busy_tenant_shows_its_queued_running_failed_jobs_and_oldest_
     assert {labels[0] for labels in waits} == tenants
 
 
-@pytest.mark.xfail(strict=True, reason="no per-tenant job figures yet")
 async def test_a_tenant_whose_work_is_done_drops_out_of_the_job_figures(
     client: httpx.AsyncClient, runtime: Runtime, database: Any, make_tenant: Callable[..., Any]
 ) -> None:
