@@ -4,11 +4,12 @@ command line (a process nobody scrapes) shows on the API's exposition, restateme
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,13 +30,12 @@ def valdrix(env: dict[str, str], *args: str) -> str:
 
 
 async def test_a_cli_import_and_its_restatement_show_on_the_api_metrics(
-    client: httpx.AsyncClient, worker_env: dict[str, str], tmp_path: Path
+    client: httpx.AsyncClient,
+    make_tenant: Callable[..., Any],
+    worker_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    created = valdrix(
-        worker_env, "tenants", "create", "CLI metrics", "--tier", "growth",
-        "--admin-email", "cli-metrics@example.com", "--json",
-    )  # fmt: skip
-    tenant = json.loads(created.splitlines()[-1])["tenant_id"]
+    tenant = str((await make_tenant()).tenant_id)
     day = utcnow().date() - dt.timedelta(days=1)
     focus = {"source_kind": "focus_file"}
     committed = {**focus, "outcome": "committed"}
