@@ -58,7 +58,7 @@ def exported_series() -> set[str]:
     """Series names a scrape of any Valdrix process can show, from the metrics catalogue."""
     names: set[str] = set()
     for value in vars(metrics).values():
-        if not isinstance(value, MetricWrapperBase):
+        if not isinstance(value, (MetricWrapperBase, metrics.HistoryCounter)):
             continue
         for family in value.describe():
             if family.type == "counter":
@@ -198,7 +198,7 @@ def test_customer_health_filters_tenant_gauges_by_the_tenant_variable():
 # --- Alerts ----------------------------------------------------------------------------------
 def test_every_alert_has_severity_summary_description_and_a_runbook_section():
     rules = alert_rules()
-    assert len({rule["alert"] for rule in rules}) == len(rules) == 11
+    assert len({rule["alert"] for rule in rules}) == len(rules) == 12
     for rule in rules:
         name = rule["alert"]
         assert "for" in rule, name
@@ -240,7 +240,7 @@ def run_promtool(promtool: str, *args: str) -> str:
 
 
 def test_alerting_rules_pass_promtool_check(promtool):
-    assert "SUCCESS: 11 rules found" in run_promtool(promtool, "check", "rules", str(ALERTS))
+    assert "SUCCESS: 12 rules found" in run_promtool(promtool, "check", "rules", str(ALERTS))
 
 
 def test_each_alert_fires_on_its_trigger_and_not_on_a_near_miss(promtool):
@@ -252,7 +252,7 @@ def test_each_alert_fires_on_its_trigger_and_not_on_a_near_miss(promtool):
 
 def test_example_prometheus_config_passes_promtool_check(promtool, tmp_path):
     # As deployed: beside its rules and the metrics token file it names.
-    for name in ("prometheus.yml", "alerts.yml"):
+    for name in ("prometheus.yml", "alerts.yml", "recording.yml"):
         shutil.copy(PROMETHEUS / name, tmp_path / name)
     token_file = tmp_path / "secrets" / "valdrix-metrics-token"
     token_file.parent.mkdir()
@@ -279,3 +279,66 @@ def test_dashboard_queries_are_promql_that_prometheus_parses(promtool, tmp_path)
     rules_file = tmp_path / "dashboards.rules.yml"
     rules_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     run_promtool(promtool, "check", "rules", str(rules_file))
+
+
+# --- The review's names, restatements, tenant jobs and recovery -----------------------------
+RECORDING = PROMETHEUS / "recording.yml"
+REVIEW_NAMES = {
+    "valdrix_background_jobs_queued",
+    "valdrix_zombie_scan_latency_seconds",
+    "valdrix_llm_spend_per_tenant",
+    "valdrix_aws_api_errors",
+    "valdrix_remediation_execution_time",
+}
+
+
+def recording_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RECORDING.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_the_reviews_metric_names_exist_as_series_under_promtool(promtool):
+    run_promtool(promtool, "check", "rules", str(RECORDING))
+    tests = yaml.safe_load((PROMETHEUS / "recording_test.yml").read_text())["tests"]
+    evaluated = {
+        metric_names(case["expr"]).pop()
+        for test in tests
+        for case in test["promql_expr_test"]
+        if case["exp_samples"]
+    }
+    assert evaluated >= REVIEW_NAMES
+    run_promtool(promtool, "test", "rules", str(PROMETHEUS / "recording_test.yml"))
+    # A rule never records under a name a scrape already gives a series (it would double it).
+    for rule in recording_rules():
+        assert rule["record"] not in exported_series(), rule["record"]
+        assert promql_problems(rule["expr"], exported_series()) == [], rule["record"]
+
+
+def test_cost_restatements_have_an_alert_with_a_runbook_section():
+    [rule] = [r for r in alert_rules() if "valdrix_cost_restatements_total" in r["expr"]]
+    assert rule["alert"] == "ValdrixCostRestated"
+    assert rule["annotations"]["runbook_url"].endswith("#cost-restatements")
+
+
+def test_the_example_config_scrapes_workers_on_the_port_the_deployment_guide_gives():
+    jobs = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
+    [worker] = [job for job in jobs if job["job_name"] == "valdrix-worker"]
+    ports = {t.rpartition(":")[2] for c in worker["static_configs"] for t in c["targets"]}
+    operations = ROOT / "docs" / "operations"
+    guides = "\n".join((operations / n).read_text() for n in ("deployment.md", "runbook.md"))
+    documented = set(re.findall(r"--metrics-port (\d+)", guides))
+    assert ports == documented == {"9100"}
+
+
+def test_dashboards_show_tenant_jobs_and_scan_recovery():
+    health = " ".join(expr for _, expr in dashboard_queries(GRAFANA / "customer-health.json"))
+    for name in (
+        "valdrix_tenant_jobs",
+        "valdrix_tenant_jobs_failed_recent",
+        "valdrix_tenant_job_oldest_wait_seconds",
+    ):
+        assert name in metric_names(health), name
+    platform = " ".join(expr for _, expr in dashboard_queries(GRAFANA / "platform.json"))
+    assert {"valdrix_scan_recovery_seconds_bucket", "valdrix_scan_recovery_seconds_sum"} <= (
+        metric_names(platform)
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from valdrix.analysis import flows as analysis_flows
 from valdrix.connections import needs as connection_needs
 from valdrix.costs.sources import cost_explorer
+from valdrix.observability import scan_recovery
 from valdrix.scanning import connection_needs as scanning_needs
 from valdrix.scanning import flows as scanning_flows
 
@@ -22,3 +23,4 @@ def wire() -> None:
     connection_needs.ROLE_PERMISSIONS.plug(cost_explorer.role_permissions)
     connection_needs.THRESHOLD_CHECK.plug(scanning_needs.check_threshold_overrides)
     scanning_flows.SCAN_FINISHED.plug(analysis_flows.queue_analysis)
+    scanning_flows.SCAN_FINISHED.plug(scan_recovery.record_scan_recovery)

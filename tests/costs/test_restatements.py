@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from tests.conftest import TenantFixture
 from tests.costs.focus_files import synthetic
+from tests.observability.helpers import fresh_scrape, value
 from valdrix.costs.models import CostReading
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
@@ -68,10 +68,8 @@ async def test_final_reading_restates_one_service_day_and_drops_a_vanished_row(
         headers={**tenant.auth, "If-None-Match": before.headers["ETag"]},
     )
     assert unchanged.status_code == 304
-    alerts_before = (
-        REGISTRY.get_sample_value("valdrix_cost_restatements_total", {"source_kind": "focus_file"})
-        or 0.0
-    )
+    focus = {"source_kind": "focus_file"}
+    alerts_before = value(await fresh_scrape(client), "valdrix_cost_restatements_total", **focus)
 
     with structlog.testing.capture_logs() as logs:
         run = await upload(
@@ -101,7 +99,7 @@ async def test_final_reading_restates_one_service_day_and_drops_a_vanished_row(
     alerts = [entry for entry in logs if entry["event"] == "costs.restatement"]
     assert len(alerts) == 1 and alerts[0]["service"] == "EC2"
     assert (
-        REGISTRY.get_sample_value("valdrix_cost_restatements_total", {"source_kind": "focus_file"})
+        value(await fresh_scrape(client), "valdrix_cost_restatements_total", **focus)
         == alerts_before + 1
     )
 

@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from valdrix.observability import exposition
+
 
 def metrics_auth(client: httpx.AsyncClient) -> dict[str, str]:
     """The operator's metrics token (tests/conftest.py's settings set one) for the app behind
@@ -29,3 +31,17 @@ def sample(families: dict[str, Any], name: str, **labels: str) -> float:
             if found.name == name and found.labels == labels:
                 return float(found.value)
     raise AssertionError(f"no sample {name}{labels}")
+
+
+def value(families: dict[str, Any], name: str, **labels: str) -> float:
+    """The sample's value, 0 when the series does not exist yet."""
+    try:
+        return sample(families, name, **labels)
+    except AssertionError:
+        return 0.0
+
+
+async def fresh_scrape(client: httpx.AsyncClient) -> dict[str, Any]:
+    """A scrape that re-reads the figures cached for a minute (per-tenant totals, history) now."""
+    exposition._tenant_gauges_read_at = -exposition.TENANT_GAUGES_TTL_SECONDS
+    return await scrape(client)

@@ -31,13 +31,12 @@ from tests.fixtures.aws import aws_runtime, elastic_ip, register_connection
 from tests.fixtures.jobs import RawJobs
 from tests.jobs.helpers import defer_probes, retire_tenant_jobs
 from tests.llm.helpers import give_tenant_llm_spend
-from tests.observability.helpers import sample, scrape
+from tests.observability.helpers import fresh_scrape, sample, scrape, value
 from tests.scanning.helpers import scan_once
 from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.llm import gateway
 from valdrix.llm.budget import BudgetExceeded
-from valdrix.observability import exposition
 from valdrix.runtime import Runtime
 from valdrix.scanning.models import Finding
 from valdrix.simulator.aws_server import free_port
@@ -51,25 +50,11 @@ CATALOGUE = REPO_ROOT / "docs" / "operations" / "metrics.md"
 def catalogue() -> dict[str, str]:
     """Exposed family name -> type, for every metric defined in the catalogue module."""
     found = {}
-    for value in vars(metrics).values():
-        if isinstance(value, (Counter, Gauge, Histogram)):
-            for family in value.describe():
+    for defined in vars(metrics).values():
+        if isinstance(defined, (Counter, Gauge, Histogram, metrics.HistoryCounter)):
+            for family in defined.describe():
                 found[family.name] = family.type
     return found
-
-
-def value(families: dict[str, Any], name: str, **labels: str) -> float:
-    """The sample's value, 0 when the series does not exist yet."""
-    try:
-        return sample(families, name, **labels)
-    except AssertionError:
-        return 0.0
-
-
-async def fresh_scrape(client: httpx.AsyncClient) -> dict[str, Any]:
-    """A scrape that re-reads the per-tenant gauges now (they are cached for a minute)."""
-    exposition._tenant_gauges_read_at = -exposition.TENANT_GAUGES_TTL_SECONDS
-    return await scrape(client)
 
 
 async def test_every_metric_is_exposed_on_metrics_and_documented(
@@ -200,9 +185,9 @@ async def test_cost_imports_and_restatements_move_their_metrics(
 ) -> None:
     tenant = await make_tenant()
     focus = {"source_kind": "focus_file"}
-    before = await scrape(client)
+    before = await fresh_scrape(client)
     await give_tenant_cost_data(runtime, tenant.tenant_id)  # two runs, 100 -> 110
-    after = await scrape(client)
+    after = await fresh_scrape(client)
     committed = {**focus, "outcome": "committed"}
     assert (
         value(after, "valdrix_cost_runs_total", **committed)

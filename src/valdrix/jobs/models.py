@@ -57,6 +57,12 @@ class JobRun(IdMixin, CreatedAtMixin, Base):
         Index("ix_job_runs_tenant_created", "tenant_id", "created_at"),
         Index("ix_job_runs_tenant_status", "tenant_id", "status"),
         Index("ix_job_runs_queued_due", "due_at", postgresql_where=text("status = 'queued'")),
+        # Recent failures per tenant, for /metrics (see migration 0014).
+        Index(
+            "ix_job_runs_failed_finished",
+            "finished_at",
+            postgresql_where=text("status = 'failed'"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

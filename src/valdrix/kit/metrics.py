@@ -2,12 +2,46 @@
 
 Label values are bounded: job types are task names, tiers are the five tiers, outcomes a fixed
 set. Gauges describing shared state (queue depth, stuck jobs, schedule lag) are refreshed from
-the database when scraped, so whichever process serves /metrics reports the truth.
+the database when scraped, so whichever process serves /metrics reports the truth; so are the
+counters of shared history (``HistoryCounter``: cost imports, which the command line runs too).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterable, Iterator, Mapping
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class HistoryCounter(Collector):
+    """A counter whose totals are read from the database at scrape time (``set_totals``), not
+    counted by the process: every process reports the same value, whichever ran the event.
+    It falls only if history is deleted (a tenant removed), so alerts compare values instead
+    of trusting ``increase()`` across such a fall."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Iterable[str]) -> None:
+        self.name, self.documentation = name, documentation
+        self.labelnames = tuple(labelnames)
+        self._totals: dict[tuple[str, ...], float] = {}
+        REGISTRY.register(self)
+
+    def set_totals(self, totals: Mapping[tuple[str, ...], float]) -> None:
+        self._totals = dict(totals)
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for labels, total in sorted(self._totals.items()):
+            family.add_metric(list(labels), total)
+        yield family
+
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
@@ -64,6 +98,12 @@ ZOMBIE_SCAN_LATENCY = Histogram(
     " large <5000, xlarge).",
     ["account_size"],
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+SCAN_RECOVERY = Histogram(
+    "valdrix_scan_recovery_seconds",
+    "Per connection, from the first failed, timed-out or interrupted scan to the next completed"
+    " one (observed by the process that ends the completed scan).",
+    buckets=(60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200),
 )
 SCANS_TOTAL = Counter(
     "valdrix_scans_total",
@@ -124,21 +164,23 @@ ANALYSES_TOTAL = Counter(
     ["outcome"],
 )
 
-COST_RUNS_TOTAL = Counter(
-    "valdrix_cost_runs_total",
+# Cost imports run in workers, the API and the command line: counted from ``cost_runs``.
+COST_RUNS_TOTAL = HistoryCounter(
+    "valdrix_cost_runs",
     "Cost imports by source kind (focus_file, aws_cost_explorer) and outcome (committed,"
-    " rejected, failed).",
+    " rejected, failed), counted from the database whichever process ran them.",
     ["source_kind", "outcome"],
 )
-COST_ROWS_INGESTED = Counter(
-    "valdrix_cost_rows_ingested_total",
-    "Source rows (FOCUS lines, Cost Explorer groups) stored by committed cost runs.",
+COST_ROWS_INGESTED = HistoryCounter(
+    "valdrix_cost_rows_ingested",
+    "Source rows (FOCUS lines, Cost Explorer groups) stored by committed cost runs, counted"
+    " from the database.",
     ["source_kind"],
 )
-COST_RESTATEMENTS = Counter(
-    "valdrix_cost_restatements_total",
+COST_RESTATEMENTS = HistoryCounter(
+    "valdrix_cost_restatements",
     "Readings of a (day, service, account) that moved more than 2 % and the floor since the"
-    " previous reading (each is a costs.restatement alert).",
+    " previous reading (each is a costs.restatement log event), counted from the database.",
     ["source_kind"],
 )
 
@@ -208,4 +250,20 @@ DB_STATEMENT_SECONDS = Histogram(
     " setting that begins each transaction is `tenant_context`).",
     ["statement"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+TENANT_JOBS = Gauge(
+    "valdrix_tenant_jobs",
+    "Jobs of a tenant waiting (queued) or taken by a worker (running), for the tenants with the"
+    " largest backlog (at most 20), read at scrape time.",
+    ["tenant_id", "status"],
+)
+TENANT_JOBS_FAILED_RECENT = Gauge(
+    "valdrix_tenant_jobs_failed_recent",
+    "Jobs of a tenant that failed in the last 24 hours, for the same tenants.",
+    ["tenant_id"],
+)
+TENANT_JOB_OLDEST_WAIT = Gauge(
+    "valdrix_tenant_job_oldest_wait_seconds",
+    "How long the tenant's oldest due job has waited (0 when none is due), for the same tenants.",
+    ["tenant_id"],
 )

@@ -10,6 +10,7 @@ own, meant for a network only Prometheus reaches; a configured token is asked fo
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hmac
 import json
 import time
@@ -23,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
 from valdrix.config import Settings, SettingsError
+from valdrix.costs.models import RunStatus, SourceKind
 from valdrix.errors import PROBLEM_JSON, NotFound, Unauthorized
 from valdrix.jobs.repository import QueueRepository
 from valdrix.jobs.tiers import cadence_seconds
@@ -31,7 +33,11 @@ from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.llm.budget import resolve_limits
 from valdrix.llm.repository import LedgerRepository, month_of
-from valdrix.observability.repository import MetricsRepository
+from valdrix.observability.repository import (
+    CostRunTotals,
+    MetricsRepository,
+    TenantJobFigures,
+)
 from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import RuntimeDep
 
@@ -41,8 +47,11 @@ router = APIRouter(tags=["health"])
 QUEUES = ("scans", "analysis", "costs", "system")
 
 
-# Per-tenant totals scan whole tables: refreshed at most this often per process.
+# Per-tenant totals and cost history scan whole tables: refreshed at most this often per process.
 TENANT_GAUGES_TTL_SECONDS = 60.0
+# Per-tenant job figures: the busiest tenants only, so the series stay bounded.
+TENANT_JOB_FIGURES_TOP = 20
+RECENT_FAILURES = dt.timedelta(hours=24)
 _tenant_gauges_read_at = -TENANT_GAUGES_TTL_SECONDS
 
 
@@ -51,8 +60,8 @@ _queued_task_names: set[str] = set()
 
 async def refresh_database_gauges(runtime: Runtime) -> None:
     """Read shared state from the database, so whichever process is scraped tells the truth:
-    queue depth and age, stuck jobs, workers, schedule lag; per-tenant findings, waste and LLM
-    spend against its limits."""
+    queue depth and age, stuck jobs, workers, schedule lag, the busiest tenants' jobs; per-tenant
+    findings, waste and LLM spend against its limits; cost imports and restatements."""
     global _tenant_gauges_read_at
     from valdrix.jobs.app import job_app
 
@@ -66,11 +75,15 @@ async def refresh_database_gauges(runtime: Runtime) -> None:
         lag = await queues.schedule_lag()
         oldest = await shared.oldest_due_by_queue()
         alive, stale = await shared.worker_heartbeats(settings.jobs.stall_timeout_seconds)
+        tenant_jobs = await shared.tenant_job_figures(
+            utcnow() - RECENT_FAILURES, TENANT_JOB_FIGURES_TOP
+        )
         if refresh_tenants:
             today = utcnow().date()
             spend = await LedgerRepository(session).spend_by_tenant(today)
             limits = await shared.llm_budget_limits(month_of(today))
             findings = await shared.open_findings_by_tenant()
+            cost_runs = await shared.cost_run_totals()
     # Every task name this process ever reported, not only those it runs itself (the API
     # process imports no task modules): a backlog that drained reads 0, never its last value.
     ours = {t.name for t in job_app.tasks.values() if not t.name.startswith("procrastinate")}
@@ -85,9 +98,44 @@ async def refresh_database_gauges(runtime: Runtime) -> None:
         metrics.QUEUE_OLDEST_DUE.labels(queue=queue).set(oldest.get(queue, 0.0))
     metrics.WORKERS_ALIVE.set(alive)
     metrics.WORKERS_STALE.set(stale)
+    _set_tenant_job_gauges(tenant_jobs)
     if refresh_tenants:
         _set_tenant_gauges(settings, spend, limits, findings)
+        _set_cost_counters(cost_runs)
         _tenant_gauges_read_at = time.monotonic()
+
+
+def _set_tenant_job_gauges(figures: list[TenantJobFigures]) -> None:
+    for gauge in (
+        metrics.TENANT_JOBS,
+        metrics.TENANT_JOBS_FAILED_RECENT,
+        metrics.TENANT_JOB_OLDEST_WAIT,
+    ):
+        gauge.clear()
+    for figure in figures:
+        tenant = str(figure.tenant_id)
+        metrics.TENANT_JOBS.labels(tenant_id=tenant, status="queued").set(figure.queued)
+        metrics.TENANT_JOBS.labels(tenant_id=tenant, status="running").set(figure.running)
+        metrics.TENANT_JOBS_FAILED_RECENT.labels(tenant_id=tenant).set(figure.failed)
+        metrics.TENANT_JOB_OLDEST_WAIT.labels(tenant_id=tenant).set(figure.oldest_wait_seconds)
+
+
+def _set_cost_counters(totals: list[CostRunTotals]) -> None:
+    # Every kind and outcome from the start, so a first restatement moves a series from 0.
+    Totals = dict[tuple[str, ...], float]
+    runs: Totals = {(kind.value, status.value): 0.0 for kind in SourceKind for status in RunStatus}
+    rows: Totals = {(kind.value,): 0.0 for kind in SourceKind}
+    restatements: Totals = dict(rows)
+    for total in totals:
+        runs[(total.source_kind, total.status)] = total.runs
+        if total.status == RunStatus.committed:
+            rows[(total.source_kind,)] = rows.get((total.source_kind,), 0.0) + total.rows_accepted
+        restatements[(total.source_kind,)] = (
+            restatements.get((total.source_kind,), 0.0) + total.adjustments
+        )
+    metrics.COST_RUNS_TOTAL.set_totals(runs)
+    metrics.COST_ROWS_INGESTED.set_totals(rows)
+    metrics.COST_RESTATEMENTS.set_totals(restatements)
 
 
 def _set_tenant_gauges(

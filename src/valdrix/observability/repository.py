@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -20,6 +21,46 @@ LEFT JOIN LATERAL (
 ) d ON true
 WHERE j.status = 'todo' AND coalesce(j.scheduled_at, d.at) <= now()
 GROUP BY j.queue_name
+"""
+
+
+@dataclass(frozen=True)
+class CostRunTotals:
+    source_kind: str
+    status: str
+    runs: int
+    rows_accepted: int
+    adjustments: int
+
+
+@dataclass(frozen=True)
+class TenantJobFigures:
+    tenant_id: uuid.UUID
+    queued: int
+    running: int
+    failed: int
+    oldest_wait_seconds: float
+
+
+# The first failure since the connection's last completed scan before ``scan_id`` (which has
+# just completed), and when each ended.
+FIRST_FAILURE_SQL = """
+WITH this AS (
+    SELECT s.connection_id, s.finished_at FROM scans s
+    WHERE s.id = :scan_id AND s.status = 'completed'
+), last_completed AS (
+    SELECT max(s.finished_at) AS at FROM scans s, this
+    WHERE s.connection_id = this.connection_id AND s.status = 'completed'
+      AND s.id <> :scan_id AND s.finished_at <= this.finished_at
+)
+SELECT s.connection_id, s.finished_at, this.finished_at
+FROM scans s, this, last_completed
+WHERE s.connection_id = this.connection_id
+  AND s.status IN ('failed', 'timed_out', 'interrupted')
+  AND s.finished_at <= this.finished_at
+  AND (last_completed.at IS NULL OR s.finished_at > last_completed.at)
+ORDER BY s.finished_at
+LIMIT 1
 """
 
 
@@ -65,3 +106,37 @@ class MetricsRepository:
             {"month": month},
         )
         return [(uuid.UUID(str(t)), tier, d, m) for t, tier, d, m in rows]
+
+    async def cost_run_totals(self) -> list[CostRunTotals]:
+        rows = await self.session.execute(
+            text(
+                "SELECT source_kind, status, runs, rows_accepted, adjustments"
+                " FROM valdrix_cost_run_totals()"
+            )
+        )
+        return [CostRunTotals(k, s, int(n), int(r), int(a)) for k, s, n, r, a in rows]
+
+    async def tenant_job_figures(
+        self, failed_since: dt.datetime, limit: int
+    ) -> list[TenantJobFigures]:
+        """The ``limit`` tenants with the largest backlog (then the longest wait, the most
+        failures since ``failed_since``)."""
+        rows = await self.session.execute(
+            text(
+                "SELECT tenant_id, queued, running, failed, oldest_wait_seconds"
+                " FROM valdrix_tenant_job_figures(:since, :limit)"
+            ),
+            {"since": failed_since, "limit": limit},
+        )
+        return [
+            TenantJobFigures(uuid.UUID(str(t)), int(q), int(r), int(f), float(w))
+            for t, q, r, f, w in rows
+        ]
+
+    async def outage_ended_by(
+        self, scan_id: uuid.UUID
+    ) -> tuple[uuid.UUID, dt.datetime, dt.datetime] | None:
+        """(connection, first failure's end, this scan's end) when the completed scan
+        ``scan_id`` ends an outage of its connection; the current tenant's scans only."""
+        row = (await self.session.execute(text(FIRST_FAILURE_SQL), {"scan_id": scan_id})).first()
+        return None if row is None else (row[0], row[1], row[2])

@@ -35,6 +35,7 @@ from valdrix.connections.models import CloudConnection
 from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
+from valdrix.logging import log_with_alias
 from valdrix.runtime import Runtime
 from valdrix.scanning.base import IGNORE_TAG, Detector, RegionScope, Waste
 from valdrix.scanning.billed_prices import price_from_bill
@@ -397,7 +398,8 @@ async def finish_scan(
     metrics.SCANS_TOTAL.labels(outcome=status.value).inc()
     if duration is not None:
         metrics.ZOMBIE_SCAN_LATENCY.labels(account_size=size).observe(duration)
-    log.log(
+    log_with_alias(
+        log,
         logging.WARNING if status == ScanStatus.interrupted else logging.INFO,
         _END_EVENTS.get(status, "scan.complete"),
         tenant_id=str(tenant_id),

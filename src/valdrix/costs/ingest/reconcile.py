@@ -32,7 +32,6 @@ from valdrix.costs.repositories.ingest import (
     ReadingKey,
     ReplaceScope,
 )
-from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
@@ -242,10 +241,8 @@ def _change_percent(before: Decimal, change: Decimal) -> Decimal | None:
 
 
 def _announce(run: CostRun, adjustments: list[CostAdjustment]) -> None:
-    metrics.COST_RUNS_TOTAL.labels(source_kind=run.source_kind, outcome=run.status).inc()
-    metrics.COST_ROWS_INGESTED.labels(source_kind=run.source_kind).inc(run.rows_accepted)
+    # The run's counts reach /metrics from cost_runs (``metrics.COST_RUNS_TOTAL``).
     for adjustment in adjustments:
-        metrics.COST_RESTATEMENTS.labels(source_kind=run.source_kind).inc()
         log.warning(
             "costs.restatement",
             tenant_id=str(run.tenant_id),
@@ -309,7 +306,6 @@ async def record_rejected_run(
     )
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         session.add(run)
-    metrics.COST_RUNS_TOTAL.labels(source_kind=source_kind, outcome=status.value).inc()
     log.warning(
         "costs.run.rejected",
         tenant_id=str(tenant_id),
