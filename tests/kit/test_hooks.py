@@ -21,7 +21,10 @@ def test_start_up_plugs_each_domain_in_once_however_often_it_runs() -> None:
     wire()
     wire()
 
-    assert [h.__module__ for h in SCAN_FINISHED.plugged] == ["valdrix.analysis.flows"]
+    assert [h.__module__ for h in SCAN_FINISHED.plugged] == [
+        "valdrix.analysis.flows",
+        "valdrix.observability.scan_recovery",
+    ]
     assert {h.__module__ for h in ROLE_PERMISSIONS.plugged} == {
         "valdrix.scanning.connection_needs",
         "valdrix.costs.sources.cost_explorer",
