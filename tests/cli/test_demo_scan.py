@@ -30,6 +30,7 @@ from tests.cli.helpers import (
     in_background,
 )
 from tests.fixtures.http import bearer
+from tests.scanning.distinct_costs import distinct_monthly_usd, gross_monthly_usd
 from tests.simulator.demo_truth import demo_truth, expected_findings
 from valdrix.scanning.registry import load_all_detectors
 
@@ -123,9 +124,15 @@ def test_demo_once_finds_waste_with_monthly_dollars_for_every_aws_detector(
     missing = [key for key in AWS_DETECTORS if by_detector.get(key, {}).get("findings", 0) < 1]
     assert not missing, f"no findings for {missing}"
     assert all(Decimal(by_detector[key]["monthly_usd"]) > 0 for key in AWS_DETECTORS)
-    assert Decimal(summary["total"]["monthly_usd"]) == sum(
-        Decimal(row["monthly_usd"]) for row in by_detector.values()
-    )
+    # The rows keep each finding's whole figure; the total counts each dollar once.
+    total = summary["total"]
+    gross = sum(Decimal(row["monthly_usd"]) for row in by_detector.values())
+    counted_elsewhere = sum(Decimal(row["counted_elsewhere_usd"]) for row in by_detector.values())
+    assert Decimal(total["gross_monthly_usd"]) == gross
+    assert Decimal(total["overlap_monthly_usd"]) == counted_elsewhere > 0
+    assert Decimal(total["monthly_usd"]) == gross - counted_elsewhere
+    assert Decimal(demo_once.summary["scan"]["monthly_waste_usd"]) == Decimal(total["monthly_usd"])
+    assert "more than one finding prices" in demo_once.result.stderr, "the table says so"
 
 
 def findings(summary: dict[str, Any], status: str) -> list[dict[str, Any]]:
@@ -171,6 +178,13 @@ def test_serving_demo_findings_cover_every_waste_resource_and_no_keep_resource(
         # Exactly the detectors each tag names, and nothing outside the seeded account.
         assert reported == expected_findings(truth)
         assert {f["detector"] for f in open_findings} == set(AWS_DETECTORS)
+        # The demo's total is the sum of distinct costs, worked out from the findings listed.
+        once = distinct_monthly_usd(open_findings)
+        assert Decimal(summary["summary"]["total"]["monthly_usd"]) == once
+        assert Decimal(summary["scan"]["monthly_waste_usd"]) == once
+        assert Decimal(summary["summary"]["total"]["gross_monthly_usd"]) == gross_monthly_usd(
+            open_findings
+        )
         # The first run's simulator is gone: what it held and this one does not is resolved.
         assert findings(summary, "resolved"), "the first run's vanished resources are resolved"
         # Metrics answer the token the demo printed, and nobody else.

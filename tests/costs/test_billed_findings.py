@@ -54,5 +54,9 @@ async def test_a_billed_resource_costs_its_last_30_days_and_others_keep_list_pri
     assert billed.monthly_cost_usd == Decimal("15.00")  # 30 days x $0.50
     assert billed.price_detail["billed_through"] == str(today - dt.timedelta(days=1))
     assert Decimal(billed.price_detail["list_price_monthly_usd"]) == Decimal("8.00")  # gp3
+    # The volume's cost, which other findings may price too, is what the bill says.
+    assert [(p["resource_id"], Decimal(p["monthly_usd"])) for p in billed.cost_parts] == [
+        (volume, Decimal("15.00"))
+    ]
     listed = findings[("aws.eip-unassociated", address)]
     assert listed.cost_basis == "list_price"

@@ -30,6 +30,7 @@ from tests.fixtures.aws import (
     unattached_volume,
 )
 from tests.fixtures.http import api_key, assert_problem
+from tests.scanning.distinct_costs import distinct_monthly_usd, gross_monthly_usd
 from tests.scanning.helpers import create_tenant, scan_once, tenant_findings
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
@@ -375,6 +376,8 @@ async def test_a_snooze_that_has_expired_shows_the_finding_open_again(
 async def test_waste_summary_totals_equal_the_open_findings_by_detector_and_provider(
     client: httpx.AsyncClient, triage: TenantFixture
 ) -> None:
+    """By detector, each finding's whole figure; in total, each dollar once
+    (``test_waste_totals.py`` has the findings that overlap)."""
     # Not everything is open: a dismissed finding's dollars are not waste anyone is chasing.
     finding = await one_open_finding(client, triage)
     response = await client.patch(
@@ -400,8 +403,10 @@ async def test_waste_summary_totals_equal_the_open_findings_by_detector_and_prov
         d: sum(1 for f in open_findings if f["detector"] == d) for d in expected
     }
     assert {row["provider"] for row in summary["by_detector"]} == {"aws"}
-    total = sum(expected.values(), Decimal(0))
+    gross, total = gross_monthly_usd(open_findings), distinct_monthly_usd(open_findings)
+    assert Decimal(summary["gross_monthly_usd"]) == sum(expected.values(), Decimal(0)) == gross
     assert Decimal(summary["total_monthly_usd"]) == total
+    assert Decimal(summary["overlap_monthly_usd"]) == gross - total
     assert {p: Decimal(v) for p, v in summary["by_provider"].items()} == {"aws": total}
     assert summary["open_findings"] == len(open_findings) < 8
 

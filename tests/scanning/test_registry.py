@@ -103,6 +103,13 @@ def test_docstring_says_what_it_flags_and_why_it_costs(detector: type[Detector])
 
 
 @by_key
+def test_shared_costs_are_named_components(detector: type[Detector]) -> None:
+    assert isinstance(detector.shared_costs, tuple)
+    assert all(isinstance(c, str) and c.strip() for c in detector.shared_costs)
+    assert len(set(detector.shared_costs)) == len(detector.shared_costs)
+
+
+@by_key
 def test_detector_has_a_test_module(detector: type[Detector]) -> None:
     mention = re.compile(re.escape(detector.key) + r"(?![\w-])")
     modules = [
@@ -356,3 +363,22 @@ def test_detector_calls_exactly_the_aws_actions_it_declares(
     # Least privilege: a declared action nothing calls widens every customer's policy for nothing.
     unused = sorted(set(detector.permissions) - called)
     assert not unused, f"{detector.key} declares {unused} but never called them here"
+
+
+@by_aws_key
+def test_findings_name_only_declared_shared_costs_never_more_than_their_figure(
+    detector: type[Detector], seeded_account: RegionScope
+) -> None:
+    """Totals count a cost once only if every detector pricing it says so: a finding's shared
+    parts are of the components its detector declares, and a detector that declares one
+    names it in what it finds."""
+    found = list(detector().detect(seeded_account, detector.thresholds()))
+
+    for waste in found:
+        components = {part.component for part in waste.cost_parts}
+        assert components <= set(detector.shared_costs), f"{detector.key}: undeclared {components}"
+        if waste.cost_parts:
+            assert waste.price.monthly_usd is not None
+            assert sum(part.monthly_usd for part in waste.cost_parts) <= waste.price.monthly_usd
+    named = {part.component for waste in found for part in waste.cost_parts}
+    assert named == set(detector.shared_costs), f"{detector.key} declares what it never names"

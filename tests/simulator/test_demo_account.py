@@ -11,11 +11,13 @@ import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.scanning.distinct_costs import distinct_monthly_usd, gross_monthly_usd
 from tests.simulator.demo_truth import (
     Truth,
     demo_truth,
@@ -23,6 +25,7 @@ from tests.simulator.demo_truth import (
     simulator_client,
     strip_expect_tags,
 )
+from valdrix.connections.models import CloudConnection
 from valdrix.connections.service import create_connection, new_external_id
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
@@ -116,6 +119,32 @@ def test_demo_account_keeps_resources_that_look_like_waste_but_are_not(
         assert all(truth[(region, resource_id)] == () for resource_id in ignored)
 
 
+def scanning(runtime: Runtime, simulator: SimulatedAws) -> Runtime:
+    """The runtime with AWS at the simulator."""
+    return dataclasses.replace(
+        runtime,
+        settings=runtime.settings.updated(aws={"endpoint_url": simulator.endpoint_url}),
+    )
+
+
+async def demo_connection(
+    runtime: Runtime, tenant_id: uuid.UUID, account: DemoAccount
+) -> CloudConnection:
+    """The demo's connection to the simulated account, as ``valdrix demo`` registers it."""
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        return await create_connection(
+            session,
+            system_principal(tenant_id),
+            runtime.keyring,
+            name="demo account",
+            role_arn=DEMO_ROLE_ARN,
+            external_id=new_external_id(runtime.keyring, tenant_id),
+            regions=list(account.regions),
+            thresholds=DEMO_THRESHOLDS,
+            tag_exclusions=[],
+        )
+
+
 async def scan_demo_account(
     runtime: Runtime, tenant_id: uuid.UUID, connection_id: uuid.UUID
 ) -> str:
@@ -148,24 +177,9 @@ async def test_a_scan_of_the_demo_account_reports_exactly_the_tagged_waste_tags_
     seeded: tuple[DemoAccount, Truth],
 ) -> None:
     account, truth = seeded
-    aws_runtime = dataclasses.replace(
-        runtime,
-        settings=runtime.settings.updated(aws={"endpoint_url": simulator.endpoint_url}),
-    )
+    aws_runtime = scanning(runtime, simulator)
     tenant_id = (await make_tenant()).tenant_id
-    actor = system_principal(tenant_id)
-    async with unit_of_work(runtime.sessions, tenant_id) as session:
-        connection = await create_connection(
-            session,
-            actor,
-            aws_runtime.keyring,
-            name="demo account",
-            role_arn=DEMO_ROLE_ARN,
-            external_id=new_external_id(runtime.keyring, tenant_id),
-            regions=list(account.regions),
-            thresholds=DEMO_THRESHOLDS,
-            tag_exclusions=[],
-        )
+    connection = await demo_connection(runtime, tenant_id, account)
 
     assert await scan_demo_account(aws_runtime, tenant_id, connection.id) == ScanStatus.completed
     found = await open_findings(runtime, tenant_id)
@@ -179,3 +193,40 @@ async def test_a_scan_of_the_demo_account_reports_exactly_the_tagged_waste_tags_
     assert demo_truth(simulator.endpoint_url, account.regions) == {}
     assert await scan_demo_account(aws_runtime, tenant_id, connection.id) == ScanStatus.completed
     assert reported(await open_findings(runtime, tenant_id)) == expected_findings(truth)
+
+
+async def test_the_demo_totals_count_each_dollar_once(
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    make_tenant: Any,
+    simulator: SimulatedAws,
+    seeded: tuple[DemoAccount, Truth],
+) -> None:
+    """The demo prices some money from two sides (stopped instances' volumes, gp3 savings on
+    volumes priced in full): the scan's total and the summary's are the sum of distinct costs,
+    worked out from the findings the API lists, and say what they left out."""
+    account, _ = seeded
+    tenant = await make_tenant()
+    connection = await demo_connection(runtime, tenant.tenant_id, account)
+
+    status = await scan_demo_account(scanning(runtime, simulator), tenant.tenant_id, connection.id)
+
+    assert status == ScanStatus.completed
+
+    async def get(path: str, **params: Any) -> Any:
+        response = await client.get(path, params=params, headers=tenant.auth)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    findings = await get("/api/v1/findings", status="open", limit=500)
+    assert 0 < len(findings) < 500, "one page holds them all"
+    gross, once = gross_monthly_usd(findings), distinct_monthly_usd(findings)
+    assert once < gross, "the demo has findings that price the same money"
+    summary = await get("/api/v1/findings/summary")
+    assert Decimal(summary["total_monthly_usd"]) == once
+    assert Decimal(summary["gross_monthly_usd"]) == gross
+    assert Decimal(summary["overlap_monthly_usd"]) == gross - once
+    assert sum(Decimal(row["counted_usd"]) for row in summary["by_detector"]) == once
+    [scan] = await get("/api/v1/scans", connection_id=str(connection.id))
+    assert Decimal(scan["monthly_waste_usd"]) == once
+    assert Decimal(scan["monthly_waste_gross_usd"]) == gross

@@ -15,7 +15,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,10 @@ from valdrix.kit.crypto import KeyRing
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.migrator import upgrade_to_head
 from valdrix.runtime import Runtime, database_urls, open_runtime
-from valdrix.scanning import findings
 from valdrix.scanning import service as scanning
 from valdrix.scanning.models import FINISHED_SCAN_STATUSES
 from valdrix.scanning.schemas import ScanOut
+from valdrix.scanning.summary import WasteSummary, waste_summary
 from valdrix.simulator.aws_server import (
     REAL_AWS_ENV,
     SIMULATED_AWS_ENV,
@@ -73,7 +72,6 @@ STATE_FILE = "demo.json"
 SCAN_POLL_SECONDS = 0.25
 # How long a queued scan may wait for the worker to pick it up, on top of the scan's budget.
 SCAN_PICKUP_SECONDS = 60.0
-WasteRows = list[tuple[str, str, int, Decimal]]
 
 
 @dataclass
@@ -142,7 +140,7 @@ def demo(
         out.print(f"  worker      pid {background.worker.pid} (valdrix worker: scans, schedules)")
         connection_id, scan_id = asyncio.run(_queue_first_scan(settings, tenant_id))
         out.print(f"  scanning    {', '.join(account.regions)} through the worker (scan {scan_id})")
-        scan, rows = asyncio.run(_finished_scan(settings, tenant_id, scan_id, background.worker))
+        scan, waste = asyncio.run(_finished_scan(settings, tenant_id, scan_id, background.worker))
         analysis = asyncio.run(finished_analysis(settings, tenant_id, scan_id))
         if as_json:
             print_json(
@@ -158,11 +156,11 @@ def demo(
                     "scan_id": str(scan.id),
                     "scan_status": scan.status.value,
                     "scan": scan.model_dump(mode="json"),
-                    "summary": _summary(rows),
+                    "summary": _summary(waste),
                     "analysis": analysis.model_dump(mode="json") if analysis else None,
                 }
             )
-        _print_scan(out, scan, rows)
+        _print_scan(out, scan, waste)
         print_analysis(out, analysis, simulated=background.analyst is not None)
         if once:
             return
@@ -217,7 +215,7 @@ def _print_welcome(
     )
 
 
-def _print_scan(out: Console, scan: ScanOut, rows: WasteRows) -> None:
+def _print_scan(out: Console, scan: ScanOut, waste: WasteSummary) -> None:
     took = (
         f" in {(scan.finished_at - scan.started_at).total_seconds():.1f} s"
         if scan.started_at and scan.finished_at
@@ -228,20 +226,36 @@ def _print_scan(out: Console, scan: ScanOut, rows: WasteRows) -> None:
         f"  scan        {scan.status.value}{took}{reason}: {scan.findings_count} findings, "
         f"{scan.resources_seen} resources seen"
     )
-    print_summary_table(rows, to=out)
+    print_summary_table(waste, to=out)
 
 
-def _summary(rows: WasteRows) -> dict[str, Any]:
-    """Open findings and monthly dollars by detector, and in total."""
+def _summary(waste: WasteSummary) -> dict[str, Any]:
+    """Open findings and monthly dollars by detector (each finding's whole figure, and the part
+    counted under other findings), and in total, each dollar counted once."""
     return {
         "by_detector": {
-            detector: {"findings": count, "monthly_usd": str(usd)}
-            for _, detector, count, usd in rows
+            row.detector: {
+                "findings": row.open_findings,
+                "monthly_usd": str(row.monthly_usd),
+                "counted_elsewhere_usd": str(row.counted_elsewhere_usd),
+            }
+            for row in waste.by_detector
         },
         "total": {
-            "findings": sum(row[2] for row in rows),
-            "monthly_usd": str(sum((row[3] for row in rows), start=Decimal("0"))),
+            "findings": waste.open_findings,
+            "monthly_usd": str(waste.monthly_usd),
+            "gross_monthly_usd": str(waste.gross_usd),
+            "overlap_monthly_usd": str(waste.overlap_usd),
         },
+        "overlaps": [
+            {
+                "detector": row.detector,
+                "counted_under": row.counted_under,
+                "parts": row.parts,
+                "monthly_usd": str(row.monthly_usd),
+            }
+            for row in waste.overlaps
+        ],
     }
 
 
@@ -318,7 +332,7 @@ async def _existing_demo_connection(
 
 async def _finished_scan(
     settings: Settings, tenant_id: uuid.UUID, scan_id: uuid.UUID, worker: subprocess.Popen[bytes]
-) -> tuple[ScanOut, WasteRows]:
+) -> tuple[ScanOut, WasteSummary]:
     """Wait for the worker to finish the scan; then the tenant's waste by detector."""
     runtime = open_runtime(settings)
     actor = service.system_principal(tenant_id, "demo")
@@ -328,8 +342,8 @@ async def _finished_scan(
             async with unit_of_work(runtime.sessions, tenant_id) as session:
                 scan, _ = await scanning.get_scan(session, actor, scan_id)
                 if scan.status in FINISHED_SCAN_STATUSES:
-                    rows = await findings.waste_summary(session, actor)
-                    return ScanOut.model_validate(scan), rows
+                    waste = await waste_summary(session, actor)
+                    return ScanOut.model_validate(scan), waste
             if worker.poll() is not None:
                 fail(f"the worker exited (code {worker.returncode}) before scan {scan_id} finished")
             if time.monotonic() > deadline:

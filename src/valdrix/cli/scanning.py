@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import typer
@@ -24,7 +25,8 @@ from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning import findings, service
 from valdrix.scanning.models import FINISHED_SCAN_STATUSES, FindingStatus
-from valdrix.scanning.schemas import FindingOut, ScanOut
+from valdrix.scanning.schemas import FindingOut, ScanOut, WasteSummaryOut
+from valdrix.scanning.summary import WasteSummary, shared_costs, waste_summary
 from valdrix.tenancy.service import system_principal
 
 connections_app = typer.Typer(no_args_is_help=True, help="Cloud connections.")
@@ -114,29 +116,34 @@ def list_findings(
     """Findings, most expensive first."""
 
     async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        actor = system_principal(tenant)
         async with unit_of_work(runtime.sessions, tenant) as session:
             rows = await findings.list_findings(
                 session,
-                system_principal(tenant),
+                actor,
                 filters={"status": status.value if status else None, "detector": detector},
                 sort="monthly_cost_usd",
                 descending=True,
                 offset=0,
                 limit=limit,
             )
-            return [FindingOut.model_validate(f).model_dump(mode="json") for f in rows]
+            shared = await shared_costs(session, actor, rows)
+            return [FindingOut.of(f, shared.get(f.id, [])).model_dump(mode="json") for f in rows]
 
     rows = run_with_runtime(settings_for_command(), work)
     if as_json:
         print_json({"findings": rows})
         return
-    table = Table("detector", "region", "resource", "$/month", "basis", "status")
+    table = Table(
+        "detector", "region", "resource", "$/month", "counted elsewhere", "basis", "status"
+    )
     for row in rows:
         table.add_row(
             row["detector"],
             row["region"],
             row["resource_id"],
             row["monthly_cost_usd"] or "?",
+            _elsewhere(row["counted_elsewhere_usd"]),
             row["cost_basis"],
             row["status"],
         )
@@ -146,34 +153,55 @@ def list_findings(
 @findings_app.command("summary")
 @readable_errors
 def summary(tenant: uuid.UUID = TENANT_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Monthly waste of open findings by detector."""
+    """Monthly waste of open findings by detector, each dollar counted once."""
 
-    async def work(runtime: Runtime) -> list[tuple[str, str, int, Any]]:
+    async def work(runtime: Runtime) -> WasteSummary:
         async with unit_of_work(runtime.sessions, tenant) as session:
-            return await findings.waste_summary(session, system_principal(tenant))
+            return await waste_summary(session, system_principal(tenant))
 
-    rows = run_with_runtime(settings_for_command(), work)
+    found = run_with_runtime(settings_for_command(), work)
     if as_json:
-        print_json(
-            {
-                "total_monthly_usd": str(sum(r[3] for r in rows)),
-                "by_detector": [
-                    {"provider": p, "detector": d, "open_findings": n, "monthly_usd": str(usd)}
-                    for p, d, n, usd in rows
-                ],
-            }
-        )
+        print_json(WasteSummaryOut.of(found).model_dump(mode="json"))
         return
-    print_summary_table(rows)
+    print_summary_table(found)
 
 
-def print_summary_table(rows: list[tuple[str, str, int, Any]], to: Console = console) -> None:
-    table = Table("detector", "open findings", "$/month", title="Monthly waste by detector")
-    for _, detector, count, usd in rows:
-        table.add_row(detector, str(count), f"{usd:,.2f}")
+def print_summary_table(summary: WasteSummary, to: Console = console) -> None:
+    """By detector: its findings' figures and the part the total counts under other findings;
+    the total counts each dollar once, and a line under the table says what was left out."""
+    table = Table(
+        "detector",
+        "open findings",
+        "$/month",
+        "counted elsewhere",
+        title="Monthly waste by detector",
+    )
+    for row in summary.by_detector:
+        table.add_row(
+            row.detector,
+            str(row.open_findings),
+            f"{row.monthly_usd:,.2f}",
+            _elsewhere(row.counted_elsewhere_usd),
+        )
     table.add_row(
-        "[bold]total[/bold]",
-        str(sum(r[2] for r in rows)),
-        f"[bold]{sum(r[3] for r in rows):,.2f}[/bold]",
+        "[bold]total, each dollar once[/bold]",
+        str(summary.open_findings),
+        f"[bold]{summary.monthly_usd:,.2f}[/bold]",
+        _elsewhere(summary.overlap_usd),
     )
     to.print(table)
+    for overlap in summary.overlaps:
+        to.print(
+            f"  {overlap.detector}: ${overlap.monthly_usd:,.2f} in {overlap.parts} cost(s) also "
+            f"priced by {overlap.counted_under}, counted there"
+        )
+    if summary.overlap_usd:
+        to.print(
+            f"  total ${summary.monthly_usd:,.2f}: the findings' figures add up to "
+            f"${summary.gross_usd:,.2f}, less ${summary.overlap_usd:,.2f} that more than one "
+            "finding prices"
+        )
+
+
+def _elsewhere(usd: Decimal | str) -> str:
+    return f"-{Decimal(usd):,.2f}" if Decimal(usd) else ""

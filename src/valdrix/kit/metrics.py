@@ -215,7 +215,8 @@ OPEN_FINDINGS = Gauge(
 )
 MONTHLY_WASTE = Gauge(
     "valdrix_monthly_waste_usd",
-    "Monthly cost in USD of the open findings per tenant, read at scrape time.",
+    "Monthly cost in USD of the open findings per tenant, each dollar counted once where findings"
+    " overlap, read at scrape time.",
     ["tenant_id"],
 )
 LLM_BUDGET_LIMIT = Gauge(

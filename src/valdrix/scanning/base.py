@@ -41,6 +41,24 @@ class Price:
 
 
 @dataclass(frozen=True)
+class CostPart:
+    """Part of a finding's monthly figure that is one named cost (``component``, e.g. everything
+    a disk bills) of one resource, which another detector's finding may price too. Totals count
+    each (component, resource) once: the largest part any of their findings claims for it."""
+
+    component: str
+    resource_id: str
+    monthly_usd: Decimal
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "component": self.component,
+            "resource_id": self.resource_id,
+            "monthly_usd": str(self.monthly_usd),
+        }
+
+
+@dataclass(frozen=True)
 class Waste:
     """One wasteful resource as a detector reports it."""
 
@@ -51,6 +69,9 @@ class Waste:
     evidence: dict[str, Any]
     resource_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The parts of ``price`` another detector may price too (each of a component the detector
+    # declares in ``shared_costs``); together never more than ``price.monthly_usd``.
+    cost_parts: tuple[CostPart, ...] = ()
 
 
 # Builds a client for a service in the scanned region (for AWS a boto3 client; credentials,
@@ -82,6 +103,10 @@ class Detector(ABC):
     resource_type: ClassVar[str]
     permissions: ClassVar[tuple[str, ...]]
     thresholds: ClassVar[type[Thresholds]]
+    # The cost components its figures may share with other detectors' (each finding says how
+    # much of which resource's component in ``Waste.cost_parts``); detectors that declare the
+    # same component overlap, and totals count that money once. Empty: its money is its own.
+    shared_costs: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def detect(self, scope: RegionScope, thresholds: Any) -> Iterable[Waste]:

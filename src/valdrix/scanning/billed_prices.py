@@ -3,7 +3,7 @@
 A finding whose resource appears in the tenant's cost data (``costs.billing``) gets, as its
 monthly cost, the billed cost of the 30 days ending on the resource's latest day in that data,
 and the basis ``billed``; the list price it replaces stays in the price detail. Any other keeps
-its list price.
+its list price. The figure's shared parts (``Waste.cost_parts``) keep their share of it.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.costs.billing import billed_last_30_days
-from valdrix.scanning.base import Price, Waste
+from valdrix.scanning.base import CostPart, Price, Waste
 
 CENT = Decimal("0.01")
 
@@ -40,7 +40,27 @@ async def price_from_bill(
             if waste.price.monthly_usd is None
             else str(waste.price.monthly_usd),
         }
+        billed_usd = total.quantize(CENT)
         priced.append(
-            dataclasses.replace(waste, price=Price(total.quantize(CENT), "billed", detail))
+            dataclasses.replace(
+                waste,
+                price=Price(billed_usd, "billed", detail),
+                cost_parts=_rescaled(waste.cost_parts, waste.price.monthly_usd, billed_usd),
+            )
         )
     return priced
+
+
+def _rescaled(
+    parts: tuple[CostPart, ...], list_usd: Decimal | None, billed_usd: Decimal
+) -> tuple[CostPart, ...]:
+    """Parts of a list price as the same shares of the billed figure, rounded down so that they
+    never add up to more than it."""
+    if not list_usd:
+        return ()
+    return tuple(
+        dataclasses.replace(
+            part, monthly_usd=(part.monthly_usd * billed_usd / list_usd).quantize(CENT, ROUND_DOWN)
+        )
+        for part in parts
+    )

@@ -8,18 +8,18 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.errors import ProblemError
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.runtime import Runtime
-from valdrix.scanning import findings, service
-from valdrix.scanning.models import FindingStatus
+from valdrix.scanning import findings, service, summary
+from valdrix.scanning.models import Finding, FindingStatus
 from valdrix.scanning.schemas import (
     FindingHistoryOut,
     FindingOut,
@@ -29,7 +29,6 @@ from valdrix.scanning.schemas import (
     ScanOut,
     ScanUnitOut,
     WasteSummaryOut,
-    WasteSummaryRow,
 )
 from valdrix.tenancy.auth import MemberScope, Principal, ViewerScope, authenticate
 
@@ -155,31 +154,22 @@ async def list_findings(
         offset=offset,
         limit=limit,
     )
-    return [FindingOut.model_validate(f) for f in rows]
+    shared = await summary.shared_costs(scope.session, scope.principal, rows)
+    return [FindingOut.of(f, shared.get(f.id, [])) for f in rows]
 
 
 @router.get("/findings/summary", tags=["findings"])
 async def waste_summary(scope: ViewerScope) -> WasteSummaryOut:
-    rows = await findings.waste_summary(scope.session, scope.principal)
-    by_provider: dict[str, Decimal] = {}
-    for provider, _, _, usd in rows:
-        by_provider[provider] = by_provider.get(provider, Decimal("0")) + usd
-    return WasteSummaryOut(
-        total_monthly_usd=sum((r[3] for r in rows), Decimal("0")),
-        open_findings=sum(r[2] for r in rows),
-        by_detector=[
-            WasteSummaryRow(provider=p, detector=d, open_findings=n, monthly_usd=usd)
-            for p, d, n, usd in rows
-        ],
-        by_provider=by_provider,
-    )
+    """Monthly waste of the open findings by detector and provider, each dollar counted once:
+    money several findings price (an instance's disks and the disks' own findings) is counted
+    under one of them, and `overlaps` says which."""
+    return WasteSummaryOut.of(await summary.waste_summary(scope.session, scope.principal))
 
 
 @router.get("/findings/{finding_id}", tags=["findings"])
 async def read_finding(finding_id: uuid.UUID, scope: ViewerScope) -> FindingOut:
-    return FindingOut.model_validate(
-        await findings.get_finding(scope.session, scope.principal, finding_id)
-    )
+    finding = await findings.get_finding(scope.session, scope.principal, finding_id)
+    return await _with_shared_costs(scope.session, scope.principal, finding)
 
 
 @router.patch("/findings/{finding_id}", tags=["findings"])
@@ -195,7 +185,14 @@ async def update_finding(
         snoozed_until=body.snoozed_until,
         note=body.note,
     )
-    return FindingOut.model_validate(finding)
+    return await _with_shared_costs(scope.session, scope.principal, finding)
+
+
+async def _with_shared_costs(
+    session: AsyncSession, principal: Principal, finding: Finding
+) -> FindingOut:
+    shared = await summary.shared_costs(session, principal, [finding])
+    return FindingOut.of(finding, shared.get(finding.id, []))
 
 
 @router.get("/findings/{finding_id}/history", tags=["findings"])

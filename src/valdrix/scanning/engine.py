@@ -46,6 +46,7 @@ from valdrix.scanning.providers.base import ProviderAccessError, ProviderSession
 from valdrix.scanning.registry import load_all_detectors, load_all_providers
 from valdrix.scanning.repository import ScanEventRepository, ScanRepository
 from valdrix.scanning.resources import account_size
+from valdrix.scanning.summary import scan_overlap_usd
 from valdrix.scanning.unit_pool import Thread, UnitPool
 
 log = structlog.get_logger(__name__)
@@ -376,7 +377,9 @@ async def finish_scan(
         scan.finished_at = utcnow()
         scan.resources_seen = resources_seen
         scan.findings_count = findings
-        scan.monthly_waste_usd = monthly_waste
+        # Counted once: money several findings price is left out of all but one.
+        overlap = await scan_overlap_usd(session, scan_id)
+        scan.monthly_waste_usd, scan.monthly_waste_overlap_usd = monthly_waste - overlap, overlap
         ScanEventRepository(session).add_event(
             tenant_id,
             scan_id,
@@ -386,6 +389,8 @@ async def finish_scan(
                 "reason": scan.status_reason,
                 "findings": findings,
                 "monthly_waste_usd": str(scan.monthly_waste_usd),
+                "monthly_waste_gross_usd": str(monthly_waste),
+                "monthly_waste_overlap_usd": str(overlap),
                 "units": dict(units),
             },
             utcnow(),

@@ -99,6 +99,7 @@ async def record_findings(
             "monthly_cost_usd": waste.price.monthly_usd,
             "cost_basis": waste.price.basis,
             "price_detail": waste.price.detail,
+            "cost_parts": [part.as_json() for part in waste.cost_parts],
             "evidence": waste.evidence,
             "tags": waste.tags,
             "last_seen_at": now,
@@ -292,10 +293,3 @@ async def finding_history(
 ) -> list[FindingHistory]:
     await get_finding(session, actor, finding_id)
     return await FindingHistoryRepository(session).for_finding(finding_id)
-
-
-async def waste_summary(
-    session: AsyncSession, actor: Principal
-) -> list[tuple[str, str, int, Decimal]]:
-    await end_expired_snoozes(session)
-    return await FindingRepository(session).summary()

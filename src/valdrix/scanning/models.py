@@ -87,7 +87,12 @@ class Scan(IdMixin, CreatedAtMixin, Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     resources_seen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     findings_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Counted once: the findings' figures summed, less ``monthly_waste_overlap_usd``, the money
+    # more than one finding prices (``scanning.overlaps``).
     monthly_waste_usd: Mapped[Decimal] = mapped_column(
+        Numeric(14, 2), default=Decimal("0"), server_default="0"
+    )
+    monthly_waste_overlap_usd: Mapped[Decimal] = mapped_column(
         Numeric(14, 2), default=Decimal("0"), server_default="0"
     )
     # The job running the scan (procrastinate's id): a retry of it resumes this scan, and the
@@ -153,6 +158,10 @@ class Finding(IdMixin, Base):
     monthly_cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     cost_basis: Mapped[str] = mapped_column(String(16))
     price_detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # The parts of its figure other findings may price too (``base.CostPart.as_json``).
+    cost_parts: Mapped[list[dict[str, str]]] = mapped_column(
+        JSONB, default=list, server_default="[]"
+    )
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     tags: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -43,6 +43,15 @@ class DetectorRegistry:
     def __len__(self) -> int:
         return len(self._detectors)
 
+    def shared_costs(self) -> dict[str, list[str]]:
+        """Each cost component detectors declare they may price in common, with their keys:
+        findings of these detectors may overlap, and totals count such money once."""
+        sharing: dict[str, list[str]] = {}
+        for key, detector in sorted(self._detectors.items()):
+            for component in detector.shared_costs:
+                sharing.setdefault(component, []).append(key)
+        return sharing
+
     def permissions(self, provider: str) -> list[str]:
         """Every IAM action the provider's detectors declare (the customer's policy)."""
         return sorted({p for d in self.for_provider(provider) for p in d.permissions})

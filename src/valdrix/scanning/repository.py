@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import ColumnElement, column, func, insert, select, text, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,20 @@ SORTABLE = {
     "last_seen_at": Finding.last_seen_at,
     "first_seen_at": Finding.first_seen_at,
 }
+
+
+class FindingCostPart(NamedTuple):
+    """One shared part of a finding's figure (``Finding.cost_parts``), with its finding."""
+
+    finding_id: uuid.UUID
+    provider: str
+    account_id: str
+    region: str
+    detector: str
+    finding_resource_id: str
+    component: str
+    resource_id: str
+    monthly_usd: Decimal
 
 
 class ScanRepository(Repository[Scan]):
@@ -149,6 +164,14 @@ class ScanEventRepository(Repository[ScanEvent]):
         return list(rows)
 
 
+# Each element of a finding's ``cost_parts``, one row per part.
+_PART = (
+    func.jsonb_array_elements(Finding.cost_parts)
+    .table_valued(column("value", JSONB))
+    .lateral("part")
+)
+
+
 class FindingRepository(Repository[Finding]):
     model = Finding
 
@@ -221,6 +244,52 @@ class FindingRepository(Repository[Finding]):
             .order_by(Finding.provider, Finding.detector)
         )
         return [(r[0], r[1], int(r[2]), Decimal(r[3] or 0)) for r in rows]
+
+    async def open_cost_parts(
+        self, resource_ids: Collection[str] | None = None
+    ) -> list[FindingCostPart]:
+        """The shared cost parts of every open finding, or of those parts that are the costs of
+        ``resource_ids``."""
+        criteria = [Finding.status == FindingStatus.open.value]
+        if resource_ids is not None:
+            criteria.append(_PART.c.value["resource_id"].astext.in_(list(resource_ids)))
+        return await self._cost_parts(*criteria)
+
+    async def scan_cost_parts(self, scan_id: uuid.UUID) -> list[FindingCostPart]:
+        """The shared cost parts of the findings a scan saw."""
+        return await self._cost_parts(Finding.last_scan_id == scan_id)
+
+    async def _cost_parts(self, *criteria: ColumnElement[bool]) -> list[FindingCostPart]:
+        part = _PART.c.value
+        rows = await self.session.execute(
+            select(
+                Finding.id,
+                Finding.provider,
+                Finding.account_id,
+                Finding.region,
+                Finding.detector,
+                Finding.resource_id,
+                part["component"].astext,
+                part["resource_id"].astext,
+                part["monthly_usd"].astext,
+            )
+            .join(_PART, true())
+            .where(*criteria)
+        )
+        return [
+            FindingCostPart(
+                finding_id=row[0],
+                provider=row[1],
+                account_id=row[2],
+                region=row[3],
+                detector=row[4],
+                finding_resource_id=row[5],
+                component=row[6],
+                resource_id=row[7],
+                monthly_usd=Decimal(row[8]),
+            )
+            for row in rows
+        ]
 
     async def expired_snoozes(self, now: dt.datetime) -> list[Finding]:
         """Snoozed findings whose snooze has ended, locked (a concurrent reader waits, then no

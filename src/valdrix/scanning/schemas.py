@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from valdrix.kit.money import PlainDecimal
-from valdrix.scanning.models import FindingStatus, ScanStatus
+from valdrix.scanning.models import Finding, FindingStatus, ScanStatus
+from valdrix.scanning.summary import SharedCost, WasteSummary
 
 
 class ScanCreate(BaseModel):
@@ -45,12 +47,49 @@ class ScanOut(BaseModel):
     finished_at: dt.datetime | None
     resources_seen: int
     findings_count: int
-    monthly_waste_usd: PlainDecimal
+    monthly_waste_usd: PlainDecimal = Field(
+        description="Monthly cost of the scan's findings, each dollar counted once: "
+        "`monthly_waste_gross_usd` less `monthly_waste_overlap_usd`"
+    )
+    monthly_waste_overlap_usd: PlainDecimal = Field(
+        description="Money more than one finding prices (an instance's disks and the disks' own "
+        "findings), beyond its one count"
+    )
+
+    @computed_field(description="The scan's findings' whole figures, summed")  # type: ignore[prop-decorator]
+    @property
+    def monthly_waste_gross_usd(self) -> PlainDecimal:
+        return self.monthly_waste_usd + self.monthly_waste_overlap_usd
 
 
 class ScanDetailOut(ScanOut):
     units: list[ScanUnitOut]
     unit_counts: dict[str, int]
+
+
+class CostPartOut(BaseModel):
+    component: str = Field(
+        description="A named cost of a resource (e.g. everything a disk bills), as its detector "
+        "names it"
+    )
+    resource_id: str = Field(description="The resource whose cost it is")
+    monthly_usd: PlainDecimal
+
+
+class SharedCostOut(BaseModel):
+    """A cost this finding prices that another open finding prices too."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    component: str
+    resource_id: str = Field(description="The resource whose cost it is")
+    monthly_usd: PlainDecimal = Field(description="This finding's part of that cost")
+    other_finding_id: uuid.UUID
+    other_detector: str
+    counted_under: uuid.UUID = Field(
+        description="The finding totals count this cost under (the larger part; this finding's "
+        "own id when it is this one)"
+    )
 
 
 class FindingOut(BaseModel):
@@ -77,6 +116,29 @@ class FindingOut(BaseModel):
     snoozed_until: dt.datetime | None
     status_note: str | None
     connection_id: uuid.UUID
+    cost_parts: list[CostPartOut] = Field(
+        description="Parts of `monthly_cost_usd` other findings may price too"
+    )
+    shared_costs: list[SharedCostOut] = Field(
+        default_factory=list,
+        description="Costs this finding shares with other open findings (none once it is "
+        "no longer open)",
+    )
+    counted_elsewhere_usd: PlainDecimal = Field(
+        default=Decimal("0.00"),
+        description="The part of `monthly_cost_usd` totals count under other findings",
+    )
+
+    @classmethod
+    def of(cls, finding: Finding, shared: Sequence[SharedCost] = ()) -> FindingOut:
+        """The finding with the costs it shares (``summary.shared_costs``)."""
+        out = cls.model_validate(finding)
+        out.shared_costs = [SharedCostOut.model_validate(cost) for cost in shared]
+        out.counted_elsewhere_usd = sum(
+            (cost.monthly_usd for cost in shared if cost.counted_under != finding.id),
+            start=Decimal("0.00"),
+        )
+        return out
 
 
 class FindingPatch(BaseModel):
@@ -99,14 +161,52 @@ class FindingHistoryOut(BaseModel):
 
 
 class WasteSummaryRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     provider: str
     detector: str
     open_findings: int
+    monthly_usd: PlainDecimal = Field(description="Its open findings' whole figures, summed")
+    counted_elsewhere_usd: PlainDecimal = Field(
+        description="The part of `monthly_usd` the total counts under other findings"
+    )
+    counted_usd: PlainDecimal = Field(description="What the detector adds to the total")
+
+
+class WasteOverlapRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    detector: str
+    counted_under: str = Field(description="The detector whose findings carry those costs")
+    parts: int = Field(description="How many costs of `detector`'s findings are counted there")
     monthly_usd: PlainDecimal
 
 
 class WasteSummaryOut(BaseModel):
-    total_monthly_usd: PlainDecimal
+    total_monthly_usd: PlainDecimal = Field(
+        description="Monthly cost of the open findings, each dollar counted once: "
+        "`gross_monthly_usd` less `overlap_monthly_usd`"
+    )
+    gross_monthly_usd: PlainDecimal = Field(description="The open findings' figures, summed")
+    overlap_monthly_usd: PlainDecimal = Field(
+        description="Money more than one open finding prices, beyond its one count"
+    )
     open_findings: int
     by_detector: list[WasteSummaryRow]
-    by_provider: dict[str, Decimal]
+    by_provider: dict[str, Decimal] = Field(description="Each provider's total, counted once")
+    overlaps: list[WasteOverlapRow] = Field(
+        description="Which detectors' findings price the same money, and how much is counted "
+        "under which"
+    )
+
+    @classmethod
+    def of(cls, summary: WasteSummary) -> WasteSummaryOut:
+        return cls(
+            total_monthly_usd=summary.monthly_usd,
+            gross_monthly_usd=summary.gross_usd,
+            overlap_monthly_usd=summary.overlap_usd,
+            open_findings=summary.open_findings,
+            by_detector=[WasteSummaryRow.model_validate(row) for row in summary.by_detector],
+            by_provider=summary.by_provider,
+            overlaps=[WasteOverlapRow.model_validate(row) for row in summary.overlaps],
+        )

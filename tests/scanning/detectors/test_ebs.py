@@ -13,8 +13,8 @@ import pytest
 from botocore.stub import Stubber
 
 from valdrix.kit.orm import utcnow
-from valdrix.scanning.base import RegionScope, Thresholds, Waste
-from valdrix.scanning.detectors.aws._ec2_common import stopped_since
+from valdrix.scanning.base import CostPart, RegionScope, Thresholds, Waste
+from valdrix.scanning.detectors.aws._ec2_common import VOLUME_COST, stopped_since
 from valdrix.scanning.detectors.aws.ebs import (
     Gp2Volumes,
     OrphanedSnapshots,
@@ -295,6 +295,9 @@ def test_gp2_volume_is_reported_with_the_monthly_saving_of_gp3(make_scope: MakeS
     saving = 100 * (gb_month("gp2") - gb_month("gp3"))
     assert waste.price.monthly_usd == saving == Decimal("2.00")
     assert waste.price.detail["gp3_unit_price_usd"] == str(gb_month("gp3"))
+    # The saving is part of the volume's cost: totals count it once beside a finding that prices
+    # the whole volume.
+    assert waste.cost_parts == (CostPart(VOLUME_COST, volume["VolumeId"], saving),)
 
 
 def test_gp2_volume_in_use_is_reported_too(make_scope: MakeScope) -> None:

@@ -14,7 +14,8 @@ import pytest
 from botocore.stub import Stubber
 
 from valdrix.kit.orm import utcnow
-from valdrix.scanning.base import RegionScope, Thresholds, Waste
+from valdrix.scanning.base import CostPart, RegionScope, Thresholds, Waste
+from valdrix.scanning.detectors.aws._ec2_common import VOLUME_COST
 from valdrix.scanning.detectors.aws.ec2 import IdleInstances, StoppedInstances, UnusedImages
 from valdrix.scanning.pricing.catalog import aws_catalog
 
@@ -73,6 +74,11 @@ def test_instance_stopped_longer_than_the_threshold_is_reported_at_its_storage_p
     assert waste.price.basis == "list_price"
     assert waste.price.monthly_usd == expected == Decimal("39.55")
     assert waste.price.detail["estimated"] is False
+    # Each volume's cost is named: totals count it once beside the volume's own finding.
+    assert set(waste.cost_parts) == {
+        CostPart(VOLUME_COST, root["VolumeId"], 8 * gb_month("gp2")),
+        CostPart(VOLUME_COST, data["VolumeId"], 50 * gb_month("io1") + 500 * iops_price.unit_price),
+    }
 
 
 def test_running_instance_is_not_reported_as_stopped(make_scope: MakeScope) -> None:

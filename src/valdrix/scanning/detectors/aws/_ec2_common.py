@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from valdrix.scanning.base import Price, RegionScope
+from valdrix.scanning.base import CostPart, Price, RegionScope
 from valdrix.scanning.detectors.aws._common import age_days, gb_month_price, is_at_least_days_old
 
 Filters = dict[str, list[str]]
+# Everything an EBS volume bills (storage and provisioned performance): priced by the volume's own
+# findings (in full, or the part a cheaper type saves) and by its stopped instance's.
+VOLUME_COST = "ebs-volume"
 # The most values one EC2 describe filter accepts.
 FILTER_VALUES_MAX = 200
 # AWS writes "User initiated (2024-01-02 10:00:00 GMT)"; moto writes UTC.
@@ -127,6 +130,20 @@ def volumes_price(scope: RegionScope, volumes: Iterable[dict[str, Any]]) -> Pric
         "volumes": lines,
     }
     return Price(total, "list_price", detail)
+
+
+def volume_cost_parts(volume_id: str, monthly_usd: Decimal | None) -> tuple[CostPart, ...]:
+    """``monthly_usd`` of one volume's cost, as the shared part of a finding's figure it is."""
+    return () if monthly_usd is None else (CostPart(VOLUME_COST, volume_id, monthly_usd),)
+
+
+def volumes_cost_parts(price: Price) -> tuple[CostPart, ...]:
+    """A ``volumes_price`` figure's parts: each volume's cost."""
+    return tuple(
+        part
+        for line in price.detail.get("volumes", [])
+        for part in volume_cost_parts(line["volume_id"], Decimal(line["monthly_usd"]))
+    )
 
 
 def snapshot_price(scope: RegionScope, size_gb: int) -> Price:

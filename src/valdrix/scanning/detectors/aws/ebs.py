@@ -11,10 +11,12 @@ from pydantic import Field
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
 from valdrix.scanning.detectors.aws._common import age_days, is_at_least_days_old
 from valdrix.scanning.detectors.aws._ec2_common import (
+    VOLUME_COST,
     describe_own_images,
     describe_volumes,
     instances_stopped_for,
     snapshot_price,
+    volume_cost_parts,
     volume_price,
 )
 from valdrix.scanning.registry import detectors
@@ -38,6 +40,8 @@ def _volume_waste(volume: dict[str, Any], reason: str, price: Price, **evidence:
         },
         resource_name=tags.get("Name"),
         tags=tags,
+        # Whatever the finding prices, it is (part of) what the volume bills.
+        cost_parts=volume_cost_parts(volume["VolumeId"], price.monthly_usd),
     )
 
 
@@ -58,6 +62,7 @@ class UnattachedVolumes(Detector):
     resource_type = "ebs-volume"
     permissions = ("ec2:DescribeVolumes",)
     thresholds = UnattachedThresholds
+    shared_costs = (VOLUME_COST,)
 
     def detect(self, scope: RegionScope, thresholds: UnattachedThresholds) -> Iterator[Waste]:
         ec2 = scope.client("ec2")
@@ -96,6 +101,7 @@ class VolumesOnStoppedInstances(Detector):
     resource_type = "ebs-volume"
     permissions = ("ec2:DescribeInstances", "ec2:DescribeVolumes")
     thresholds = StoppedInstanceThresholds
+    shared_costs = (VOLUME_COST,)
 
     def detect(self, scope: RegionScope, thresholds: StoppedInstanceThresholds) -> Iterator[Waste]:
         ec2 = scope.client("ec2")
@@ -209,12 +215,14 @@ class Gp2Thresholds(Thresholds):
 @detectors.register("aws.ebs-gp2-to-gp3")
 class Gp2Volumes(Detector):
     """Flags gp2 volumes, in any state. gp3 costs about 20 % less per GB and includes 3,000 IOPS
-    and 125 MB/s; the finding's monthly figure is the saving from changing the type in place."""
+    and 125 MB/s; the finding's monthly figure is the saving from changing the type in place (part
+    of what a finding about an unused volume prices in full: totals count it once)."""
 
     provider = "aws"
     resource_type = "ebs-volume"
     permissions = ("ec2:DescribeVolumes",)
     thresholds = Gp2Thresholds
+    shared_costs = (VOLUME_COST,)
 
     def detect(self, scope: RegionScope, thresholds: Gp2Thresholds) -> Iterator[Waste]:
         ec2 = scope.client("ec2")

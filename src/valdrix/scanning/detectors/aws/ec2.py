@@ -8,7 +8,15 @@ from typing import Any
 
 from pydantic import Field
 
-from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
+from valdrix.scanning.base import (
+    CostPart,
+    Detector,
+    Price,
+    RegionScope,
+    Thresholds,
+    Waste,
+    tags_of,
+)
 from valdrix.scanning.cloudwatch import MetricQuery
 from valdrix.scanning.detectors.aws._common import (
     CloudWatchIdleDetector,
@@ -19,11 +27,13 @@ from valdrix.scanning.detectors.aws._common import (
 )
 from valdrix.scanning.detectors.aws._ec2_common import (
     FILTER_VALUES_MAX,
+    VOLUME_COST,
     describe_instances,
     describe_own_images,
     describe_volumes,
     instances_stopped_for,
     snapshot_price,
+    volumes_cost_parts,
     volumes_price,
 )
 from valdrix.scanning.idle import IdleResource, MetricThresholds
@@ -32,7 +42,13 @@ from valdrix.scanning.registry import detectors
 BYTES_PER_MB = 1_000_000
 
 
-def _instance_waste(instance: dict[str, Any], reason: str, price: Price, **evidence: Any) -> Waste:
+def _instance_waste(
+    instance: dict[str, Any],
+    reason: str,
+    price: Price,
+    cost_parts: tuple[CostPart, ...] = (),
+    **evidence: Any,
+) -> Waste:
     tags = tags_of(instance.get("Tags"))
     return Waste(
         resource_id=instance["InstanceId"],
@@ -46,6 +62,7 @@ def _instance_waste(instance: dict[str, Any], reason: str, price: Price, **evide
         },
         resource_name=tags.get("Name"),
         tags=tags,
+        cost_parts=cost_parts,
     )
 
 
@@ -60,12 +77,15 @@ class StoppedThresholds(Thresholds):
 @detectors.register("aws.ec2-stopped")
 class StoppedInstances(Detector):
     """Flags instances stopped for a long time. A stopped instance bills no compute, but every EBS
-    volume attached to it is billed in full; the finding's figure is that storage."""
+    volume attached to it is billed in full; the finding's figure is that storage (which the
+    volumes' own findings price too: totals count it once)."""
 
     provider = "aws"
     resource_type = "ec2-instance"
     permissions = ("ec2:DescribeInstances", "ec2:DescribeVolumes")
     thresholds = StoppedThresholds
+    # Its figure is its volumes' cost, which their own findings price too.
+    shared_costs = (VOLUME_COST,)
 
     def detect(self, scope: RegionScope, thresholds: StoppedThresholds) -> Iterator[Waste]:
         ec2 = scope.client("ec2")
@@ -78,11 +98,13 @@ class StoppedInstances(Detector):
         for instance_id, found in stopped.items():
             volumes = volumes_by_instance.get(instance_id, [])
             size_gb = sum(int(volume["Size"]) for volume in volumes)
+            price = volumes_price(scope, volumes)
             yield _instance_waste(
                 found.instance,
                 f"This instance has been stopped for {found.stopped_days:.0f} days and still pays "
                 f"for {len(volumes)} EBS volume(s), {size_gb} GiB in all.",
-                volumes_price(scope, volumes),
+                price,
+                volumes_cost_parts(price),
                 stopped_at=found.stopped_at.isoformat(),
                 stopped_days=found.stopped_days,
                 stopped_days_threshold=thresholds.stopped_days,
