@@ -12,7 +12,7 @@ The largest part is the right one to keep: every part is a share of the same mon
 cost, or a saving on it), so the largest is never more than the money and never less than any
 one action on it recovers. The same rule makes every total: a scan's ``monthly_waste_usd`` and
 the findings summary (``scanning.summary``), and the per-tenant waste metric (the SQL function
-of migration 0014).
+of migration 0015).
 """
 
 from __future__ import annotations

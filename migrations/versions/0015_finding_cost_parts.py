@@ -7,8 +7,8 @@ price too, and scans keep how much of their findings' sum was such overlap.
 - ``valdrix_open_findings_by_tenant()`` (the waste metric) counts each (provider, account, region,
   component, resource) once, at its largest part, as the API's totals do.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-05
 """
 
@@ -20,8 +20,8 @@ from sqlalchemy.dialects import postgresql
 
 from valdrix.kit.rls import resolver_function
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
