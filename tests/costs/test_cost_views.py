@@ -60,7 +60,6 @@ async def test_costs_group_by_month_billing_period_and_charge_class(client, two_
     }
 
 
-@pytest.mark.xfail(strict=True, reason="a repeated group_by keeps only its last value")
 async def test_costs_group_by_repeated_groups_by_every_dimension_like_a_comma_list(
     client, two_accounts
 ):

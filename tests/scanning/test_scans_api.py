@@ -149,7 +149,6 @@ async def test_starting_again_while_queued_returns_the_same_scan_and_no_second_j
     assert [s["id"] for s in listed] == [first.json()["id"]]
 
 
-@pytest.mark.xfail(strict=True, reason="a manual scan leaves the scheduled scan due")
 async def test_a_manual_scan_pushes_the_next_scheduled_scan_a_full_cadence_away(
     runtime: Runtime, client: httpx.AsyncClient, make_tenant: Any, database: Database
 ) -> None:
