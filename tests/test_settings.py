@@ -104,12 +104,27 @@ def test_demo_with_configured_keys_writes_no_key_file(
     assert not (home / KEY_FILE_NAME).exists()
 
 
-def test_outside_the_demo_an_existing_demo_key_file_is_not_used(
+def test_on_the_embedded_database_the_demos_key_file_is_used_when_no_key_is_set(
+    home: Path,
+) -> None:
+    home.mkdir()
+    entry = generate_key_entry()
+    (home / KEY_FILE_NAME).write_text(entry + "\n")
+    settings = load_settings()
+    assert settings.keys_from_key_file
+    assert settings.keyring == parse_encryption_keys(entry)
+
+
+def test_outside_the_embedded_database_the_demos_key_file_is_not_used(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home.mkdir()
     (home / KEY_FILE_NAME).write_text(generate_key_entry())
-    message = refusal(monkeypatch)
+    message = refusal(
+        monkeypatch,
+        VALDRIX_DATABASE_URL="postgresql://valdrix_app@db.example/valdrix",
+        VALDRIX_MIGRATION_DATABASE_URL="postgresql://valdrix_owner@db.example/valdrix",
+    )
     assert message.startswith("VALDRIX_ENCRYPTION_KEYS is not set")
 
 

@@ -329,7 +329,7 @@ def test_demo_once_prints_credentials_as_one_json_line_and_makes_a_private_key_f
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1, "with --json everything else goes to stderr"
     summary = first_demo.summary
-    assert summary["api_url"].startswith("http://127.0.0.1:")
+    assert "api_url" not in summary, "--once serves no API"
     assert summary["api_key"].startswith("vdx_")
     uuid.UUID(summary["tenant_id"])
 

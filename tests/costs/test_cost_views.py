@@ -60,6 +60,25 @@ async def test_costs_group_by_month_billing_period_and_charge_class(client, two_
     }
 
 
+async def test_costs_group_by_repeated_groups_by_every_dimension_like_a_comma_list(
+    client, two_accounts
+):
+    repeated = await client.get(
+        "/api/v1/costs",
+        params={
+            "start": "2026-04-01",
+            "end": "2026-06-01",
+            "group_by": ["billing_period", "charge_class"],
+        },
+        headers=two_accounts.auth,
+    )
+    comma = await read(client, two_accounts, group_by="billing_period,charge_class")
+
+    assert repeated.status_code == 200, repeated.text
+    assert repeated.json()["group_by"] == ["billing_period", "charge_class"]
+    assert repeated.json()["rows"] == comma.json()["rows"]
+
+
 async def test_costs_filter_by_account_and_tag(client, two_accounts):
     one_account = await read(client, two_accounts, account="444455556666")
     tagged = await read(client, two_accounts, tag="team=platform", group_by="billing_account")

@@ -9,6 +9,7 @@ over a response body only once it is complete.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import statistics
 import time
@@ -34,11 +35,13 @@ from tests.fixtures.http import api_key, assert_problem, parse_sse, served_app
 from tests.fixtures.jobs import superuser_rows
 from tests.scanning.helpers import create_tenant, scan_events
 from valdrix.jobs.app import open_job_app
+from valdrix.jobs.tiers import cadence
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
 from valdrix.scanning.registry import load_all_detectors
 from valdrix.simulator.aws_server import SimulatedAws
 from valdrix.simulator.proxy import FaultProxy, Faults
+from valdrix.tenancy.models import Tier
 
 SCANS = "/api/v1/scans"
 AWS_DETECTORS = len(load_all_detectors().for_provider("aws"))
@@ -148,6 +151,24 @@ async def test_starting_again_while_queued_returns_the_same_scan_and_no_second_j
     assert len(await scan_jobs(database, connection.id)) == 1
     listed = (await client.get(SCANS, headers=tenant.auth)).json()
     assert [s["id"] for s in listed] == [first.json()["id"]]
+
+
+async def test_a_manual_scan_pushes_the_next_scheduled_scan_a_full_cadence_away(
+    runtime: Runtime, client: httpx.AsyncClient, make_tenant: Any, database: Database
+) -> None:
+    tenant: TenantFixture = await make_tenant(Tier.growth)
+    connection = await register_connection(runtime, tenant.tenant_id, regions=[HEALTHY_REGION])
+    schedule_sql = "SELECT next_due_at, now() FROM schedules WHERE target_id = %s"
+    [(first_due, registered_at)] = await superuser_rows(database, schedule_sql, connection.id)
+    assert first_due <= registered_at, "registering schedules the first scan at once"
+
+    response = await start_scan(client, tenant.auth, connection.id)
+
+    assert response.status_code == 202, response.text
+    [(next_due, started_at)] = await superuser_rows(database, schedule_sql, connection.id)
+    # The scheduler's next tick finds nothing due: the manual scan is the only one.
+    full_cadence = cadence(runtime.settings, Tier.growth)
+    assert next_due >= started_at + full_cadence - dt.timedelta(minutes=1)
 
 
 async def test_viewers_cannot_start_scans_and_other_tenants_scans_are_not_found(

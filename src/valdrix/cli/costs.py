@@ -18,6 +18,7 @@ from valdrix.cli.common import (
     console,
     fail,
     print_json,
+    print_table,
     readable_errors,
     run_with_runtime,
     settings_for_command,
@@ -183,7 +184,7 @@ def show(
             *(str(row.get(g) if row.get(g) is not None else "-") for g in groups),
             *(_cents(row[amount]) for amount in SHOWN_AMOUNTS),
         )
-    console.print(table)
+    print_table(table)
     if answer.truncated:
         console.print(f"(first {limit} rows; `valdrix costs export` writes them all)")
 

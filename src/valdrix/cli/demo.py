@@ -31,6 +31,7 @@ from valdrix.cli.common import (
     settings_for_command,
 )
 from valdrix.cli.demo_analysis import finished_analysis, print_analysis, start_demo_analyst
+from valdrix.cli.demo_services import publish_demo_services, withdraw_demo_services
 from valdrix.cli.scanning import print_summary_table
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.config import Settings, load_settings
@@ -79,10 +80,12 @@ class _Background:
     """What the demo runs besides the API, stopped when it ends: the worker, then AWS."""
 
     simulator: SimulatedAws
+    home: Path
     worker: subprocess.Popen[bytes] | None = None
     analyst: SimulatedLLM | None = None
 
     def stop(self) -> None:
+        withdraw_demo_services(self.home)
         if self.worker is not None:
             _stop(self.worker)
         self.simulator.stop()
@@ -115,29 +118,42 @@ def demo(
     metrics_token = settings.metrics.token or SecretStr(secrets.token_hex(32))
     settings = settings.updated(metrics={"token": metrics_token})
     _use_simulated_aws_env()
-    background = _Background(start_simulated_aws())
+    background = _Background(start_simulated_aws(), settings.home)
     try:
         endpoint_url = background.simulator.endpoint_url
         settings = settings.updated(aws={"endpoint_url": endpoint_url})
         settings, background.analyst = start_demo_analyst(settings)
+        worker_metrics_port = None if once else _free_port(settings.api.host)
         with ThreadPoolExecutor(max_workers=1) as pool:
             # The simulator fills up while the database starts and migrates.
             seeding = pool.submit(seed_demo_account, endpoint_url)
             upgrade_to_head(database_urls(settings).owner)
             password = secrets.token_urlsafe(12)
             credentials = asyncio.run(_prepare_demo_tenant(settings, password))
-            credentials["metrics_token"] = metrics_token.get_secret_value()
             # It boots while the simulator fills up; it has nothing to scan until then (any
             # scheduled scan of the demo account is held back until the first scan is queued).
-            background.worker = _start_worker(settings)
+            background.worker = _start_worker(settings, worker_metrics_port)
             account = seeding.result()
-        port = port if _port_is_free(host, port) else _free_port(host)
-        api_url = f"http://{host}:{port}"
+        # Workers started by hand on this home find the simulator (and analyst) here.
+        publish_demo_services(
+            settings.home,
+            _services_environment(settings, simulated_analyst=background.analyst is not None),
+        )
         tenant_id = uuid.UUID(credentials["tenant_id"])
         if key_file_created:
             out.print(f"created encryption key file {settings.key_file} (mode 0600) for the demo")
-        _print_welcome(out, settings, api_url, credentials, account)
-        out.print(f"  worker      pid {background.worker.pid} (valdrix worker: scans, schedules)")
+        serving: dict[str, str] = {}
+        if not once:
+            port = port if _port_is_free(host, port) else _free_port(host)
+            serving = _serving(settings, f"http://{host}:{port}", worker_metrics_port)
+        _print_welcome(out, settings, serving, credentials, account)
+        worker_metrics = (
+            f"; metrics {serving['worker_metrics_url']}" if "worker_metrics_url" in serving else ""
+        )
+        out.print(
+            f"  worker      pid {background.worker.pid} (valdrix worker: scans, schedules"
+            f"{worker_metrics})"
+        )
         connection_id, scan_id = asyncio.run(_queue_first_scan(settings, tenant_id))
         out.print(f"  scanning    {', '.join(account.regions)} through the worker (scan {scan_id})")
         scan, waste = asyncio.run(_finished_scan(settings, tenant_id, scan_id, background.worker))
@@ -145,9 +161,8 @@ def demo(
         if as_json:
             print_json(
                 {
-                    "api_url": api_url,
+                    **serving,
                     **credentials,
-                    "docs_url": f"{api_url}/docs",
                     "aws_endpoint_url": endpoint_url,
                     "aws_account_id": DEMO_ACCOUNT_ID,
                     "aws_regions": list(account.regions),
@@ -163,7 +178,9 @@ def demo(
         _print_scan(out, scan, waste)
         print_analysis(out, analysis, simulated=background.analyst is not None)
         if once:
+            out.print("  --once      done: no API is served (run `valdrix demo` to serve one)")
             return
+        api_url = serving["api_url"]
         out.print(
             f"  findings    curl -H 'Authorization: Bearer {credentials['api_key']}' "
             f"{api_url}/api/v1/findings"
@@ -184,26 +201,42 @@ def _use_simulated_aws_env() -> None:
     os.environ.update(SIMULATED_AWS_ENV)
 
 
+def _serving(settings: Settings, api_url: str, worker_metrics_port: int | None) -> dict[str, str]:
+    """Where the demo serves (only when it does): the API, and the worker's metrics."""
+    assert settings.metrics.token is not None  # the demo makes one
+    serving = {
+        "api_url": api_url,
+        "docs_url": f"{api_url}/docs",
+        "metrics_token": settings.metrics.token.get_secret_value(),
+    }
+    if worker_metrics_port is not None:
+        serving["worker_metrics_url"] = f"http://{settings.api.host}:{worker_metrics_port}/metrics"
+    return serving
+
+
 def _print_welcome(
     out: Console,
     settings: Settings,
-    api_url: str,
+    serving: dict[str, str],
     credentials: dict[str, str],
     account: DemoAccount,
 ) -> None:
     out.print(f"[bold]Valdrix demo[/bold] — data in {settings.home}")
-    out.print(f"  API         {api_url}   (docs: {api_url}/docs)")
+    if serving:
+        api_url = serving["api_url"]
+        out.print(f"  API         {api_url}   (docs: {serving['docs_url']})")
     out.print(f"  tenant      {credentials['tenant_id']}  ({DEMO_TENANT_NAME})")
     out.print(f"  admin       {DEMO_ADMIN_EMAIL} / {credentials['admin_password']}")
     out.print(f"  API key     {credentials['api_key']}")
-    out.print(
-        f"  metrics     curl -H 'Authorization: Bearer {credentials['metrics_token']}' "
-        f"{api_url}/metrics"
-    )
-    out.print(
-        f"  try:        curl -H 'Authorization: Bearer {credentials['api_key']}' "
-        f"{api_url}/api/v1/tenant"
-    )
+    if serving:
+        out.print(
+            f"  metrics     curl -H 'Authorization: Bearer {serving['metrics_token']}' "
+            f"{api_url}/metrics"
+        )
+        out.print(
+            f"  try:        curl -H 'Authorization: Bearer {credentials['api_key']}' "
+            f"{api_url}/api/v1/tenant"
+        )
     out.print(
         f"  AWS         simulated account {DEMO_ACCOUNT_ID} at {account.endpoint_url}: "
         f"{len(account.resources)} resources in {', '.join(account.regions)} "
@@ -259,14 +292,33 @@ def _summary(waste: WasteSummary) -> dict[str, Any]:
     }
 
 
-def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+def _services_environment(settings: Settings, *, simulated_analyst: bool) -> dict[str, str]:
+    """What a worker needs to scan the demo's account and analyse its scans: the simulator's
+    endpoint and credentials, and the simulated analyst's settings when the demo runs one."""
+    environment = {name: os.environ[name] for name in SIMULATED_AWS_ENV}
+    if settings.aws.endpoint_url:
+        environment["VALDRIX_AWS_ENDPOINT_URL"] = settings.aws.endpoint_url
+    if simulated_analyst:  # (a provider of the user's own stays out of the file, key and all)
+        environment.update(
+            {name: value for name, value in os.environ.items() if name.startswith("VALDRIX_LLM_")}
+        )
+    return environment
+
+
+def _start_worker(settings: Settings, metrics_port: int | None) -> subprocess.Popen[bytes]:
     """A separate worker process, as in production: the API process never runs jobs."""
     env = {**os.environ, "VALDRIX_DEMO": "true", "VALDRIX_HOME": str(settings.home)}
     env.pop("VALDRIX_METRICS_LISTEN", None)  # the API process serves metrics there
     if settings.aws.endpoint_url:
         env["VALDRIX_AWS_ENDPOINT_URL"] = settings.aws.endpoint_url
-    return subprocess.Popen(
-        [sys.executable, "-m", "valdrix", "worker", "--concurrency", "2", "--name", "demo"],
+    args = ["worker", "--concurrency", "2", "--name", "demo"]
+    if metrics_port is not None:
+        # Its own port, behind the demo's metrics token like the API's /metrics.
+        args += ["--metrics-port", str(metrics_port)]
+        assert settings.metrics.token is not None
+        env["VALDRIX_METRICS_TOKEN"] = settings.metrics.token.get_secret_value()
+    return subprocess.Popen(  # noqa: S603 (this program, its own arguments)
+        [sys.executable, "-m", "valdrix", *args],
         env=env,
         # It logs to stderr; the demo's stdout is its own (one JSON line with --json).
         stdout=subprocess.DEVNULL,

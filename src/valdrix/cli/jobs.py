@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 
 import typer
+from procrastinate.jobs import Status
 from rich.table import Table
 
 from valdrix.cli.common import (
     JSON_OPTION,
-    console,
     print_json,
+    print_table,
     readable_errors,
     run_with_runtime,
     settings_for_command,
@@ -50,7 +51,7 @@ def worker(
 @jobs_app.command("list")
 @readable_errors
 def list_jobs(
-    status: str | None = typer.Option(None, help="todo, doing, succeeded, failed, ..."),
+    status: Status | None = typer.Option(None, help="Only jobs in this state."),
     tenant: uuid.UUID | None = typer.Option(None, help="Only this tenant's jobs."),
     limit: int = typer.Option(50, min=1, max=1000),
     as_json: bool = JSON_OPTION,
@@ -60,7 +61,7 @@ def list_jobs(
     async def work(runtime: Runtime) -> list[dict[str, object]]:
         async with unit_of_work(runtime.sessions, None) as session:
             return await QueueRepository(session).recent_jobs(
-                limit=limit, status=status, tenant_id=tenant
+                limit=limit, status=status.value if status else None, tenant_id=tenant
             )
 
     rows = run_with_runtime(settings_for_command(), work)
@@ -84,4 +85,4 @@ def list_jobs(
                 )
             )
         )
-    console.print(table)
+    print_table(table)

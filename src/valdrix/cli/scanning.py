@@ -15,6 +15,7 @@ from valdrix.cli.common import (
     JSON_OPTION,
     console,
     print_json,
+    print_table,
     readable_errors,
     run_with_runtime,
     settings_for_command,
@@ -147,7 +148,7 @@ def list_findings(
             row["cost_basis"],
             row["status"],
         )
-    console.print(table)
+    print_table(table)
 
 
 @findings_app.command("summary")

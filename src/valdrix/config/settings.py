@@ -106,12 +106,21 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         return self.home / KEY_FILE_NAME
 
+    @property
+    def keys_from_key_file(self) -> bool:
+        """Whether the keys are the demo's key file under ``home``: without
+        ``VALDRIX_ENCRYPTION_KEYS``, on the embedded database the demo made them for."""
+        return not self.encryption_keys and self.embedded and self.key_file.exists()
+
     @cached_property
     def keyring(self) -> list[tuple[str, bytes]]:
-        """Encryption keys, active first. Demo mode creates a key file if none is configured."""
+        """Encryption keys, active first. Demo mode creates a key file if none is configured;
+        other commands on the embedded database read the one it created."""
         raw = self.encryption_keys
         if not raw and self.demo:
             raw = ensure_demo_key_file(self.key_file)
+        elif self.keys_from_key_file:
+            raw = self.key_file.read_text().strip()
         if not raw:
             raise SettingsError(
                 "VALDRIX_ENCRYPTION_KEYS is not set: create one with `valdrix keys generate`"

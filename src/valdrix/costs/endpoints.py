@@ -53,13 +53,14 @@ async def read_costs(
     start: IsoDate,
     end: IsoDate,
     group_by: Annotated[
-        str | None,
+        list[str] | None,
         Query(
-            max_length=200,
+            # (max_length on a list would bound its length; parse_query checks each value.)
             description="Up to 3 of day, month, billing_period, provider, service, region,"
             " account (sub-account, else billing account), billing_account, sub_account,"
             " charge_category, service_category, charge_class, resource, tag:<key>"
-            " (comma-separated)",
+            " (comma-separated, or the parameter repeated: `group_by=a,b` is"
+            " `group_by=a&group_by=b`)",
         ),
     ] = None,
     provider: FilterValue = None,
@@ -92,7 +93,7 @@ async def read_costs(
     query = reading.parse_query(
         start,
         end,
-        group_by,
+        ",".join(group_by or []),
         final_before=reading.final_before(scope.runtime.settings.costs.focus_close_days),
         filters={
             "provider": provider,

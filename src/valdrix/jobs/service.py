@@ -71,9 +71,12 @@ async def run_now(
     target_id: uuid.UUID,
     extra_kwargs: dict[str, Any] | None = None,
 ) -> int | None:
-    """Queue a target's job now, in the caller's transaction. None if one is already queued."""
+    """Queue a target's job now, in the caller's transaction (None if one is already queued),
+    and push its schedule back a full cadence: the run asked for stands in for the scheduled
+    one, which would otherwise follow it as soon as it is due (twice the work, and the cost)."""
     scheduled = get_kind(kind)
     await get_tenant(session, actor)  # a clear 404 for a tenant the credential cannot see
+    await push_back_schedule(session, actor, settings, kind=kind, target_id=target_id)
     return await defer_for_target(
         session,
         settings,
