@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.helpers import (
     DEMO_READY_TIMEOUT,
@@ -262,6 +263,25 @@ def test_the_demos_own_worker_serves_metrics_on_the_port_it_prints(
     scraped = httpx.get(url, headers=bearer(summary["metrics_token"]), timeout=10)
     assert scraped.status_code == 200
     assert 'valdrix_scans_total{outcome="completed"}' in scraped.text, "the worker ran the scan"
+
+
+def test_a_demo_run_reads_no_tenant_table_without_a_tenant(serving_demo: ServingDemo) -> None:
+    """The demo migrated, scanned, analysed and served: neither its API process (which ran
+    the migrations) nor its worker counted a statement without a tenant."""
+    summary = serving_demo.summary
+    auth = bearer(summary["metrics_token"])
+    scan_to_its_end(summary)
+    for url in (f"{summary['api_url']}/metrics", summary["worker_metrics_url"]):
+        scraped = httpx.get(url, headers=auth, timeout=10)
+        assert scraped.status_code == 200, url
+        unscoped = {
+            sample.labels["table"]: sample.value
+            for family in text_string_to_metric_families(scraped.text)
+            if family.name == "valdrix_rls_context_missing"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+        assert not any(unscoped.values()), (url, unscoped)
 
 
 def test_outside_the_embedded_database_a_missing_key_is_still_refused(
