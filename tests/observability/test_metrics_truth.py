@@ -4,6 +4,7 @@ read or write a tenant table without a tenant."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -11,8 +12,9 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 
 from tests.conftest import TestDatabase as Database
-from tests.fixtures.jobs import RawJobs
+from tests.fixtures.jobs import IDLE_QUEUE, RawJobs
 from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
 from valdrix.observability.exposition import refresh_database_gauges
 from valdrix.runtime import Runtime
 
@@ -76,3 +78,22 @@ async def test_a_read_without_a_tenant_is_still_counted(runtime: Runtime) -> Non
         rows: list[Any] = list(await session.execute(text("SELECT id FROM findings LIMIT 1")))
     assert rows == []  # row-level security: nothing visible
     assert unscoped("findings") == before + 1
+
+
+async def test_the_oldest_wait_of_a_queue_this_process_does_not_serve_drops_to_zero(
+    runtime: Runtime, raw_jobs: RawJobs
+) -> None:
+    def oldest() -> float:
+        return (
+            REGISTRY.get_sample_value("valdrix_queue_oldest_due_seconds", {"queue": IDLE_QUEUE})
+            or 0.0
+        )
+
+    job = raw_jobs.insert("elsewhere.late", scheduled_at=utcnow() - dt.timedelta(minutes=5))
+    await refresh_database_gauges(runtime)
+    assert oldest() >= 300
+
+    raw_jobs.delete(job)
+    await refresh_database_gauges(runtime)
+
+    assert oldest() == 0

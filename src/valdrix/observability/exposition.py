@@ -15,12 +15,13 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from pydantic import SecretStr
 
 from valdrix.config import Settings, SettingsError
@@ -55,7 +56,18 @@ RECENT_FAILURES = dt.timedelta(hours=24)
 _tenant_gauges_read_at = -TENANT_GAUGES_TTL_SECONDS
 
 
-_queued_task_names: set[str] = set()
+# The label values each gauge was ever set for, in this process.
+_reported: dict[Gauge, set[str]] = {}
+
+
+def _set_every(gauge: Gauge, label: str, values: Mapping[str, float], *, known: set[str]) -> None:
+    """Set the gauge for every value of ``label`` in ``values``, ``known`` ones and every one
+    this process reported before (the API process runs no tasks and serves no queue): one
+    that drained reads 0, never its last value."""
+    reported = _reported.setdefault(gauge, set())
+    reported.update(known, values)
+    for name in reported:
+        gauge.labels(**{label: name}).set(values.get(name, 0))
 
 
 async def refresh_database_gauges(runtime: Runtime) -> None:
@@ -84,18 +96,13 @@ async def refresh_database_gauges(runtime: Runtime) -> None:
             limits = await shared.llm_budget_limits(month_of(today))
             findings = await shared.open_findings_by_tenant()
             cost_runs = await shared.cost_run_totals()
-    # Every task name this process ever reported, not only those it runs itself (the API
-    # process imports no task modules): a backlog that drained reads 0, never its last value.
     ours = {t.name for t in job_app.tasks.values() if not t.name.startswith("procrastinate")}
-    _queued_task_names.update(ours | set(queued))
-    for task_name in _queued_task_names:
-        metrics.BACKGROUND_JOBS_QUEUED.labels(job_type=task_name).set(queued.get(task_name, 0))
+    _set_every(metrics.BACKGROUND_JOBS_QUEUED, "job_type", queued, known=ours)
     metrics.JOBS_STUCK.set(len(stuck))
     for tier, seconds in cadence_seconds(settings).items():
         metrics.SCHEDULE_LAG.labels(tier=tier).set(lag.get(tier, 0.0))
         metrics.SCHEDULE_SLA.labels(tier=tier).set(seconds)
-    for queue in {*QUEUES, *oldest}:
-        metrics.QUEUE_OLDEST_DUE.labels(queue=queue).set(oldest.get(queue, 0.0))
+    _set_every(metrics.QUEUE_OLDEST_DUE, "queue", oldest, known=set(QUEUES))
     metrics.WORKERS_ALIVE.set(alive)
     metrics.WORKERS_STALE.set(stale)
     _set_tenant_job_gauges(tenant_jobs)
