@@ -259,6 +259,14 @@ def seed_account(now: dt.datetime) -> None:
         CacheClusterId="sessions", CacheNodeType="cache.t3.micro", Engine="redis", NumCacheNodes=1
     )
 
+    # A provisioned warehouse nobody connects to.
+    client("redshift").create_cluster(
+        ClusterIdentifier="warehouse",
+        NodeType="dc2.large",
+        MasterUsername="admin",
+        MasterUserPassword="Not-a-real-password1",
+    )
+
     # Two weeks of quiet metrics.
     series = [
         ("AWS/EC2", "CPUUtilization", "InstanceId", idle, 0.5),
@@ -272,6 +280,7 @@ def seed_account(now: dt.datetime) -> None:
         ("AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", "sessions", 0.0),
         ("AWS/EFS", "ClientConnections", "FileSystemId", shared, 0.0),
         ("AWS/EFS", "TotalIOBytes", "FileSystemId", shared, 0.0),
+        ("AWS/Redshift", "DatabaseConnections", "ClusterIdentifier", "warehouse", 0.0),
     ]
     cloudwatch = client("cloudwatch")
     # PrivateLink publishes under four dimensions at once.

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from valdrix.simulator.demo_account import DEMO_ACCOUNT_ID
 from valdrix.simulator.demo_seeding import EXPECT_TAG, expected_detectors
 
 TAGS_PER_CALL = 20  # DescribeTags (both load balancer APIs) takes at most 20 resources
@@ -89,6 +90,9 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
         arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
         yield from _tagged(name, dynamodb.list_tags_of_resource(ResourceArn=arn)["Tags"])
 
+    for cluster in client("redshift").describe_clusters()["Clusters"]:
+        yield from _tagged(cluster["ClusterIdentifier"], cluster.get("Tags"))
+
     s3 = client("s3")
     for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
         yield from _tagged(bucket["Name"], s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"])
@@ -151,6 +155,11 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
         for name in dynamodb.list_tables()["TableNames"]:
             arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
             dynamodb.untag_resource(ResourceArn=arn, TagKeys=[EXPECT_TAG])
+        redshift = client("redshift")
+        for cluster in redshift.describe_clusters()["Clusters"]:
+            name = cluster["ClusterIdentifier"]
+            arn = f"arn:aws:redshift:{region}:{DEMO_ACCOUNT_ID}:cluster:{name}"
+            redshift.delete_tags(ResourceName=arn, TagKeys=[EXPECT_TAG])
         s3 = client("s3")
         for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
             tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]

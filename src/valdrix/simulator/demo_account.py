@@ -43,6 +43,7 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.elasticache-idle": {"min_age_days": 0},
     "aws.dynamodb-idle": {"min_age_days": 0},
     "aws.efs-idle": {"min_age_days": 0},
+    "aws.redshift-idle": {"min_age_days": 0},
 }
 
 

@@ -1,12 +1,14 @@
 """One region of the demo's simulated AWS account: waste beside resources to keep (the data
-services, S3, DynamoDB, EFS and CloudWatch Logs, are seeded by ``demo_services``).
+services, S3, DynamoDB, EFS and CloudWatch Logs, are seeded by ``demo_services``; the analytics
+and machine-learning platforms by ``demo_platforms``).
 
 Every resource carries the tag ``valdrix-demo:expect`` (see ``demo_seeding``): ``keep`` (no
 detector may flag it) or ``waste:<detector key>[,<detector key>...]`` (exactly these detectors
 flag it; a gp2 volume nobody attached is waste for two). Detectors never read this tag: it lets a
 test, or a curious user, check a scan against the truth. CloudWatch gets a week of daily
 datapoints for every running instance, NAT gateway, VPC endpoint, database, cache, provisioned
-table and file system, so idle detectors have evidence and busy resources are plainly busy.
+table, file system and warehouse, so idle detectors have evidence and busy resources are plainly
+busy.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import boto3
 
 from valdrix.simulator.aws_server import SIMULATED_AWS_ENV
+from valdrix.simulator.demo_platforms import PlatformSeeding
 from valdrix.simulator.demo_seeding import (
     IGNORE,
     SeededResource,
@@ -51,7 +54,7 @@ RDS_CLUSTER_SNAPSHOT_ORPHANED = "aws.rds-cluster-snapshot-orphaned"
 CACHE_IDLE = "aws.elasticache-idle"
 
 
-class RegionSeeder(DataServiceSeeding):
+class RegionSeeder(DataServiceSeeding, PlatformSeeding):
     """Seeds one region; ``scale`` sets how many of each kind it holds."""
 
     def __init__(self, endpoint_url: str, region: str, scale: int, now: dt.datetime) -> None:
@@ -97,6 +100,7 @@ class RegionSeeder(DataServiceSeeding):
         self.databases()
         self.caches()
         self.data_services()
+        self.platforms()
         # Stopped last: a load balancer registers only running targets.
         self.client("ec2").stop_instances(InstanceIds=fleet["stopped"])
         self.put_metrics()

@@ -108,6 +108,10 @@ class PriceCatalog:
     def elasticache_hour(self, region: str, node_type: str) -> Quote | None:
         return self._quote(region, "hour", "elasticache_hour", node_type)
 
+    def redshift_node_hour(self, region: str, node_type: str) -> Quote | None:
+        """One node of a provisioned Redshift cluster for an hour (on demand)."""
+        return self._quote(region, "hour", "redshift_node_hour", node_type)
+
 
 def _rds_engine(engine: str) -> str:
     engine = engine.lower()

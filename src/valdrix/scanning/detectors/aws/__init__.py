@@ -1,5 +1,17 @@
 """AWS detectors. Importing this package registers them all."""
 
-from . import dynamodb, ebs, ec2, efs, elasticache, elb, logs, network, rds, s3
+from . import dynamodb, ebs, ec2, efs, elasticache, elb, logs, network, rds, redshift, s3
 
-__all__ = ["dynamodb", "ebs", "ec2", "efs", "elasticache", "elb", "logs", "network", "rds", "s3"]
+__all__ = [
+    "dynamodb",
+    "ebs",
+    "ec2",
+    "efs",
+    "elasticache",
+    "elb",
+    "logs",
+    "network",
+    "rds",
+    "redshift",
+    "s3",
+]
