@@ -267,6 +267,26 @@ def seed_account(now: dt.datetime) -> None:
         MasterUserPassword="Not-a-real-password1",
     )
 
+    # A real-time inference endpoint nobody invokes (SageMaker publishes no datapoints then).
+    sagemaker = client("sagemaker")
+    sagemaker.create_model(
+        ModelName="churn",
+        ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/SageMakerRole",
+        PrimaryContainer={"Image": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/churn:1"},
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="churn",
+        ProductionVariants=[
+            {
+                "VariantName": "primary",
+                "ModelName": "churn",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName="churn", EndpointConfigName="churn")
+
     # Two weeks of quiet metrics.
     series = [
         ("AWS/EC2", "CPUUtilization", "InstanceId", idle, 0.5),

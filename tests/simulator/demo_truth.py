@@ -93,6 +93,11 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
     for cluster in client("redshift").describe_clusters()["Clusters"]:
         yield from _tagged(cluster["ClusterIdentifier"], cluster.get("Tags"))
 
+    sagemaker = client("sagemaker")
+    for endpoint in sagemaker.list_endpoints()["Endpoints"]:
+        tags = sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]
+        yield from _tagged(endpoint["EndpointName"], tags)
+
     s3 = client("s3")
     for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
         yield from _tagged(bucket["Name"], s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"])
@@ -160,6 +165,9 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
             name = cluster["ClusterIdentifier"]
             arn = f"arn:aws:redshift:{region}:{DEMO_ACCOUNT_ID}:cluster:{name}"
             redshift.delete_tags(ResourceName=arn, TagKeys=[EXPECT_TAG])
+        sagemaker = client("sagemaker")
+        for endpoint in sagemaker.list_endpoints()["Endpoints"]:
+            sagemaker.delete_tags(ResourceArn=endpoint["EndpointArn"], TagKeys=[EXPECT_TAG])
         s3 = client("s3")
         for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
             tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]

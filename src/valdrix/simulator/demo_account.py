@@ -44,6 +44,7 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.dynamodb-idle": {"min_age_days": 0},
     "aws.efs-idle": {"min_age_days": 0},
     "aws.redshift-idle": {"min_age_days": 0},
+    "aws.sagemaker-endpoint-idle": {"min_age_days": 0},
 }
 
 

@@ -1,5 +1,5 @@
-"""The demo account's analytics and machine-learning platforms: Redshift clusters, waste beside
-resources to keep (mixed into ``demo_region.RegionSeeder``)."""
+"""The demo account's analytics and machine-learning platforms: Redshift clusters and SageMaker
+endpoints, waste beside resources to keep (mixed into ``demo_region.RegionSeeder``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from valdrix.simulator.demo_seeding import Series, expect_tags
 
 REDSHIFT_IDLE = "aws.redshift-idle"
+SAGEMAKER_ENDPOINT_IDLE = "aws.sagemaker-endpoint-idle"
 
 
 class PlatformSeeding:
@@ -26,6 +27,7 @@ class PlatformSeeding:
 
     def platforms(self) -> None:
         self.warehouses()
+        self.inference_endpoints()
 
     # --- Redshift -------------------------------------------------------------------------------
 
@@ -50,3 +52,56 @@ class PlatformSeeding:
             self.series.append(
                 Series("AWS/Redshift", "DatabaseConnections", dimension, connections)
             )
+
+    # --- SageMaker ------------------------------------------------------------------------------
+
+    def inference_endpoints(self) -> None:
+        """A model serving the shop all day, one nobody has called since its A/B test ended, and
+        a serverless one (billed per request, never idle waste)."""
+        sagemaker = self.client("sagemaker")
+        endpoints: list[tuple[str, dict[str, Any], list[str], float]] = [
+            (
+                "recommendations",
+                {"InstanceType": "ml.c5.xlarge", "InitialInstanceCount": 2},
+                [],
+                50_000.0,
+            ),
+            (
+                "fraud-score-v1",
+                {"InstanceType": "ml.m5.large", "InitialInstanceCount": 1},
+                [SAGEMAKER_ENDPOINT_IDLE],
+                0.0,
+            ),
+            (
+                "label-suggest",
+                {"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}},
+                [],
+                0.0,
+            ),
+        ]
+        for name, capacity, detectors, daily in endpoints:
+            sagemaker.create_model(
+                ModelName=name,
+                ExecutionRoleArn=f"arn:aws:iam::123456789012:role/{name}",
+                PrimaryContainer={
+                    "Image": f"123456789012.dkr.ecr.{self.region}.amazonaws.com/{name}"
+                },
+            )
+            sagemaker.create_endpoint_config(
+                EndpointConfigName=name,
+                ProductionVariants=[{"VariantName": "primary", "ModelName": name, **capacity}],
+            )
+            sagemaker.create_endpoint(
+                EndpointName=name, EndpointConfigName=name, Tags=expect_tags(detectors)
+            )
+            self.note(name, "sagemaker-endpoint", detectors)
+            if daily:  # SageMaker publishes Invocations only for periods with requests
+                self.series.append(
+                    Series(
+                        "AWS/SageMaker",
+                        "Invocations",
+                        ("EndpointName", name),
+                        daily,
+                        more=(("VariantName", "primary"),),
+                    )
+                )

@@ -112,6 +112,10 @@ class PriceCatalog:
         """One node of a provisioned Redshift cluster for an hour (on demand)."""
         return self._quote(region, "hour", "redshift_node_hour", node_type)
 
+    def sagemaker_hosting_hour(self, region: str, instance_type: str) -> Quote | None:
+        """One real-time inference (hosting) instance for an hour (on demand)."""
+        return self._quote(region, "hour", "sagemaker_hosting_hour", instance_type)
+
 
 def _rds_engine(engine: str) -> str:
     engine = engine.lower()

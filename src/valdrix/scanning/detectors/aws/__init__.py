@@ -1,6 +1,6 @@
 """AWS detectors. Importing this package registers them all."""
 
-from . import dynamodb, ebs, ec2, efs, elasticache, elb, logs, network, rds, redshift, s3
+from . import dynamodb, ebs, ec2, efs, elasticache, elb, logs, network, rds, redshift, s3, sagemaker
 
 __all__ = [
     "dynamodb",
@@ -14,4 +14,5 @@ __all__ = [
     "rds",
     "redshift",
     "s3",
+    "sagemaker",
 ]
