@@ -287,6 +287,13 @@ def seed_account(now: dt.datetime) -> None:
     )
     sagemaker.create_endpoint(EndpointName="churn", EndpointConfigName="churn")
 
+    # A Kubernetes control plane with nothing to run pods on.
+    client("eks").create_cluster(
+        name="sandbox",
+        roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/EksRole",
+        resourcesVpcConfig={"subnetIds": subnets},
+    )
+
     # Two weeks of quiet metrics.
     series = [
         ("AWS/EC2", "CPUUtilization", "InstanceId", idle, 0.5),

@@ -98,6 +98,11 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
         tags = sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]
         yield from _tagged(endpoint["EndpointName"], tags)
 
+    eks = client("eks")
+    for name in eks.list_clusters()["clusters"]:
+        tags = eks.describe_cluster(name=name)["cluster"].get("tags", {})
+        yield from _tagged(name, [{"Key": k, "Value": v} for k, v in tags.items()])
+
     s3 = client("s3")
     for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
         yield from _tagged(bucket["Name"], s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"])
@@ -168,6 +173,10 @@ def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
         sagemaker = client("sagemaker")
         for endpoint in sagemaker.list_endpoints()["Endpoints"]:
             sagemaker.delete_tags(ResourceArn=endpoint["EndpointArn"], TagKeys=[EXPECT_TAG])
+        eks = client("eks")
+        for name in eks.list_clusters()["clusters"]:
+            arn = eks.describe_cluster(name=name)["cluster"]["arn"]
+            eks.untag_resource(resourceArn=arn, tagKeys=[EXPECT_TAG])
         s3 = client("s3")
         for bucket in s3.list_buckets(BucketRegion=region)["Buckets"]:
             tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]

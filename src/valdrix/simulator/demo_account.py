@@ -45,6 +45,7 @@ DEMO_THRESHOLDS: dict[str, dict[str, Any]] = {
     "aws.efs-idle": {"min_age_days": 0},
     "aws.redshift-idle": {"min_age_days": 0},
     "aws.sagemaker-endpoint-idle": {"min_age_days": 0},
+    "aws.eks-cluster-idle": {"min_age_days": 0},
 }
 
 

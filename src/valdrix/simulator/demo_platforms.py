@@ -1,5 +1,6 @@
-"""The demo account's analytics and machine-learning platforms: Redshift clusters and SageMaker
-endpoints, waste beside resources to keep (mixed into ``demo_region.RegionSeeder``)."""
+"""The demo account's analytics, machine-learning and container platforms: Redshift clusters,
+SageMaker endpoints and EKS clusters, waste beside resources to keep (mixed into
+``demo_region.RegionSeeder``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from valdrix.simulator.demo_seeding import Series, expect_tags
 
 REDSHIFT_IDLE = "aws.redshift-idle"
 SAGEMAKER_ENDPOINT_IDLE = "aws.sagemaker-endpoint-idle"
+EKS_CLUSTER_IDLE = "aws.eks-cluster-idle"
+# Roles the simulated services are given (moto checks none of them).
+SERVICE_ROLE = "arn:aws:iam::123456789012:role/{}"
 
 
 class PlatformSeeding:
@@ -18,6 +22,7 @@ class PlatformSeeding:
 
     region: str
     series: list[Series]
+    alb_subnets: list[str]
 
     def client(self, service: str) -> Any:
         raise NotImplementedError
@@ -28,6 +33,7 @@ class PlatformSeeding:
     def platforms(self) -> None:
         self.warehouses()
         self.inference_endpoints()
+        self.kubernetes_clusters()
 
     # --- Redshift -------------------------------------------------------------------------------
 
@@ -82,7 +88,7 @@ class PlatformSeeding:
         for name, capacity, detectors, daily in endpoints:
             sagemaker.create_model(
                 ModelName=name,
-                ExecutionRoleArn=f"arn:aws:iam::123456789012:role/{name}",
+                ExecutionRoleArn=SERVICE_ROLE.format(name),
                 PrimaryContainer={
                     "Image": f"123456789012.dkr.ecr.{self.region}.amazonaws.com/{name}"
                 },
@@ -105,3 +111,35 @@ class PlatformSeeding:
                         more=(("VariantName", "primary"),),
                     )
                 )
+
+    # --- EKS ------------------------------------------------------------------------------------
+
+    def kubernetes_clusters(self) -> None:
+        """A cluster on managed nodes, one running its batch jobs on Fargate, and one whose last
+        node group was deleted after a proof of concept."""
+        eks = self.client("eks")
+        for name, compute in (("shop", "nodegroup"), ("batch", "fargate"), ("poc-2023", None)):
+            detectors = [] if compute else [EKS_CLUSTER_IDLE]
+            tags = {tag["Key"]: tag["Value"] for tag in expect_tags(detectors)}
+            eks.create_cluster(
+                name=name,
+                roleArn=SERVICE_ROLE.format("eks-cluster"),
+                resourcesVpcConfig={"subnetIds": self.alb_subnets},
+                tags=tags,
+            )
+            if compute == "nodegroup":
+                eks.create_nodegroup(
+                    clusterName=name,
+                    nodegroupName="general",
+                    nodeRole=SERVICE_ROLE.format("eks-node"),
+                    subnets=self.alb_subnets,
+                )
+            elif compute == "fargate":
+                eks.create_fargate_profile(
+                    clusterName=name,
+                    fargateProfileName="jobs",
+                    podExecutionRoleArn=SERVICE_ROLE.format("eks-pod"),
+                    subnets=self.alb_subnets,
+                    selectors=[{"namespace": "jobs"}],
+                )
+            self.note(name, "eks-cluster", detectors)

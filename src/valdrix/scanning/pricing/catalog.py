@@ -116,6 +116,10 @@ class PriceCatalog:
         """One real-time inference (hosting) instance for an hour (on demand)."""
         return self._quote(region, "hour", "sagemaker_hosting_hour", instance_type)
 
+    def eks_cluster_hour(self, region: str) -> Quote | None:
+        """An EKS cluster's control plane for an hour, Kubernetes version in standard support."""
+        return self._quote(region, "hour", "eks_cluster_hour")
+
 
 def _rds_engine(engine: str) -> str:
     engine = engine.lower()

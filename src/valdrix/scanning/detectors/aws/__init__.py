@@ -1,12 +1,27 @@
 """AWS detectors. Importing this package registers them all."""
 
-from . import dynamodb, ebs, ec2, efs, elasticache, elb, logs, network, rds, redshift, s3, sagemaker
+from . import (
+    dynamodb,
+    ebs,
+    ec2,
+    efs,
+    eks,
+    elasticache,
+    elb,
+    logs,
+    network,
+    rds,
+    redshift,
+    s3,
+    sagemaker,
+)
 
 __all__ = [
     "dynamodb",
     "ebs",
     "ec2",
     "efs",
+    "eks",
     "elasticache",
     "elb",
     "logs",
