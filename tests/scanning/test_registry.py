@@ -294,6 +294,9 @@ def seed_account(now: dt.datetime) -> None:
         resourcesVpcConfig={"subnetIds": subnets},
     )
 
+    # A Magnetic volume whose I/O requests cost more than gp3 storage would.
+    magnetic = ec2.create_volume(AvailabilityZone=zone, Size=50, VolumeType="standard")
+
     # Two weeks of quiet metrics.
     series = [
         ("AWS/EC2", "CPUUtilization", "InstanceId", idle, 0.5),
@@ -308,6 +311,7 @@ def seed_account(now: dt.datetime) -> None:
         ("AWS/EFS", "ClientConnections", "FileSystemId", shared, 0.0),
         ("AWS/EFS", "TotalIOBytes", "FileSystemId", shared, 0.0),
         ("AWS/Redshift", "DatabaseConnections", "ClusterIdentifier", "warehouse", 0.0),
+        ("AWS/EBS", "VolumeReadOps", "VolumeId", magnetic["VolumeId"], 40e6),
     ]
     cloudwatch = client("cloudwatch")
     # PrivateLink publishes under four dimensions at once.

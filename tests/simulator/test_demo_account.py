@@ -74,12 +74,12 @@ def seeded(simulator: SimulatedAws) -> tuple[DemoAccount, Truth]:
     return account, demo_truth(simulator.endpoint_url, account.regions)
 
 
-def test_demo_account_holds_about_350_resources_each_tagged_with_what_a_scan_should_say(
+def test_demo_account_holds_about_400_resources_each_tagged_with_what_a_scan_should_say(
     seeded: tuple[DemoAccount, Truth],
 ) -> None:
     account, truth = seeded
     assert len(account.regions) >= 3
-    assert 300 <= len(account.resources) <= 400
+    assert 350 <= len(account.resources) <= 450
     assert truth == {key: r.detectors for key, r in account.resources.items()}, (
         "every seeded resource, and nothing else, carries the expect tag"
     )

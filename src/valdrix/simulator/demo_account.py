@@ -1,4 +1,4 @@
-"""The demo's AWS account: about 350 resources over three regions of a simulated AWS.
+"""The demo's AWS account: about 400 resources over three regions of a simulated AWS.
 
 Waste for every AWS detector sits beside resources no detector may flag (attached volumes, busy
 instances, associated addresses, load balancers with healthy targets, busy gateways, databases

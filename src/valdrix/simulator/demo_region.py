@@ -7,8 +7,8 @@ detector may flag it) or ``waste:<detector key>[,<detector key>...]`` (exactly t
 flag it; a gp2 volume nobody attached is waste for two). Detectors never read this tag: it lets a
 test, or a curious user, check a scan against the truth. CloudWatch gets a week of daily
 datapoints for every running instance, NAT gateway, VPC endpoint, database, cache, provisioned
-table, file system and warehouse, so idle detectors have evidence and busy resources are plainly
-busy.
+table, file system, warehouse and Magnetic volume, so idle detectors have evidence and busy
+resources are plainly busy.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ UNATTACHED = "aws.ebs-unattached"
 ON_STOPPED = "aws.ebs-on-stopped-instance"
 SNAPSHOT_ORPHANED = "aws.ebs-snapshot-orphaned"
 GP2 = "aws.ebs-gp2-to-gp3"
+PREVIOUS_GENERATION = "aws.ebs-previous-generation"
 EC2_STOPPED = "aws.ec2-stopped"
 EC2_IDLE = "aws.ec2-idle"
 AMI_UNUSED = "aws.ami-unused"
@@ -189,15 +190,35 @@ class RegionSeeder(DataServiceSeeding, PlatformSeeding):
                 TagSpecifications=tag_spec("snapshot", expect_tags([], "batch-data-nightly")),
             )
             self.note(snapshot["SnapshotId"], "ebs-snapshot")
+        self.previous_generation_volumes(fleet["web"][:3])
         return fleet
 
-    def data_volume(self, instance_id: str, volume_type: str, detectors: Sequence[str]) -> str:
+    def previous_generation_volumes(self, instances: Sequence[str]) -> None:
+        """A Magnetic disk busy enough that its I/O requests cost more than gp3 would, a quiet
+        one cheaper as it is, and an io1 disk provisioned above io2's first IOPS tier."""
+        busy, quiet, database = instances
+        for instance_id, detectors, daily_ops in (
+            (busy, [PREVIOUS_GENERATION], 30e6),
+            (quiet, [], 1e6),
+        ):
+            volume_id = self.data_volume(instance_id, "standard", detectors)
+            dimension = ("VolumeId", volume_id)
+            self.series += [
+                Series("AWS/EBS", "VolumeReadOps", dimension, daily_ops * 2 / 3),
+                Series("AWS/EBS", "VolumeWriteOps", dimension, daily_ops / 3),
+            ]
+        self.data_volume(database, "io1", [PREVIOUS_GENERATION], Iops=40_000)
+
+    def data_volume(
+        self, instance_id: str, volume_type: str, detectors: Sequence[str], **extra: Any
+    ) -> str:
         ec2 = self.client("ec2")
         volume = ec2.create_volume(
             AvailabilityZone=self.zone,
             Size=200,
             VolumeType=volume_type,
             TagSpecifications=tag_spec("volume", expect_tags(detectors, "data")),
+            **extra,
         )
         ec2.attach_volume(VolumeId=volume["VolumeId"], InstanceId=instance_id, Device="/dev/sdf")
         return self.note(volume["VolumeId"], "ebs-volume", detectors)

@@ -56,6 +56,23 @@ class PriceCatalog:
     def ebs_piops_month(self, region: str, volume_type: str) -> Quote | None:
         return self._quote(region, "IOPS-month", "ebs_piops_month", volume_type)
 
+    def ebs_piops_month_tiers(
+        self, region: str, volume_type: str
+    ) -> list[tuple[int | None, Quote]] | None:
+        """Provisioned IOPS priced by tier: each tier's upper bound in IOPS (None: no bound) and
+        its IOPS-month price, lowest tier first; None if the type has no tiered price."""
+        tiers = self._data.get("ebs_piops_month_tiers", {}).get(volume_type)
+        if tiers is None:
+            return None
+        estimated = region not in self.priced_regions
+        return [
+            (bound, Quote(Decimal(str(price)), "IOPS-month", estimated)) for bound, price in tiers
+        ]
+
+    def ebs_io_requests_million(self, region: str, volume_type: str) -> Quote | None:
+        """A million I/O requests on a volume type that bills them (Magnetic, ``standard``)."""
+        return self._quote(region, "million I/O requests", "ebs_io_requests_million", volume_type)
+
     def ebs_snapshot_gb_month(self, region: str) -> Quote | None:
         return self._quote(region, "GB-month", "ebs_snapshot_gb_month")
 

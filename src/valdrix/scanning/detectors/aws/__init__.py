@@ -3,6 +3,7 @@
 from . import (
     dynamodb,
     ebs,
+    ebs_generations,
     ec2,
     efs,
     eks,
@@ -19,6 +20,7 @@ from . import (
 __all__ = [
     "dynamodb",
     "ebs",
+    "ebs_generations",
     "ec2",
     "efs",
     "eks",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from valdrix.scanning.base import CostPart, Price, RegionScope
+from valdrix.scanning.base import CostPart, Price, RegionScope, Waste, tags_of
 from valdrix.scanning.detectors.aws._common import age_days, gb_month_price, is_at_least_days_old
 
 Filters = dict[str, list[str]]
@@ -110,6 +110,26 @@ def volume_price(scope: RegionScope, volume: dict[str, Any]) -> Price:
     }
     monthly = storage.monthly_usd + (iops_quote.unit_price * iops).quantize(Decimal("0.01"))
     return Price(monthly, "list_price", detail)
+
+
+def volume_waste(volume: dict[str, Any], reason: str, price: Price, **evidence: Any) -> Waste:
+    """A finding about one volume, whose figure (in full or a saving) is part of what it bills."""
+    tags = tags_of(volume.get("Tags"))
+    return Waste(
+        resource_id=volume["VolumeId"],
+        resource_type="ebs-volume",
+        reason=reason,
+        price=price,
+        evidence={
+            "state": volume["State"],
+            "size_gb": volume["Size"],
+            "volume_type": volume.get("VolumeType"),
+            **evidence,
+        },
+        resource_name=tags.get("Name"),
+        tags=tags,
+        cost_parts=volume_cost_parts(volume["VolumeId"], price.monthly_usd),
+    )
 
 
 def volumes_price(scope: RegionScope, volumes: Iterable[dict[str, Any]]) -> Price:

@@ -16,33 +16,13 @@ from valdrix.scanning.detectors.aws._ec2_common import (
     describe_volumes,
     instances_stopped_for,
     snapshot_price,
-    volume_cost_parts,
     volume_price,
+    volume_waste,
 )
 from valdrix.scanning.registry import detectors
 
 # gp3 includes 3,000 IOPS; gp2 gives 3 IOPS per GiB (at least 100, at most 16,000).
 GP3_BASELINE_IOPS = 3000
-
-
-def _volume_waste(volume: dict[str, Any], reason: str, price: Price, **evidence: Any) -> Waste:
-    tags = tags_of(volume.get("Tags"))
-    return Waste(
-        resource_id=volume["VolumeId"],
-        resource_type="ebs-volume",
-        reason=reason,
-        price=price,
-        evidence={
-            "state": volume["State"],
-            "size_gb": volume["Size"],
-            "volume_type": volume.get("VolumeType"),
-            **evidence,
-        },
-        resource_name=tags.get("Name"),
-        tags=tags,
-        # Whatever the finding prices, it is (part of) what the volume bills.
-        cost_parts=volume_cost_parts(volume["VolumeId"], price.monthly_usd),
-    )
 
 
 class UnattachedThresholds(Thresholds):
@@ -71,7 +51,7 @@ class UnattachedVolumes(Detector):
             if not is_at_least_days_old(created, scope.now, thresholds.min_age_days):
                 continue
             age = age_days(created, scope.now)
-            yield _volume_waste(
+            yield volume_waste(
                 volume,
                 f"This {volume['Size']} GiB {volume.get('VolumeType')} volume is attached to no "
                 f"instance and is {age:.0f} days old.",
@@ -114,7 +94,7 @@ class VolumesOnStoppedInstances(Detector):
                 continue
             instances = [stopped[i] for i in instance_ids]
             shortest = min(instance.stopped_days for instance in instances)
-            yield _volume_waste(
+            yield volume_waste(
                 volume,
                 f"This {volume['Size']} GiB {volume.get('VolumeType')} volume is attached only to "
                 f"{', '.join(instance_ids)}, stopped for {shortest:.0f} days.",
@@ -233,7 +213,7 @@ class Gp2Volumes(Detector):
                 and price.monthly_usd < thresholds.min_monthly_saving_usd
             ):
                 continue
-            yield _volume_waste(
+            yield volume_waste(
                 volume,
                 f"This {volume['Size']} GiB gp2 volume would be cheaper as gp3.",
                 price,
