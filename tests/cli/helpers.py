@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from tests.conftest import TestDatabase
+from valdrix.config import KEY_FILE_NAME
 
 VALDRIX = (sys.executable, "-m", "valdrix")
 COMMAND_TIMEOUT = 60.0
@@ -183,3 +184,26 @@ def embedded_home(home: Path) -> Iterator[Path]:
         yield home
     finally:
         stop_embedded_server(home)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    home: Path
+    result: subprocess.CompletedProcess[str]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        payload: dict[str, Any] = json.loads(self.result.stdout.splitlines()[0])
+        return payload
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / KEY_FILE_NAME
+
+    def env(self, **settings: str) -> dict[str, str]:
+        """What a newcomer has: ``VALDRIX_HOME`` and nothing else."""
+        return env_with_home(self.home, **settings)
+
+    def serve_env(self) -> dict[str, str]:
+        """What an operator sets to serve the demo's data: the demo's key."""
+        return self.env(VALDRIX_ENCRYPTION_KEYS=self.key_file.read_text().strip())

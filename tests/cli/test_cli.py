@@ -13,7 +13,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from tests.cli.helpers import (
     DEMO_READY_TIMEOUT,
     STOPPED_BY_SIGTERM,
     VALDRIX,
+    DemoRun,
     embedded_home,
     env_for_session_database,
     env_with_home,
@@ -38,7 +38,7 @@ from tests.cli.helpers import (
     valdrix_output,
 )
 from tests.fixtures.http import bearer
-from valdrix.config import KEY_FILE_NAME, generate_key_entry, parse_encryption_keys
+from valdrix.config import generate_key_entry, parse_encryption_keys
 
 if TYPE_CHECKING:  # importing them at run time would make pytest try to collect TestDatabase
     from tests.conftest import TenantFixture, TestDatabase
@@ -291,28 +291,6 @@ def test_serve_outside_the_demo_refuses_to_start_without_a_real_encryption_key(
 
 
 # --- the demo ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    home: Path
-    result: subprocess.CompletedProcess[str]
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        payload: dict[str, Any] = json.loads(self.result.stdout.splitlines()[0])
-        return payload
-
-    @property
-    def key_file(self) -> Path:
-        return self.home / KEY_FILE_NAME
-
-    def env(self, **settings: str) -> dict[str, str]:
-        return env_with_home(self.home, **settings)
-
-    def serve_env(self) -> dict[str, str]:
-        """What an operator sets to serve the demo's data: the demo's key."""
-        return self.env(VALDRIX_ENCRYPTION_KEYS=self.key_file.read_text().strip())
 
 
 @pytest.fixture(scope="module")

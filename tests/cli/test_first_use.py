@@ -24,6 +24,7 @@ from tests.cli.helpers import (
     DEMO_READY_TIMEOUT,
     VALDRIX,
     Background,
+    DemoRun,
     embedded_home,
     env_with_home,
     free_ports,
@@ -34,7 +35,6 @@ from tests.cli.helpers import (
 )
 from tests.costs.focus_files import sample_path
 from tests.fixtures.http import bearer
-from valdrix.config import KEY_FILE_NAME
 
 if TYPE_CHECKING:  # importing it at run time would make pytest try to collect TestDatabase
     from tests.conftest import TestDatabase
@@ -44,31 +44,8 @@ SCAN_TIMEOUT_SECONDS = 120.0
 JOB_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted")
 
 
-@dataclass(frozen=True)
-class Newcomer:
-    home: Path
-    demo: subprocess.CompletedProcess[str]
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        payload: dict[str, Any] = json.loads(self.demo.stdout.splitlines()[0])
-        return payload
-
-    @property
-    def key_file(self) -> Path:
-        return self.home / KEY_FILE_NAME
-
-    def env(self, **settings: str) -> dict[str, str]:
-        """What a newcomer has: ``VALDRIX_HOME`` and nothing else."""
-        return env_with_home(self.home, **settings)
-
-    def env_with_key(self) -> dict[str, str]:
-        """The demo's key given explicitly, for tests about something else than finding it."""
-        return self.env(VALDRIX_ENCRYPTION_KEYS=self.key_file.read_text().strip())
-
-
 @pytest.fixture(scope="module")
-def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newcomer]:
+def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     with embedded_home(tmp_path_factory.mktemp("first-use") / "home") as home:
         demo = subprocess.run(
             [*VALDRIX, "demo", "--once", "--json"],
@@ -79,7 +56,7 @@ def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newcomer]:
             check=False,
         )
         assert demo.returncode == 0, demo.stderr
-        yield Newcomer(home, demo)
+        yield DemoRun(home, demo)
 
 
 def wait_for_output(background: Background, text: str, timeout: float = 30.0) -> None:
@@ -97,13 +74,13 @@ def wait_for_output(background: Background, text: str, timeout: float = 30.0) ->
 
 
 def test_a_newcomer_runs_the_demo_creates_a_tenant_imports_costs_lists_jobs_adds_a_worker(
-    newcomer: Newcomer, tmp_path: Path
+    newcomer: DemoRun, tmp_path: Path
 ) -> None:
     env = newcomer.env()
     created = valdrix_json(
         "tenants",
         "create",
-        "Newcomer Inc",
+        "DemoRun Inc",
         "--tier",
         "growth",
         "--admin-email",
@@ -135,7 +112,7 @@ def test_a_newcomer_runs_the_demo_creates_a_tenant_imports_costs_lists_jobs_adds
 
 
 def test_commands_on_the_demos_embedded_database_use_its_key_file_and_say_so(
-    newcomer: Newcomer,
+    newcomer: DemoRun,
 ) -> None:
     result = valdrix("jobs", "list", "--json", env=newcomer.env())
 
@@ -147,8 +124,8 @@ def test_commands_on_the_demos_embedded_database_use_its_key_file_and_say_so(
 # --- what --once and jobs list print ----------------------------------------------------------
 
 
-def test_demo_once_names_no_api_url_for_the_server_it_never_starts(newcomer: Newcomer) -> None:
-    summary, stderr = newcomer.summary, newcomer.demo.stderr
+def test_demo_once_names_no_api_url_for_the_server_it_never_starts(newcomer: DemoRun) -> None:
+    summary, stderr = newcomer.summary, newcomer.result.stderr
 
     assert not {"api_url", "docs_url", "metrics_token"} & set(summary), summary
     assert "curl" not in stderr
@@ -156,8 +133,8 @@ def test_demo_once_names_no_api_url_for_the_server_it_never_starts(newcomer: New
     assert summary["scan_status"] == "completed", "the scan itself is still reported"
 
 
-def test_jobs_list_into_a_pipe_prints_every_value_in_full(newcomer: Newcomer) -> None:
-    listing = valdrix_output("jobs", "list", env=newcomer.env_with_key())
+def test_jobs_list_into_a_pipe_prints_every_value_in_full(newcomer: DemoRun) -> None:
+    listing = valdrix_output("jobs", "list", env=newcomer.serve_env())
 
     assert "…" not in listing
     [scan_line] = [line for line in listing.splitlines() if "scans.run" in line]
@@ -165,8 +142,8 @@ def test_jobs_list_into_a_pipe_prints_every_value_in_full(newcomer: Newcomer) ->
     assert "succeeded" in scan_line.split()
 
 
-def test_jobs_list_with_an_unknown_status_fails_naming_the_statuses(newcomer: Newcomer) -> None:
-    result = valdrix("jobs", "list", "--status", "bogus", env=newcomer.env_with_key())
+def test_jobs_list_with_an_unknown_status_fails_naming_the_statuses(newcomer: DemoRun) -> None:
+    result = valdrix("jobs", "list", "--status", "bogus", env=newcomer.serve_env())
 
     assert result.returncode != 0
     assert result.stdout == ""
@@ -194,7 +171,7 @@ class ServingDemo:
 
 @pytest.fixture(scope="module")
 def serving_demo(
-    newcomer: Newcomer, tmp_path_factory: pytest.TempPathFactory
+    newcomer: DemoRun, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServingDemo]:
     [port] = free_ports(1)
     with in_background(
@@ -229,13 +206,13 @@ def scan_to_its_end(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_worker_started_by_hand_beside_the_demo_scans_its_simulated_account(
-    serving_demo: ServingDemo, newcomer: Newcomer, tmp_path: Path
+    serving_demo: ServingDemo, newcomer: DemoRun, tmp_path: Path
 ) -> None:
     demos_worker = serving_demo.worker()
     demos_worker.suspend()  # so that the scan is the new worker's
     try:
         with in_background(
-            "worker", "--concurrency", "1", env=newcomer.env_with_key(), logs=tmp_path
+            "worker", "--concurrency", "1", env=newcomer.serve_env(), logs=tmp_path
         ) as worker:
             wait_for_output(worker, "worker.start")
             scan = scan_to_its_end(serving_demo.summary)
@@ -285,7 +262,7 @@ def test_a_demo_run_reads_no_tenant_table_without_a_tenant(serving_demo: Serving
 
 
 def test_outside_the_embedded_database_a_missing_key_is_still_refused(
-    newcomer: Newcomer, database: TestDatabase
+    newcomer: DemoRun, database: TestDatabase
 ) -> None:
     env = newcomer.env(
         VALDRIX_DATABASE_URL=database.urls.app,
