@@ -224,7 +224,6 @@ async def test_a_finding_says_which_part_of_its_cost_is_counted_under_another_fi
     assert (alone["shared_costs"], Decimal(alone["counted_elsewhere_usd"])) == ([], 0)
 
 
-@pytest.mark.xfail(strict=True, reason="the prompt quotes the findings' gross sum")
 async def test_the_analysis_prompt_quotes_the_total_counted_once(
     client: httpx.AsyncClient,
     account: Account,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, column, func, insert, select, text, true, update
+from sqlalchemy import ColumnElement, Select, column, func, insert, select, text, true, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -258,6 +258,10 @@ class FindingRepository(Repository[Finding]):
     async def scan_cost_parts(self, scan_id: uuid.UUID) -> list[FindingCostPart]:
         """The shared cost parts of the findings a scan saw."""
         return await self._cost_parts(Finding.last_scan_id == scan_id)
+
+    async def cost_parts_among(self, finding_ids: Select[uuid.UUID]) -> list[FindingCostPart]:
+        """The shared cost parts of the findings ``finding_ids`` selects."""
+        return await self._cost_parts(Finding.id.in_(finding_ids))
 
     async def _cost_parts(self, *criteria: ColumnElement[bool]) -> list[FindingCostPart]:
         part = _PART.c.value

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.scanning.findings import end_expired_snoozes
@@ -164,7 +165,15 @@ async def shared_costs(
 async def scan_overlap_usd(session: AsyncSession, scan_id: uuid.UUID) -> Decimal:
     """The money more than one of the findings a scan saw prices (whatever their status since),
     beyond its one count: what the scan's total leaves out of its findings' figures."""
-    parts = await FindingRepository(session).scan_cost_parts(scan_id)
+    return _overlap_usd(await FindingRepository(session).scan_cost_parts(scan_id))
+
+
+async def overlap_usd_among(session: AsyncSession, finding_ids: Select[uuid.UUID]) -> Decimal:
+    """The money more than one of the selected findings prices, beyond its one count."""
+    return _overlap_usd(await FindingRepository(session).cost_parts_among(finding_ids))
+
+
+def _overlap_usd(parts: list[FindingCostPart]) -> Decimal:
     return sum((left.claim.monthly_usd for left in _counted_under_others(parts)), start=ZERO)
 
 
