@@ -69,7 +69,8 @@ async def run_analysis(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUI
         total_monthly = gross_monthly - overlap
         scan = await session.get(Scan, scan_id)
         connection = await session.get(CloudConnection, scan.connection_id) if scan else None
-        account = (connection.account_id if connection else None) or "unknown"
+        # Until the connection is verified its account id is unknown; its name still says which.
+        account = (connection.account_id or connection.name) if connection else "unknown"
     if not findings:
         empty = {"summary": "The scan found no open waste to analyse.", "findings": []}
         return await _finish(runtime, tenant_id, scan_id, AnalysisStatus.ready, result=empty)
