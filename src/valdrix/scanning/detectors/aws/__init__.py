@@ -1,6 +1,7 @@
 """AWS detectors. Importing this package registers them all."""
 
 from . import (
+    commitments,
     dynamodb,
     ebs,
     ebs_generations,
@@ -19,6 +20,7 @@ from . import (
 )
 
 __all__ = [
+    "commitments",
     "dynamodb",
     "ebs",
     "ebs_generations",
