@@ -7,11 +7,13 @@ XML, REST JSON, JSON 1.1).
 AWS sells commitments only for a term starting now, so the simulator takes them as declared:
 ``POST /valdrix-simulator/commitments`` with ``{"commitments": [...]}`` (``SimulatedCommitment``
 fields, times ISO 8601), each with the share of its hours used, from which the utilization
-reports are worked out. ``/moto-api/reset`` forgets them with the rest. One simulated account.
+reports are worked out; ``.../untag`` with ``{"key"}`` removes a tag from all of them.
+``/moto-api/reset`` forgets them with the rest. One simulated account.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -72,6 +74,13 @@ class CommitmentStore:
         with self._lock:
             self._commitments += list(commitments)
 
+    def untag(self, key: str) -> None:
+        with self._lock:
+            self._commitments = [
+                dataclasses.replace(c, tags={k: v for k, v in c.tags.items() if k != key})
+                for c in self._commitments
+            ]
+
     def clear(self) -> None:
         with self._lock:
             self._commitments = []
@@ -90,12 +99,22 @@ def seed_commitments(endpoint_url: str, commitments: Iterable[SimulatedCommitmen
     httpx.post(endpoint_url + CONTROL_PATH, json=declared, timeout=30).raise_for_status()
 
 
+def untag_commitments(endpoint_url: str, key: str) -> None:
+    """Remove tag ``key`` from every commitment on the simulator at ``endpoint_url``."""
+    httpx.post(
+        f"{endpoint_url}{CONTROL_PATH}/untag", json={"key": key}, timeout=30
+    ).raise_for_status()
+
+
 def answer(method: str, path: str, headers: Any, body: bytes, now: dt.datetime) -> Answer | None:
     """The simulator's answer to a request about commitments; None for anything else."""
     if path.startswith("/moto-api/reset"):
         STORE.clear()
         return None  # moto resets the rest
-    if path.startswith(CONTROL_PATH) and method == "POST":
+    if path.startswith(CONTROL_PATH + "/untag") and method == "POST":
+        STORE.untag(json.loads(body)["key"])  # no AWS API untags a reservation's tags
+        return 200, {"Content-Type": "application/json"}, b"{}"
+    if path == CONTROL_PATH and method == "POST":
         declared = json.loads(body or b"{}").get("commitments", [])
         STORE.add(SimulatedCommitment(**item) for item in declared)
         return 200, {"Content-Type": "application/json"}, b"{}"
