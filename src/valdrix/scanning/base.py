@@ -107,6 +107,10 @@ class Detector(ABC):
     # much of which resource's component in ``Waste.cost_parts``); detectors that declare the
     # same component overlap, and totals count that money once. Empty: its money is its own.
     shared_costs: ClassVar[tuple[str, ...]] = ()
+    # Its resources belong to the whole connection, not to one partition (an account's
+    # commitments, read from a billing service that answers for every region): it runs once
+    # per scan, in its provider's ``connection_wide_partition``, not once per partition.
+    connection_wide: ClassVar[bool] = False
 
     @abstractmethod
     def detect(self, scope: RegionScope, thresholds: Any) -> Iterable[Waste]:

@@ -145,8 +145,7 @@ async def _scan_connection(
         detectors = load_all_detectors().for_provider(provider.key)
         tasks = {
             asyncio.create_task(_run_unit(context, region, detector)): (region, detector.key)
-            for region in regions
-            for detector in detectors
+            for region, detector in provider.units(regions, detectors)
             if (region, detector.key) not in written
         }
         budget_hit = False

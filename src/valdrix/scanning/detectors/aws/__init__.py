@@ -1,10 +1,12 @@
 """AWS detectors. Importing this package registers them all."""
 
 from . import (
+    commitments,
     dynamodb,
     ebs,
     ebs_generations,
     ec2,
+    ec2_generations,
     efs,
     eks,
     elasticache,
@@ -18,10 +20,12 @@ from . import (
 )
 
 __all__ = [
+    "commitments",
     "dynamodb",
     "ebs",
     "ebs_generations",
     "ec2",
+    "ec2_generations",
     "efs",
     "eks",
     "elasticache",
