@@ -63,7 +63,6 @@ async def test_a_billed_resource_costs_its_last_30_days_and_others_keep_list_pri
     assert listed.cost_basis == "list_price"
 
 
-@pytest.mark.xfail(strict=True, reason="the bill's whole cost of the disk replaces the saving")
 async def test_a_saving_on_a_billed_resource_stays_a_saving(
     make_tenant: Callable[..., Any],
     runtime: Runtime,

@@ -111,6 +111,10 @@ class Detector(ABC):
     # commitments, read from a billing service that answers for every region): it runs once
     # per scan, in its provider's ``connection_wide_partition``, not once per partition.
     connection_wide: ClassVar[bool] = False
+    # Its figure is what the resource costs in full, so the tenant's bill for the resource, where
+    # known, replaces the list price. False when the figure is a part of that cost (a cheaper
+    # configuration's saving, a commitment's unused share): the bill is shown beside it instead.
+    prices_whole_resource: ClassVar[bool] = True
 
     @abstractmethod
     def detect(self, scope: RegionScope, thresholds: Any) -> Iterable[Waste]:

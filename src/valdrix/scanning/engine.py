@@ -285,7 +285,10 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
         metrics.SCAN_UNITS_TOTAL.labels(detector=outcome.detector, outcome=outcome.status).inc()
         findings: list[RecordedFinding] = []
         if outcome.status == UnitStatus.ok:
-            outcome.wastes = await price_from_bill(session, outcome.wastes, now.date())
+            whole = load_all_detectors().get(outcome.detector).prices_whole_resource
+            outcome.wastes = await price_from_bill(
+                session, outcome.wastes, now.date(), whole_resource=whole
+            )
             findings = await record_findings(
                 session,
                 tenant_id=context.tenant_id,

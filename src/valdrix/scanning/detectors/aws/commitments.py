@@ -46,6 +46,7 @@ class ExpiringReservations(Detector):
 
     provider = "aws"
     resource_type = "reserved-instance"
+    prices_whole_resource = False  # what lapsing adds on demand, not the fee
     permissions = ("ec2:DescribeReservedInstances", "rds:DescribeReservedDBInstances")
     thresholds = ExpiringThresholds
 
@@ -186,6 +187,7 @@ class ExpiringSavingsPlans(Detector):
 
     provider = "aws"
     resource_type = "savings-plan"
+    prices_whole_resource = False  # what lapsing adds on demand, not the fee
     permissions = ("savingsplans:DescribeSavingsPlans", "ce:GetSavingsPlansUtilizationDetails")
     thresholds = ExpiringPlanThresholds
     connection_wide = True
@@ -260,6 +262,7 @@ class UnderusedCommitments(Detector):
 
     provider = "aws"
     resource_type = "commitment"
+    prices_whole_resource = False  # the commitment's unused share
     permissions = ("ce:GetReservationUtilization", "ce:GetSavingsPlansUtilizationDetails")
     thresholds = UnderusedThresholds
     connection_wide = True

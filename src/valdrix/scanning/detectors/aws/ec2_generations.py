@@ -47,6 +47,7 @@ class PreviousGenerationInstances(Detector):
 
     provider = "aws"
     resource_type = "ec2-instance"
+    prices_whole_resource = False  # the saving of the successor type
     permissions = ("ec2:DescribeInstances",)
     thresholds = PreviousGenerationInstanceThresholds
     shared_costs = (INSTANCE_COST,)
