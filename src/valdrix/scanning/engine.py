@@ -37,7 +37,7 @@ from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.logging import log_with_alias
 from valdrix.runtime import Runtime
-from valdrix.scanning.base import IGNORE_TAG, Detector, RegionScope, Waste
+from valdrix.scanning.base import IGNORE_TAG, Detector, DetectorSkipped, RegionScope, Waste
 from valdrix.scanning.billed_prices import price_from_bill
 from valdrix.scanning.findings import RecordedFinding, record_findings, resolve_missing
 from valdrix.scanning.flows import ScanFinished, scan_finished
@@ -82,6 +82,7 @@ class ScanContext:
     session: ProviderSession
     pool: UnitPool
     region_deadlines: dict[str, float] = field(default_factory=dict)
+    partitions: tuple[str, ...] = ()
 
 
 async def run_scan(
@@ -136,7 +137,14 @@ async def _scan_connection(
                 runtime, tenant_id, scan_id, ScanStatus.failed, exc.reason, 0, started=started
             )
         context = ScanContext(
-            runtime, tenant_id, scan_id, connection, provider, provider_session, pool
+            runtime,
+            tenant_id,
+            scan_id,
+            connection,
+            provider,
+            provider_session,
+            pool,
+            partitions=tuple(regions),
         )
         async with unit_of_work(runtime.sessions, tenant_id) as session:
             scan = await ScanRepository(session).get(scan_id)
@@ -145,8 +153,7 @@ async def _scan_connection(
         detectors = load_all_detectors().for_provider(provider.key)
         tasks = {
             asyncio.create_task(_run_unit(context, region, detector)): (region, detector.key)
-            for region in regions
-            for detector in detectors
+            for region, detector in _units(provider, regions, detectors)
             if (region, detector.key) not in written
         }
         budget_hit = False
@@ -165,6 +172,18 @@ async def _scan_connection(
         )
     finally:
         pool.close()
+
+
+def _units(
+    provider: ScanProvider[Any], regions: list[str], detectors: list[type[Detector]]
+) -> list[tuple[str, type[Detector]]]:
+    """(partition, detector) of every unit: one per partition, or one in the provider's global
+    partition for a detector that runs once per connection."""
+    home = provider.global_partition or (regions[0] if regions else None)
+    units = [(region, d) for region in regions for d in detectors if not d.once_per_connection]
+    if home is not None:
+        units += [(home, d) for d in detectors if d.once_per_connection]
+    return units
 
 
 async def _cut_off(context: ScanContext, pending: dict[asyncio.Task[UnitOutcome], Any]) -> None:
@@ -252,6 +271,8 @@ async def _detect(
         )
     except TimeoutError:
         return UnitOutcome(region, detector_cls.key, UnitStatus.timed_out, unanswered)
+    except DetectorSkipped as skipped:
+        return UnitOutcome(region, detector_cls.key, UnitStatus.skipped, skipped.reason[:500])
     except Exception as exc:
         status, reason = context.provider.classify(exc)
         # The provider's own timeouts come from the same budget: the same answer.
@@ -259,6 +280,10 @@ async def _detect(
         return UnitOutcome(region, detector_cls.key, status, reason)
     rules = context.connection.tag_exclusions or []
     kept = [w for w in wastes if not excluded(w, rules)]
+    if detector_cls.once_per_connection:
+        # It sees the whole account: only what lies in the partitions the scan covers counts
+        # (the connection's allow-list).
+        kept = [w for w in kept if (w.region or region) in context.partitions]
     return UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, kept)
 
 
@@ -299,11 +324,13 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
                 wastes=outcome.wastes,
                 now=now,
             )
+            once = load_all_detectors().get(outcome.detector).once_per_connection
             await resolve_missing(
                 session,
                 scan_id=context.scan_id,
                 connection_id=context.connection.id,
-                region=outcome.region,
+                # A detector run once per connection saw every region.
+                region=None if once else outcome.region,
                 detector=outcome.detector,
                 now=now,
             )
@@ -315,7 +342,7 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
                 {
                     "finding_id": str(finding.id),
                     "detector": outcome.detector,
-                    "region": outcome.region,
+                    "region": finding.region,
                     "resource_id": finding.resource_id,
                     "monthly_cost_usd": None
                     if finding.monthly_cost_usd is None
@@ -343,7 +370,8 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
 
 
 def _scan_status(units: Counter[str]) -> ScanStatus:
-    ok = units.get(UnitStatus.ok, 0)
+    # A skipped unit looked and had nothing to judge: no less complete than an ok one.
+    ok = units.get(UnitStatus.ok, 0) + units.get(UnitStatus.skipped, 0)
     if ok and ok == units.total():
         return ScanStatus.completed
     return ScanStatus.partial if ok else ScanStatus.failed
@@ -425,7 +453,7 @@ _END_EVENTS = {ScanStatus.timed_out: "scan.timeout", ScanStatus.interrupted: "sc
 
 
 def _reason(units: Counter[str]) -> str | None:
-    bad = {k: v for k, v in units.items() if k != UnitStatus.ok}
+    bad = {k: v for k, v in units.items() if k not in (UnitStatus.ok, UnitStatus.skipped)}
     if not bad:
         return None
     return ", ".join(f"{count} unit(s) {status}" for status, count in sorted(bad.items()))

@@ -199,13 +199,14 @@ class FindingRepository(Repository[Finding]):
             await self.session.execute(insert(FindingHistory), history)
 
     async def not_seen_in(
-        self, *, connection_id: uuid.UUID, region: str, detector: str, scan_id: uuid.UUID
+        self, *, connection_id: uuid.UUID, region: str | None, detector: str, scan_id: uuid.UUID
     ) -> list[Finding]:
-        """Open or snoozed findings of one (connection, region, detector) this scan missed."""
+        """Open or snoozed findings of one (connection, region, detector) this scan missed
+        (of every region when ``region`` is None)."""
         rows = await self.session.scalars(
             select(Finding).where(
                 Finding.connection_id == connection_id,
-                Finding.region == region,
+                (Finding.region == region) if region is not None else true(),
                 Finding.detector == detector,
                 Finding.status.in_([FindingStatus.open.value, FindingStatus.snoozed.value]),
                 (Finding.last_scan_id.is_(None)) | (Finding.last_scan_id != scan_id),

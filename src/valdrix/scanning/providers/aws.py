@@ -78,6 +78,8 @@ class AwsScanProvider(ScanProvider[AwsSession]):
     title = "Amazon Web Services"
     partition = "region"
     permissions = ("ec2:DescribeRegions",)
+    # Account-wide services (Cost Optimization Hub ...) answer only there.
+    global_partition = "us-east-1"
 
     def open(self, runtime: Runtime, connection: CloudConnection) -> AwsSession:
         access = aws_access(runtime.settings)

@@ -64,6 +64,9 @@ class ScanProvider(ABC, Generic[SessionT]):
     partition: ClassVar[str]
     # What the provider itself calls (listing partitions ...); its detectors declare the rest.
     permissions: ClassVar[tuple[str, ...]]
+    # Where detectors that run once per connection run (AWS: us-east-1, which serves the
+    # account-wide APIs); None: the scan's first partition.
+    global_partition: ClassVar[str | None] = None
 
     @abstractmethod
     def open(self, runtime: Runtime, connection: CloudConnection) -> SessionT:

@@ -1,6 +1,8 @@
 """AWS detectors. Importing this package registers them all."""
 
 from . import (
+    compute_optimizer,
+    cost_optimization_hub,
     dynamodb,
     ebs,
     ebs_generations,
@@ -18,6 +20,8 @@ from . import (
 )
 
 __all__ = [
+    "compute_optimizer",
+    "cost_optimization_hub",
     "dynamodb",
     "ebs",
     "ebs_generations",

@@ -19,11 +19,13 @@ from valdrix.scanning.base import (
 )
 from valdrix.scanning.cloudwatch import MetricQuery
 from valdrix.scanning.detectors.aws._common import (
+    EC2_INSTANCE_COST,
     CloudWatchIdleDetector,
     age_days,
     chunks,
     hourly_price,
     is_at_least_days_old,
+    own_cost,
 )
 from valdrix.scanning.detectors.aws._ec2_common import (
     FILTER_VALUES_MAX,
@@ -153,6 +155,8 @@ class IdleInstances(CloudWatchIdleDetector[IdleThresholds]):
     resource_type = "ec2-instance"
     permissions = ("ec2:DescribeInstances", "cloudwatch:GetMetricData")
     thresholds = IdleThresholds
+    # AWS's own recommendations for the instance (imported) price part of the same money.
+    shared_costs = (EC2_INSTANCE_COST,)
     # Daily datapoints: each series' busiest day is held against the daily limits.
     window_figure = "peak"
     idle_when = "below"
@@ -185,11 +189,13 @@ class IdleInstances(CloudWatchIdleDetector[IdleThresholds]):
         thresholds = idle.thresholds
         cpu_max, network_mb = idle.judged_figures
         in_mb, out_mb = (peak / BYTES_PER_MB for peak in idle.figures[1:])
+        price = _on_demand_price(scope, idle.resource)
         return _instance_waste(
             idle.resource,
             f"This instance's daily average CPU peaked at {cpu_max:.1f} % and its network "
             f"at {network_mb:.2f} MB a day over the last {thresholds.lookback_days} days.",
-            _on_demand_price(scope, idle.resource),
+            price,
+            own_cost(EC2_INSTANCE_COST, idle.resource["InstanceId"], price),
             cpu_max_daily_average_percent=round(cpu_max, 3),
             network_in_max_mb_per_day=round(in_mb, 3),
             network_out_max_mb_per_day=round(out_mb, 3),
