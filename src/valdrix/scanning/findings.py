@@ -222,10 +222,18 @@ async def list_findings(
     descending: bool,
     offset: int,
     limit: int,
+    shown_with_others: Sequence[str] = (),
 ) -> list[Finding]:
+    """A page of findings; those of the ``shown_with_others`` detectors that another open
+    finding prices too are left out (``scanning.imported``)."""
     await end_expired_snoozes(session)
     return await FindingRepository(session).page(
-        filters=filters, sort=sort, descending=descending, offset=offset, limit=limit
+        filters=filters,
+        sort=sort,
+        descending=descending,
+        offset=offset,
+        limit=limit,
+        shown_with_others=shown_with_others,
     )
 
 
