@@ -223,13 +223,17 @@ def serve_beside_moto() -> None:
 
     def process_request(self: Any, request: Any) -> Any:
         path = httpx.URL(request.url).raw_path.decode()
-        if not claims(path, request.headers.get("X-Amz-Target") or ""):
+        headers = {
+            key: value.decode() if isinstance(value, bytes) else value
+            for key, value in request.headers.items()
+        }
+        if not claims(path, headers.get("X-Amz-Target") or ""):
             return original_process(self, request)
         body = request.body or b""
         answered = answer(
             request.method,
             path,
-            request.headers,
+            headers,
             body.encode() if isinstance(body, str) else body,
         )
         return answered if answered is not None else original_process(self, request)
