@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from valdrix.simulator.demo_recommendations import seed_demo_recommendations
 from valdrix.simulator.demo_region import RegionSeeder
 from valdrix.simulator.demo_seeding import SeededResource
 
@@ -83,4 +84,5 @@ def seed_demo_account(
             lambda item: RegionSeeder(endpoint_url, item[0], item[1], now).seed(), plan.items()
         )
         resources = {(r.region, r.resource_id): r for batch in seeded for r in batch}
+    seed_demo_recommendations(endpoint_url, DEMO_ACCOUNT_ID, resources)
     return DemoAccount(endpoint_url, tuple(plan), resources, time.monotonic() - started)
