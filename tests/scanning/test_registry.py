@@ -27,6 +27,10 @@ from valdrix.scanning.pricing.catalog import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
 from valdrix.simulator.aws_server import SimulatedAws
 from valdrix.simulator.commitments import SimulatedCommitment, seed_commitments
+from valdrix.simulator.recommendations import (
+    RECOMMENDATIONS,
+    AccountRecommendations,
+)
 
 DETECTOR_TESTS = Path(__file__).parent / "detectors"
 IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
@@ -343,6 +347,9 @@ def seed_account(now: dt.datetime, endpoint_url: str) -> None:
         ],
     )
 
+    # AWS's own recommendations: one of every kind Compute Optimizer makes, one of the hub's.
+    seed_recommendations(idle, magnetic["VolumeId"])
+
     # Two weeks of quiet metrics.
     series = [
         ("AWS/EC2", "CPUUtilization", "InstanceId", idle, 0.5),
@@ -392,6 +399,87 @@ def seed_account(now: dt.datetime, endpoint_url: str) -> None:
                 for day in range(14)
             ],
         )
+
+
+def seed_recommendations(instance_id: str, volume_id: str) -> None:
+    arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}:{{}}"
+    saving = {"savingsOpportunity": {"estimatedMonthlySavings": {"currency": "USD", "value": 9.5}}}
+    option = {"rank": 1, **saving}
+    listings = {
+        "instanceRecommendations": [
+            {
+                "instanceArn": arn.format("ec2", f"instance/{instance_id}"),
+                "currentInstanceType": "t3.micro",
+                "finding": "Overprovisioned",
+                "recommendationOptions": [{"instanceType": "t3.nano", **option}],
+            }
+        ],
+        "volumeRecommendations": [
+            {
+                "volumeArn": arn.format("ec2", f"volume/{volume_id}"),
+                "currentConfiguration": {"volumeType": "standard", "volumeSize": 50},
+                "finding": "NotOptimized",
+                "volumeRecommendationOptions": [{"configuration": {"volumeType": "gp3"}, **option}],
+            }
+        ],
+        "lambdaFunctionRecommendations": [
+            {
+                "functionArn": arn.format("lambda", "function:resize"),
+                "currentMemorySize": 3008,
+                "finding": "NotOptimized",
+                "memorySizeRecommendationOptions": [{"memorySize": 1024, **option}],
+            }
+        ],
+        "autoScalingGroupRecommendations": [
+            {
+                "autoScalingGroupArn": arn.format(
+                    "autoscaling", "autoScalingGroup:1a2b:autoScalingGroupName/workers"
+                ),
+                "currentConfiguration": {"instanceType": "m5.xlarge", "desiredCapacity": 4},
+                "finding": "NotOptimized",
+                "recommendationOptions": [
+                    {"configuration": {"instanceType": "m5.large"}, **option}
+                ],
+            }
+        ],
+        "ecsServiceRecommendations": [
+            {
+                "serviceArn": arn.format("ecs", "service/prod/api"),
+                "currentServiceConfiguration": {"cpu": 2048, "memory": 4096},
+                "finding": "Overprovisioned",
+                "serviceRecommendationOptions": [{"cpu": 1024, "memory": 2048, **option}],
+            }
+        ],
+    }
+    hub = [
+        {
+            "accountId": ACCOUNT_ID,
+            "region": REGION,
+            "resourceId": resource_id,
+            "resourceArn": arn.format(service, path),
+            "currentResourceType": kind,
+            "estimatedMonthlySavings": 12.0,
+            "currencyCode": "USD",
+            "actionType": "Rightsize",
+        }
+        for kind, service, path, resource_id in (
+            ("Ec2Instance", "ec2", f"instance/{instance_id}", instance_id),
+            ("EbsVolume", "ec2", f"volume/{volume_id}", volume_id),
+            ("LambdaFunction", "lambda", "function:resize", "resize"),
+            ("Ec2AutoScalingGroup", "autoscaling", "autoScalingGroup:1a2b:x/workers", "workers"),
+            ("EcsService", "ecs", "service/prod/api", "prod/api"),
+            ("RdsDbInstance", "rds", "db:reports", "reports"),
+        )
+    ]
+    RECOMMENDATIONS.seed(
+        ACCOUNT_ID,
+        AccountRecommendations(
+            compute_optimizer_status="Active",
+            hub_status="Active",
+            compute_optimizer={REGION: listings},
+            hub=hub,
+        ),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,11 @@ def demo_truth(endpoint_url: str, regions: Iterable[str]) -> Truth:
 
 def _where(region: str, value: str, resource_id: str) -> tuple[str, str]:
     """Where a finding about the resource is recorded: connection-wide detectors record theirs
-    under "global" (a reservation under-used is judged from Cost Explorer, account-wide)."""
-    detectors = expected_detectors(value)
-    wide = bool(detectors) and all(load_all_detectors().get(d).connection_wide for d in detectors)
+    under "global" (a reservation under-used is judged from Cost Explorer, account-wide),
+    except imported recommendations, which name their resource's own region."""
+    registry = load_all_detectors()
+    detectors = [registry.get(d) for d in expected_detectors(value)]
+    wide = bool(detectors) and all(d.connection_wide and not d.imports_from for d in detectors)
     return (GLOBAL if wide else region), resource_id
 
 

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 from valdrix.scanning.pricing.catalog import PriceCatalog
 
-CostBasis = Literal["billed", "list_price", "unknown"]
+# ``recommendation``: the saving the cloud's own recommendation estimates (imported as it is).
+CostBasis = Literal["billed", "list_price", "recommendation", "unknown"]
 IGNORE_TAG = "valdrix:ignore"
 
 
@@ -72,6 +73,20 @@ class Waste:
     # The parts of ``price`` another detector may price too (each of a component the detector
     # declares in ``shared_costs``); together never more than ``price.monthly_usd``.
     cost_parts: tuple[CostPart, ...] = ()
+    # Where the resource lives, for detectors that run once per connection (``Detector.
+    # connection_wide``) and see every partition at once; others' findings are of the
+    # partition they scanned.
+    region: str | None = None
+
+
+class DetectorSkipped(Exception):
+    """The detector has nothing to judge here for a reason that is nobody's fault (the account
+    has not turned on the cloud service it reads): its unit ends ``skipped`` with ``reason``,
+    which the customer reads, and the scan is not held to have failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 # Builds a client for a service in the scanned region (for AWS a boto3 client; credentials,
@@ -115,6 +130,10 @@ class Detector(ABC):
     # known, replaces the list price. False when the figure is a part of that cost (a cheaper
     # configuration's saving, a commitment's unused share): the bill is shown beside it instead.
     prices_whole_resource: ClassVar[bool] = True
+    # The cloud's own recommendation service it imports findings from ("AWS Compute
+    # Optimizer"), or None for Valdrix's own detectors. A finding imported about a resource one
+    # of Valdrix's own findings also prices is shown with that finding, not on its own.
+    imports_from: ClassVar[str | None] = None
 
     @abstractmethod
     def detect(self, scope: RegionScope, thresholds: Any) -> Iterable[Waste]:

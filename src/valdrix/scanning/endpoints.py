@@ -18,7 +18,7 @@ from valdrix.errors import ProblemError
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.runtime import Runtime
-from valdrix.scanning import findings, service, summary
+from valdrix.scanning import findings, imported, service, summary
 from valdrix.scanning.models import Finding, FindingStatus
 from valdrix.scanning.schemas import (
     FindingHistoryOut,
@@ -139,6 +139,10 @@ async def list_findings(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> list[FindingOut]:
+    """Findings, each resource's once: an imported recommendation for a resource one of
+    Valdrix's own open findings prices is listed inside that finding (`also_reported_by`),
+    unless `detector` asks for the importing detector's findings."""
+    importers = imported.importing_detectors()
     rows = await findings.list_findings(
         scope.session,
         scope.principal,
@@ -153,9 +157,11 @@ async def list_findings(
         descending=order == "desc",
         offset=offset,
         limit=limit,
+        shown_with_others=[] if detector in importers else list(importers),
     )
     shared = await summary.shared_costs(scope.session, scope.principal, rows)
-    return [FindingOut.of(f, shared.get(f.id, [])) for f in rows]
+    sources = await imported.sources(scope.session, rows, shared)
+    return [FindingOut.of(f, shared.get(f.id, []), sources.get(f.id)) for f in rows]
 
 
 @router.get("/findings/summary", tags=["findings"])
@@ -192,7 +198,8 @@ async def _with_shared_costs(
     session: AsyncSession, principal: Principal, finding: Finding
 ) -> FindingOut:
     shared = await summary.shared_costs(session, principal, [finding])
-    return FindingOut.of(finding, shared.get(finding.id, []))
+    sources = await imported.sources(session, [finding], shared)
+    return FindingOut.of(finding, shared.get(finding.id, []), sources.get(finding.id))
 
 
 @router.get("/findings/{finding_id}/history", tags=["findings"])

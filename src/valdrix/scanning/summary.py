@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from valdrix.scanning.findings import end_expired_snoozes
 from valdrix.scanning.models import Finding, FindingStatus
 from valdrix.scanning.overlaps import Claim, CountedUnder, counted_under_others
+from valdrix.scanning.registry import load_all_detectors
 from valdrix.scanning.repository import FindingCostPart, FindingRepository
 from valdrix.tenancy.auth import Principal
 
@@ -178,6 +179,7 @@ def _overlap_usd(parts: list[FindingCostPart]) -> Decimal:
 
 
 def _counted_under_others(parts: list[FindingCostPart]) -> list[CountedUnder]:
+    importers = {d.key for d in load_all_detectors() if d.imports_from}
     claims = [
         Claim(
             finding=part.finding_id,
@@ -187,6 +189,7 @@ def _counted_under_others(parts: list[FindingCostPart]) -> list[CountedUnder]:
             resource_id=part.resource_id,
             monthly_usd=part.monthly_usd,
             own=part.resource_id == part.finding_resource_id,
+            imported=part.detector in importers,
         )
         for part in parts
     ]

@@ -76,9 +76,12 @@ def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> Sim
             self._server_ready_event.set()
             self._server.serve_forever()
 
+    from valdrix.simulator.recommendations import serve_beside_moto
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _give_each_rds_instance_its_own_resource_id()
     _let_resources_declare_their_stored_bytes()
+    serve_beside_moto()  # Compute Optimizer and Cost Optimization Hub, which moto lacks
     port = port or free_port(host)
     server = WithCommitments(ip_address=host, port=port, verbose=False)
     server.start()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from valdrix.simulator.demo_commitments import seed_reservations, seed_savings_plans
+from valdrix.simulator.demo_recommendations import seed_demo_recommendations
 from valdrix.simulator.demo_region import RegionSeeder
 from valdrix.simulator.demo_seeding import SeededResource
 
@@ -88,4 +89,5 @@ def seed_demo_account(
     seeded += [seed_reservations(endpoint_url, region, now) for region in plan]
     seeded.append(seed_savings_plans(endpoint_url, now))
     resources = {(r.region, r.resource_id): r for batch in seeded for r in batch}
+    seed_demo_recommendations(endpoint_url, DEMO_ACCOUNT_ID, list(plan), resources)
     return DemoAccount(endpoint_url, tuple(plan), resources, time.monotonic() - started)

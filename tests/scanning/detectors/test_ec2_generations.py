@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from valdrix.scanning.base import RegionScope, Waste
-from valdrix.scanning.detectors.aws._ec2_common import INSTANCE_COST
+from valdrix.scanning.detectors.aws._common import EC2_INSTANCE_COST
 from valdrix.scanning.detectors.aws.ec2 import IdleInstances, IdleThresholds
 from valdrix.scanning.detectors.aws.ec2_generations import (
     PreviousGenerationInstances,
@@ -64,7 +64,7 @@ def test_running_m4_is_reported_at_what_m5_saves(make_scope: MakeScope) -> None:
     assert waste.resource_name == "legacy-app"
     assert "m5.large" in waste.reason
     assert [(p.component, p.monthly_usd) for p in waste.cost_parts] == [
-        (INSTANCE_COST, Decimal("2.92"))
+        (EC2_INSTANCE_COST, Decimal("2.92"))
     ]
 
 

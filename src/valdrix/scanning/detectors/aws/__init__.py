@@ -2,6 +2,8 @@
 
 from . import (
     commitments,
+    compute_optimizer,
+    cost_optimization_hub,
     dynamodb,
     ebs,
     ebs_generations,
@@ -21,6 +23,8 @@ from . import (
 
 __all__ = [
     "commitments",
+    "compute_optimizer",
+    "cost_optimization_hub",
     "dynamodb",
     "ebs",
     "ebs_generations",

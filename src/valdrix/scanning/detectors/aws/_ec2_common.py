@@ -12,6 +12,7 @@ from typing import Any
 
 from valdrix.scanning.base import CostPart, Price, RegionScope, Waste, tags_of
 from valdrix.scanning.detectors.aws._common import (
+    EC2_INSTANCE_COST,
     age_days,
     gb_month_price,
     hourly_price,
@@ -22,9 +23,6 @@ Filters = dict[str, list[str]]
 # Everything an EBS volume bills (storage and provisioned performance): priced by the volume's own
 # findings (in full, or the part a cheaper type saves) and by its stopped instance's.
 VOLUME_COST = "ebs-volume"
-# A running instance's on-demand compute hours: priced in full by its idle finding, in part (what
-# a current-generation type saves) by its previous-generation finding.
-INSTANCE_COST = "ec2-instance"
 # The most values one EC2 describe filter accepts.
 FILTER_VALUES_MAX = 200
 # AWS writes "User initiated (2024-01-02 10:00:00 GMT)"; moto writes UTC.
@@ -233,4 +231,4 @@ def on_demand_price(scope: RegionScope, instance: dict[str, Any]) -> Price:
 
 def instance_cost_parts(instance_id: str, monthly_usd: Decimal | None) -> tuple[CostPart, ...]:
     """``monthly_usd`` of one instance's compute, as the shared part of a finding's figure."""
-    return () if monthly_usd is None else (CostPart(INSTANCE_COST, instance_id, monthly_usd),)
+    return () if monthly_usd is None else (CostPart(EC2_INSTANCE_COST, instance_id, monthly_usd),)

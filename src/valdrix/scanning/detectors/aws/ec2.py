@@ -17,6 +17,7 @@ from valdrix.scanning.base import (
 )
 from valdrix.scanning.cloudwatch import MetricQuery
 from valdrix.scanning.detectors.aws._common import (
+    EC2_INSTANCE_COST,
     CloudWatchIdleDetector,
     age_days,
     chunks,
@@ -24,7 +25,6 @@ from valdrix.scanning.detectors.aws._common import (
 )
 from valdrix.scanning.detectors.aws._ec2_common import (
     FILTER_VALUES_MAX,
-    INSTANCE_COST,
     VOLUME_COST,
     describe_instances,
     describe_own_images,
@@ -131,7 +131,9 @@ class IdleInstances(CloudWatchIdleDetector[IdleThresholds]):
     resource_type = "ec2-instance"
     permissions = ("ec2:DescribeInstances", "cloudwatch:GetMetricData")
     thresholds = IdleThresholds
-    shared_costs = (INSTANCE_COST,)
+    # Its previous-generation finding and AWS's own recommendations (imported) price part of
+    # the same money.
+    shared_costs = (EC2_INSTANCE_COST,)
     # Daily datapoints: each series' busiest day is held against the daily limits.
     window_figure = "peak"
     idle_when = "below"

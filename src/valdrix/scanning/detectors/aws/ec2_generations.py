@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import Field
 
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste
+from valdrix.scanning.detectors.aws._common import EC2_INSTANCE_COST
 from valdrix.scanning.detectors.aws._ec2_common import (
-    INSTANCE_COST,
     describe_instances,
     instance_cost_parts,
     instance_waste,
@@ -50,7 +50,7 @@ class PreviousGenerationInstances(Detector):
     prices_whole_resource = False  # the saving of the successor type
     permissions = ("ec2:DescribeInstances",)
     thresholds = PreviousGenerationInstanceThresholds
-    shared_costs = (INSTANCE_COST,)
+    shared_costs = (EC2_INSTANCE_COST,)
 
     def detect(
         self, scope: RegionScope, thresholds: PreviousGenerationInstanceThresholds
