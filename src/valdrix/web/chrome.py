@@ -17,7 +17,8 @@ class NavLink:
     label: str
 
 
-NAV = (NavLink("/", "Overview"), NavLink("/findings", "Findings"))
+# Pages are added here as they are built.
+NAV = (NavLink("/", "Overview"),)
 
 
 async def page_context(scope: TenantScope, **page: Any) -> dict[str, Any]:
