@@ -1,5 +1,6 @@
 """The dashboard in a real browser: one server on the session's database holding the demo's
-data (its simulated AWS account scanned, its 45 days of costs), one chromium for the module.
+data (its simulated AWS account scanned, its 45 days of costs), one chromium for the
+session (seeding and scanning the demo's account is the slow part: done once).
 
 Chromium is Debian's (``apt-get install chromium``; .ci/run installs it): Playwright's own
 browser download is not reachable from these machines."""
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
@@ -83,7 +85,7 @@ async def _make_demo_tenant(runtime: Runtime, endpoint_url: str) -> DemoTenant:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def simulated_demo_aws() -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         for name in REAL_AWS_ENV:
@@ -92,17 +94,19 @@ def simulated_demo_aws() -> Iterator[str]:
             patch.setenv(name, value)
         server = start_simulated_aws()
         try:
+            # The simulator's backends live in the process: start from none of another test's.
+            httpx.post(f"{server.endpoint_url}/moto-api/reset").raise_for_status()
             yield server.endpoint_url
         finally:
             server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def demo(runtime: Runtime, simulated_demo_aws: str) -> DemoTenant:
     return await _make_demo_tenant(runtime, simulated_demo_aws)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def base_url(runtime: Runtime) -> AsyncIterator[str]:
     """The app behind uvicorn on loopback, in this process (its event loop is the tests')."""
     await open_job_app(runtime.urls.app)
@@ -124,7 +128,7 @@ async def base_url(runtime: Runtime) -> AsyncIterator[str]:
         await serving
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")

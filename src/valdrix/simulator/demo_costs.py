@@ -80,6 +80,4 @@ async def import_demo_costs(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     with tempfile.TemporaryDirectory(prefix="valdrix-demo-costs-") as directory:
         for name, restated in (("first.csv", False), ("restated.csv", True)):
             path = write_demo_focus(Path(directory) / name, today, restated=restated)
-            await import_focus_file(
-                runtime, tenant_id, path, actor="demo", source=DEMO_COST_SOURCE
-            )
+            await import_focus_file(runtime, tenant_id, path, actor="demo", source=DEMO_COST_SOURCE)

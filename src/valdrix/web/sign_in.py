@@ -31,6 +31,8 @@ PUBLIC_PAGES = frozenset(
     }
 )
 Text = Annotated[str, Form(max_length=500)]
+# A form shown again with what was wrong is a page like any other (200): the browser would log
+# a 4xx document as an error, and the person reads the message on the form.
 
 
 def _local_path(target: str | None) -> str:
@@ -91,7 +93,7 @@ async def sign_in(
             "email": email,
             "joined": False,
         }
-        return render(request, "sign_in.html", context, status_code=problem.status)
+        return render(request, "sign_in.html", context)
     response = RedirectResponse(_local_path(next_), status_code=303)
     set_session_cookies(request, response, runtime, result)
     return response
@@ -139,10 +141,10 @@ async def accept_invite(
     except ValidationError as invalid:
         error = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in invalid.errors())
         context = {"token": token, "error": error}
-        return render(request, "accept_invite.html", context, status_code=422)
+        return render(request, "accept_invite.html", context)
     try:
         await sessions.accept_invite(runtime, token=accepted.token, password=accepted.password)
     except ProblemError as problem:
         context = {"token": token, "error": problem.detail}
-        return render(request, "accept_invite.html", context, status_code=problem.status)
+        return render(request, "accept_invite.html", context)
     return RedirectResponse(f"{SIGN_IN_PATH}?joined=true", status_code=303)
