@@ -24,6 +24,7 @@ from valdrix.scanning.schemas import (
     FindingHistoryOut,
     FindingOut,
     FindingPatch,
+    OpenWasteDayOut,
     ScanCreate,
     ScanDetailOut,
     ScanOut,
@@ -170,6 +171,16 @@ async def waste_summary(scope: ViewerScope) -> WasteSummaryOut:
     money several findings price (an instance's disks and the disks' own findings) is counted
     under one of them, and `overlaps` says which."""
     return WasteSummaryOut.of(await summary.waste_summary(scope.session, scope.principal))
+
+
+@router.get("/findings/waste-history", tags=["findings"])
+async def open_waste_history(
+    scope: ViewerScope, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> list[OpenWasteDayOut]:
+    """Open waste over time: for each of the last `days` days (UTC, today last), the findings
+    open at the day's end and their monthly figures summed."""
+    history = await findings.open_waste_history(scope.session, scope.principal, days=days)
+    return [OpenWasteDayOut.model_validate(day) for day in history]
 
 
 @router.get("/findings/{finding_id}", tags=["findings"])

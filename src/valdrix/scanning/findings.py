@@ -310,3 +310,22 @@ async def finding_history(
 ) -> list[FindingHistory]:
     await get_finding(session, actor, finding_id)
     return await FindingHistoryRepository(session).for_finding(finding_id)
+
+
+@dataclass(frozen=True)
+class OpenWasteDay:
+    day: dt.date
+    open_findings: int
+    monthly_usd: Decimal
+
+
+async def open_waste_history(
+    session: AsyncSession, actor: Principal, *, days: int
+) -> list[OpenWasteDay]:
+    """Open findings and their monthly figures at the end of each of the last ``days`` days
+    (UTC), today included."""
+    today = utcnow().date()
+    rows = await FindingHistoryRepository(session).open_waste_by_day(
+        today - dt.timedelta(days=days - 1), today
+    )
+    return [OpenWasteDay(day, count, usd) for day, count, usd in rows]

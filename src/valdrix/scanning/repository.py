@@ -356,6 +356,44 @@ class FindingHistoryRepository(Repository[FindingHistory]):
         )
         return list(rows)
 
+    async def open_waste_by_day(
+        self, first_day: dt.date, last_day: dt.date
+    ) -> list[tuple[dt.date, int, Decimal]]:
+        """(day, findings open at the day's end, their monthly figures summed), a row for every
+        day. A finding's history is a run of statuses, each lasting until the next: a finding
+        counts on a day when an ``open`` spell covers the day's end. Each at its current figure."""
+        rows = await self.session.execute(
+            text(
+                """
+                WITH spells AS (
+                    SELECT finding_id, to_status, created_at AS since,
+                           lead(created_at) OVER (
+                               PARTITION BY finding_id ORDER BY created_at, id
+                           ) AS until
+                    FROM finding_history
+                ),
+                days AS (
+                    SELECT day::date AS day, day + interval '1 day' AS day_end
+                    FROM generate_series(
+                        CAST(:first_day AS timestamptz), CAST(:last_day AS timestamptz),
+                        interval '1 day'
+                    ) AS day
+                )
+                SELECT days.day, count(findings.id),
+                       coalesce(sum(findings.monthly_cost_usd), 0)
+                FROM days
+                LEFT JOIN spells
+                  ON spells.to_status = 'open' AND spells.since < days.day_end
+                 AND (spells.until IS NULL OR spells.until >= days.day_end)
+                LEFT JOIN findings ON findings.id = spells.finding_id
+                GROUP BY days.day
+                ORDER BY days.day
+                """
+            ),
+            {"first_day": first_day, "last_day": last_day},
+        )
+        return [(row[0], int(row[1]), Decimal(row[2])) for row in rows]
+
 
 @dataclass(frozen=True)
 class OrphanedScan:

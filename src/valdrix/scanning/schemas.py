@@ -253,3 +253,14 @@ class WasteSummaryOut(BaseModel):
             by_provider=summary.by_provider,
             overlaps=[WasteOverlapRow.model_validate(row) for row in summary.overlaps],
         )
+
+
+class OpenWasteDayOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    day: dt.date
+    open_findings: int = Field(description="Findings open at the end of the day (UTC)")
+    monthly_usd: PlainDecimal = Field(
+        description="Their monthly figures as they stand now, summed (money several findings "
+        "price is counted under each: the gross figure)"
+    )
