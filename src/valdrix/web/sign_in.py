@@ -36,8 +36,9 @@ Text = Annotated[str, Form(max_length=500)]
 
 
 def _local_path(target: str | None) -> str:
-    """Where to go after signing in: a path of this site only (never ``//elsewhere``)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """Where to go after signing in: a path of this site only (never ``//elsewhere``, nor
+    ``/\\elsewhere``, which browsers read as the same)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     parts = urlsplit(target)
     return "/" if parts.scheme or parts.netloc else target
