@@ -23,7 +23,7 @@ from moto import mock_aws
 
 from valdrix.kit.orm import utcnow
 from valdrix.scanning.base import Detector, RegionScope, Thresholds
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
 
 DETECTOR_TESTS = Path(__file__).parent / "detectors"
