@@ -26,6 +26,8 @@ from tests.scanning.helpers import give_tenant_a_scanned_connection
 from valdrix.app import OPERATOR_ROUTES, PUBLIC_ROUTES
 from valdrix.observability.exposition import require_metrics_token
 from valdrix.tenancy.auth import is_tenant_guard
+from valdrix.web.routing import PageRoute
+from valdrix.web.sign_in import PUBLIC_PAGES
 
 # Valid request bodies, so a request reaches the object lookup instead of failing validation.
 SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -75,9 +77,20 @@ def _flatten(routes) -> list[APIRoute]:
 
 
 def _api_routes(app) -> list[tuple[str, str, APIRoute]]:
+    """The API's routes; the dashboard's pages answer in HTML and are held below."""
     return [
         (method, route.path, route)
         for route in _flatten(app.routes)
+        if not isinstance(route, PageRoute)
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"})
+    ]
+
+
+def _page_routes(app) -> list[tuple[str, str, APIRoute]]:
+    return [
+        (method, route.path, route)
+        for route in _flatten(app.routes)
+        if isinstance(route, PageRoute)
         for method in sorted(route.methods - {"HEAD", "OPTIONS"})
     ]
 
@@ -112,6 +125,26 @@ def test_every_route_is_public_on_purpose_tenant_protected_or_the_operators(clie
     unprotected = (schema_paths | routes) - set(_tenant_routes(app)) - PUBLIC_ROUTES
     unprotected -= OPERATOR_ROUTES
     assert not unprotected, f"neither public nor protected: {sorted(unprotected)}"
+
+
+async def test_every_page_is_public_on_purpose_or_signed_in_and_sends_strangers_to_sign_in(
+    client,
+):
+    pages = _page_routes(client._transport.app)
+    assert pages, "the dashboard's pages are PageRoutes"
+    guarded = {
+        (method, path)
+        for method, path, route in pages
+        if any(is_tenant_guard(dep) for dep in _dependencies(route.dependant))
+    }
+    unguarded = {(method, path) for method, path, _ in pages} - guarded - PUBLIC_PAGES
+    assert not unguarded, f"neither public nor signed in: {sorted(unguarded)}"
+    for method, path in sorted(guarded):
+        url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+        response = await client.request(method, url)
+        assert response.status_code == 303, f"{method} {path}: {response.status_code}"
+        assert response.headers["location"].startswith("/sign-in"), f"{method} {path}"
+        assert not PUBLIC_PAGES & {(method, path)}
 
 
 async def test_operator_routes_refuse_callers_without_the_operators_token(client, make_tenant):

@@ -26,6 +26,7 @@ from valdrix.observability.http import HttpMetricsMiddleware
 from valdrix.runtime import Runtime
 from valdrix.scanning.endpoints import router as scanning_router
 from valdrix.tenancy.endpoints import router as tenancy_router
+from valdrix.web.pages import install_dashboard
 from valdrix.wiring import wire
 
 # Routes anyone may call without a credential; the route-walking test holds every other route
@@ -83,6 +84,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(analysis_router)
     app.include_router(llm_router)
     app.include_router(costs_router)
+    install_dashboard(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=runtime.settings.api.max_request_body_bytes,

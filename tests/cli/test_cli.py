@@ -355,6 +355,16 @@ def test_demo_serves_and_a_second_server_shares_its_database_and_outlives_it(
         demo.wait_until_ready(summary["api_url"])
         response = httpx.get(f"{summary['api_url']}/api/v1/tenant", headers=as_demo)
         assert response.status_code == 200, response.text
+        # The printed sign-in opens the dashboard it names.
+        assert summary["dashboard_url"] == f"{summary['api_url']}/"
+        with httpx.Client(base_url=summary["api_url"]) as browser:
+            signed_in = browser.post(
+                "/sign-in",
+                data={"email": summary["admin_email"], "password": summary["admin_password"]},
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            overview = browser.get(summary["dashboard_url"])
+            assert overview.status_code == 200 and "Open waste" in overview.text
 
         with in_background(
             "serve", "--port", str(serve_port), env=first_demo.serve_env(), logs=tmp_path

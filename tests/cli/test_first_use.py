@@ -127,7 +127,7 @@ def test_commands_on_the_demos_embedded_database_use_its_key_file_and_say_so(
 def test_demo_once_names_no_api_url_for_the_server_it_never_starts(newcomer: DemoRun) -> None:
     summary, stderr = newcomer.summary, newcomer.result.stderr
 
-    assert not {"api_url", "docs_url", "metrics_token"} & set(summary), summary
+    assert not {"api_url", "dashboard_url", "docs_url", "metrics_token"} & set(summary), summary
     assert "curl" not in stderr
     assert "/api/v1" not in stderr
     assert summary["scan_status"] == "completed", "the scan itself is still reported"

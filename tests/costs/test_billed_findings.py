@@ -13,6 +13,7 @@ import pytest
 from tests.costs.focus_files import synthetic
 from tests.fixtures.aws import (
     ACCOUNT_ID,
+    aws_client,
     aws_runtime,
     elastic_ip,
     register_connection,
@@ -60,3 +61,36 @@ async def test_a_billed_resource_costs_its_last_30_days_and_others_keep_list_pri
     ]
     listed = findings[("aws.eip-unassociated", address)]
     assert listed.cost_basis == "list_price"
+
+
+async def test_a_saving_on_a_billed_resource_stays_a_saving(
+    make_tenant: Callable[..., Any],
+    runtime: Runtime,
+    aws_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    """gp2 -> gp3 saves a fifth of a gp2 disk's price. The bill says what the disk costs in
+    full; that does not become the saving."""
+    tenant = await make_tenant()
+    scanning = aws_runtime(runtime, aws_endpoint)
+    volume = aws_client(aws_endpoint, "ec2", REGION).create_volume(
+        AvailabilityZone=f"{REGION}a", Size=100, VolumeType="gp2"
+    )["VolumeId"]
+    today = utcnow().date()
+    bill = {(today - dt.timedelta(days=n), "EBS"): Decimal("0.50") for n in range(1, 41)}
+    arn = f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:volume/{volume}"
+    export = synthetic(tmp_path / "bill.csv", bill, account=ACCOUNT_ID, resources={"EBS": arn})
+    await import_focus_file(runtime, tenant.tenant_id, export, actor="test")
+    connection = await register_connection(scanning, tenant.tenant_id, regions=[REGION])
+
+    _, status = await scan_once(scanning, tenant.tenant_id, connection.id)
+
+    assert status == "completed"
+    findings = by_resource(await tenant_findings(runtime, tenant.tenant_id))
+    unattached = findings[("aws.ebs-unattached", volume)]
+    assert (unattached.cost_basis, unattached.monthly_cost_usd) == ("billed", Decimal("15.00"))
+    saving = findings[("aws.ebs-gp2-to-gp3", volume)]
+    assert saving.cost_basis == "list_price"
+    assert saving.monthly_cost_usd == Decimal("2.00")  # 100 GiB x ($0.10 gp2 - $0.08 gp3)
+    # What the bill says the disk costs is shown beside the saving.
+    assert saving.price_detail["billed_usd_30_days"] == "15.00"

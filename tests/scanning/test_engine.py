@@ -44,6 +44,13 @@ from valdrix.scanning.registry import load_all_detectors
 from valdrix.scanning.repository import ScanRepository
 
 AWS_DETECTORS = [d.key for d in load_all_detectors().for_provider("aws")]
+REGIONAL_DETECTORS = [
+    d.key for d in load_all_detectors().for_provider("aws") if not d.connection_wide
+]
+ACCOUNT_WIDE_DETECTORS = [
+    d.key for d in load_all_detectors().for_provider("aws") if d.connection_wide
+]
+IMPORTING_DETECTORS = {d.key for d in load_all_detectors().for_provider("aws") if d.imports_from}
 # The detectors a role that may not call DescribeAddresses cannot run.
 ADDRESS_DETECTORS = [
     d.key
@@ -112,10 +119,13 @@ async def test_scan_of_two_regions_with_waste_completes_with_priced_findings_uni
     assert address.evidence["public_ip"]
 
     units = await scan_units(scanner, tenant.tenant_id, scan_id)
+    # Account-wide detectors run once, where the provider serves account-wide APIs.
     assert {(u.region, u.detector) for u in units} == set(
-        itertools.product([HEALTHY_REGION, OTHER_REGION], AWS_DETECTORS)
-    )
-    assert {u.status for u in units} == {"ok"}
+        itertools.product([HEALTHY_REGION, OTHER_REGION], REGIONAL_DETECTORS)
+    ) | {("global", key) for key in ACCOUNT_WIDE_DETECTORS}
+    # The simulated account has turned on none of AWS's recommendation services.
+    assert {u.status for u in units} == {"ok", "skipped"}
+    assert {u.detector for u in units if u.status == "skipped"} == IMPORTING_DETECTORS
     assert {(u.region, u.detector): u.findings_count for u in units if u.findings_count} == {
         (HEALTHY_REGION, "aws.ebs-unattached"): 1,
         (OTHER_REGION, "aws.eip-unassociated"): 1,
@@ -144,7 +154,8 @@ async def test_scan_of_two_regions_with_waste_completes_with_priced_findings_uni
     assert complete["status"] == "completed"
     assert complete["duration_seconds"] > 0
     assert complete["findings"] == 2
-    assert complete["units"] == {"ok": len(units)}
+    skipped = len([u for u in units if u.status == "skipped"])
+    assert complete["units"] == {"ok": len(units) - skipped, "skipped": skipped}
     assert complete["resources_seen"] >= 2
 
     size = complete["account_size"]
@@ -188,8 +199,8 @@ async def test_hanging_region_and_denied_detector_end_partial_within_the_region_
     units = {
         (u.region, u.detector): u for u in await scan_units(scanner, tenant.tenant_id, scan_id)
     }
-    assert len(units) == 2 * len(AWS_DETECTORS)
-    for detector in AWS_DETECTORS:
+    assert len(units) == 2 * len(REGIONAL_DETECTORS) + len(ACCOUNT_WIDE_DETECTORS)
+    for detector in REGIONAL_DETECTORS:
         hung = units[(OTHER_REGION, detector)]
         assert hung.status == "timed_out"
         assert OTHER_REGION in (hung.reason or "")
@@ -198,7 +209,11 @@ async def test_hanging_region_and_denied_detector_end_partial_within_the_region_
         denied = units[(HEALTHY_REGION, detector)]
         assert denied.status == "denied"
         assert denied.reason == "DescribeAddresses: UnauthorizedOperation"
-    assert {u.status for u in units.values() if u.region == HEALTHY_REGION} == {"ok", "denied"}
+    assert {u.status for u in units.values() if u.region == HEALTHY_REGION} == {
+        "ok",
+        "denied",
+        "skipped",
+    }
     assert sample("valdrix_aws_api_errors_total", **denials) == denials_before + len(
         ADDRESS_DETECTORS
     )
@@ -237,9 +252,10 @@ async def test_scan_budget_overrun_ends_timed_out_and_keeps_what_finished_units_
     assert status == "timed_out"
     assert elapsed < scan_budget + 2.5, f"the scan took {elapsed:.1f} s"
     units = await scan_units(scanner, tenant.tenant_id, scan_id)
-    assert len(units) == 2 * len(AWS_DETECTORS)
+    assert len(units) == 2 * len(REGIONAL_DETECTORS) + len(ACCOUNT_WIDE_DETECTORS)
     finished = [u for u in units if u.status == "ok"]
-    assert {u.region for u in finished} == {HEALTHY_REGION}
+    # The connection-wide units (``global``, served by the healthy simulator) finish too.
+    assert {u.region for u in finished} == {HEALTHY_REGION, "global"}
     cut_off = [u for u in units if u.region == OTHER_REGION]
     assert {u.status for u in cut_off} == {"timed_out"}
     assert all("scan's 5 s budget ran out" in (u.reason or "") for u in cut_off), [

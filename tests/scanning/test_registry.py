@@ -19,12 +19,18 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from tests.fixtures.aws import empty_aws
 from valdrix.kit.orm import utcnow
 from valdrix.scanning.base import Detector, RegionScope, Thresholds
 from valdrix.scanning.providers.aws_pricing import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
+from valdrix.simulator.aws_server import SimulatedAws
+from valdrix.simulator.commitments import SimulatedCommitment, seed_commitments
+from valdrix.simulator.recommendations import (
+    RECOMMENDATIONS,
+    AccountRecommendations,
+)
 
 DETECTOR_TESTS = Path(__file__).parent / "detectors"
 IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
@@ -129,7 +135,11 @@ DAY = dt.timedelta(days=1)
 SEED_THRESHOLDS: dict[str, dict[str, Any]] = {"aws.log-group-no-retention": {"min_stored_mb": 0}}
 
 
-def seed_account(now: dt.datetime) -> None:
+def at(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seed_account(now: dt.datetime, endpoint_url: str) -> None:
     """One resource of each kind a detector flags, with the CloudWatch data idle checks read.
 
     ``now`` lies far enough ahead of the creation times that every age threshold is met.
@@ -297,6 +307,49 @@ def seed_account(now: dt.datetime) -> None:
     # A Magnetic volume whose I/O requests cost more than gp3 storage would.
     magnetic = ec2.create_volume(AvailabilityZone=zone, Size=50, VolumeType="standard")
 
+    # An M4 that M5 would run for less.
+    ec2.run_instances(
+        ImageId="ami-760aaa0f", MinCount=1, MaxCount=1, InstanceType="m4.large", SubnetId=subnets[0]
+    )
+
+    # Commitments about to end, and under-used (the simulator serves what moto lacks).
+    ends = now + 5 * DAY
+    bought = {"start": at(ends - 365 * DAY), "end": at(ends), "used_percent": 40.0}
+    seed_commitments(
+        endpoint_url,
+        [
+            SimulatedCommitment(
+                "ec2-reserved-instance",
+                "ri-1",
+                REGION,
+                offering="t3.micro",
+                hourly_usd=0.006,
+                **bought,
+            ),
+            SimulatedCommitment(
+                "rds-reserved-instance",
+                "rds-ri-1",
+                REGION,
+                offering="db.t3.micro",
+                hourly_usd=0.011,
+                product="postgresql",
+                **bought,
+            ),
+            SimulatedCommitment(
+                "savings-plan",
+                "sp-1",
+                "global",
+                offering="Compute",
+                hourly_usd=0.5,
+                on_demand_hourly_usd=0.7,
+                **bought,
+            ),
+        ],
+    )
+
+    # AWS's own recommendations: one of every kind Compute Optimizer makes, one of the hub's.
+    seed_recommendations(idle, magnetic["VolumeId"])
+
     # Two weeks of quiet metrics.
     series = [
         ("AWS/EC2", "CPUUtilization", "InstanceId", idle, 0.5),
@@ -348,25 +401,104 @@ def seed_account(now: dt.datetime) -> None:
         )
 
 
+def seed_recommendations(instance_id: str, volume_id: str) -> None:
+    arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}:{{}}"
+    saving = {"savingsOpportunity": {"estimatedMonthlySavings": {"currency": "USD", "value": 9.5}}}
+    option = {"rank": 1, **saving}
+    listings = {
+        "instanceRecommendations": [
+            {
+                "instanceArn": arn.format("ec2", f"instance/{instance_id}"),
+                "currentInstanceType": "t3.micro",
+                "finding": "Overprovisioned",
+                "recommendationOptions": [{"instanceType": "t3.nano", **option}],
+            }
+        ],
+        "volumeRecommendations": [
+            {
+                "volumeArn": arn.format("ec2", f"volume/{volume_id}"),
+                "currentConfiguration": {"volumeType": "standard", "volumeSize": 50},
+                "finding": "NotOptimized",
+                "volumeRecommendationOptions": [{"configuration": {"volumeType": "gp3"}, **option}],
+            }
+        ],
+        "lambdaFunctionRecommendations": [
+            {
+                "functionArn": arn.format("lambda", "function:resize"),
+                "currentMemorySize": 3008,
+                "finding": "NotOptimized",
+                "memorySizeRecommendationOptions": [{"memorySize": 1024, **option}],
+            }
+        ],
+        "autoScalingGroupRecommendations": [
+            {
+                "autoScalingGroupArn": arn.format(
+                    "autoscaling", "autoScalingGroup:1a2b:autoScalingGroupName/workers"
+                ),
+                "currentConfiguration": {"instanceType": "m5.xlarge", "desiredCapacity": 4},
+                "finding": "NotOptimized",
+                "recommendationOptions": [
+                    {"configuration": {"instanceType": "m5.large"}, **option}
+                ],
+            }
+        ],
+        "ecsServiceRecommendations": [
+            {
+                "serviceArn": arn.format("ecs", "service/prod/api"),
+                "currentServiceConfiguration": {"cpu": 2048, "memory": 4096},
+                "finding": "Overprovisioned",
+                "serviceRecommendationOptions": [{"cpu": 1024, "memory": 2048, **option}],
+            }
+        ],
+    }
+    hub = [
+        {
+            "accountId": ACCOUNT_ID,
+            "region": REGION,
+            "resourceId": resource_id,
+            "resourceArn": arn.format(service, path),
+            "currentResourceType": kind,
+            "estimatedMonthlySavings": 12.0,
+            "currencyCode": "USD",
+            "actionType": "Rightsize",
+        }
+        for kind, service, path, resource_id in (
+            ("Ec2Instance", "ec2", f"instance/{instance_id}", instance_id),
+            ("EbsVolume", "ec2", f"volume/{volume_id}", volume_id),
+            ("LambdaFunction", "lambda", "function:resize", "resize"),
+            ("Ec2AutoScalingGroup", "autoscaling", "autoScalingGroup:1a2b:x/workers", "workers"),
+            ("EcsService", "ecs", "service/prod/api", "prod/api"),
+            ("RdsDbInstance", "rds", "db:reports", "reports"),
+        )
+    ]
+    RECOMMENDATIONS.seed(
+        ACCOUNT_ID,
+        AccountRecommendations(
+            compute_optimizer_status="Active",
+            hub_status="Active",
+            compute_optimizer={REGION: listings},
+            hub=hub,
+        ),
+    )
+
+
 @pytest.fixture(scope="module")
-def seeded_account() -> Iterator[RegionScope]:
-    """Seeded once for the module: every detector reads the same account."""
+def seeded_account(simulated_aws: SimulatedAws) -> Iterator[RegionScope]:
+    """Seeded once for the module on the simulator (over HTTP, which also serves what moto
+    lacks): every detector reads the same account."""
+    endpoint_url = empty_aws(simulated_aws)
     with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            env.setenv(name, "testing")
         env.setenv("AWS_DEFAULT_REGION", REGION)
-        # Only the seeded resources: none of moto's public AMIs and the snapshots behind them.
-        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        with mock_aws():
-            now = utcnow() + 200 * DAY
-            seed_account(now)
-            yield RegionScope(
-                account_id=ACCOUNT_ID,
-                region=REGION,
-                client=lambda service: boto3.client(service, region_name=REGION),
-                prices=aws_catalog(),
-                now=now,
-            )
+        env.setenv("AWS_ENDPOINT_URL", endpoint_url)
+        now = utcnow() + 200 * DAY
+        seed_account(now, endpoint_url)
+        yield RegionScope(
+            account_id=ACCOUNT_ID,
+            region=REGION,
+            client=lambda service: boto3.client(service, region_name=REGION),
+            prices=aws_catalog(),
+            now=now,
+        )
 
 
 def recording(scope: RegionScope, actions: set[str]) -> RegionScope:

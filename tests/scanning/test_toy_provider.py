@@ -259,6 +259,39 @@ async def test_registered_toy_provider_is_scanned_per_zone_into_priced_findings_
     assert Decimal(events[-1].payload["monthly_waste_usd"]) == GB_MONTH * 120
 
 
+class AccountWideToyDisk(UnattachedToyDisk):
+    """Flags the toy account's shared disks attached to nothing, listed once for the whole
+    account. They bill like any other disk."""
+
+    connection_wide = True
+
+
+async def test_connection_wide_detector_runs_once_per_scan_in_the_providers_partition(
+    runtime: Runtime, make_tenant: Any, toy_cloud: ToyCloud
+) -> None:
+    tenant: TenantFixture = await make_tenant()
+    # What the toy cloud answers for the whole account sits under its connection-wide name.
+    toy_cloud.disks = {"p1": [disk("d-1", 10)], "global": [disk("shared-1", 40)]}
+    wide = "toy.shared-disk-unattached"
+    detectors.register(wide)(AccountWideToyDisk)
+    try:
+        connection = await toy_connection(runtime, tenant.tenant_id)
+        scan_id, status = await scan_once(runtime, tenant.tenant_id, connection.id)
+    finally:
+        detectors.unregister(wide)
+
+    assert status == "completed"
+    units = await scan_units(runtime, tenant.tenant_id, scan_id)
+    assert sorted((u.region, u.detector, u.findings_count) for u in units) == [
+        ("global", wide, 1),
+        ("p1", DETECTOR, 1),
+        ("p2", DETECTOR, 0),
+    ]
+    findings = by_resource(await tenant_findings(runtime, tenant.tenant_id))
+    assert findings[(wide, "shared-1")].region == "global"
+    assert (await scan_row(runtime, tenant.tenant_id, scan_id)).regions == ["p1", "p2"]
+
+
 async def test_toy_cloud_refusing_a_zone_is_a_denied_unit_in_the_providers_words(
     runtime: Runtime, make_tenant: Any, toy_cloud: ToyCloud
 ) -> None:

@@ -12,7 +12,7 @@ totals are worked out from the findings as the API shows them (``distinct_costs`
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -32,9 +32,14 @@ from tests.fixtures.aws import (
 from tests.observability.helpers import sample, scrape
 from tests.scanning.distinct_costs import distinct_monthly_usd, gross_monthly_usd
 from tests.scanning.helpers import create_tenant, scan_once
+from valdrix.analysis.models import AnalysisStatus
+from valdrix.analysis.repository import AnalysisRepository
+from valdrix.analysis.runs import run_analysis
+from valdrix.kit.db import unit_of_work
 from valdrix.observability import exposition
 from valdrix.runtime import Runtime
 from valdrix.simulator.aws_server import SimulatedAws
+from valdrix.simulator.llm_server import SimulatedLLM
 
 FINDINGS = "/api/v1/findings"
 LINUX_AMI = "ami-760aaa0f"  # moto's Amazon Linux AMI
@@ -217,6 +222,32 @@ async def test_a_finding_says_which_part_of_its_cost_is_counted_under_another_fi
     # A disk nothing else prices shares nothing.
     alone = one(findings, "aws.ebs-unattached", account.spare_gp3)
     assert (alone["shared_costs"], Decimal(alone["counted_elsewhere_usd"])) == ([], 0)
+
+
+async def test_the_analysis_prompt_quotes_the_total_counted_once(
+    client: httpx.AsyncClient,
+    account: Account,
+    llm_runtime: Callable[..., Runtime],
+    llm_server: SimulatedLLM,
+) -> None:
+    """The advice is asked for the waste the scan's total shows, not for a sum that counts the
+    stopped instance's disks twice."""
+    once = distinct_monthly_usd(await open_findings(client, account.tenant))
+    assert once < gross_monthly_usd(await open_findings(client, account.tenant))
+    runtime = llm_runtime()
+    async with unit_of_work(runtime.sessions, account.tenant.tenant_id) as session:
+        # The scan ran with no LLM provider; one is configured now.
+        analysis = await AnalysisRepository(session).for_scan(account.scan_id)
+        assert analysis is not None
+        analysis.status = AnalysisStatus.pending.value
+
+    status = await run_analysis(runtime, account.tenant.tenant_id, account.scan_id)
+
+    assert status == "ready"
+    user_prompt = llm_server.requests[0]["messages"][1]["content"]
+    assert f"about ${once:.2f} per month in total" in user_prompt
+    # Not verified, the connection has no account id yet: the prompt names it instead.
+    assert "Scan of cloud account unknown" not in user_prompt
 
 
 async def test_dismissing_a_finding_moves_its_shared_costs_to_the_next_finding_that_prices_them(

@@ -8,7 +8,10 @@ from typing import Any
 
 import boto3
 
+from valdrix.scanning.registry import load_all_detectors
+from valdrix.simulator.commitments import untag_commitments
 from valdrix.simulator.demo_account import DEMO_ACCOUNT_ID
+from valdrix.simulator.demo_commitments import GLOBAL
 from valdrix.simulator.demo_seeding import EXPECT_TAG, expected_detectors
 
 TAGS_PER_CALL = 20  # DescribeTags (both load balancer APIs) takes at most 20 resources
@@ -28,11 +31,28 @@ def simulator_client(endpoint_url: str, service: str, region: str) -> Any:
 
 
 def demo_truth(endpoint_url: str, regions: Iterable[str]) -> Truth:
-    return {
-        (region, resource_id): expected_detectors(value)
+    truth = {
+        _where(region, value, resource_id): expected_detectors(value)
         for region in regions
         for resource_id, value in _expect_tags(endpoint_url, region)
     }
+    # Savings Plans belong to the account: their findings' region is "global".
+    plans = simulator_client(endpoint_url, "savingsplans", "us-east-1").describe_savings_plans()
+    for plan in plans["savingsPlans"]:
+        value = (plan.get("tags") or {}).get(EXPECT_TAG)
+        if value is not None:
+            truth[(GLOBAL, plan["savingsPlanId"])] = expected_detectors(value)
+    return truth
+
+
+def _where(region: str, value: str, resource_id: str) -> tuple[str, str]:
+    """Where a finding about the resource is recorded: connection-wide detectors record theirs
+    under "global" (a reservation under-used is judged from Cost Explorer, account-wide),
+    except imported recommendations, which name their resource's own region."""
+    registry = load_all_detectors()
+    detectors = [registry.get(d) for d in expected_detectors(value)]
+    wide = bool(detectors) and all(d.connection_wide and not d.imports_from for d in detectors)
+    return (GLOBAL if wide else region), resource_id
 
 
 def expected_findings(truth: Truth) -> set[tuple[str, str, str]]:
@@ -51,6 +71,8 @@ def _expect_tags(endpoint_url: str, region: str) -> Iterator[tuple[str, str]]:
     # EC2 and EBS: instances, volumes, snapshots, AMIs, Elastic IPs, NAT gateways.
     ec2_tags = client("ec2").describe_tags(Filters=[{"Name": "key", "Values": [EXPECT_TAG]}])
     yield from ((tag["ResourceId"], tag["Value"]) for tag in ec2_tags["Tags"])
+    for reserved in client("ec2").describe_reserved_instances()["ReservedInstances"]:
+        yield from _tagged(reserved["ReservedInstancesId"], reserved.get("Tags"))
 
     elbv2 = client("elbv2")
     arns = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
@@ -121,6 +143,7 @@ def _tagged(resource_id: str, tags: list[dict[str, str]] | None) -> Iterator[tup
 
 def strip_expect_tags(endpoint_url: str, regions: Iterable[str]) -> None:
     """Remove the tag from every resource, as if the demo had never labelled anything."""
+    untag_commitments(endpoint_url, EXPECT_TAG)
     for region in regions:
 
         def client(service: str, region: str = region) -> Any:

@@ -43,6 +43,8 @@ class AnalysisRepository(Repository[ScanAnalysis]):
         return list(rows)
 
     async def open_findings_total(self, scan_id: uuid.UUID) -> tuple[int, Decimal]:
+        """How many of the scan's findings are open, and their figures' sum (gross: money two
+        findings price is in it twice)."""
         count, total = (
             await self.session.execute(
                 select(func.count(), func.coalesce(func.sum(Finding.monthly_cost_usd), 0)).where(
@@ -52,3 +54,10 @@ class AnalysisRepository(Repository[ScanAnalysis]):
             )
         ).one()
         return int(count), Decimal(total or 0)
+
+    @staticmethod
+    def open_finding_ids(scan_id: uuid.UUID) -> Select[uuid.UUID]:
+        """The ids of the scan's open findings, as a subquery."""
+        return select(Finding.id).where(
+            Finding.id.in_(_found_by(scan_id)), Finding.status == FindingStatus.open.value
+        )

@@ -34,6 +34,7 @@ from valdrix.llm.client import ProviderRejected, ProviderUnavailable
 from valdrix.llm.prices import UnpricedModel
 from valdrix.runtime import Runtime
 from valdrix.scanning.models import Scan
+from valdrix.scanning.summary import overlap_usd_among
 
 log = structlog.get_logger(__name__)
 
@@ -62,10 +63,14 @@ async def run_analysis(runtime: Runtime, tenant_id: uuid.UUID, scan_id: uuid.UUI
         analysis.attempts += 1
         analysis.updated_at = utcnow()
         findings = await analyses.costliest_open_findings(scan_id, settings.llm.max_prompt_findings)
-        total_count, total_monthly = await analyses.open_findings_total(scan_id)
+        total_count, gross_monthly = await analyses.open_findings_total(scan_id)
+        # The prompt quotes the total the scan shows: each dollar counted once.
+        overlap = await overlap_usd_among(session, analyses.open_finding_ids(scan_id))
+        total_monthly = gross_monthly - overlap
         scan = await session.get(Scan, scan_id)
         connection = await session.get(CloudConnection, scan.connection_id) if scan else None
-        account = (connection.account_id if connection else None) or "unknown"
+        # Until the connection is verified its account id is unknown; its name still says which.
+        account = (connection.account_id or connection.name) if connection else "unknown"
     if not findings:
         empty = {"summary": "The scan found no open waste to analyse.", "findings": []}
         return await _finish(runtime, tenant_id, scan_id, AnalysisStatus.ready, result=empty)

@@ -61,6 +61,7 @@ from valdrix.simulator.demo_account import (
     DemoAccount,
     seed_demo_account,
 )
+from valdrix.simulator.demo_costs import import_demo_costs
 from valdrix.simulator.llm_server import SimulatedLLM
 from valdrix.tenancy import api_keys, service
 from valdrix.tenancy.auth import Principal
@@ -205,6 +206,7 @@ def _serving(settings: Settings, api_url: str, worker_metrics_port: int | None) 
     """Where the demo serves (only when it does): the API, and the worker's metrics."""
     assert settings.metrics.token is not None  # the demo makes one
     serving = {
+        "dashboard_url": f"{api_url}/",
         "api_url": api_url,
         "docs_url": f"{api_url}/docs",
         "metrics_token": settings.metrics.token.get_secret_value(),
@@ -224,6 +226,10 @@ def _print_welcome(
     out.print(f"[bold]Valdrix demo[/bold] — data in {settings.home}")
     if serving:
         api_url = serving["api_url"]
+        out.print(
+            f"  dashboard   {serving['dashboard_url']}   sign in as {DEMO_ADMIN_EMAIL} / "
+            f"{credentials['admin_password']}"
+        )
         out.print(f"  API         {api_url}   (docs: {serving['docs_url']})")
     out.print(f"  tenant      {credentials['tenant_id']}  ({DEMO_TENANT_NAME})")
     out.print(f"  admin       {DEMO_ADMIN_EMAIL} / {credentials['admin_password']}")
@@ -423,6 +429,8 @@ async def _prepare_demo_tenant(settings: Settings, password: str) -> dict[str, s
             )
             tenant_id, key = uuid.UUID(str(created["tenant_id"])), str(created["api_key"])
             state_path.write_text(json.dumps({"tenant_id": str(tenant_id)}))
+        # The dashboard shows spend, preliminary days and a restatement from the first run.
+        await import_demo_costs(runtime, tenant_id)
     finally:
         await runtime.close()
     return {

@@ -24,7 +24,7 @@ from valdrix.connections import service as connections
 from valdrix.connections.schemas import ConnectionOut
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
-from valdrix.scanning import findings, service
+from valdrix.scanning import findings, imported, service
 from valdrix.scanning.models import FINISHED_SCAN_STATUSES, FindingStatus
 from valdrix.scanning.schemas import FindingOut, ScanOut, WasteSummaryOut
 from valdrix.scanning.summary import WasteSummary, shared_costs, waste_summary
@@ -114,10 +114,12 @@ def list_findings(
     limit: int = typer.Option(100, min=1, max=500),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Findings, most expensive first."""
+    """Findings, most expensive first; a cloud's recommendation for a resource a Valdrix
+    finding prices is shown on that finding's line (also reported by)."""
 
     async def work(runtime: Runtime) -> list[dict[str, Any]]:
         actor = system_principal(tenant)
+        importers = imported.importing_detectors()
         async with unit_of_work(runtime.sessions, tenant) as session:
             rows = await findings.list_findings(
                 session,
@@ -127,16 +129,28 @@ def list_findings(
                 descending=True,
                 offset=0,
                 limit=limit,
+                shown_with_others=[] if detector in importers else list(importers),
             )
             shared = await shared_costs(session, actor, rows)
-            return [FindingOut.of(f, shared.get(f.id, [])).model_dump(mode="json") for f in rows]
+            sources = await imported.sources(session, rows, shared)
+            return [
+                FindingOut.of(f, shared.get(f.id, []), sources.get(f.id)).model_dump(mode="json")
+                for f in rows
+            ]
 
     rows = run_with_runtime(settings_for_command(), work)
     if as_json:
         print_json({"findings": rows})
         return
     table = Table(
-        "detector", "region", "resource", "$/month", "counted elsewhere", "basis", "status"
+        "detector",
+        "region",
+        "resource",
+        "$/month",
+        "counted elsewhere",
+        "basis",
+        "status",
+        "also reported by",
     )
     for row in rows:
         table.add_row(
@@ -147,6 +161,7 @@ def list_findings(
             _elsewhere(row["counted_elsewhere_usd"]),
             row["cost_basis"],
             row["status"],
+            ", ".join(one["source"] for one in row["also_reported_by"]),
         )
     print_table(table)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from valdrix.jobs import service
-from valdrix.jobs.schemas import JobRunOut
+from valdrix.jobs.schemas import JobRunOut, ScheduleOut
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from valdrix.tenancy.auth import ViewerScope
 
@@ -36,3 +36,11 @@ async def read_job(job_id: uuid.UUID, scope: ViewerScope) -> JobRunOut:
     return JobRunOut.model_validate(
         await service.get_job_run(scope.session, scope.principal, job_id)
     )
+
+
+@router.get("/schedules")
+async def list_schedules(scope: ViewerScope) -> list[ScheduleOut]:
+    """The tenant's enabled schedules, soonest due first: the first `scan` is the next
+    scheduled scan."""
+    schedules = await service.upcoming_schedules(scope.session, scope.principal)
+    return [ScheduleOut.model_validate(schedule) for schedule in schedules]

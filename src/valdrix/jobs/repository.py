@@ -53,6 +53,15 @@ class ScheduleRepository(Repository[Schedule]):
         )
         return [DueSchedule(*row) for row in rows]
 
+    async def upcoming(self) -> list[Schedule]:
+        """The tenant's enabled schedules, soonest due first."""
+        rows = await self.session.scalars(
+            select(Schedule)
+            .where(Schedule.enabled.is_(True))
+            .order_by(Schedule.next_due_at, Schedule.id)
+        )
+        return list(rows)
+
     async def for_target(self, kind: str, target_id: uuid.UUID) -> Schedule | None:
         result: Schedule | None = await self.session.scalar(
             select(Schedule).where(Schedule.kind == kind, Schedule.target_id == target_id)

@@ -23,3 +23,14 @@ class JobRunOut(BaseModel):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     error_summary: str | None
+
+
+class ScheduleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str = Field(description="What runs, e.g. `scan` (of a connection)")
+    target_id: uuid.UUID = Field(description="What it runs on, e.g. the connection's id")
+    next_due_at: dt.datetime = Field(description="When it next falls due")
+    last_enqueued_at: dt.datetime | None
+    last_completed_at: dt.datetime | None

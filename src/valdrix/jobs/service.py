@@ -144,6 +144,11 @@ async def list_job_runs(
     return runs, f"{last.created_at.isoformat()}|{last.id}" if last else None
 
 
+async def upcoming_schedules(session: AsyncSession, actor: Principal) -> list[Schedule]:
+    """What will run next for the tenant (scans of each connection, imports), soonest first."""
+    return await ScheduleRepository(session).upcoming()
+
+
 async def get_job_run(session: AsyncSession, actor: Principal, job_run_id: uuid.UUID) -> JobRun:
     run = await JobRunRepository(session).get(job_run_id)
     if run is None:

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 from valdrix.scanning.pricing.catalog import PriceCatalog
 
-CostBasis = Literal["billed", "list_price", "unknown"]
+# ``recommendation``: the saving the cloud's own recommendation estimates (imported as it is).
+CostBasis = Literal["billed", "list_price", "recommendation", "unknown"]
 IGNORE_TAG = "valdrix:ignore"
 
 
@@ -72,6 +73,20 @@ class Waste:
     # The parts of ``price`` another detector may price too (each of a component the detector
     # declares in ``shared_costs``); together never more than ``price.monthly_usd``.
     cost_parts: tuple[CostPart, ...] = ()
+    # Where the resource lives, for detectors that run once per connection (``Detector.
+    # connection_wide``) and see every partition at once; others' findings are of the
+    # partition they scanned.
+    region: str | None = None
+
+
+class DetectorSkipped(Exception):
+    """The detector has nothing to judge here for a reason that is nobody's fault (the account
+    has not turned on the cloud service it reads): its unit ends ``skipped`` with ``reason``,
+    which the customer reads, and the scan is not held to have failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 # Builds a client for a service in the scanned region (for AWS a boto3 client; credentials,
@@ -107,6 +122,18 @@ class Detector(ABC):
     # much of which resource's component in ``Waste.cost_parts``); detectors that declare the
     # same component overlap, and totals count that money once. Empty: its money is its own.
     shared_costs: ClassVar[tuple[str, ...]] = ()
+    # Its resources belong to the whole connection, not to one partition (an account's
+    # commitments, read from a billing service that answers for every region): it runs once
+    # per scan, in its provider's ``connection_wide_partition``, not once per partition.
+    connection_wide: ClassVar[bool] = False
+    # Its figure is what the resource costs in full, so the tenant's bill for the resource, where
+    # known, replaces the list price. False when the figure is a part of that cost (a cheaper
+    # configuration's saving, a commitment's unused share): the bill is shown beside it instead.
+    prices_whole_resource: ClassVar[bool] = True
+    # The cloud's own recommendation service it imports findings from ("AWS Compute
+    # Optimizer"), or None for Valdrix's own detectors. A finding imported about a resource one
+    # of Valdrix's own findings also prices is shown with that finding, not on its own.
+    imports_from: ClassVar[str | None] = None
 
     @abstractmethod
     def detect(self, scope: RegionScope, thresholds: Any) -> Iterable[Waste]:

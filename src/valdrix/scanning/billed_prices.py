@@ -4,6 +4,10 @@ A finding whose resource appears in the tenant's cost data (``costs.billing``) g
 monthly cost, the billed cost of the 30 days ending on the resource's latest day in that data,
 and the basis ``billed``; the list price it replaces stays in the price detail. Any other keeps
 its list price. The figure's shared parts (``Waste.cost_parts``) keep their share of it.
+
+A detector whose figure is only a part of the resource's cost (``prices_whole_resource`` false:
+a saving, an unused share) keeps its figure; what the bill says the resource costs is shown in
+its price detail.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ CENT = Decimal("0.01")
 
 
 async def price_from_bill(
-    session: AsyncSession, wastes: Sequence[Waste], today: dt.date
+    session: AsyncSession, wastes: Sequence[Waste], today: dt.date, *, whole_resource: bool
 ) -> list[Waste]:
-    """``wastes`` with the billed price wherever the bill knows the resource."""
+    """``wastes`` with the billed price wherever the bill knows the resource; figures that are
+    not the resource's ``whole_resource`` cost keep their price, with the bill beside it."""
     billed = await billed_last_30_days(session, sorted({w.resource_id for w in wastes}), today)
     priced = []
     for waste in wastes:
@@ -33,14 +38,18 @@ async def price_from_bill(
             priced.append(waste)
             continue
         total, last_day = found
+        billed_usd = total.quantize(CENT)
+        bill = {"billed_usd_30_days": str(billed_usd), "billed_through": last_day.isoformat()}
+        if not whole_resource:
+            price = dataclasses.replace(waste.price, detail={**waste.price.detail, **bill})
+            priced.append(dataclasses.replace(waste, price=price))
+            continue
         detail = {
-            "billed_usd_30_days": str(total),
-            "billed_through": last_day.isoformat(),
+            **bill,
             "list_price_monthly_usd": None
             if waste.price.monthly_usd is None
             else str(waste.price.monthly_usd),
         }
-        billed_usd = total.quantize(CENT)
         priced.append(
             dataclasses.replace(
                 waste,

@@ -18,12 +18,13 @@ from valdrix.errors import ProblemError
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.runtime import Runtime
-from valdrix.scanning import findings, service, summary
+from valdrix.scanning import findings, imported, service, summary
 from valdrix.scanning.models import Finding, FindingStatus
 from valdrix.scanning.schemas import (
     FindingHistoryOut,
     FindingOut,
     FindingPatch,
+    OpenWasteDayOut,
     ScanCreate,
     ScanDetailOut,
     ScanOut,
@@ -139,6 +140,10 @@ async def list_findings(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> list[FindingOut]:
+    """Findings, each resource's once: an imported recommendation for a resource one of
+    Valdrix's own open findings prices is listed inside that finding (`also_reported_by`),
+    unless `detector` asks for the importing detector's findings."""
+    importers = imported.importing_detectors()
     rows = await findings.list_findings(
         scope.session,
         scope.principal,
@@ -153,9 +158,11 @@ async def list_findings(
         descending=order == "desc",
         offset=offset,
         limit=limit,
+        shown_with_others=[] if detector in importers else list(importers),
     )
     shared = await summary.shared_costs(scope.session, scope.principal, rows)
-    return [FindingOut.of(f, shared.get(f.id, [])) for f in rows]
+    sources = await imported.sources(scope.session, rows, shared)
+    return [FindingOut.of(f, shared.get(f.id, []), sources.get(f.id)) for f in rows]
 
 
 @router.get("/findings/summary", tags=["findings"])
@@ -164,6 +171,16 @@ async def waste_summary(scope: ViewerScope) -> WasteSummaryOut:
     money several findings price (an instance's disks and the disks' own findings) is counted
     under one of them, and `overlaps` says which."""
     return WasteSummaryOut.of(await summary.waste_summary(scope.session, scope.principal))
+
+
+@router.get("/findings/waste-history", tags=["findings"])
+async def open_waste_history(
+    scope: ViewerScope, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> list[OpenWasteDayOut]:
+    """Open waste over time: for each of the last `days` days (UTC, today last), the findings
+    open at the day's end and their monthly figures summed."""
+    history = await findings.open_waste_history(scope.session, scope.principal, days=days)
+    return [OpenWasteDayOut.model_validate(day) for day in history]
 
 
 @router.get("/findings/{finding_id}", tags=["findings"])
@@ -192,7 +209,8 @@ async def _with_shared_costs(
     session: AsyncSession, principal: Principal, finding: Finding
 ) -> FindingOut:
     shared = await summary.shared_costs(session, principal, [finding])
-    return FindingOut.of(finding, shared.get(finding.id, []))
+    sources = await imported.sources(session, [finding], shared)
+    return FindingOut.of(finding, shared.get(finding.id, []), sources.get(finding.id))
 
 
 @router.get("/findings/{finding_id}/history", tags=["findings"])

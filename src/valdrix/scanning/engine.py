@@ -37,7 +37,7 @@ from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.logging import log_with_alias
 from valdrix.runtime import Runtime
-from valdrix.scanning.base import IGNORE_TAG, Detector, RegionScope, Waste
+from valdrix.scanning.base import IGNORE_TAG, Detector, DetectorSkipped, RegionScope, Waste
 from valdrix.scanning.billed_prices import price_from_bill
 from valdrix.scanning.findings import RecordedFinding, record_findings, resolve_missing
 from valdrix.scanning.flows import ScanFinished, scan_finished
@@ -82,6 +82,7 @@ class ScanContext:
     session: ProviderSession
     pool: UnitPool
     region_deadlines: dict[str, float] = field(default_factory=dict)
+    partitions: tuple[str, ...] = ()
 
 
 async def run_scan(
@@ -136,7 +137,14 @@ async def _scan_connection(
                 runtime, tenant_id, scan_id, ScanStatus.failed, exc.reason, 0, started=started
             )
         context = ScanContext(
-            runtime, tenant_id, scan_id, connection, provider, provider_session, pool
+            runtime,
+            tenant_id,
+            scan_id,
+            connection,
+            provider,
+            provider_session,
+            pool,
+            partitions=tuple(regions),
         )
         async with unit_of_work(runtime.sessions, tenant_id) as session:
             scan = await ScanRepository(session).get(scan_id)
@@ -145,8 +153,7 @@ async def _scan_connection(
         detectors = load_all_detectors().for_provider(provider.key)
         tasks = {
             asyncio.create_task(_run_unit(context, region, detector)): (region, detector.key)
-            for region in regions
-            for detector in detectors
+            for region, detector in provider.units(regions, detectors)
             if (region, detector.key) not in written
         }
         budget_hit = False
@@ -252,6 +259,8 @@ async def _detect(
         )
     except TimeoutError:
         return UnitOutcome(region, detector_cls.key, UnitStatus.timed_out, unanswered)
+    except DetectorSkipped as skipped:
+        return UnitOutcome(region, detector_cls.key, UnitStatus.skipped, skipped.reason[:500])
     except Exception as exc:
         status, reason = context.provider.classify(exc)
         # The provider's own timeouts come from the same budget: the same answer.
@@ -259,6 +268,10 @@ async def _detect(
         return UnitOutcome(region, detector_cls.key, status, reason)
     rules = context.connection.tag_exclusions or []
     kept = [w for w in wastes if not excluded(w, rules)]
+    if detector_cls.connection_wide:
+        # It sees the whole account: of what names its region, only what lies in the partitions
+        # the scan covers counts (the connection's allow-list).
+        kept = [w for w in kept if w.region is None or w.region in context.partitions]
     return UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, kept)
 
 
@@ -286,7 +299,10 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
         metrics.SCAN_UNITS_TOTAL.labels(detector=outcome.detector, outcome=outcome.status).inc()
         findings: list[RecordedFinding] = []
         if outcome.status == UnitStatus.ok:
-            outcome.wastes = await price_from_bill(session, outcome.wastes, now.date())
+            detector = load_all_detectors().get(outcome.detector)
+            outcome.wastes = await price_from_bill(
+                session, outcome.wastes, now.date(), whole_resource=detector.prices_whole_resource
+            )
             findings = await record_findings(
                 session,
                 tenant_id=context.tenant_id,
@@ -303,7 +319,8 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
                 session,
                 scan_id=context.scan_id,
                 connection_id=context.connection.id,
-                region=outcome.region,
+                # A connection-wide detector saw every region.
+                region=None if detector.connection_wide else outcome.region,
                 detector=outcome.detector,
                 now=now,
             )
@@ -315,7 +332,7 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
                 {
                     "finding_id": str(finding.id),
                     "detector": outcome.detector,
-                    "region": outcome.region,
+                    "region": finding.region,
                     "resource_id": finding.resource_id,
                     "monthly_cost_usd": None
                     if finding.monthly_cost_usd is None
@@ -343,7 +360,8 @@ async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
 
 
 def _scan_status(units: Counter[str]) -> ScanStatus:
-    ok = units.get(UnitStatus.ok, 0)
+    # A skipped unit looked and had nothing to judge: no less complete than an ok one.
+    ok = units.get(UnitStatus.ok, 0) + units.get(UnitStatus.skipped, 0)
     if ok and ok == units.total():
         return ScanStatus.completed
     return ScanStatus.partial if ok else ScanStatus.failed
@@ -425,7 +443,7 @@ _END_EVENTS = {ScanStatus.timed_out: "scan.timeout", ScanStatus.interrupted: "sc
 
 
 def _reason(units: Counter[str]) -> str | None:
-    bad = {k: v for k, v in units.items() if k != UnitStatus.ok}
+    bad = {k: v for k, v in units.items() if k not in (UnitStatus.ok, UnitStatus.skipped)}
     if not bad:
         return None
     return ", ".join(f"{count} unit(s) {status}" for status, count in sorted(bad.items()))

@@ -61,6 +61,7 @@ class RecordedFinding:
     """What the scan engine needs to announce a finding it wrote."""
 
     id: uuid.UUID
+    region: str
     resource_id: str
     monthly_cost_usd: Decimal | None
     cost_basis: str
@@ -79,12 +80,15 @@ async def record_findings(
     wastes: Sequence[Waste],
     now: dt.datetime,
 ) -> list[RecordedFinding]:
-    """Insert new findings, refresh known ones; a resolved finding seen again reopens.
+    """Insert new findings, refresh known ones; a resolved finding seen again reopens. Each
+    finding is of ``region``, or of the region its waste names (a detector run once per
+    connection).
 
     Written in bulk (one statement per kind of row): a large account yields thousands.
     """
     by_print = {
-        fingerprint(provider, account_id, region, w.resource_id, detector): w for w in wastes
+        fingerprint(provider, account_id, w.region or region, w.resource_id, detector): w
+        for w in wastes
     }
     existing = await FindingRepository(session).by_fingerprints(list(by_print))
     inserts: list[dict[str, Any]] = []
@@ -116,7 +120,7 @@ async def record_findings(
                     "connection_id": connection_id,
                     "provider": provider,
                     "account_id": account_id,
-                    "region": region,
+                    "region": waste.region or region,
                     "detector": detector,
                     "resource_id": waste.resource_id,
                     "status": FindingStatus.open.value,
@@ -146,7 +150,11 @@ async def record_findings(
             updates.append({"id": finding_id, **values})
         recorded.append(
             RecordedFinding(
-                finding_id, waste.resource_id, waste.price.monthly_usd, waste.price.basis
+                finding_id,
+                waste.region or region,
+                waste.resource_id,
+                waste.price.monthly_usd,
+                waste.price.basis,
             )
         )
     await FindingRepository(session).write_bulk(inserts=inserts, updates=updates, history=history)
@@ -177,11 +185,12 @@ async def resolve_missing(
     *,
     scan_id: uuid.UUID,
     connection_id: uuid.UUID,
-    region: str,
+    region: str | None,
     detector: str,
     now: dt.datetime,
 ) -> int:
-    """After a complete (region x detector) unit, what it no longer sees is resolved."""
+    """After a complete (region x detector) unit, what it no longer sees is resolved (in every
+    region when ``region`` is None: a detector run once per connection sees them all)."""
     missing = await FindingRepository(session).not_seen_in(
         connection_id=connection_id, region=region, detector=detector, scan_id=scan_id
     )
@@ -213,10 +222,18 @@ async def list_findings(
     descending: bool,
     offset: int,
     limit: int,
+    shown_with_others: Sequence[str] = (),
 ) -> list[Finding]:
+    """A page of findings; those of the ``shown_with_others`` detectors that another open
+    finding prices too are left out (``scanning.imported``)."""
     await end_expired_snoozes(session)
     return await FindingRepository(session).page(
-        filters=filters, sort=sort, descending=descending, offset=offset, limit=limit
+        filters=filters,
+        sort=sort,
+        descending=descending,
+        offset=offset,
+        limit=limit,
+        shown_with_others=shown_with_others,
     )
 
 
@@ -293,3 +310,22 @@ async def finding_history(
 ) -> list[FindingHistory]:
     await get_finding(session, actor, finding_id)
     return await FindingHistoryRepository(session).for_finding(finding_id)
+
+
+@dataclass(frozen=True)
+class OpenWasteDay:
+    day: dt.date
+    open_findings: int
+    monthly_usd: Decimal
+
+
+async def open_waste_history(
+    session: AsyncSession, actor: Principal, *, days: int
+) -> list[OpenWasteDay]:
+    """Open findings and their monthly figures at the end of each of the last ``days`` days
+    (UTC), today included."""
+    today = utcnow().date()
+    rows = await FindingHistoryRepository(session).open_waste_by_day(
+        today - dt.timedelta(days=days - 1), today
+    )
+    return [OpenWasteDay(day, count, usd) for day, count, usd in rows]

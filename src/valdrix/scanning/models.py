@@ -54,6 +54,9 @@ class UnitStatus(enum.StrEnum):
     timed_out = "timed_out"
     denied = "denied"
     failed = "failed"
+    # Nothing to judge, through nobody's fault (a service the account has not turned on); the
+    # reason says what.
+    skipped = "skipped"
 
 
 class FindingStatus(enum.StrEnum):

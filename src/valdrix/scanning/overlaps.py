@@ -38,6 +38,8 @@ class Claim:
     monthly_usd: Decimal
     # The cost is of the finding's own resource (a disk's cost in the disk's finding).
     own: bool
+    # The finding imports a cloud's recommendation (``Detector.imports_from``).
+    imported: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,9 @@ def counted_under_others(claims: Iterable[Claim]) -> list[CountedUnder]:
     return left_out
 
 
-def _carrying_order(claim: Claim) -> tuple[Decimal, bool, str, str]:
-    # The largest part carries the cost; on a tie the finding about the resource itself (the
+def _carrying_order(claim: Claim) -> tuple[Decimal, bool, bool, str, str]:
+    # The largest part carries the cost; on a tie Valdrix's own finding rather than an imported
+    # recommendation (which is shown with it), then the finding about the resource itself (the
     # disk's own finding rather than its instance's), then a fixed order, so that every total
     # and every finding's detail name the same carrier.
-    return -claim.monthly_usd, not claim.own, claim.detector, str(claim.finding)
+    return -claim.monthly_usd, claim.imported, not claim.own, claim.detector, str(claim.finding)

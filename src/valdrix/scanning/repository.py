@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, column, func, insert, select, text, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -172,6 +183,20 @@ _PART = (
 )
 
 
+# Not an imported finding that shares a cost part with an open finding of Valdrix's own.
+_NOT_SHOWN_WITH_OTHERS = text(
+    """NOT (findings.detector IN :importers AND EXISTS (
+        SELECT 1 FROM findings own,
+             jsonb_array_elements(own.cost_parts) own_part,
+             jsonb_array_elements(findings.cost_parts) part
+        WHERE own.status = 'open' AND own.detector NOT IN :importers
+          AND own.provider = findings.provider AND own.account_id = findings.account_id
+          AND own.region = findings.region
+          AND own_part->>'component' = part->>'component'
+          AND own_part->>'resource_id' = part->>'resource_id'))"""
+).bindparams(bindparam("importers", expanding=True))
+
+
 class FindingRepository(Repository[Finding]):
     model = Finding
 
@@ -182,6 +207,11 @@ class FindingRepository(Repository[Finding]):
             select(Finding).where(Finding.fingerprint.in_(list(fingerprints)))
         )
         return {finding.fingerprint: finding for finding in rows}
+
+    async def by_ids(self, ids: Collection[uuid.UUID]) -> list[Finding]:
+        if not ids:
+            return []
+        return list(await self.session.scalars(select(Finding).where(Finding.id.in_(list(ids)))))
 
     async def write_bulk(
         self,
@@ -199,13 +229,14 @@ class FindingRepository(Repository[Finding]):
             await self.session.execute(insert(FindingHistory), history)
 
     async def not_seen_in(
-        self, *, connection_id: uuid.UUID, region: str, detector: str, scan_id: uuid.UUID
+        self, *, connection_id: uuid.UUID, region: str | None, detector: str, scan_id: uuid.UUID
     ) -> list[Finding]:
-        """Open or snoozed findings of one (connection, region, detector) this scan missed."""
+        """Open or snoozed findings of one (connection, region, detector) this scan missed
+        (of every region when ``region`` is None)."""
         rows = await self.session.scalars(
             select(Finding).where(
                 Finding.connection_id == connection_id,
-                Finding.region == region,
+                (Finding.region == region) if region is not None else true(),
                 Finding.detector == detector,
                 Finding.status.in_([FindingStatus.open.value, FindingStatus.snoozed.value]),
                 (Finding.last_scan_id.is_(None)) | (Finding.last_scan_id != scan_id),
@@ -221,10 +252,18 @@ class FindingRepository(Repository[Finding]):
         descending: bool,
         offset: int,
         limit: int,
+        shown_with_others: Sequence[str] = (),
     ) -> list[Finding]:
+        """A page of findings; those of the ``shown_with_others`` detectors (imported
+        recommendations) are left out where an open finding of another detector prices the
+        same cost: they are shown with it."""
         column = SORTABLE[sort]
         order = column.desc().nulls_last() if descending else column.asc().nulls_first()
         query = select(Finding).order_by(order, Finding.id).offset(offset).limit(limit)
+        if shown_with_others:
+            query = query.where(
+                _NOT_SHOWN_WITH_OTHERS.bindparams(importers=list(shown_with_others))
+            )
         for name, value in filters.items():
             if value is not None:
                 query = query.where(getattr(Finding, name) == value)
@@ -258,6 +297,10 @@ class FindingRepository(Repository[Finding]):
     async def scan_cost_parts(self, scan_id: uuid.UUID) -> list[FindingCostPart]:
         """The shared cost parts of the findings a scan saw."""
         return await self._cost_parts(Finding.last_scan_id == scan_id)
+
+    async def cost_parts_among(self, finding_ids: Select[uuid.UUID]) -> list[FindingCostPart]:
+        """The shared cost parts of the findings ``finding_ids`` selects."""
+        return await self._cost_parts(Finding.id.in_(finding_ids))
 
     async def _cost_parts(self, *criteria: ColumnElement[bool]) -> list[FindingCostPart]:
         part = _PART.c.value
@@ -312,6 +355,44 @@ class FindingHistoryRepository(Repository[FindingHistory]):
             .order_by(FindingHistory.created_at, FindingHistory.id)
         )
         return list(rows)
+
+    async def open_waste_by_day(
+        self, first_day: dt.date, last_day: dt.date
+    ) -> list[tuple[dt.date, int, Decimal]]:
+        """(day, findings open at the day's end, their monthly figures summed), a row for every
+        day. A finding's history is a run of statuses, each lasting until the next: a finding
+        counts on a day when an ``open`` spell covers the day's end. Each at its current figure."""
+        rows = await self.session.execute(
+            text(
+                """
+                WITH spells AS (
+                    SELECT finding_id, to_status, created_at AS since,
+                           lead(created_at) OVER (
+                               PARTITION BY finding_id ORDER BY created_at, id
+                           ) AS until
+                    FROM finding_history
+                ),
+                days AS (
+                    SELECT day::date AS day, day + interval '1 day' AS day_end
+                    FROM generate_series(
+                        CAST(:first_day AS timestamptz), CAST(:last_day AS timestamptz),
+                        interval '1 day'
+                    ) AS day
+                )
+                SELECT days.day, count(findings.id),
+                       coalesce(sum(findings.monthly_cost_usd), 0)
+                FROM days
+                LEFT JOIN spells
+                  ON spells.to_status = 'open' AND spells.since < days.day_end
+                 AND (spells.until IS NULL OR spells.until >= days.day_end)
+                LEFT JOIN findings ON findings.id = spells.finding_id
+                GROUP BY days.day
+                ORDER BY days.day
+                """
+            ),
+            {"first_day": first_day, "last_day": last_day},
+        )
+        return [(row[0], int(row[1]), Decimal(row[2])) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from valdrix.kit.money import PlainDecimal
+from valdrix.scanning.imported import Sources
 from valdrix.scanning.models import Finding, FindingStatus, ScanStatus
 from valdrix.scanning.summary import SharedCost, WasteSummary
 
@@ -92,6 +93,26 @@ class SharedCostOut(BaseModel):
     )
 
 
+class AlsoReportedOut(BaseModel):
+    """A cloud's own recommendation about the resource, imported and shown with this finding."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    finding_id: uuid.UUID = Field(description="The imported finding (readable by id)")
+    detector: str
+    source: str = Field(description="Who recommends it, e.g. `AWS Compute Optimizer`")
+    monthly_cost_usd: PlainDecimal | None = Field(
+        description="The recommendation's estimated monthly saving in USD (null in another "
+        "currency: see `currency`)"
+    )
+    cost_basis: str
+    currency: str | None = Field(description="The currency the source gave its saving in")
+    estimated_monthly_savings: str | None = Field(description="The saving as the source gave it")
+    action: str | None
+    recommended: Any = Field(description="The configuration the source recommends")
+    reason: str
+
+
 class FindingOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -106,7 +127,10 @@ class FindingOut(BaseModel):
     reason: str
     status: FindingStatus
     monthly_cost_usd: PlainDecimal | None
-    cost_basis: str = Field(description="`list_price` (shipped catalog) or `unknown`")
+    cost_basis: str = Field(
+        description="`list_price` (shipped catalog), `billed` (the tenant's bill), "
+        "`recommendation` (the saving a cloud's own recommendation estimates) or `unknown`"
+    )
     price_detail: dict[str, Any]
     evidence: dict[str, Any]
     tags: dict[str, str]
@@ -128,11 +152,30 @@ class FindingOut(BaseModel):
         default=Decimal("0.00"),
         description="The part of `monthly_cost_usd` totals count under other findings",
     )
+    also_reported_by: list[AlsoReportedOut] = Field(
+        default_factory=list,
+        description="Recommendations a cloud's own service (AWS Compute Optimizer, Cost "
+        "Optimization Hub) makes for this finding's resource, imported and shown here instead "
+        "of on their own; totals count the money once, at the larger figure",
+    )
+    shown_with: uuid.UUID | None = Field(
+        default=None,
+        description="For an imported recommendation: the Valdrix finding it is shown with "
+        "(lists leave it out while that finding is open)",
+    )
 
     @classmethod
-    def of(cls, finding: Finding, shared: Sequence[SharedCost] = ()) -> FindingOut:
-        """The finding with the costs it shares (``summary.shared_costs``)."""
+    def of(
+        cls, finding: Finding, shared: Sequence[SharedCost] = (), sources: Sources | None = None
+    ) -> FindingOut:
+        """The finding with the costs it shares (``summary.shared_costs``) and the
+        recommendations shown with it (``imported.sources``)."""
         out = cls.model_validate(finding)
+        if sources is not None:
+            out.also_reported_by = [
+                AlsoReportedOut.model_validate(one) for one in sources.also_reported_by
+            ]
+            out.shown_with = sources.shown_with
         out.shared_costs = [SharedCostOut.model_validate(cost) for cost in shared]
         out.counted_elsewhere_usd = sum(
             (cost.monthly_usd for cost in shared if cost.counted_under != finding.id),
@@ -210,3 +253,14 @@ class WasteSummaryOut(BaseModel):
             by_provider=summary.by_provider,
             overlaps=[WasteOverlapRow.model_validate(row) for row in summary.overlaps],
         )
+
+
+class OpenWasteDayOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    day: dt.date
+    open_findings: int = Field(description="Findings open at the end of the day (UTC)")
+    monthly_usd: PlainDecimal = Field(
+        description="Their monthly figures as they stand now, summed (money several findings "
+        "price is counted under each: the gross figure)"
+    )

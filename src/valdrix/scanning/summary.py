@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.scanning.findings import end_expired_snoozes
 from valdrix.scanning.models import Finding, FindingStatus
 from valdrix.scanning.overlaps import Claim, CountedUnder, counted_under_others
+from valdrix.scanning.registry import load_all_detectors
 from valdrix.scanning.repository import FindingCostPart, FindingRepository
 from valdrix.tenancy.auth import Principal
 
@@ -164,11 +166,20 @@ async def shared_costs(
 async def scan_overlap_usd(session: AsyncSession, scan_id: uuid.UUID) -> Decimal:
     """The money more than one of the findings a scan saw prices (whatever their status since),
     beyond its one count: what the scan's total leaves out of its findings' figures."""
-    parts = await FindingRepository(session).scan_cost_parts(scan_id)
+    return _overlap_usd(await FindingRepository(session).scan_cost_parts(scan_id))
+
+
+async def overlap_usd_among(session: AsyncSession, finding_ids: Select[uuid.UUID]) -> Decimal:
+    """The money more than one of the selected findings prices, beyond its one count."""
+    return _overlap_usd(await FindingRepository(session).cost_parts_among(finding_ids))
+
+
+def _overlap_usd(parts: list[FindingCostPart]) -> Decimal:
     return sum((left.claim.monthly_usd for left in _counted_under_others(parts)), start=ZERO)
 
 
 def _counted_under_others(parts: list[FindingCostPart]) -> list[CountedUnder]:
+    importers = {d.key for d in load_all_detectors() if d.imports_from}
     claims = [
         Claim(
             finding=part.finding_id,
@@ -178,6 +189,7 @@ def _counted_under_others(parts: list[FindingCostPart]) -> list[CountedUnder]:
             resource_id=part.resource_id,
             monthly_usd=part.monthly_usd,
             own=part.resource_id == part.finding_resource_id,
+            imported=part.detector in importers,
         )
         for part in parts
     ]

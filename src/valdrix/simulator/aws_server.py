@@ -5,6 +5,8 @@ simulator starts: the CLI imports this module (through ``valdrix demo``) on ever
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import logging
 import secrets
 import socket
@@ -55,15 +57,65 @@ def missing_simulator_module() -> str | None:
 
 
 def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> SimulatedAws:
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class WithCommitments(ThreadedMotoServer):
+        """moto's server, answering first what moto lacks (``simulator.commitments``)."""
+
+        def _server_entry(self) -> None:
+            app = _CommitmentsFirst(DomainDispatcherApplication(create_backend_app))
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    from valdrix.simulator.recommendations import serve_beside_moto
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _give_each_rds_instance_its_own_resource_id()
     _let_resources_declare_their_stored_bytes()
+    serve_beside_moto()  # Compute Optimizer and Cost Optimization Hub, which moto lacks
     port = port or free_port(host)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = WithCommitments(ip_address=host, port=port, verbose=False)
     server.start()
     return SimulatedAws(server, f"http://{host}:{port}")
+
+
+class _CommitmentsFirst:
+    """A WSGI layer over moto: Reserved Instances, Savings Plans and their Cost Explorer
+    utilization reports come from ``simulator.commitments``; everything else from moto."""
+
+    def __init__(self, moto_app: Any) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        from valdrix.simulator.commitments import answer
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        path = environ.get("PATH_INFO", "")
+        if environ.get("QUERY_STRING"):
+            path += "?" + environ["QUERY_STRING"]
+        answered = answer(environ["REQUEST_METHOD"], path, headers, body, dt.datetime.now(dt.UTC))
+        if answered is None:
+            return self.moto_app(environ, start_response)
+        status, response_headers, payload = answered
+        response_headers = response_headers | {"Content-Length": str(len(payload))}
+        start_response(f"{status} OK", list(response_headers.items()))
+        return [payload]
 
 
 def _give_each_rds_instance_its_own_resource_id() -> None:

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from valdrix.simulator.demo_commitments import seed_reservations, seed_savings_plans
+from valdrix.simulator.demo_recommendations import seed_demo_recommendations
 from valdrix.simulator.demo_region import RegionSeeder
 from valdrix.simulator.demo_seeding import SeededResource
 
@@ -79,8 +81,13 @@ def seed_demo_account(
     plan = regions or DEMO_REGIONS
     now = now or dt.datetime.now(dt.UTC)
     with ThreadPoolExecutor(max_workers=len(plan)) as pool:
-        seeded = pool.map(
-            lambda item: RegionSeeder(endpoint_url, item[0], item[1], now).seed(), plan.items()
+        seeded = list(
+            pool.map(
+                lambda item: RegionSeeder(endpoint_url, item[0], item[1], now).seed(), plan.items()
+            )
         )
-        resources = {(r.region, r.resource_id): r for batch in seeded for r in batch}
+    seeded += [seed_reservations(endpoint_url, region, now) for region in plan]
+    seeded.append(seed_savings_plans(endpoint_url, now))
+    resources = {(r.region, r.resource_id): r for batch in seeded for r in batch}
+    seed_demo_recommendations(endpoint_url, DEMO_ACCOUNT_ID, list(plan), resources)
     return DemoAccount(endpoint_url, tuple(plan), resources, time.monotonic() - started)

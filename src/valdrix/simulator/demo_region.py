@@ -43,6 +43,7 @@ GP2 = "aws.ebs-gp2-to-gp3"
 PREVIOUS_GENERATION = "aws.ebs-previous-generation"
 EC2_STOPPED = "aws.ec2-stopped"
 EC2_IDLE = "aws.ec2-idle"
+EC2_PREVIOUS_GENERATION = "aws.ec2-previous-generation"
 AMI_UNUSED = "aws.ami-unused"
 EIP = "aws.eip-unassociated"
 EIP_ON_STOPPED = "aws.public-ipv4-on-stopped-instance"
@@ -176,6 +177,19 @@ class RegionSeeder(DataServiceSeeding, PlatformSeeding):
         self.launch(
             s + 1, name="dev-box", instance_type="t3.large", detectors=[EC2_IDLE], busy=False
         )
+        # Previous generations: an M4 that M5 runs for less, a CI box that is idle as well
+        # (stopping it saves all it costs), and a G3 whose same-size G4dn costs more.
+        self.launch(
+            1, name="legacy-api", instance_type="m4.large", detectors=[EC2_PREVIOUS_GENERATION]
+        )
+        self.launch(
+            1,
+            name="old-jenkins",
+            instance_type="t2.medium",
+            detectors=[EC2_IDLE, EC2_PREVIOUS_GENERATION],
+            busy=False,
+        )
+        self.launch(1, name="render-node", instance_type="g3.4xlarge")
         # Idle too, but its owner asked Valdrix to leave it alone.
         self.launch(
             1, name="load-test-rig", instance_type="m5.xlarge", extra_tags=[IGNORE], busy=False

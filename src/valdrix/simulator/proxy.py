@@ -9,6 +9,7 @@ clients under test need no cooperation beyond their endpoint URL.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import threading
 import time
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from valdrix.simulator import cbor
 from valdrix.simulator.aws_server import free_port
 
 SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
@@ -37,26 +39,37 @@ class RequestFacts:
     region: str
     service: str
     operation: str
+    # How the request is encoded, and so its error: "query" (XML), "json" or "cbor".
+    protocol: str = "query"
 
 
 def describe(headers: Any, path: str, body: bytes) -> RequestFacts:
     scope = SCOPE.search(headers.get("Authorization", ""))
     region, service = (scope.group(1), scope.group(2)) if scope else ("", "")
-    operation = ""
+    operation, protocol = "", "query"
     target = headers.get("X-Amz-Target")
     if target:
-        operation = target.rsplit(".", 1)[-1]
+        operation, protocol = target.rsplit(".", 1)[-1], "json"
     elif "/operation/" in path:
         operation = path.rsplit("/operation/", 1)[1].split("?")[0]
+        protocol = "cbor" if path.startswith("/service/") else "query"
     else:
         params = parse_qs(urlsplit(path).query)
         params.update(parse_qs(body.decode("utf-8", "replace")))
         operation = params.get("Action", [""])[0]
-    return RequestFacts(region, service, operation)
+    return RequestFacts(region, service, operation, protocol)
 
 
-def denial(service: str, operation: str) -> tuple[int, dict[str, str], bytes]:
+def denial(
+    service: str, operation: str, protocol: str = "query"
+) -> tuple[int, dict[str, str], bytes]:
     message = f"You are not authorized to perform: {service}:{operation}"
+    error = {"__type": "AccessDeniedException", "message": message}
+    if protocol == "json":
+        return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(error).encode()
+    if protocol == "cbor":
+        headers = {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+        return 400, headers, cbor.encode(error)
     if service == "ec2":
         body = (
             "<Response><Errors><Error><Code>UnauthorizedOperation</Code>"
@@ -102,7 +115,9 @@ class FaultProxy:
                 if proxy.faults.latency_seconds:
                     time.sleep(proxy.faults.latency_seconds)
                 if facts.operation in proxy.faults.deny_operations:
-                    status, headers, payload = denial(facts.service, facts.operation)
+                    status, headers, payload = denial(
+                        facts.service, facts.operation, facts.protocol
+                    )
                 else:
                     status, headers, payload = proxy._forward(
                         self.command, self.path, self.headers, body

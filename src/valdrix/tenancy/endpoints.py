@@ -10,13 +10,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from valdrix.kit.request_context import client_ip_var
 from valdrix.tenancy import api_keys, audit, service, sessions
-from valdrix.tenancy.auth import (
-    CSRF_COOKIE,
-    SESSION_COOKIE,
-    AdminScope,
-    RuntimeDep,
-    ViewerScope,
-)
+from valdrix.tenancy.auth import SESSION_COOKIE, AdminScope, RuntimeDep, ViewerScope
+from valdrix.tenancy.cookies import clear_session_cookies, set_session_cookies
 from valdrix.tenancy.repository import MemberRow
 from valdrix.tenancy.schemas import (
     AcceptInviteIn,
@@ -66,26 +61,7 @@ async def log_in(
         user_agent=request.headers.get("user-agent"),
         previous_token=request.cookies.get(SESSION_COOKIE),
     )
-    secure = request.url.scheme == "https"
-    max_age = runtime.settings.auth.session_ttl_hours * 3600
-    response.set_cookie(
-        SESSION_COOKIE,
-        result.token,
-        max_age=max_age,
-        httponly=True,
-        secure=secure,
-        samesite="lax",
-        path="/",
-    )
-    response.set_cookie(
-        CSRF_COOKIE,
-        result.csrf_token,
-        max_age=max_age,
-        httponly=False,
-        secure=secure,
-        samesite="lax",
-        path="/",
-    )
+    set_session_cookies(request, response, runtime, result)
     return LoginOut(
         tenant_id=result.session.tenant_id,
         role=result.role,
@@ -98,8 +74,7 @@ async def log_in(
 @router.post("/auth/logout", tags=["auth"], status_code=status.HTTP_204_NO_CONTENT)
 async def log_out(scope: ViewerScope, response: Response) -> None:
     await sessions.logout(scope.session, scope.principal)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(CSRF_COOKIE, path="/")
+    clear_session_cookies(response)
 
 
 @router.post("/auth/accept-invite", tags=["auth"], status_code=status.HTTP_204_NO_CONTENT)

@@ -24,6 +24,7 @@ from valdrix.tenancy.repository import (
     BrowserSessionRepository,
     LoginAttemptRepository,
     MembershipRepository,
+    TenantRepository,
     UserRepository,
 )
 
@@ -93,26 +94,96 @@ async def login(
     if previous_token:
         await _revoke_token(runtime, previous_token)
 
-    token, csrf_token = new_token(SESSION_TOKEN_PREFIX), secrets.token_urlsafe(32)
+    token, csrf_token, browser_session = await _open_session(
+        runtime, chosen_tenant, Role(role), user_id, ip=ip, user_agent=user_agent
+    )
     async with unit_of_work(runtime.sessions, chosen_tenant) as session:
+        await LoginAttemptRepository(session).clear(ip, throttle_key, now - ATTEMPT_RETENTION)
+    tenants = list(dict.fromkeys((tenant, role) for tenant, role, _ in memberships))
+    return LoginResult(token, csrf_token, browser_session, Role(role), tenants)
+
+
+async def _open_session(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    role: Role,
+    user_id: uuid.UUID,
+    *,
+    ip: str,
+    user_agent: str | None,
+) -> tuple[str, str, BrowserSession]:
+    """A new browser session (its token, its CSRF token, the row), audited as a login."""
+    token, csrf_token = new_token(SESSION_TOKEN_PREFIX), secrets.token_urlsafe(32)
+    ttl = dt.timedelta(hours=runtime.settings.auth.session_ttl_hours)
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
         browser_session = await BrowserSessionRepository(session).add(
             BrowserSession(
-                tenant_id=chosen_tenant,
+                tenant_id=tenant_id,
                 user_id=user_id,
                 token_hash=hash_token(token),
                 csrf_token_hash=hash_token(csrf_token),
-                expires_at=now + dt.timedelta(hours=settings.auth.session_ttl_hours),
+                expires_at=utcnow() + ttl,
                 ip=ip,
                 user_agent=(user_agent or "")[:400] or None,
             )
         )
-        await LoginAttemptRepository(session).clear(ip, throttle_key, now - ATTEMPT_RETENTION)
-        actor = Principal(chosen_tenant, Role(role), "session", str(user_id), user_id)
+        actor = Principal(tenant_id, role, "session", str(user_id), user_id)
         await record_audit(
             session, actor, "auth.login", target_type="session", target_id=browser_session.id
         )
-    tenants = list(dict.fromkeys((tenant, role) for tenant, role, _ in memberships))
-    return LoginResult(token, csrf_token, browser_session, Role(role), tenants)
+    return token, csrf_token, browser_session
+
+
+async def tenants_of_user(runtime: Runtime, user_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    """(tenant id, role) of each tenant the user is an active member of."""
+    async with unit_of_work(runtime.sessions, None) as session:
+        return await MembershipRepository(session).tenants_of_user(user_id)
+
+
+@dataclass(frozen=True)
+class TenantChoice:
+    tenant_id: uuid.UUID
+    name: str
+    role: Role
+
+
+async def tenant_choices(runtime: Runtime, user_id: uuid.UUID) -> list[TenantChoice]:
+    """The tenants a user may switch between, by name. Each name is read as its own tenant
+    (row-level security shows a tenant only itself), so only for users with several."""
+    memberships = await tenants_of_user(runtime, user_id)
+    if len(memberships) < 2:
+        return []
+    choices = []
+    for tenant_id, role in memberships:
+        async with unit_of_work(runtime.sessions, tenant_id) as session:
+            tenant = await TenantRepository(session).get(tenant_id)
+        if tenant is not None:
+            choices.append(TenantChoice(tenant_id, tenant.name, Role(role)))
+    return sorted(choices, key=lambda choice: choice.name.casefold())
+
+
+async def switch_tenant(
+    runtime: Runtime,
+    actor: Principal,
+    *,
+    tenant_id: uuid.UUID,
+    ip: str | None,
+    user_agent: str | None,
+) -> LoginResult:
+    """Move a signed-in user to another of their tenants: a new session there (the user proved
+    who they are when signing in), the current one ended."""
+    if actor.kind != "session" or actor.user_id is None or actor.session_id is None:
+        raise Forbidden("only a signed-in browser session can switch tenants")
+    memberships = await tenants_of_user(runtime, actor.user_id)
+    role = next((Role(r) for tenant, r in memberships if tenant == tenant_id), None)
+    if role is None:
+        raise Forbidden("you are not a member of that tenant")
+    token, csrf_token, browser_session = await _open_session(
+        runtime, tenant_id, role, actor.user_id, ip=ip or UNKNOWN_IP, user_agent=user_agent
+    )
+    async with unit_of_work(runtime.sessions, actor.tenant_id) as session:
+        await logout(session, actor)
+    return LoginResult(token, csrf_token, browser_session, role, memberships)
 
 
 # One address may have a proven account and accounts bound to single tenants; each is checked,

@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 
 from valdrix.kit.orm import utcnow
 from valdrix.scanning.base import CostPart, RegionScope, Thresholds, Waste
+from valdrix.scanning.detectors.aws._common import EC2_INSTANCE_COST
 from valdrix.scanning.detectors.aws._ec2_common import VOLUME_COST
 from valdrix.scanning.detectors.aws.ec2 import IdleInstances, StoppedInstances, UnusedImages
 from valdrix.scanning.providers.aws_pricing import aws_catalog
@@ -220,6 +221,8 @@ def test_idle_instance_is_reported_at_its_on_demand_price(make_scope: MakeScope)
     assert waste.price.monthly_usd == expected == Decimal("70.08")
     assert waste.price.detail["hours_per_month"] == "730"
     assert waste.price.detail["estimated"] is False
+    # Its compute, which a previous-generation finding may price a saving on.
+    assert waste.cost_parts == (CostPart(EC2_INSTANCE_COST, instance["InstanceId"], expected),)
 
 
 def test_instance_with_one_busy_cpu_day_is_not_idle(make_scope: MakeScope) -> None:

@@ -37,6 +37,8 @@ from valdrix.scanning.providers.base import ProviderAccessError, ProviderSession
 from valdrix.scanning.registry import scan_providers
 from valdrix.scanning.resources import ResourceCounter
 
+GLOBAL_SERVICES_REGION = "us-east-1"
+
 
 @dataclass
 class AwsSession(ProviderSession):
@@ -95,7 +97,11 @@ class AwsScanProvider(ScanProvider[AwsSession]):
         return list(regions)
 
     def client_factory(self, session: AwsSession, partition: str, deadline: float) -> ClientFactory:
-        return lambda service: session.client(service, partition, deadline)
+        # AWS's account-wide services (Cost Explorer, Savings Plans) answer in us-east-1.
+        region = (
+            GLOBAL_SERVICES_REGION if partition == self.connection_wide_partition else partition
+        )
+        return lambda service: session.client(service, region, deadline)
 
     def prices(self) -> PriceCatalog:
         return aws_catalog()

@@ -18,7 +18,7 @@ from typing import ClassVar, Generic, TypeVar
 
 from valdrix.connections.models import CloudConnection
 from valdrix.runtime import Runtime
-from valdrix.scanning.base import ClientFactory
+from valdrix.scanning.base import ClientFactory, Detector
 from valdrix.scanning.models import UnitStatus
 from valdrix.scanning.pricing.catalog import PriceCatalog
 
@@ -64,6 +64,9 @@ class ScanProvider(ABC, Generic[SessionT]):
     partition: ClassVar[str]
     # What the provider itself calls (listing partitions ...); its detectors declare the rest.
     permissions: ClassVar[tuple[str, ...]]
+    # Where connection-wide detectors (``Detector.connection_wide``) run: one unit per scan,
+    # its findings recorded under this partition name, which ``client_factory`` must serve.
+    connection_wide_partition: ClassVar[str] = "global"
 
     @abstractmethod
     def open(self, runtime: Runtime, connection: CloudConnection) -> SessionT:
@@ -80,6 +83,18 @@ class ScanProvider(ABC, Generic[SessionT]):
         ``deadline`` (``time.monotonic()``): connect and read timeouts, and retries, derived
         from the time left, so that a cloud that stops answering holds a thread no longer than
         the partition's budget."""
+
+    def units(
+        self, partitions: list[str], detectors: list[type[Detector]]
+    ) -> list[tuple[str, type[Detector]]]:
+        """The scan's units: each detector in every partition, a connection-wide one once."""
+        return [
+            (partition, detector)
+            for detector in detectors
+            for partition in (
+                [self.connection_wide_partition] if detector.connection_wide else partitions
+            )
+        ]
 
     @abstractmethod
     def prices(self) -> PriceCatalog:

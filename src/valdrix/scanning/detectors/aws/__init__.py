@@ -1,10 +1,14 @@
 """AWS detectors. Importing this package registers them all."""
 
 from . import (
+    commitments,
+    compute_optimizer,
+    cost_optimization_hub,
     dynamodb,
     ebs,
     ebs_generations,
     ec2,
+    ec2_generations,
     efs,
     eks,
     elasticache,
@@ -18,10 +22,14 @@ from . import (
 )
 
 __all__ = [
+    "commitments",
+    "compute_optimizer",
+    "cost_optimization_hub",
     "dynamodb",
     "ebs",
     "ebs_generations",
     "ec2",
+    "ec2_generations",
     "efs",
     "eks",
     "elasticache",

@@ -11,13 +11,26 @@ from typing import Any, ClassVar, TypeVar
 # Re-exported: the AWS detectors take their age helpers from here, with their other helpers.
 from valdrix.scanning.ages import age_days as age_days
 from valdrix.scanning.ages import is_at_least_days_old as is_at_least_days_old
-from valdrix.scanning.base import Price, RegionScope
+from valdrix.scanning.base import CostPart, Price, RegionScope
 from valdrix.scanning.cloudwatch import CloudWatchMetrics, MetricQuery
 from valdrix.scanning.idle import MetricIdleDetector, ThresholdsT
 from valdrix.scanning.pricing.catalog import Quote
 
 T = TypeVar("T")
 BYTES_PER_GB = 2**30  # AWS bills storage per binary gigabyte
+# Cost components (``Detector.shared_costs``): everything the resource bills, which a Valdrix
+# finding and an imported AWS recommendation for the same resource both price. An instance's
+# on-demand compute hours are priced in full by its idle finding, in part (what a
+# current-generation type saves) by its previous-generation finding.
+EC2_INSTANCE_COST = "ec2-instance"
+RDS_INSTANCE_COST = "rds-instance"
+
+
+def own_cost(component: str, resource_id: str, price: Price) -> tuple[CostPart, ...]:
+    """A finding's whole figure as the ``component`` of its own resource (none if unpriced)."""
+    if price.monthly_usd is None:
+        return ()
+    return (CostPart(component, resource_id, price.monthly_usd),)
 
 
 def hourly_price(scope: RegionScope, quote: Quote | None, *, what: str, quantity: int = 1) -> Price:

@@ -1,5 +1,5 @@
-"""What the EBS and EC2 detectors share: paged EC2 describes, when an instance stopped, and what
-EBS volumes and snapshots cost at list price."""
+"""What the EBS and EC2 detectors share: paged EC2 describes, when an instance stopped, what
+instances cost on demand and EBS volumes and snapshots at list price."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from valdrix.scanning.base import CostPart, Price, RegionScope, Waste, tags_of
-from valdrix.scanning.detectors.aws._common import age_days, gb_month_price, is_at_least_days_old
+from valdrix.scanning.detectors.aws._common import (
+    EC2_INSTANCE_COST,
+    age_days,
+    gb_month_price,
+    hourly_price,
+    is_at_least_days_old,
+)
 
 Filters = dict[str, list[str]]
 # Everything an EBS volume bills (storage and provisioned performance): priced by the volume's own
@@ -182,3 +188,49 @@ def snapshot_price(scope: RegionScope, size_gb: int) -> Price:
 
 def _with_note(price: Price, note: str) -> Price:
     return Price(price.monthly_usd, price.basis, price.detail | {"note": note})
+
+
+def instance_waste(
+    instance: dict[str, Any],
+    reason: str,
+    price: Price,
+    cost_parts: tuple[CostPart, ...] = (),
+    **evidence: Any,
+) -> Waste:
+    """A finding about one instance."""
+    tags = tags_of(instance.get("Tags"))
+    return Waste(
+        resource_id=instance["InstanceId"],
+        resource_type="ec2-instance",
+        reason=reason,
+        price=price,
+        evidence={
+            "state": instance["State"]["Name"],
+            "instance_type": instance["InstanceType"],
+            **evidence,
+        },
+        resource_name=tags.get("Name"),
+        tags=tags,
+        cost_parts=cost_parts,
+    )
+
+
+def on_demand_price(scope: RegionScope, instance: dict[str, Any]) -> Price:
+    """A running instance's monthly on-demand list price (Linux only: unknown otherwise)."""
+    instance_type = instance["InstanceType"]
+    # The catalog holds Linux on-demand prices: a Windows or licensed OS, or a spot instance,
+    # costs something else.
+    if instance.get("Platform") == "windows":
+        return Price.unknown("the price catalog has Linux prices only; this instance runs Windows")
+    platform = instance.get("PlatformDetails")
+    if platform and platform != "Linux/UNIX":
+        return Price.unknown(f"the price catalog has Linux prices only; this runs {platform}")
+    if instance.get("InstanceLifecycle") == "spot":
+        return Price.unknown("spot instances are not billed at the on-demand list price")
+    quote = scope.prices.ec2_hour(scope.region, instance_type)
+    return hourly_price(scope, quote, what=f"EC2 {instance_type} on demand")
+
+
+def instance_cost_parts(instance_id: str, monthly_usd: Decimal | None) -> tuple[CostPart, ...]:
+    """``monthly_usd`` of one instance's compute, as the shared part of a finding's figure."""
+    return () if monthly_usd is None else (CostPart(EC2_INSTANCE_COST, instance_id, monthly_usd),)

@@ -200,6 +200,7 @@ class Gp2Volumes(Detector):
 
     provider = "aws"
     resource_type = "ebs-volume"
+    prices_whole_resource = False  # the saving of gp3, not the disk's cost
     permissions = ("ec2:DescribeVolumes",)
     thresholds = Gp2Thresholds
     shared_costs = (VOLUME_COST,)

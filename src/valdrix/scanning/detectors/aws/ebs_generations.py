@@ -53,6 +53,7 @@ class PreviousGenerationVolumes(Detector):
 
     provider = "aws"
     resource_type = "ebs-volume"
+    prices_whole_resource = False  # the saving of the current type, not the disk's cost
     permissions = ("ec2:DescribeVolumes", "cloudwatch:GetMetricData")
     thresholds = PreviousGenerationThresholds
     shared_costs = (VOLUME_COST,)

@@ -9,9 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from valdrix.scanning.base import (
-    CostPart,
     Detector,
-    Price,
     RegionScope,
     Thresholds,
     Waste,
@@ -19,10 +17,10 @@ from valdrix.scanning.base import (
 )
 from valdrix.scanning.cloudwatch import MetricQuery
 from valdrix.scanning.detectors.aws._common import (
+    EC2_INSTANCE_COST,
     CloudWatchIdleDetector,
     age_days,
     chunks,
-    hourly_price,
     is_at_least_days_old,
 )
 from valdrix.scanning.detectors.aws._ec2_common import (
@@ -31,7 +29,10 @@ from valdrix.scanning.detectors.aws._ec2_common import (
     describe_instances,
     describe_own_images,
     describe_volumes,
+    instance_cost_parts,
+    instance_waste,
     instances_stopped_for,
+    on_demand_price,
     snapshot_price,
     volumes_cost_parts,
     volumes_price,
@@ -40,30 +41,6 @@ from valdrix.scanning.idle import IdleResource, MetricThresholds
 from valdrix.scanning.registry import detectors
 
 BYTES_PER_MB = 1_000_000
-
-
-def _instance_waste(
-    instance: dict[str, Any],
-    reason: str,
-    price: Price,
-    cost_parts: tuple[CostPart, ...] = (),
-    **evidence: Any,
-) -> Waste:
-    tags = tags_of(instance.get("Tags"))
-    return Waste(
-        resource_id=instance["InstanceId"],
-        resource_type="ec2-instance",
-        reason=reason,
-        price=price,
-        evidence={
-            "state": instance["State"]["Name"],
-            "instance_type": instance["InstanceType"],
-            **evidence,
-        },
-        resource_name=tags.get("Name"),
-        tags=tags,
-        cost_parts=cost_parts,
-    )
 
 
 class StoppedThresholds(Thresholds):
@@ -99,7 +76,7 @@ class StoppedInstances(Detector):
             volumes = volumes_by_instance.get(instance_id, [])
             size_gb = sum(int(volume["Size"]) for volume in volumes)
             price = volumes_price(scope, volumes)
-            yield _instance_waste(
+            yield instance_waste(
                 found.instance,
                 f"This instance has been stopped for {found.stopped_days:.0f} days and still pays "
                 f"for {len(volumes)} EBS volume(s), {size_gb} GiB in all.",
@@ -147,12 +124,16 @@ class IdleThresholds(MetricThresholds):
 class IdleInstances(CloudWatchIdleDetector[IdleThresholds]):
     """Flags running instances whose CPU and network stayed low every day of the lookback (from
     CloudWatch). A running instance bills its full on-demand hourly price whether or not it
-    does any work."""
+    does any work (which includes what a current-generation type would save: totals count that
+    once)."""
 
     provider = "aws"
     resource_type = "ec2-instance"
     permissions = ("ec2:DescribeInstances", "cloudwatch:GetMetricData")
     thresholds = IdleThresholds
+    # Its previous-generation finding and AWS's own recommendations (imported) price part of
+    # the same money.
+    shared_costs = (EC2_INSTANCE_COST,)
     # Daily datapoints: each series' busiest day is held against the daily limits.
     window_figure = "peak"
     idle_when = "below"
@@ -185,11 +166,13 @@ class IdleInstances(CloudWatchIdleDetector[IdleThresholds]):
         thresholds = idle.thresholds
         cpu_max, network_mb = idle.judged_figures
         in_mb, out_mb = (peak / BYTES_PER_MB for peak in idle.figures[1:])
-        return _instance_waste(
+        price = on_demand_price(scope, idle.resource)
+        return instance_waste(
             idle.resource,
             f"This instance's daily average CPU peaked at {cpu_max:.1f} % and its network "
             f"at {network_mb:.2f} MB a day over the last {thresholds.lookback_days} days.",
-            _on_demand_price(scope, idle.resource),
+            price,
+            instance_cost_parts(idle.resource["InstanceId"], price.monthly_usd),
             cpu_max_daily_average_percent=round(cpu_max, 3),
             network_in_max_mb_per_day=round(in_mb, 3),
             network_out_max_mb_per_day=round(out_mb, 3),
@@ -199,21 +182,6 @@ class IdleInstances(CloudWatchIdleDetector[IdleThresholds]):
             cpu_percent_threshold=thresholds.cpu_percent,
             network_mb_per_day_threshold=thresholds.network_mb_per_day,
         )
-
-
-def _on_demand_price(scope: RegionScope, instance: dict[str, Any]) -> Price:
-    instance_type = instance["InstanceType"]
-    # The catalog holds Linux on-demand prices: a Windows or licensed OS, or a spot instance,
-    # costs something else.
-    if instance.get("Platform") == "windows":
-        return Price.unknown("the price catalog has Linux prices only; this instance runs Windows")
-    platform = instance.get("PlatformDetails")
-    if platform and platform != "Linux/UNIX":
-        return Price.unknown(f"the price catalog has Linux prices only; this runs {platform}")
-    if instance.get("InstanceLifecycle") == "spot":
-        return Price.unknown("spot instances are not billed at the on-demand list price")
-    quote = scope.prices.ec2_hour(scope.region, instance_type)
-    return hourly_price(scope, quote, what=f"EC2 {instance_type} on demand")
 
 
 class UnusedImageThresholds(Thresholds):

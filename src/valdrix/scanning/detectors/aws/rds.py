@@ -12,10 +12,12 @@ from pydantic import Field
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
 from valdrix.scanning.cloudwatch import MetricQuery
 from valdrix.scanning.detectors.aws._common import (
+    RDS_INSTANCE_COST,
     CloudWatchIdleDetector,
     age_days,
     gb_month_price,
     is_at_least_days_old,
+    own_cost,
 )
 from valdrix.scanning.idle import IdleResource, LookbackThresholds
 from valdrix.scanning.registry import detectors
@@ -52,6 +54,8 @@ class IdleRdsInstance(CloudWatchIdleDetector[IdleRdsInstanceThresholds]):
     resource_type = "rds-instance"
     permissions = ("rds:DescribeDBInstances", "cloudwatch:GetMetricData")
     thresholds = IdleRdsInstanceThresholds
+    # AWS's own recommendations for the database (imported) price part of the same money.
+    shared_costs = (RDS_INSTANCE_COST,)
     created_field = "InstanceCreateTime"
     # Connections are held, not counted: the busiest day's Maximum says how many there were.
     window_figure = "peak"
@@ -81,12 +85,14 @@ class IdleRdsInstance(CloudWatchIdleDetector[IdleRdsInstanceThresholds]):
         db, thresholds = idle.resource, idle.thresholds
         [peak], [datapoints] = idle.figures, idle.datapoints
         identifier = db["DBInstanceIdentifier"]
+        price = _instance_price(scope, db)
         return Waste(
             resource_id=identifier,
             resource_type=self.resource_type,
             reason=f"{db['Engine']} instance had at most {peak:.0f} connections in the last "
             f"{thresholds.lookback_days} days",
-            price=_instance_price(scope, db),
+            price=price,
+            cost_parts=own_cost(RDS_INSTANCE_COST, identifier, price),
             evidence={
                 "peak_connections": peak,
                 "datapoints": datapoints,

@@ -1,0 +1,68 @@
+"""The overview: waste, spend, the LLM budget and scans at a glance. Each figure is read from
+the service behind the /api/v1 endpoint named beside it in the template."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from fastapi import APIRouter, Request, Response
+
+from valdrix.connections import service as connections
+from valdrix.connections.service import SCAN_KIND
+from valdrix.jobs import service as jobs
+from valdrix.llm import service as llm
+from valdrix.scanning import service as scanning
+from valdrix.scanning import summary
+from valdrix.tenancy.auth import ViewerScope
+from valdrix.web.chrome import page_context
+from valdrix.web.routing import PageRoute
+from valdrix.web.templating import render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+RECENT_SCANS = 5
+# The charts' windows: open waste over the last month, spend over the last 45 days.
+WASTE_HISTORY_DAYS = 30
+SPEND_DAYS = 45
+
+
+@dataclass(frozen=True)
+class ProviderWaste:
+    provider: str
+    open_findings: int
+    monthly_usd: Decimal
+
+
+def _by_provider(waste: summary.WasteSummary) -> list[ProviderWaste]:
+    """The summary's per-provider totals (each dollar once), with their findings counted."""
+    counts: dict[str, int] = {}
+    for row in waste.by_detector:
+        counts[row.provider] = counts.get(row.provider, 0) + row.open_findings
+    return [
+        ProviderWaste(provider, counts.get(provider, 0), usd)
+        for provider, usd in sorted(waste.by_provider.items(), key=lambda item: -item[1])
+    ]
+
+
+@router.get("/")
+async def overview(request: Request, scope: ViewerScope) -> Response:
+    session, principal = scope.session, scope.principal
+    waste = await summary.waste_summary(session, principal)
+    scans = await scanning.list_scans(session, principal, limit=RECENT_SCANS, connection_id=None)
+    names = {c.id: c.name for c in await connections.list_connections(session, principal)}
+    schedules = await jobs.upcoming_schedules(session, principal)
+    next_scan = next((s for s in schedules if s.kind == SCAN_KIND), None)
+    budget = await llm.read_budget(session, principal, scope.runtime.settings)
+    context = await page_context(
+        scope,
+        waste=waste,
+        by_detector=sorted(waste.by_detector, key=lambda row: -row.counted_usd),
+        by_provider=_by_provider(waste),
+        scans=scans,
+        connection_names=names,
+        next_scan=next_scan,
+        budget=budget,
+        waste_history_days=WASTE_HISTORY_DAYS,
+        spend_days=SPEND_DAYS,
+    )
+    return render(request, "overview.html", context)

@@ -1,0 +1,17 @@
+"""The dashboard's routers and static files, mounted on the app at ``/``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from valdrix.web import overview, sign_in
+from valdrix.web.templating import STATIC_DIR
+
+STATIC_PATH = "/static"
+
+
+def install_dashboard(app: FastAPI) -> None:
+    app.include_router(sign_in.router)
+    app.include_router(overview.router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")

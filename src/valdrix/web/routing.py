@@ -1,0 +1,56 @@
+"""Pages answer in HTML: a caller without a session is sent to sign in, and any other problem
+is shown as a page (the API's problem+json handlers stay as they are)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+
+from valdrix.errors import ProblemError, Unauthorized
+from valdrix.kit.request_context import request_id_var
+from valdrix.web.templating import render
+
+SIGN_IN_PATH = "/sign-in"
+
+
+def sign_in_redirect(request: Request) -> Response:
+    """To the sign-in page, back here afterwards. htmx follows ``HX-Redirect`` with a full
+    page load, where a 303 would land the sign-in form inside the fragment it was swapping."""
+    target = request.url.path
+    location = SIGN_IN_PATH
+    if target not in ("/", SIGN_IN_PATH):
+        location += f"?next={quote(target)}"
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
+class PageRoute(APIRoute):
+    """A dashboard page: the API's guards and services, answered as HTML."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Unauthorized:
+                return sign_in_redirect(request)
+            except ProblemError as problem:
+                return render(
+                    request,
+                    "error.html",
+                    {
+                        "title": problem.title,
+                        "detail": problem.detail,
+                        "request_id": request_id_var.get(),
+                    },
+                    status_code=problem.status,
+                )
+
+        return page

@@ -1,0 +1,108 @@
+"""What the dashboard's browser tests share: the demo tenant's credentials, signing in, and the
+checks every page must pass (no console error or CSP refusal, axe, phone width, screenshots)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Page
+
+SERIOUS = frozenset({"serious", "critical"})
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@dataclass(frozen=True)
+class DemoTenant:
+    tenant_id: uuid.UUID
+    api_key: str
+    admin_email: str
+    admin_password: str
+    viewer_email: str
+    viewer_password: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@dataclass
+class BrowserProblems:
+    messages: list[str] = field(default_factory=list)
+
+
+def watch_for_problems(page: Page) -> BrowserProblems:
+    """Console errors (a CSP refusal is one), uncaught exceptions and failed requests."""
+    problems = BrowserProblems()
+    page.on(
+        "console",
+        lambda message: (
+            problems.messages.append(f"console {message.type}: {message.text}")
+            if message.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.messages.append(f"page error: {error}"))
+    page.on(
+        "requestfailed",
+        lambda request: problems.messages.append(
+            f"request failed: {request.url} ({request.failure})"
+        ),
+    )
+    return problems
+
+
+async def sign_in(page: Page, email: str, password: str) -> None:
+    await page.goto("/sign-in")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(lambda url: "/sign-in" not in url)
+
+
+async def settle(page: Page) -> None:
+    """Wait until the page's charts have drawn (or said why they cannot)."""
+    await page.wait_for_load_state("networkidle")
+    await page.wait_for_function("document.querySelectorAll('[aria-busy=true]').length === 0")
+
+
+async def assert_accessible(page: Page) -> None:
+    results = await Axe().run(page)
+    serious = [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} — "
+        + ", ".join(str(node["target"]) for node in violation["nodes"][:3])
+        for violation in results.response["violations"]
+        if violation["impact"] in SERIOUS
+    ]
+    assert serious == [], "axe found:\n" + "\n".join(serious)
+
+
+async def assert_fits_a_phone(page: Page) -> None:
+    await page.set_viewport_size(PHONE)
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the page scrolls sideways by {overflow} px at 390 px wide"
+    await page.set_viewport_size(DESKTOP)
+
+
+async def screenshot_both_schemes(page: Page, folder: Path, name: str) -> None:
+    for scheme in ("light", "dark"):
+        await page.emulate_media(color_scheme=scheme)
+        await settle(page)
+        await page.screenshot(path=folder / f"{name}-{scheme}.png", full_page=True)
+    await page.emulate_media(color_scheme="light")
+
+
+async def check_page(page: Page, folder: Path, name: str) -> None:
+    """What every page must pass: axe in light and dark, a phone's width, screenshots."""
+    await settle(page)
+    for scheme in ("light", "dark"):
+        await page.emulate_media(color_scheme=scheme)
+        await assert_accessible(page)
+    await page.emulate_media(color_scheme="light")
+    await assert_fits_a_phone(page)
+    await screenshot_both_schemes(page, folder, name)

@@ -1,0 +1,45 @@
+"""Getting in and out of the dashboard in a browser: sign in, a wrong password, sign out, an
+invitation that is not valid, and a viewer's view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.async_api import Page
+
+from tests.web.helpers import DemoTenant, check_page, sign_in
+
+
+async def test_a_page_sends_a_stranger_to_sign_in_and_back_after(
+    page: Page, demo: DemoTenant, screenshots: Path
+) -> None:
+    await page.goto("/")
+    assert page.url.endswith("/sign-in")
+    await check_page(page, screenshots, "sign-in")
+    await page.get_by_label("Email").fill(demo.admin_email)
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    assert await page.get_by_role("alert").inner_text() == "email or password is wrong"
+
+    await sign_in(page, demo.admin_email, demo.admin_password)
+    await page.get_by_role("heading", name="Overview").wait_for()
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/sign-in")
+    await page.goto("/")
+    assert page.url.endswith("/sign-in"), "the ended session opens nothing"
+
+
+async def test_an_unknown_invitation_is_refused_on_the_page(page: Page, screenshots: Path) -> None:
+    await page.goto("/accept-invite?token=not-a-real-invitation")
+    await check_page(page, screenshots, "accept-invite")
+    await page.get_by_label("Password").fill("a long enough password")
+    await page.get_by_role("button", name="Accept invitation").click()
+    assert await page.get_by_role("alert").inner_text() == "invitation is unknown or expired"
+
+
+async def test_a_viewer_sees_the_overview_and_their_role(page: Page, demo: DemoTenant) -> None:
+    await sign_in(page, demo.viewer_email, demo.viewer_password)
+    await page.get_by_role("heading", name="Overview").wait_for()
+    assert await page.locator(".role").inner_text() == "viewer"
+    # Sign out is the only action in the viewer's header.
+    assert await page.locator("main button, main form").count() == 0
