@@ -146,7 +146,7 @@ class OneQueryPerCall:
 def baseline_scan(endpoint: str, regions: list[str]) -> tuple[float, int]:
     """Region after region, detector after detector, one CloudWatch call per series."""
     from valdrix.scanning.base import RegionScope
-    from valdrix.scanning.pricing.catalog import aws_catalog
+    from valdrix.scanning.providers.aws_pricing import aws_catalog
     from valdrix.scanning.registry import load_all_detectors
 
     started, found = time.perf_counter(), 0

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from valdrix.kit.orm import utcnow
 from valdrix.scanning.base import RegionScope
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 

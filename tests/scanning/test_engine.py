@@ -39,7 +39,7 @@ from tests.scanning.helpers import (
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
 from valdrix.scanning.repository import ScanRepository
 

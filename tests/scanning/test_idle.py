@@ -25,7 +25,7 @@ from valdrix.scanning.idle import (
     MetricWindow,
     WindowFigure,
 )
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 
 NOW = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)

@@ -23,7 +23,7 @@ import pytest
 from tests.fixtures.aws import empty_aws
 from valdrix.kit.orm import utcnow
 from valdrix.scanning.base import Detector, RegionScope, Thresholds
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
 from valdrix.simulator.aws_server import SimulatedAws
 from valdrix.simulator.commitments import SimulatedCommitment, seed_commitments

@@ -88,11 +88,15 @@ class ToyPrices(PriceCatalog):
 
 TOY_PRICES = ToyPrices(
     {
-        "source": "toy cloud list prices",
         "as_of": "2025-01-01",
         "hours_per_month": 730,
-        "priced_regions": ["p1", "p2"],
-        "disk_gb_month": str(GB_MONTH),
+        "reference_region": "p1",
+        "regions": ["p1", "p2"],
+        "sources": {"list": {"file": "toy cloud list prices", "as_of": "2025-01-01"}},
+        "prices": {
+            zone: {"disk_gb_month": {"usd": str(GB_MONTH), "unit": "GB-month", "source": "list"}}
+            for zone in ("p1", "p2")
+        },
     }
 )
 

@@ -8,7 +8,7 @@ from types import FrameType
 
 import typer
 
-from valdrix.cli import costs, demo, jobs, scanning, tenants
+from valdrix.cli import costs, demo, jobs, prices, scanning, tenants
 from valdrix.cli.common import (
     JSON_OPTION,
     console,
@@ -38,6 +38,7 @@ app.add_typer(scanning.connections_app, name="connections")
 app.add_typer(scanning.scans_app, name="scans")
 app.add_typer(scanning.findings_app, name="findings")
 app.add_typer(costs.costs_app, name="costs")
+app.add_typer(prices.prices_app, name="prices")
 
 
 class DbRole(StrEnum):

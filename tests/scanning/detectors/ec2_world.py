@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 from valdrix.kit.orm import utcnow
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 
 # moto's Amazon Linux AMI (moto marks its most used example AMI, ami-12c6146b, as Windows).
 LINUX_AMI = "ami-760aaa0f"

@@ -16,7 +16,7 @@ from valdrix.scanning.detectors.aws.commitments import (
     ExpiringSavingsPlans,
     UnderusedCommitments,
 )
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 from valdrix.simulator.commitments import SimulatedCommitment, seed_commitments
 
 DAY = dt.timedelta(days=1)

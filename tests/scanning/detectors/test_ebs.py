@@ -21,7 +21,7 @@ from valdrix.scanning.detectors.aws.ebs import (
     UnattachedVolumes,
     VolumesOnStoppedInstances,
 )
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 
 from .ec2_world import (
     DAY,
@@ -103,13 +103,33 @@ def test_provisioned_iops_volume_costs_its_storage_plus_its_iops(make_scope: Mak
     assert waste.price.detail["provisioned_iops"] == 1000
 
 
-def test_volume_outside_the_priced_regions_is_priced_as_estimated(make_scope: MakeScope) -> None:
+def test_volume_in_a_region_with_its_own_prices_is_priced_at_that_region_s_list_price(
+    make_scope: MakeScope,
+) -> None:
     volume = create_volume(100, "gp2", region="eu-west-1")
 
     waste = scan(UnattachedVolumes, make_scope(region="eu-west-1"))[volume["VolumeId"]]
 
+    ireland = aws_catalog().ebs_gb_month("eu-west-1", "gp2")
+    virginia = aws_catalog().ebs_gb_month("us-east-1", "gp2")
+    assert ireland is not None and virginia is not None
+    assert ireland.unit_price != virginia.unit_price
+    assert waste.price.basis == "list_price"
+    assert waste.price.detail["estimated"] is False
+    assert waste.price.monthly_usd == ireland.unit_price * 100
+    assert "ebs_pricing.json" in waste.price.detail["price_source"]["file"]
+
+
+def test_volume_in_a_region_without_price_input_is_priced_as_estimated(
+    make_scope: MakeScope,
+) -> None:
+    volume = create_volume(100, "gp2", region="eu-south-2")
+
+    waste = scan(UnattachedVolumes, make_scope(region="eu-south-2"))[volume["VolumeId"]]
+
     assert waste.price.basis == "list_price"
     assert waste.price.detail["estimated"] is True
+    assert "no price input for eu-south-2" in waste.price.detail["estimated_because"]
     assert waste.price.monthly_usd == Decimal("10.00")
 
 

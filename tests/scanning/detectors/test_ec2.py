@@ -18,7 +18,7 @@ from valdrix.scanning.base import CostPart, RegionScope, Thresholds, Waste
 from valdrix.scanning.detectors.aws._common import EC2_INSTANCE_COST
 from valdrix.scanning.detectors.aws._ec2_common import VOLUME_COST
 from valdrix.scanning.detectors.aws.ec2 import IdleInstances, StoppedInstances, UnusedImages
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 
 from .cloudwatch_seed import put_daily_values
 from .ec2_world import (
@@ -105,10 +105,10 @@ def test_instance_is_reported_only_once_stopped_for_stopped_days(
 def test_stopped_instance_outside_the_priced_regions_is_priced_as_estimated(
     make_scope: MakeScope,
 ) -> None:
-    instance = launch(region="eu-west-1")
-    stopped_at = stop(instance, region="eu-west-1")
+    instance = launch(region="eu-south-2")
+    stopped_at = stop(instance, region="eu-south-2")
 
-    scope = make_scope(region="eu-west-1", now=stopped_at + 45 * DAY)
+    scope = make_scope(region="eu-south-2", now=stopped_at + 45 * DAY)
     waste = scan(StoppedInstances, scope)[instance["InstanceId"]]
 
     assert waste.price.detail["estimated"] is True

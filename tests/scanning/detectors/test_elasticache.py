@@ -15,7 +15,7 @@ from valdrix.scanning.detectors.aws.elasticache import (
     IdleCacheCluster,
     IdleCacheClusterThresholds,
 )
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 
 from .cloudwatch_seed import put_daily_values
 

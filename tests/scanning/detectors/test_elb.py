@@ -12,7 +12,7 @@ import pytest
 
 from valdrix.scanning.base import RegionScope, Waste
 from valdrix.scanning.detectors.aws.elb import IdleLoadBalancer, IdleLoadBalancerThresholds
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 
 MakeScope = Callable[..., RegionScope]
 DAY = dt.timedelta(days=1)
@@ -176,12 +176,26 @@ def test_min_age_days_can_be_raised_per_connection(make_scope: MakeScope) -> Non
 def test_idle_load_balancer_outside_the_priced_regions_is_marked_estimated(
     make_scope: MakeScope,
 ) -> None:
+    balancer = Network(region="eu-south-2").load_balancer()
+
+    [waste] = scan(make_scope(region="eu-south-2", now=balancer["CreatedTime"] + 8 * DAY))
+
+    assert waste.price.detail["estimated"] is True
+    assert waste.price.monthly_usd == monthly_list_price("application")
+
+
+def test_idle_load_balancer_in_a_region_with_its_own_prices_is_priced_there(
+    make_scope: MakeScope,
+) -> None:
     balancer = Network(region="sa-east-1").load_balancer()
 
     [waste] = scan(make_scope(region="sa-east-1", now=balancer["CreatedTime"] + 8 * DAY))
 
-    assert waste.price.detail["estimated"] is True
-    assert waste.price.monthly_usd == monthly_list_price("application")
+    hourly = aws_catalog().load_balancer_hour("sa-east-1", "application")
+    assert hourly is not None and not hourly.estimated
+    assert waste.price.detail["estimated"] is False
+    assert waste.price.monthly_usd == aws_catalog().monthly(hourly)
+    assert waste.price.monthly_usd != monthly_list_price("application")
 
 
 # --- classic --------------------------------------------------------------------------------

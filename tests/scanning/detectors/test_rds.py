@@ -20,7 +20,7 @@ from valdrix.scanning.detectors.aws.rds import (
     OrphanedRdsSnapshot,
     OrphanedRdsSnapshotThresholds,
 )
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 
 from .cloudwatch_seed import put_daily_values
 

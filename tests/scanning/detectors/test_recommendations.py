@@ -24,7 +24,7 @@ from valdrix.scanning.detectors.aws.compute_optimizer import ComputeOptimizerRec
 from valdrix.scanning.detectors.aws.cost_optimization_hub import (
     CostOptimizationHubRecommendations,
 )
-from valdrix.scanning.pricing.catalog import aws_catalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 from valdrix.simulator.proxy import FaultProxy
 from valdrix.simulator.recommendations import AccountRecommendations, seed_recommendations
 

@@ -31,7 +31,8 @@ from valdrix.connections.providers.aws import (
 from valdrix.runtime import Runtime
 from valdrix.scanning.base import ClientFactory
 from valdrix.scanning.models import UnitStatus
-from valdrix.scanning.pricing.catalog import PriceCatalog, aws_catalog
+from valdrix.scanning.pricing.catalog import PriceCatalog
+from valdrix.scanning.providers.aws_pricing import aws_catalog
 from valdrix.scanning.providers.base import ProviderAccessError, ProviderSession, ScanProvider
 from valdrix.scanning.registry import scan_providers
 from valdrix.scanning.resources import ResourceCounter

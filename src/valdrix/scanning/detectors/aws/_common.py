@@ -71,10 +71,12 @@ def stored_bytes_price(
     from ``quote_for(storage_class)``; unknown if any class is not priced."""
     total = Decimal("0")
     classes: dict[str, Any] = {}
+    estimated = False
     for storage_class, size in sorted(stored.items()):
         quote = quote_for(storage_class)
         if quote is None:
             return Price.unknown(f"the price catalog has no {what} price for {storage_class}")
+        estimated = estimated or quote.estimated
         size_gb = Decimal(size) / BYTES_PER_GB
         total += quote.unit_price * size_gb
         classes[storage_class] = {
@@ -83,7 +85,7 @@ def stored_bytes_price(
         }
     detail: dict[str, Any] = {
         "unit": "GB-month",
-        "estimated": scope.region not in scope.prices.priced_regions,
+        "estimated": estimated,
         "catalog_as_of": scope.prices.as_of.isoformat(),
         "priced": what,
         "storage_classes": classes,

@@ -143,15 +143,17 @@ def volumes_price(scope: RegionScope, volumes: Iterable[dict[str, Any]]) -> Pric
     cannot be priced."""
     lines: list[dict[str, Any]] = []
     total = Decimal("0.00")
+    estimated = False
     for volume in volumes:
         price = volume_price(scope, volume)
         if price.monthly_usd is None:
             return Price.unknown(f"volume {volume['VolumeId']}: {price.detail['why']}")
         total += price.monthly_usd
+        estimated = estimated or bool(price.detail.get("estimated"))
         lines.append({"volume_id": volume["VolumeId"], "monthly_usd": str(price.monthly_usd)})
         lines[-1] |= price.detail
     detail = {
-        "estimated": scope.region not in scope.prices.priced_regions,
+        "estimated": estimated,
         "catalog_as_of": scope.prices.as_of.isoformat(),
         "volumes": lines,
     }

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste, tags_of
 from valdrix.scanning.detectors.aws._common import age_days
+from valdrix.scanning.pricing.catalog import Quote
 from valdrix.scanning.registry import detectors
 
 CENT = Decimal("0.01")
@@ -72,7 +73,7 @@ class ExpiringReservations(Detector):
                 hourly=_hourly(ri.get("RecurringCharges", []), "Amount", "Frequency"),
                 upfront=Decimal(str(ri.get("FixedPrice") or 0)),
                 term_seconds=int(ri["Duration"]),
-                on_demand=None if quote is None else quote.unit_price,
+                on_demand=quote,
                 tags=tags_of(ri.get("Tags")),
             )
         pages = scope.client("rds").get_paginator("describe_reserved_db_instances").paginate()
@@ -103,7 +104,7 @@ class ExpiringReservations(Detector):
                     ),
                     upfront=Decimal(str(ri.get("FixedPrice") or 0)),
                     term_seconds=int(ri["Duration"]),
-                    on_demand=None if quote is None else quote.unit_price,
+                    on_demand=quote,
                     tags={},
                 )
 
@@ -120,7 +121,7 @@ class ExpiringReservations(Detector):
         hourly: Decimal,
         upfront: Decimal,
         term_seconds: int,
-        on_demand: Decimal | None,
+        on_demand: Quote | None,
         tags: dict[str, str],
     ) -> Waste:
         effective = hourly + upfront / (Decimal(term_seconds) / 3600)
@@ -129,19 +130,23 @@ class ExpiringReservations(Detector):
             price = Price.unknown(f"the price catalog has no on-demand price for {what}")
         else:
             hours = scope.prices.hours_per_month
+            detail: dict[str, Any] = {
+                "priced": "what the reserved instances cost more on demand once it ends",
+                "on_demand_unit_price_usd": str(on_demand.unit_price),
+                "effective_hourly_usd": str(effective.quantize(Decimal("0.000001"))),
+                "quantity": count,
+                "hours_per_month": str(hours),
+                "estimated": on_demand.estimated,
+                "catalog_as_of": on_demand.as_of.isoformat(),
+                "price_source": on_demand.source,
+                "assumes": "every reserved instance runs all month",
+            }
+            if on_demand.estimated_because:
+                detail["estimated_because"] = on_demand.estimated_because
             price = Price(
-                ((on_demand - effective) * count * hours).quantize(CENT),
+                ((on_demand.unit_price - effective) * count * hours).quantize(CENT),
                 "list_price",
-                {
-                    "priced": "what the reserved instances cost more on demand once it ends",
-                    "on_demand_unit_price_usd": str(on_demand),
-                    "effective_hourly_usd": str(effective.quantize(Decimal("0.000001"))),
-                    "quantity": count,
-                    "hours_per_month": str(hours),
-                    "estimated": scope.region not in scope.prices.priced_regions,
-                    "catalog_as_of": scope.prices.as_of.isoformat(),
-                    "assumes": "every reserved instance runs all month",
-                },
+                detail,
             )
         return Waste(
             resource_id=resource_id,
