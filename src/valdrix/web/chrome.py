@@ -21,6 +21,7 @@ class NavLink:
 NAV = (
     NavLink("/", "Overview"),
     NavLink("/scans", "Scans"),
+    NavLink("/costs", "Costs"),
 )
 
 
