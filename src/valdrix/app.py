@@ -26,6 +26,7 @@ from valdrix.observability.http import HttpMetricsMiddleware
 from valdrix.runtime import Runtime
 from valdrix.scanning.endpoints import router as scanning_router
 from valdrix.tenancy.endpoints import router as tenancy_router
+from valdrix.web import costs as costs_page
 from valdrix.web.pages import install_dashboard
 from valdrix.wiring import wire
 
@@ -89,7 +90,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         RequestContextMiddleware,
         max_body_bytes=runtime.settings.api.max_request_body_bytes,
         trusted_proxies=frozenset(runtime.settings.api.trusted_proxies),
-        upload_limits={IMPORTS_PATH: runtime.settings.costs.max_upload_bytes},
+        upload_limits=dict.fromkeys(
+            (IMPORTS_PATH, costs_page.UPLOAD_PATH), runtime.settings.costs.max_upload_bytes
+        ),
     )
     # Outermost, so every response counts (413s and 500s from the middleware above included).
     app.add_middleware(HttpMetricsMiddleware)

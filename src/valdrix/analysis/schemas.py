@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from valdrix.analysis.models import AnalysisStatus, ScanAnalysis
 from valdrix.kit.money import PlainDecimal
+from valdrix.scanning.models import FINISHED_SCAN_STATUSES, Scan
 
 
 class AnalysisOut(BaseModel):
@@ -29,6 +30,26 @@ class AnalysisOut(BaseModel):
     queued_at: dt.datetime | None = None
     next_attempt_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+
+    @classmethod
+    def of_scan(cls, scan: Scan, analysis: ScanAnalysis | None) -> AnalysisOut:
+        """The scan's analysis, or what stands in for one: pending while the scan runs,
+        disabled for a scan that finished before analyses existed."""
+        if analysis is not None:
+            return cls.of(analysis)
+        if scan.status not in FINISHED_SCAN_STATUSES:
+            return cls(
+                scan_id=scan.id,
+                status=AnalysisStatus.pending,
+                reason="queued when the scan finishes",
+                result=None,
+            )
+        return cls(
+            scan_id=scan.id,
+            status=AnalysisStatus.disabled,
+            reason="this scan finished before analysis was available; POST here to analyse it",
+            result=None,
+        )
 
     @classmethod
     def of(cls, analysis: ScanAnalysis) -> AnalysisOut:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
@@ -206,18 +203,11 @@ async def import_focus(
     repeated `file` field; up to VALDRIX_COSTS_MAX_UPLOAD_BYTES in all. The parts are imported
     as one run: committed whole, or rejected whole with the first errors (file, row, column,
     reason) and nothing stored."""
-    with tempfile.TemporaryDirectory(prefix="valdrix-import-") as directory:
-        parts: list[tuple[Path, str]] = []
-        for number, upload in enumerate(file):
-            path = Path(directory) / f"part-{number:05d}"
-            with path.open("wb") as target:
-                shutil.copyfileobj(upload.file, target, length=1 << 20)
-            parts.append((path, upload.filename or "upload"))
-        run = await focus_files.import_focus_files(
-            scope.runtime,
-            scope.principal.tenant_id,
-            parts,
-            actor=scope.principal.actor_id,
-            source=source,
-        )
+    run = await focus_files.import_uploaded_files(
+        scope.runtime,
+        scope.principal.tenant_id,
+        [(upload.file, upload.filename or "upload") for upload in file],
+        actor=scope.principal.actor_id,
+        source=source,
+    )
     return CostRunOut.model_validate(run)

@@ -149,8 +149,14 @@ class ScanEventRepository(Repository[ScanEvent]):
         events: list[tuple[str, dict[str, Any]]],
         at: dt.datetime,
     ) -> None:
-        """Events in order, in one statement."""
+        """Events in order, in one statement. Units of one scan commit concurrently: without
+        the scan's lock, held to the commit, a unit could take lower ids and commit after a
+        reader had passed them (``after`` reads by id), and its events would never be streamed.
+        """
         if events:
+            await self.session.execute(
+                select(func.pg_advisory_xact_lock(func.hashtext(f"scan-events:{scan_id}")))
+            )
             await self.session.execute(
                 insert(ScanEvent),
                 [

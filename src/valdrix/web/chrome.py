@@ -18,7 +18,11 @@ class NavLink:
 
 
 # Pages are added here as they are built.
-NAV = (NavLink("/", "Overview"),)
+NAV = (
+    NavLink("/", "Overview"),
+    NavLink("/scans", "Scans"),
+    NavLink("/costs", "Costs"),
+)
 
 
 async def page_context(scope: TenantScope, **page: Any) -> dict[str, Any]:

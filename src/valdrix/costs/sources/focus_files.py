@@ -5,9 +5,12 @@ whole with the first problems and nothing stored."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from valdrix.costs.ingest.focus import FocusRejected, file_details, read_focus_files
 from valdrix.costs.ingest.focus_streams import ImportLimits
@@ -73,6 +76,26 @@ async def import_focus_files(
         )
         raise ImportRejected(run, rejected, files=len(parts)) from rejected
     return await commit_batch(runtime, tenant_id, batch, actor=actor)
+
+
+async def import_uploaded_files(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    uploads: Sequence[tuple[BinaryIO, str]],
+    *,
+    actor: str,
+    source: str | None = None,
+) -> CostRun:
+    """Import uploaded FOCUS files, given as ``(stream, name)``: each is written to a private
+    temporary folder first (the readers seek, and an upload may be larger than memory)."""
+    with tempfile.TemporaryDirectory(prefix="valdrix-import-") as directory:
+        parts: list[tuple[Path, str]] = []
+        for number, (stream, name) in enumerate(uploads):
+            path = Path(directory) / f"part-{number:05d}"
+            with path.open("wb") as target:
+                shutil.copyfileobj(stream, target, length=1 << 20)
+            parts.append((path, name))
+        return await import_focus_files(runtime, tenant_id, parts, actor=actor, source=source)
 
 
 async def import_focus_file(

@@ -1,0 +1,161 @@
+"""Costs: the explorer (by day or month, grouped), a preliminary/final flag on every figure,
+the adjustments, the import runs, a FOCUS upload for members and the CSV of the view. Each
+figure is read from the service behind the /api/v1 endpoint named beside it in the template."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+
+from valdrix.costs import reading
+from valdrix.costs.sources import focus_files
+from valdrix.kit.orm import utcnow
+from valdrix.kit.pagination import DEFAULT_LIMIT
+from valdrix.tenancy.auth import MemberScope, TenantScope, ViewerScope
+from valdrix.web.chrome import page_context
+from valdrix.web.routing import PageRoute
+from valdrix.web.templating import PAGE_CACHE_CONTROL, render
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+UPLOAD_PATH = "/costs/imports"  # the API's upload limit applies (see app.py)
+EXPLORER_DAYS = 45  # the demo's window: its preliminary days and its restated day in view
+EXPLORER_ROWS = 500  # shown on the page; the CSV holds every row
+RECENT_RUNS = 10
+Granularity = Literal["day", "month"]
+Group = Literal["provider", "service", "account", "region", "charge_category", "none"]
+GROUP_LABELS = {
+    "provider": "Provider",
+    "service": "Service",
+    "account": "Account",
+    "region": "Region",
+    "charge_category": "Charge category",
+    "none": "Nothing",
+}
+
+
+def cost_flag(row: dict[str, Any]) -> str:
+    """Whether a figure may still change: preliminary, final, or partly preliminary."""
+    preliminary = Decimal(row["preliminary_billed_cost"])
+    final = Decimal(row["final_billed_cost"])
+    if preliminary and final:
+        return "partly preliminary"
+    return "preliminary" if preliminary else "final"
+
+
+def _query(
+    scope: TenantScope,
+    start: dt.date,
+    end: dt.date,
+    granularity: Granularity,
+    group: Group,
+    *,
+    limit: int = reading.MAX_ROWS,
+) -> reading.CostQuery:
+    """``GET /api/v1/costs?group_by=<granularity>,<group>``'s own query."""
+    groups = [granularity] + ([] if group == "none" else [group])
+    return reading.parse_query(
+        start,
+        end,
+        ",".join(groups),
+        final_before=reading.final_before(scope.runtime.settings.costs.focus_close_days),
+        limit=limit,
+    )
+
+
+def _window(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    tomorrow = utcnow().date() + dt.timedelta(days=1)
+    end = end or tomorrow
+    return start or end - dt.timedelta(days=EXPLORER_DAYS), end
+
+
+Start = Annotated[dt.date | None, Query()]
+End = Annotated[dt.date | None, Query(description="exclusive")]
+
+
+@router.get("/costs")
+async def costs_page(
+    request: Request,
+    scope: ViewerScope,
+    start: Start = None,
+    end: End = None,
+    granularity: Granularity = "day",
+    group: Group = "provider",
+) -> Response:
+    session, principal = scope.session, scope.principal
+    start, end = _window(start, end)
+    query = _query(scope, start, end, granularity, group, limit=EXPLORER_ROWS)
+    shown = await reading.read_costs(session, principal, query)
+    context = await page_context(
+        scope,
+        start=start,
+        end=end,
+        granularity=granularity,
+        group=group,
+        group_labels=GROUP_LABELS,
+        dimensions=query.group_by,
+        rows=sorted(shown.rows, key=lambda row: str(row[granularity])),
+        totals=shown.totals,
+        truncated=shown.truncated,
+        flag=cost_flag,
+        export_query=request.url.query,
+        adjustments=await reading.list_adjustments(
+            session, principal, start=None, end=None, limit=DEFAULT_LIMIT
+        ),
+        runs=await reading.list_runs(session, principal, limit=RECENT_RUNS),
+    )
+    return render(request, "costs.html", context)
+
+
+@router.get("/costs/export.csv")
+async def costs_csv(
+    scope: ViewerScope,
+    start: Start = None,
+    end: End = None,
+    granularity: Granularity = "day",
+    group: Group = "provider",
+) -> Response:
+    """The view's rows as ``GET /api/v1/costs`` gives them with ``Accept: text/csv``, every
+    page of them."""
+    start, end = _window(start, end)
+    query = _query(scope, start, end, granularity, group)
+    pages = [await reading.read_costs(scope.session, scope.principal, query)]
+    while pages[-1].next_cursor is not None:
+        following = query.after(pages[-1].next_cursor)
+        pages.append(await reading.read_costs(scope.session, scope.principal, following))
+    body = "".join(
+        reading.rows_as_csv(page.rows, query.group_by, header=number == 0)
+        for number, page in enumerate(pages)
+    )
+    return Response(
+        body,
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="costs-{start}-{end}.csv"',
+            "Cache-Control": PAGE_CACHE_CONTROL,
+        },
+    )
+
+
+@router.post(UPLOAD_PATH)
+async def upload_focus(
+    request: Request,
+    scope: MemberScope,
+    file: Annotated[list[UploadFile], File()],
+) -> Response:
+    """``POST /api/v1/costs/imports``'s service. A refused file is answered 200 with its
+    reasons row by row: the person reads them beside the form."""
+    errors: list[dict[str, Any]] = []
+    try:
+        run = await focus_files.import_uploaded_files(
+            scope.runtime,
+            scope.principal.tenant_id,
+            [(upload.file, upload.filename or "upload") for upload in file],
+            actor=scope.principal.actor_id,
+        )
+    except focus_files.ImportRejected as rejected:
+        run, errors = rejected.run, rejected.run.errors
+    runs = await reading.list_runs(scope.session, scope.principal, limit=RECENT_RUNS)
+    return render(request, "costs_upload.html", {"run": run, "errors": errors, "runs": runs})

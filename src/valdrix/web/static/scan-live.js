@@ -1,0 +1,126 @@
+/* A running scan, live: its units, findings and end from GET /api/v1/scans/{id}/events.
+   The stream replays what already happened, so a page opened mid-scan catches up. Once the
+   scan has ended, the server's own rendering of it (hx-get on #scan-state) replaces these
+   live figures, so a finished scan reads the same however it was watched. */
+(function () {
+  "use strict";
+
+  function usd(amount) {
+    return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  }
+
+  function statusBadge(status) {
+    const badge = document.createElement("span");
+    badge.className = "status status-" + status;
+    badge.textContent = status;
+    return badge;
+  }
+
+  function placeholder(region, detector) {
+    const cell = document.createElement("td");
+    cell.dataset.unit = region + "|" + detector;
+    cell.className = "muted";
+    cell.textContent = "—";
+    return cell;
+  }
+
+  /* The grid's cell for a unit, adding its region's column or its detector's row if new. */
+  function cellFor(table, region, detector) {
+    const key = region + "|" + detector;
+    const find = () => [...table.querySelectorAll("td[data-unit]")].find((c) => c.dataset.unit === key);
+    if (find()) return find();
+    const head = table.tHead.rows[0];
+    const body = table.tBodies[0];
+    const regions = [...head.querySelectorAll("th[data-region]")].map((th) => th.dataset.region);
+    if (!regions.includes(region)) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.dataset.region = region;
+      th.textContent = region;
+      head.appendChild(th);
+      regions.push(region);
+      for (const row of body.rows) row.appendChild(placeholder(region, row.dataset.detector));
+    }
+    if (![...body.rows].some((row) => row.dataset.detector === detector)) {
+      const row = body.insertRow();
+      row.dataset.detector = detector;
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = detector;
+      row.appendChild(th);
+      for (const r of regions) row.appendChild(placeholder(r, detector));
+    }
+    return find();
+  }
+
+  function countUnits(state) {
+    const counts = {};
+    for (const cell of state.querySelectorAll("td[data-status]")) {
+      counts[cell.dataset.status] = (counts[cell.dataset.status] || 0) + 1;
+    }
+    state.querySelector("[data-figure=unit_counts]").textContent = Object.keys(counts).sort()
+      .map((status) => counts[status] + " " + status).join(", ");
+  }
+
+  function showStatus(state, status, reason) {
+    const figure = state.querySelector("[data-figure=status]");
+    figure.className = "status status-" + status;
+    figure.textContent = status;
+    const meaning = JSON.parse(state.dataset.meanings)[status] || "";
+    state.querySelector("[data-figure=status_meaning]").textContent =
+      meaning + (reason ? ": " + reason : "") + ".";
+  }
+
+  function watch(state) {
+    const table = state.querySelector("table.units");
+    let findings = 0;
+    let priced = 0;
+    let ended = false;
+    const source = new EventSource("/api/v1/scans/" + state.dataset.scanId + "/events");
+
+    const on = (type, handle) => source.addEventListener(type, (event) => handle(JSON.parse(event.data)));
+    on("scan.started", () => showStatus(state, "running", null));
+    on("scan.resumed", () => showStatus(state, "running", null));
+    on("finding", (finding) => {
+      findings += 1;
+      priced += finding.monthly_cost_usd === null ? 0 : Number(finding.monthly_cost_usd);
+      state.querySelector("[data-figure=findings_count]").textContent = String(findings);
+      state.querySelector("[data-figure=arriving_usd]").textContent = usd(priced);
+    });
+    on("unit.finished", (unit) => {
+      const cell = cellFor(table, unit.region, unit.detector);
+      cell.className = "";
+      cell.dataset.status = unit.status;
+      cell.replaceChildren(statusBadge(unit.status));
+      if (unit.findings) cell.append(" · " + unit.findings);
+      if (unit.reason) {
+        const why = document.createElement("span");
+        why.className = "muted small";
+        why.textContent = unit.reason;
+        cell.append(document.createElement("br"), why);
+      }
+      countUnits(state);
+    });
+    on("scan.finished", (end) => {
+      ended = true;
+      showStatus(state, end.status, end.reason);
+    });
+    source.addEventListener("error", (event) => {
+      if (event.data) {
+        // The stream's own error event: the credential that opened it no longer holds.
+        source.close();
+        showStatus(state, "stopped", JSON.parse(event.data).detail);
+      } else if (ended) {
+        // The server closed the stream after the end: no reconnecting; the server's
+        // rendering of the finished scan replaces the live one.
+        source.close();
+        state.dispatchEvent(new Event("scan-finished"));
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const state = document.getElementById("scan-state");
+    if (state && state.dataset.finished !== "true") watch(state);
+  });
+})();

@@ -1,0 +1,109 @@
+"""The costs page in a browser: the explorer's figures and flags equal the API's, the demo's
+restated day is listed with its earlier and new figure, the CSV is the API's, the FOCUS sample
+uploaded shows its per-provider totals, a bad file its reasons row by row; a viewer has no
+upload form."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from playwright.async_api import Page
+
+from tests.costs.focus_files import sample_path, sample_rows, write_csv
+from tests.web.helpers import DemoTenant, check_page, settle, sign_in
+from valdrix.web.templating import usd
+
+
+async def api(base_url: str, demo: DemoTenant, path: str, **params: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        response = await client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def bad_file(folder: Path) -> Path:
+    """The sample's first rows, two of them wrong in a way a person can fix."""
+    header, rows = sample_rows()
+    rows = [list(row) for row in rows[:5]]
+    rows[1][header.index("BilledCost")] = "twelve"
+    rows[3][header.index("ChargePeriodStart")] = "yesterday"
+    return write_csv(folder / "broken-focus.csv", header, rows)
+
+
+async def test_costs_show_the_apis_figures_the_restated_day_and_uploads(
+    page: Page, demo: DemoTenant, base_url: str, screenshots: Path, tmp_path: Path
+) -> None:
+    await sign_in(page, demo.admin_email, demo.admin_password)
+    await settle(page)
+    await page.goto("/costs")
+
+    start = await page.get_by_label("From").input_value()
+    end = await page.get_by_label("Before").input_value()
+    view = {"start": start, "end": end, "group_by": "day,provider"}
+    costs = (await api(base_url, demo, "/api/v1/costs", **view)).json()
+    [total] = costs["totals"]
+    assert usd(total["billed_cost"]) in await page.locator("[data-total=USD]").inner_text()
+    for row in costs["rows"]:
+        cells = page.locator(f"tr[data-day='{row['day']}'][data-provider='{row['provider']}']")
+        assert await cells.locator("[data-figure=billed_cost]").inner_text() == usd(
+            row["billed_cost"]
+        )
+    flags = set(await page.locator("[data-figure=flag] > span").all_inner_texts())
+    assert {"preliminary", "final"} <= flags, "the demo has preliminary and final days"
+
+    adjustments = (await api(base_url, demo, "/api/v1/costs/adjustments")).json()
+    assert adjustments, "the demo's second delivery restates a day"
+    for adjustment in adjustments:
+        listed = page.locator(
+            f"tr[data-day='{adjustment['day']}'][data-service='{adjustment['service']}']"
+        )
+        assert (await listed.locator("[data-figure=old_billed_cost]").inner_text()).startswith(
+            usd(adjustment["old_billed_cost"])
+        )
+        assert (await listed.locator("[data-figure=new_billed_cost]").inner_text()).startswith(
+            usd(adjustment["new_billed_cost"])
+        )
+
+    export = await page.request.get(await page.get_by_text("as CSV").get_attribute("href") or "")
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        as_csv = await client.get("/api/v1/costs", params=view, headers={"Accept": "text/csv"})
+    assert await export.text() == as_csv.text
+    await check_page(page, screenshots, "costs")
+
+    await page.get_by_label("FOCUS export").set_input_files(sample_path())
+    await page.get_by_role("button", name="Upload").click()
+    await page.get_by_text("Imported:").wait_for()
+    await page.get_by_role("link", name="Show its costs by provider").click()
+    await page.wait_for_url("**/costs?start=*")
+    shown = {
+        provider: await page.locator(
+            f"tr[data-provider='{provider}'] [data-figure=billed_cost]"
+        ).inner_text()
+        for provider in ("AWS", "Microsoft", "Oracle")
+    }
+    assert shown == {"AWS": "$18.01", "Microsoft": "$1.98", "Oracle": "$0.54"}
+    by_provider = (
+        await api(base_url, demo, "/api/v1/costs", start="2024-09-01", end="2024-10-01",
+                  group_by="provider")
+    ).json()  # fmt: skip
+    assert {r["provider"]: usd(Decimal(r["billed_cost"])) for r in by_provider["rows"]} == shown
+
+    await page.get_by_label("FOCUS export").set_input_files(bad_file(tmp_path))
+    await page.get_by_role("button", name="Upload").click()
+    await page.get_by_text("Rejected: nothing was stored").wait_for()
+    [run] = (await api(base_url, demo, "/api/v1/costs/runs", limit="1")).json()
+    assert run["status"] == "rejected" and run["errors"]
+    reasons = await page.locator("tr[data-rejection] td:nth-child(4)").all_inner_texts()
+    assert reasons == [error["reason"] for error in run["errors"]]
+    rows = await page.locator("tr[data-rejection] td:nth-child(2)").all_inner_texts()
+    assert {"2", "4"} <= set(rows) or {"3", "5"} <= set(rows)
+
+
+async def test_a_viewer_reads_costs_without_an_upload_form(page: Page, demo: DemoTenant) -> None:
+    await sign_in(page, demo.viewer_email, demo.viewer_password)
+    await settle(page)
+    await page.goto("/costs")
+    assert await page.locator("input[type=file]").count() == 0
+    assert sorted(await page.get_by_role("button").all_inner_texts()) == ["Show", "Sign out"]

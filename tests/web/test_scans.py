@@ -1,0 +1,109 @@
+"""The scans pages in a browser: a member starts a scan and watches it live to its end, the
+page's figures equal the API's; a viewer sees a finished scan as it ended and no "Scan now"."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import uuid
+from pathlib import Path
+
+import httpx
+from playwright.async_api import Page
+
+from tests.web.helpers import DemoTenant, check_page, settle, sign_in
+from valdrix.runtime import Runtime
+from valdrix.scanning.engine import run_scan
+
+FINAL = ("completed", "partial", "timed_out", "failed", "interrupted")
+# The live view's finding count at the moment the stream says the scan ended, before the
+# server's rendering of the finished scan replaces it.
+LIVE_END = f"""() => {{
+  const status = document.querySelector("#scan-state[data-finished=false] [data-figure=status]");
+  if (!status || !{list(FINAL)}.includes(status.textContent)) return null;
+  return document.querySelector("#scan-state [data-figure=findings_count]").textContent;
+}}"""
+
+
+async def api(base_url: str, demo: DemoTenant, path: str) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        response = await client.get(path)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert isinstance(answer, dict)
+    return answer
+
+
+def worker_runtime(runtime: Runtime, endpoint_url: str) -> Runtime:
+    """What a worker would run the scan with: the simulated AWS account's endpoint."""
+    return dataclasses.replace(
+        runtime, settings=runtime.settings.updated(aws={"endpoint_url": endpoint_url})
+    )
+
+
+async def test_a_member_starts_a_scan_and_watches_it_live_to_its_end(
+    page: Page,
+    demo: DemoTenant,
+    base_url: str,
+    runtime: Runtime,
+    simulated_demo_aws: str,
+    screenshots: Path,
+) -> None:
+    await sign_in(page, demo.admin_email, demo.admin_password)
+    await settle(page)  # the overview's charts have read their data
+    await page.goto("/scans")
+    await check_page(page, screenshots, "scans")
+
+    async with page.expect_response(re.compile(r"/api/v1/scans/[^/]+/events$")):
+        await page.get_by_role("button", name="Scan now").click()
+    scan_id = uuid.UUID(page.url.rsplit("/", 1)[1])
+    # No worker serves the browser suite: the test runs the queued scan as one would.
+    scanning = asyncio.create_task(
+        run_scan(worker_runtime(runtime, simulated_demo_aws), demo.tenant_id, scan_id)
+    )
+
+    await page.wait_for_selector("#scan-state[data-finished=false] td[data-status=ok]")
+    live_count = await (await page.wait_for_function(LIVE_END)).json_value()
+    await scanning
+    await page.wait_for_selector("#scan-state[data-finished=true]")
+
+    scan = await api(base_url, demo, f"/api/v1/scans/{scan_id}")
+    assert scan["status"] in FINAL
+    assert live_count == str(scan["findings_count"])
+    state = page.locator("#scan-state")
+    assert await state.locator("[data-figure=findings_count]").inner_text() == str(
+        scan["findings_count"]
+    )
+    assert await state.locator("[data-figure=status]").inner_text() == scan["status"]
+    unit_counts = scan["unit_counts"]
+    assert isinstance(unit_counts, dict) and unit_counts.get("ok")
+    assert await state.locator("td[data-status=ok]").count() == unit_counts["ok"]
+
+    analysis = page.locator("[data-figure=analysis_status]")
+    await page.wait_for_function(
+        "() => document.querySelector('[data-figure=analysis_status]').textContent !== 'pending'"
+    )
+    answer = await api(base_url, demo, f"/api/v1/scans/{scan_id}/analysis")
+    assert await analysis.inner_text() == str(answer["status"]).replace("_", " ")
+    await check_page(page, screenshots, "scan")
+
+
+async def test_a_viewer_sees_a_finished_scan_as_it_ended_and_no_scan_now(
+    page: Page, demo: DemoTenant, base_url: str
+) -> None:
+    await sign_in(page, demo.viewer_email, demo.viewer_password)
+    await settle(page)
+    await page.goto("/scans")
+    assert await page.get_by_role("button", name="Scan now").count() == 0
+    # The oldest: the demo's own scan, finished before the browser opened it.
+    await page.locator("tr[data-scan] a").last.click()
+    await page.wait_for_selector("#scan-state[data-finished=true]")
+    scan_id = page.url.rsplit("/", 1)[1]
+    scan = await api(base_url, demo, f"/api/v1/scans/{scan_id}")
+    state = page.locator("#scan-state")
+    assert await state.locator("[data-figure=status]").inner_text() == scan["status"]
+    assert await state.locator("[data-figure=findings_count]").inner_text() == str(
+        scan["findings_count"]
+    )
+    assert await page.get_by_role("button").all_inner_texts() == ["Sign out"]
