@@ -7,9 +7,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from valdrix.analysis import service
-from valdrix.analysis.models import AnalysisStatus
 from valdrix.analysis.schemas import AnalysisOut
-from valdrix.scanning.models import FINISHED_SCAN_STATUSES
 from valdrix.tenancy.auth import MemberScope, ViewerScope
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
@@ -21,21 +19,7 @@ async def read_analysis(scan_id: uuid.UUID, scope: ViewerScope) -> AnalysisOut:
     provider_unavailable | failed | disabled`) and reason, beside the last good result and
     when it was written (`result_at`): asking again never hides an earlier result."""
     scan, analysis = await service.get_analysis(scope.session, scope.principal, scan_id)
-    if analysis is not None:
-        return AnalysisOut.of(analysis)
-    if scan.status not in FINISHED_SCAN_STATUSES:
-        return AnalysisOut(
-            scan_id=scan_id,
-            status=AnalysisStatus.pending,
-            reason="queued when the scan finishes",
-            result=None,
-        )
-    return AnalysisOut(
-        scan_id=scan_id,
-        status=AnalysisStatus.disabled,
-        reason="this scan finished before analysis was available; POST here to analyse it",
-        result=None,
-    )
+    return AnalysisOut.for_scan(scan, analysis)
 
 
 @router.post("/scans/{scan_id}/analysis", status_code=status.HTTP_202_ACCEPTED)

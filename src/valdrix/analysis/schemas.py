@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from valdrix.analysis.models import AnalysisStatus, ScanAnalysis
 from valdrix.kit.money import PlainDecimal
+from valdrix.scanning.models import FINISHED_SCAN_STATUSES, Scan
 
 
 class AnalysisOut(BaseModel):
@@ -46,4 +47,23 @@ class AnalysisOut(BaseModel):
             queued_at=analysis.queued_at,
             next_attempt_at=analysis.next_attempt_at,
             finished_at=analysis.finished_at,
+        )
+
+    @classmethod
+    def for_scan(cls, scan: Scan, analysis: ScanAnalysis | None) -> AnalysisOut:
+        """The scan's analysis, or why there is none yet."""
+        if analysis is not None:
+            return cls.of(analysis)
+        if scan.status not in FINISHED_SCAN_STATUSES:
+            return cls(
+                scan_id=scan.id,
+                status=AnalysisStatus.pending,
+                reason="queued when the scan finishes",
+                result=None,
+            )
+        return cls(
+            scan_id=scan.id,
+            status=AnalysisStatus.disabled,
+            reason="this scan finished before analysis was available; POST here to analyse it",
+            result=None,
         )

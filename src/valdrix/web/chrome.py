@@ -18,7 +18,10 @@ class NavLink:
 
 
 # Pages are added here as they are built.
-NAV = (NavLink("/", "Overview"),)
+NAV = (
+    NavLink("/", "Overview"),
+    NavLink("/findings", "Findings"),
+)
 
 
 async def page_context(scope: TenantScope, **page: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from valdrix.web import overview, sign_in
+from valdrix.web import findings, overview, sign_in
 from valdrix.web.templating import STATIC_DIR
 
 STATIC_PATH = "/static"
@@ -14,4 +14,5 @@ STATIC_PATH = "/static"
 def install_dashboard(app: FastAPI) -> None:
     app.include_router(sign_in.router)
     app.include_router(overview.router)
+    app.include_router(findings.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
