@@ -21,6 +21,7 @@ class NavLink:
 NAV = (
     NavLink("/", "Overview"),
     NavLink("/findings", "Findings"),
+    NavLink("/jobs", "Jobs"),
 )
 
 

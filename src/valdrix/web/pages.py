@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from valdrix.web import findings, overview, sign_in
+from valdrix.web import findings, jobs, overview, sign_in
 from valdrix.web.templating import STATIC_DIR
 
 STATIC_PATH = "/static"
@@ -15,4 +15,5 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(sign_in.router)
     app.include_router(overview.router)
     app.include_router(findings.router)
+    app.include_router(jobs.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
