@@ -63,6 +63,15 @@ async def sign_in(page: Page, email: str, password: str) -> None:
     await page.wait_for_url(lambda url: "/sign-in" not in url)
 
 
+async def sign_in_at(page: Page, path: str, email: str, password: str) -> None:
+    """Sign in on the way to ``path`` (the overview's charts would load, and be cut off)."""
+    await page.goto(path)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"**{path}")
+
+
 async def settle(page: Page) -> None:
     """Wait until the page's charts have drawn (or said why they cannot)."""
     await page.wait_for_load_state("networkidle")

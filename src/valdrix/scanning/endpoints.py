@@ -8,19 +8,18 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.errors import ProblemError
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.runtime import Runtime
-from valdrix.scanning import findings, imported, service, summary
-from valdrix.scanning.models import Finding, FindingStatus
+from valdrix.scanning import findings, listing, service, summary
 from valdrix.scanning.schemas import (
+    FindingFilter,
     FindingHistoryOut,
     FindingOut,
     FindingPatch,
@@ -130,39 +129,37 @@ async def _event_stream(
 @router.get("/findings", tags=["findings"])
 async def list_findings(
     scope: ViewerScope,
-    status_: Annotated[FindingStatus | None, Query(alias="status")] = None,
-    detector: Annotated[str | None, Query(max_length=64)] = None,
-    region: Annotated[str | None, Query(max_length=32)] = None,
-    account_id: Annotated[str | None, Query(max_length=32)] = None,
-    connection_id: uuid.UUID | None = None,
-    sort: Literal["monthly_cost_usd", "last_seen_at", "first_seen_at"] = "monthly_cost_usd",
-    order: Literal["asc", "desc"] = "desc",
+    chosen: Annotated[FindingFilter, Query()],
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> list[FindingOut]:
     """Findings, each resource's once: an imported recommendation for a resource one of
     Valdrix's own open findings prices is listed inside that finding (`also_reported_by`),
     unless `detector` asks for the importing detector's findings."""
-    importers = imported.importing_detectors()
-    rows = await findings.list_findings(
-        scope.session,
-        scope.principal,
-        filters={
-            "status": status_.value if status_ else None,
-            "detector": detector,
-            "region": region,
-            "account_id": account_id,
-            "connection_id": connection_id,
-        },
-        sort=sort,
-        descending=order == "desc",
-        offset=offset,
-        limit=limit,
-        shown_with_others=[] if detector in importers else list(importers),
+    return await listing.list_described(
+        scope.session, scope.principal, chosen, offset=offset, limit=limit
     )
-    shared = await summary.shared_costs(scope.session, scope.principal, rows)
-    sources = await imported.sources(scope.session, rows, shared)
-    return [FindingOut.of(f, shared.get(f.id, []), sources.get(f.id)) for f in rows]
+
+
+@router.get(
+    "/findings/export",
+    tags=["findings"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "Every finding, as CSV"}},
+)
+async def export_findings(
+    scope: ViewerScope, chosen: Annotated[FindingFilter, Query()]
+) -> StreamingResponse:
+    """Every finding the filters select (the list's filters and order, no page), as CSV
+    streamed a batch at a time: the list's rows, `also_reported_by` as detector names."""
+    return StreamingResponse(
+        listing.export_csv(scope.runtime, scope.principal, chosen),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="findings.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/findings/summary", tags=["findings"])
@@ -185,8 +182,7 @@ async def open_waste_history(
 
 @router.get("/findings/{finding_id}", tags=["findings"])
 async def read_finding(finding_id: uuid.UUID, scope: ViewerScope) -> FindingOut:
-    finding = await findings.get_finding(scope.session, scope.principal, finding_id)
-    return await _with_shared_costs(scope.session, scope.principal, finding)
+    return await listing.read_described(scope.session, scope.principal, finding_id)
 
 
 @router.patch("/findings/{finding_id}", tags=["findings"])
@@ -202,15 +198,7 @@ async def update_finding(
         snoozed_until=body.snoozed_until,
         note=body.note,
     )
-    return await _with_shared_costs(scope.session, scope.principal, finding)
-
-
-async def _with_shared_costs(
-    session: AsyncSession, principal: Principal, finding: Finding
-) -> FindingOut:
-    shared = await summary.shared_costs(session, principal, [finding])
-    sources = await imported.sources(session, [finding], shared)
-    return FindingOut.of(finding, shared.get(finding.id, []), sources.get(finding.id))
+    return (await listing.describe(scope.session, scope.principal, [finding]))[0]
 
 
 @router.get("/findings/{finding_id}/history", tags=["findings"])

@@ -223,6 +223,7 @@ async def list_findings(
     offset: int,
     limit: int,
     shown_with_others: Sequence[str] = (),
+    min_monthly_cost_usd: Decimal | None = None,
 ) -> list[Finding]:
     """A page of findings; those of the ``shown_with_others`` detectors that another open
     finding prices too are left out (``scanning.imported``)."""
@@ -234,6 +235,7 @@ async def list_findings(
         offset=offset,
         limit=limit,
         shown_with_others=shown_with_others,
+        min_monthly_cost_usd=min_monthly_cost_usd,
     )
 
 

@@ -259,6 +259,7 @@ class FindingRepository(Repository[Finding]):
         offset: int,
         limit: int,
         shown_with_others: Sequence[str] = (),
+        min_monthly_cost_usd: Decimal | None = None,
     ) -> list[Finding]:
         """A page of findings; those of the ``shown_with_others`` detectors (imported
         recommendations) are left out where an open finding of another detector prices the
@@ -266,6 +267,8 @@ class FindingRepository(Repository[Finding]):
         column = SORTABLE[sort]
         order = column.desc().nulls_last() if descending else column.asc().nulls_first()
         query = select(Finding).order_by(order, Finding.id).offset(offset).limit(limit)
+        if min_monthly_cost_usd is not None:
+            query = query.where(Finding.monthly_cost_usd >= min_monthly_cost_usd)
         if shown_with_others:
             query = query.where(
                 _NOT_SHOWN_WITH_OTHERS.bindparams(importers=list(shown_with_others))

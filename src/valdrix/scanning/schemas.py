@@ -6,14 +6,53 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field
 
 from valdrix.kit.money import PlainDecimal
 from valdrix.scanning.imported import Sources
 from valdrix.scanning.models import Finding, FindingStatus, ScanStatus
 from valdrix.scanning.summary import SharedCost, WasteSummary
+
+
+def _blank_as_none(value: object) -> object:
+    """A form's empty field asks for no filter (the dashboard's GET form sends every field)."""
+    return None if value == "" else value
+
+
+Blank = BeforeValidator(_blank_as_none)
+
+
+class FindingFilter(BaseModel):
+    """Which findings a list or an export holds: the API's query and the dashboard's form."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Annotated[FindingStatus | None, Blank] = None
+    provider: Annotated[Annotated[str, Field(max_length=16)] | None, Blank] = None
+    account_id: Annotated[Annotated[str, Field(max_length=32)] | None, Blank] = None
+    region: Annotated[Annotated[str, Field(max_length=32)] | None, Blank] = None
+    detector: Annotated[Annotated[str, Field(max_length=64)] | None, Blank] = None
+    connection_id: Annotated[uuid.UUID | None, Blank] = None
+    min_monthly_cost_usd: Annotated[
+        Annotated[Decimal, Field(ge=0, le=10**10)] | None,
+        Blank,
+        Field(description="Only findings costing at least this a month"),
+    ] = None
+    sort: Literal["monthly_cost_usd", "last_seen_at", "first_seen_at"] = "monthly_cost_usd"
+    order: Literal["asc", "desc"] = "desc"
+
+    def equal_to(self) -> dict[str, Any]:
+        """The filters a finding's column must equal (None: any)."""
+        return {
+            "status": self.status.value if self.status else None,
+            "provider": self.provider,
+            "account_id": self.account_id,
+            "region": self.region,
+            "detector": self.detector,
+            "connection_id": self.connection_id,
+        }
 
 
 class ScanCreate(BaseModel):
@@ -140,6 +179,9 @@ class FindingOut(BaseModel):
     snoozed_until: dt.datetime | None
     status_note: str | None
     connection_id: uuid.UUID
+    last_scan_id: uuid.UUID | None = Field(
+        description="The last scan that saw it: its analysis is at /api/v1/scans/{id}/analysis"
+    )
     cost_parts: list[CostPartOut] = Field(
         description="Parts of `monthly_cost_usd` other findings may price too"
     )

@@ -20,8 +20,10 @@ class NavLink:
 # Pages are added here as they are built.
 NAV = (
     NavLink("/", "Overview"),
+    NavLink("/findings", "Findings"),
     NavLink("/scans", "Scans"),
     NavLink("/costs", "Costs"),
+    NavLink("/jobs", "Jobs"),
 )
 
 

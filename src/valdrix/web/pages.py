@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from valdrix.web import costs, overview, scans, sign_in
+from valdrix.web import costs, findings, jobs, overview, scans, sign_in
 from valdrix.web.templating import STATIC_DIR
 
 STATIC_PATH = "/static"
@@ -14,6 +14,8 @@ STATIC_PATH = "/static"
 def install_dashboard(app: FastAPI) -> None:
     app.include_router(sign_in.router)
     app.include_router(overview.router)
+    app.include_router(findings.router)
     app.include_router(scans.router)
     app.include_router(costs.router)
+    app.include_router(jobs.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,150 @@
+"""The findings pages in a browser: the table is the API's rows under the same filter, its CSV
+is the API's export, people snooze, dismiss and reopen with a note, a viewer only reads, and a
+finding's page says where its figure comes from."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.async_api import Page
+
+from tests.web.helpers import DemoTenant, check_page, sign_in_at
+from valdrix.web.templating import usd
+
+
+async def api_findings(base_url: str, demo: DemoTenant, **params: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        response = await client.get("/api/v1/findings", params={"limit": "500", **params})
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()
+    return rows
+
+
+async def table_ids(page: Page) -> list[str | None]:
+    return [await row.get_attribute("data-finding") for row in await _rows(page)]
+
+
+async def _rows(page: Page) -> list[Any]:
+    return await page.locator("#findings-results tbody tr[data-finding]").all()
+
+
+async def test_the_table_is_the_apis_rows_filtered_sorted_and_exported(
+    page: Page, demo: DemoTenant, base_url: str, screenshots: Path
+) -> None:
+    await sign_in_at(page, "/findings", demo.admin_email, demo.admin_password)
+    open_rows = await api_findings(base_url, demo, status="open")
+    assert open_rows, "the demo's scan finds waste"
+    assert await table_ids(page) == [row["id"] for row in open_rows[:50]]
+    first = page.locator(f"tr[data-finding='{open_rows[0]['id']}'] [data-figure]")
+    assert (await first.inner_text()).startswith(usd(open_rows[0]["monthly_cost_usd"]))
+    if any(row["also_reported_by"] for row in open_rows[:50]):
+        assert await page.locator("#findings-results [data-also]").count() > 0
+    await check_page(page, screenshots, "findings")
+
+    # Filter by detector and a minimum: the URL says so, the rows are the API's.
+    detector = open_rows[0]["detector"]
+    costs = sorted(
+        float(r["monthly_cost_usd"] or 0) for r in open_rows if r["detector"] == detector
+    )
+    minimum = f"{costs[len(costs) // 2]:.2f}"
+    await page.get_by_label("Detector").select_option(detector)
+    await page.get_by_label("Min $ a month").fill(minimum)
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_url(f"**min_monthly_cost_usd={minimum}**")
+    assert f"detector={detector}" in page.url
+    filtered = await api_findings(
+        base_url, demo, status="open", detector=detector, min_monthly_cost_usd=minimum
+    )
+    shown = "document.querySelectorAll('#findings-results tr[data-finding]').length"
+    await page.wait_for_function(f"{shown} === {len(filtered)}")
+    assert await table_ids(page) == [row["id"] for row in filtered]
+
+    # Lowest first, then the CSV of the whole filter: the API's rows.
+    await page.get_by_role("link", name="Monthly").click()
+    await page.wait_for_url("**order=asc**")
+    assert await table_ids(page) == [row["id"] for row in reversed(filtered)]
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Export CSV").click()
+    exported = await (await download_info.value).path()
+    lines = list(csv.DictReader(io.StringIO(await asyncio.to_thread(exported.read_text))))
+    ascending = await api_findings(
+        base_url, demo, status="open", detector=detector, min_monthly_cost_usd=minimum, order="asc"
+    )
+    assert [(r["id"], r["monthly_cost_usd"]) for r in lines] == [
+        (r["id"], r["monthly_cost_usd"] or "") for r in ascending
+    ]
+
+
+async def test_snooze_dismiss_and_reopen_with_a_note(
+    page: Page, demo: DemoTenant, base_url: str, screenshots: Path
+) -> None:
+    await sign_in_at(page, "/findings", demo.admin_email, demo.admin_password)
+    open_rows = await api_findings(base_url, demo, status="open")
+    snoozed, *two = [row["id"] for row in open_rows[:50][-3:]]
+
+    await page.locator(f"tr[data-finding='{snoozed}'] input[type=checkbox]").check()
+    await page.get_by_label("Note").fill("owner is on leave until the migration")
+    await page.get_by_role("button", name="Snooze").click()
+    await page.get_by_role("status").filter(has_text="1 finding snoozed").wait_for()
+    assert snoozed not in await table_ids(page), "a snoozed finding leaves the open list"
+    assert snoozed not in [row["id"] for row in await api_findings(base_url, demo, status="open")]
+
+    for finding_id in two:
+        await page.locator(f"tr[data-finding='{finding_id}'] input[type=checkbox]").check()
+    await page.get_by_role("button", name="Dismiss").click()
+    await page.get_by_role("status").filter(has_text="2 findings dismissed").wait_for()
+    dismissed = await api_findings(base_url, demo, status="dismissed")
+    assert set(two) <= {row["id"] for row in dismissed}
+
+    await page.get_by_label("Status").select_option("dismissed")
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_url("**status=dismissed**")
+    for finding_id in [*two]:
+        await page.locator(f"tr[data-finding='{finding_id}'] input[type=checkbox]").check()
+    await page.get_by_role("button", name="Reopen").click()
+    await page.get_by_role("status").filter(has_text="2 findings reopened").wait_for()
+    reopened = {row["id"] for row in await api_findings(base_url, demo, status="open")}
+    assert set(two) <= reopened
+
+    # The snoozed finding's page: its history holds the note and who wrote it.
+    await page.goto(f"/findings/{snoozed}")
+    change = page.locator("tr[data-history=snoozed]")
+    assert "owner is on leave until the migration" in await change.inner_text()
+    assert demo.admin_email in await change.inner_text()
+    assert await page.locator("[data-figure=status]").inner_text() == "snoozed"
+    await check_page(page, screenshots, "finding")
+
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        back = await client.patch(f"/api/v1/findings/{snoozed}", json={"status": "open"})
+    assert back.status_code == 200, "the shared demo tenant is left as it was"
+
+
+async def test_a_findings_page_says_where_its_figure_comes_from(
+    page: Page, demo: DemoTenant, base_url: str
+) -> None:
+    rows = await api_findings(base_url, demo, status="open")
+    billed = next(r for r in rows if r["cost_basis"] == "billed")
+    listed = next(r for r in rows if r["cost_basis"] == "list_price")
+    path = f"/findings/{billed['id']}"
+    await sign_in_at(page, path, demo.viewer_email, demo.viewer_password)
+    basis = await page.locator("[data-figure=cost_basis]").inner_text()
+    detail = billed["price_detail"]
+    if "billed_usd_30_days" in detail:
+        assert basis.startswith(f"billed: {usd(detail['billed_usd_30_days'])} over the last 30")
+    else:  # a commitment: what Cost Explorer billed over its period, as a month
+        assert basis.startswith(f"billed: {usd(detail['period_usd'])} over the last ")
+    await page.goto(f"/findings/{listed['id']}")
+    basis = await page.locator("[data-figure=cost_basis]").inner_text()
+    assert basis.startswith(f"list price as of {listed['price_detail']['catalog_as_of']}")
+
+    # A viewer reads: no checkbox, no bulk button.
+    await page.goto("/findings")
+    assert await page.locator("#findings-results tr[data-finding]").count() > 0
+    assert await page.locator("#bulk, #findings-results input[type=checkbox]").count() == 0
+    for name in ("Snooze", "Dismiss", "Reopen"):
+        assert await page.get_by_role("button", name=name).count() == 0
