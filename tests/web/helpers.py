@@ -46,10 +46,15 @@ def watch_for_problems(page: Page) -> BrowserProblems:
         ),
     )
     page.on("pageerror", lambda error: problems.messages.append(f"page error: {error}"))
+    # A request the browser cancels because the page moved on (net::ERR_ABORTED: a favicon or a
+    # chart's data still loading at a click) is not a failure; an answer of 4xx/5xx is logged
+    # by the browser as a console error, caught above.
     page.on(
         "requestfailed",
-        lambda request: problems.messages.append(
-            f"request failed: {request.url} ({request.failure})"
+        lambda request: (
+            problems.messages.append(f"request failed: {request.url} ({request.failure})")
+            if "ERR_ABORTED" not in (request.failure or "")
+            else None
         ),
     )
     return problems
