@@ -60,6 +60,7 @@ def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> Sim
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _give_each_rds_instance_its_own_resource_id()
     _let_resources_declare_their_stored_bytes()
+    _answer_describes_by_id_as_aws_does()
     port = port or free_port(host)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
@@ -126,6 +127,45 @@ def _let_resources_declare_their_stored_bytes() -> None:
     FileSystem.size_in_bytes = property(size_in_bytes)  # type: ignore[method-assign,assignment]
     S3Backend.list_parts = list_parts  # type: ignore[method-assign]
     LogGroup._valdrix_declared_stored_bytes = True  # type: ignore[attr-defined]
+
+
+def _answer_describes_by_id_as_aws_does() -> None:
+    """moto 5.2 answers ``DescribeInstances`` naming an instance twice with HTTP 500 (it counts
+    the ids asked against the instances found), and ``DescribeVolumes`` naming an unknown volume
+    with an ``InvalidVolume.NotFound`` whose message lists every id asked as a Python set. AWS
+    answers the first with each instance once, and the second naming the unknown volume alone:
+    callers such as Cloud Custodian read that id from the message, drop it and ask again."""
+    from moto.ec2.exceptions import InvalidVolumeIdError
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.models.instances import InstanceBackend
+
+    if getattr(EBSBackend, "_valdrix_describes_by_id", False):
+        return
+    original_reservations = InstanceBackend.get_reservations_by_instance_ids
+
+    def get_reservations_by_instance_ids(
+        self: Any, instance_ids: list[str], filters: Any = None
+    ) -> list[Any]:
+        once = list(dict.fromkeys(instance_ids))
+        return original_reservations(self, once, filters)
+
+    def describe_volumes(
+        self: Any, volume_ids: list[str] | None = None, filters: Any = None
+    ) -> list[Any]:
+        from moto.ec2.utils import generic_filter
+
+        if volume_ids:
+            unknown = [volume_id for volume_id in volume_ids if volume_id not in self.volumes]
+            if unknown:
+                raise InvalidVolumeIdError(unknown[0])
+            matches = [self.volumes[volume_id] for volume_id in dict.fromkeys(volume_ids)]
+        else:
+            matches = list(self.volumes.values())
+        return generic_filter(filters, matches) if filters else matches
+
+    InstanceBackend.get_reservations_by_instance_ids = get_reservations_by_instance_ids  # type: ignore[method-assign]
+    EBSBackend.describe_volumes = describe_volumes  # type: ignore[method-assign]
+    EBSBackend._valdrix_describes_by_id = True  # type: ignore[attr-defined]
 
 
 class _SizedPart:
