@@ -289,12 +289,25 @@ class RegionSeeder(DataServiceSeeding, PlatformSeeding):
                     LaunchTemplateName="workers",
                     LaunchTemplateData={"ImageId": image_id, "InstanceType": "m5.large"},
                 )
+                self.scaled_in_group("workers", LaunchTemplate={"LaunchTemplateName": "workers"})
             elif name == "asg-legacy":
                 self.client("autoscaling").create_launch_configuration(
                     LaunchConfigurationName="legacy-workers",
                     ImageId=image_id,
                     InstanceType="m5.large",
                 )
+                self.scaled_in_group("legacy-workers", LaunchConfigurationName="legacy-workers")
+
+    def scaled_in_group(self, name: str, **launch_with: Any) -> None:
+        """An Auto Scaling group scaled in to nothing: no instance runs its image now."""
+        self.client("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=0,
+            MaxSize=4,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=self.subnet,
+            **launch_with,
+        )
 
     # --- network -------------------------------------------------------------------------------
 
