@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -103,7 +107,7 @@ async def valdrix_scans(
     from valdrix.kit.db import unit_of_work
     from valdrix.scanning import service
     from valdrix.scanning.engine import run_scan
-    from valdrix.scanning.models import Finding
+    from valdrix.scanning.models import Finding, ScanUnit
     from valdrix.tenancy.service import system_principal
 
     actor = system_principal(tenant_id)
@@ -126,7 +130,14 @@ async def valdrix_scans(
                 )
             )
             findings = {(r.region, r.detector, r.resource_id) for r in rows}
-        return {"status": status, "seconds": seconds, "findings": findings}
+            units = await session.execute(
+                select(ScanUnit.region, ScanUnit.detector, ScanUnit.started_at)
+                .add_columns(ScanUnit.finished_at)
+                .where(ScanUnit.scan_id == scan_id)
+                .order_by(ScanUnit.started_at)
+            )
+            timeline = [(u.region, u.detector, u.started_at, u.finished_at) for u in units]
+        return {"status": status, "seconds": seconds, "findings": findings, "units": timeline}
 
     return list(await asyncio.gather(*(one(s) for s in scan_ids)))
 
@@ -140,12 +151,14 @@ async def open_valdrix(home: Path, endpoint_url: str, regions: list[str]) -> tup
     from valdrix.kit.db import unit_of_work
     from valdrix.kit.embedded import ensure_embedded_database
     from valdrix.kit.migrator import upgrade_to_head
+    from valdrix.logging import configure_logging
     from valdrix.runtime import open_runtime
     from valdrix.simulator.demo_account import DEMO_ROLE_ARN, DEMO_THRESHOLDS
     from valdrix.tenancy.models import Tier
     from valdrix.tenancy.service import system_principal
     from valdrix.wiring import wire
 
+    configure_logging(json_output=False, level="ERROR")  # the figures, not every scan's log
     urls = ensure_embedded_database(home)
     upgrade_to_head(urls.owner)
     settings = Settings(
@@ -154,7 +167,7 @@ async def open_valdrix(home: Path, endpoint_url: str, regions: list[str]) -> tup
         migration_database_url=urls.owner,
         encryption_keys=generate_key_entry(),
         aws={"endpoint_url": endpoint_url},
-        log_level="WARNING",
+        log_level="ERROR",
     )
     wire()  # the domains plugged into each other, as at a worker's start
     runtime = open_runtime(settings, urls)
@@ -219,7 +232,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         simulator.reset()
         before = simulator.stats()
         valdrix_cpu = time.process_time()
-        [single] = await valdrix_scans(runtime, tenant_id, connection_ids[:1])
+        with profiled(args.profile, {"valdrix": os.getpid(), "simulator": simulator.pid}):
+            [single] = await valdrix_scans(runtime, tenant_id, connection_ids[:1])
         valdrix_cpu = time.process_time() - valdrix_cpu
         valdrix_stats = _since(before, simulator.stats())
         missed, extra = truth - single["findings"], single["findings"] - truth
@@ -231,6 +245,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         for name, count in sorted(valdrix_stats.calls.items()):
             print(f"  {name}: {count}")
+        print_timeline(single["units"])
         result.update(
             resources=len(seeded),
             regions=len(regions),
@@ -258,6 +273,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             )
             result.update(_peer_figures(peer, _since(before, simulator.stats()), single))
 
+        if args.skip_concurrent:
+            await runtime.close()
+            return result
         started = time.perf_counter()
         ten = await valdrix_scans(runtime, tenant_id, connection_ids)
         concurrent_seconds = time.perf_counter() - started
@@ -278,6 +296,52 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         stop_embedded_database(home)
     result["load_average"] = [round(n, 2) for n in os.getloadavg()]
     return result
+
+
+@contextlib.contextmanager
+def profiled(py_spy: str | None, processes: dict[str, int]) -> Iterator[None]:
+    """``py-spy record`` of each named process (every thread) while the block runs, when
+    asked: speedscope files in a temporary directory."""
+    if not py_spy:
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="valdrix-bench-profile-"))
+    recorders = []
+    for name, pid in processes.items():
+        output = folder / f"{name}.speedscope.json"
+        # --gil: only the thread holding the GIL, i.e. where the process's CPU goes.
+        command = [py_spy, "record", "--pid", str(pid), "--gil", "--rate", "200"]
+        recorders.append(
+            subprocess.Popen(  # noqa: S603 (the operator's py-spy, fixed arguments)
+                [*command, "--format", "speedscope", "-o", str(output)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    time.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)
+            recorder.wait(timeout=60)
+        print(f"profiles: {folder}")
+
+
+def print_timeline(units: list[tuple[str, str, dt.datetime, dt.datetime]]) -> None:
+    """When the units started and how long each took to be detected and written."""
+    if not units:
+        return
+    first = units[0][2]
+    took = sorted(((end - start).total_seconds(), region, key) for region, key, start, end in units)
+    starts = sorted((start - first).total_seconds() for _, _, start, _ in units)
+    ends = max((end - first).total_seconds() for *_, end in units)
+    print(
+        f"  units: {len(units)}, last one started {starts[-1]:.2f} s after the first, all written"
+        f" by {ends:.2f} s; each took p50 {took[len(took) // 2][0]:.2f} s, max {took[-1][0]:.2f} s"
+    )
+    for seconds, region, key in took[-5:]:
+        print(f"    slowest: {region} {key} {seconds:.2f} s")
 
 
 def _since(before: SimulatorStats, after: SimulatorStats) -> SimulatorStats:
@@ -318,4 +382,6 @@ if __name__ == "__main__":
     parser.add_argument("--custodian", help="the custodian executable (default: on PATH)")
     parser.add_argument("--custodian-timeout", type=float, default=600.0)
     parser.add_argument("--skip-custodian", action="store_true")
+    parser.add_argument("--skip-concurrent", action="store_true", help="no ten scans at once")
+    parser.add_argument("--profile", metavar="PY_SPY", help="py-spy executable: profile a scan")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

@@ -54,6 +54,10 @@ class SimulatorProcess:
         self.moto_url: str = urls["moto"]
         self.proxy_url: str = urls["proxy"]
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def _read(self) -> dict[str, Any]:
         assert self._process.stdout is not None
         line = self._process.stdout.readline()

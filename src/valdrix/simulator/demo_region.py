@@ -73,7 +73,9 @@ class RegionSeeder(DataServiceSeeding, PlatformSeeding):
         }
         self.vpc_id, self.zone = vpc["VpcId"], f"{region}a"
         self.subnet = subnets[self.zone]
-        self.alb_subnets = [self.subnet, subnets[f"{region}b"]]
+        # Not always "b": ap-northeast-1's zones are a, c and d.
+        second_zone = min(zone for zone in subnets if zone != self.zone)
+        self.alb_subnets = [self.subnet, subnets[second_zone]]
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
