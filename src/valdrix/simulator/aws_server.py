@@ -82,6 +82,9 @@ def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> Sim
     _give_each_rds_instance_its_own_resource_id()
     _let_resources_declare_their_stored_bytes()
     serve_beside_moto()  # Compute Optimizer and Cost Optimization Hub, which moto lacks
+    _answer_describes_by_id_as_aws_does()
+    _route_requests_without_rescanning_moto()
+    _read_each_metric_series_by_its_name_and_dimensions()
     port = port or free_port(host)
     server = WithCommitments(ip_address=host, port=port, verbose=False)
     server.start()
@@ -178,6 +181,125 @@ def _let_resources_declare_their_stored_bytes() -> None:
     FileSystem.size_in_bytes = property(size_in_bytes)  # type: ignore[method-assign,assignment]
     S3Backend.list_parts = list_parts  # type: ignore[method-assign]
     LogGroup._valdrix_declared_stored_bytes = True  # type: ignore[attr-defined]
+
+
+def _answer_describes_by_id_as_aws_does() -> None:
+    """moto 5.2 answers ``DescribeInstances`` naming an instance twice with HTTP 500 (it counts
+    the ids asked against the instances found), and ``DescribeVolumes`` naming an unknown volume
+    with an ``InvalidVolume.NotFound`` whose message lists every id asked as a Python set. AWS
+    answers the first with each instance once, and the second naming the unknown volume alone:
+    callers such as Cloud Custodian read that id from the message, drop it and ask again."""
+    from moto.ec2.exceptions import InvalidVolumeIdError
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.models.instances import InstanceBackend
+
+    if getattr(EBSBackend, "_valdrix_describes_by_id", False):
+        return
+    original_reservations = InstanceBackend.get_reservations_by_instance_ids
+
+    def get_reservations_by_instance_ids(
+        self: Any, instance_ids: list[str], filters: Any = None
+    ) -> list[Any]:
+        once = list(dict.fromkeys(instance_ids))
+        return original_reservations(self, once, filters)
+
+    def describe_volumes(
+        self: Any, volume_ids: list[str] | None = None, filters: Any = None
+    ) -> list[Any]:
+        from moto.ec2.utils import generic_filter
+
+        if volume_ids:
+            unknown = [volume_id for volume_id in volume_ids if volume_id not in self.volumes]
+            if unknown:
+                raise InvalidVolumeIdError(unknown[0])
+            matches = [self.volumes[volume_id] for volume_id in dict.fromkeys(volume_ids)]
+        else:
+            matches = list(self.volumes.values())
+        return generic_filter(filters, matches) if filters else matches
+
+    InstanceBackend.get_reservations_by_instance_ids = get_reservations_by_instance_ids  # type: ignore[method-assign]
+    EBSBackend.describe_volumes = describe_volumes  # type: ignore[method-assign]
+    EBSBackend._valdrix_describes_by_id = True  # type: ignore[attr-defined]
+
+
+def _route_requests_without_rescanning_moto() -> None:
+    """moto finds the service of every request by listing its own package directory and trying
+    hundreds of URL patterns, under one lock: with many clients at once the simulator spends
+    more time queueing for that lock than answering. The answer for a host never changes."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    if getattr(DomainDispatcherApplication, "_valdrix_routes_once", False):
+        return
+    original = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in found:
+            found[host] = original(self, host)
+        return found[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+    DomainDispatcherApplication._valdrix_routes_once = True  # type: ignore[attr-defined]
+
+
+def _read_each_metric_series_by_its_name_and_dimensions() -> None:
+    """moto's GetMetricData compares every datapoint of the region with every query, once per
+    period: a batch of 500 queries over a region's few thousand datapoints costs seconds of the
+    simulator's CPU. Here each query sees only its own series (same name and dimensions, or
+    same namespace and name when it names no dimension, as moto matches them), and moto does
+    the rest as before. Metric math queries keep moto's own path."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    if getattr(CloudWatchBackend, "_valdrix_series_index", False):
+        return
+    original = CloudWatchBackend.get_metric_data
+
+    def get_metric_data(
+        self: Any,
+        queries: list[dict[str, Any]],
+        start_time: Any,
+        end_time: Any,
+        scan_by: str = "TimestampAscending",
+    ) -> list[dict[str, Any]]:
+        if any("MetricStat" not in query for query in queries):
+            return original(self, queries, start_time, end_time, scan_by)
+        series: dict[tuple[str, frozenset[tuple[str, str]]], list[Any]] = {}
+        for datum in self.get_all_metrics():
+            dimensions = frozenset((d.name, d.value) for d in datum.dimensions)
+            series.setdefault((datum.name, dimensions), []).append(datum)
+        results = []
+        for query in queries:
+            metric = query["MetricStat"]["Metric"]
+            asked = frozenset((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+            if asked:
+                data = series.get((metric["MetricName"], asked), [])
+            else:
+                data = [
+                    datum
+                    for (name, _), data in series.items()
+                    if name == metric["MetricName"]
+                    for datum in data
+                    if datum.namespace == metric["Namespace"]
+                ]
+            only_its_series: Any = _SeriesOf(self, data)
+            results += original(only_its_series, [query], start_time, end_time, scan_by)
+        return results
+
+    CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
+    CloudWatchBackend._valdrix_series_index = True  # type: ignore[attr-defined]
+
+
+class _SeriesOf:
+    """A CloudWatch backend whose only datapoints are ``data``."""
+
+    def __init__(self, backend: Any, data: list[Any]) -> None:
+        self._backend, self._data = backend, data
+
+    def get_all_metrics(self) -> list[Any]:
+        return self._data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
 
 
 class _SizedPart:

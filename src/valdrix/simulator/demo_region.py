@@ -74,7 +74,9 @@ class RegionSeeder(DataServiceSeeding, PlatformSeeding):
         }
         self.vpc_id, self.zone = vpc["VpcId"], f"{region}a"
         self.subnet = subnets[self.zone]
-        self.alb_subnets = [self.subnet, subnets[f"{region}b"]]
+        # Not always "b": ap-northeast-1's zones are a, c and d.
+        second_zone = min(zone for zone in subnets if zone != self.zone)
+        self.alb_subnets = [self.subnet, subnets[second_zone]]
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -303,12 +305,25 @@ class RegionSeeder(DataServiceSeeding, PlatformSeeding):
                     LaunchTemplateName="workers",
                     LaunchTemplateData={"ImageId": image_id, "InstanceType": "m5.large"},
                 )
+                self.scaled_in_group("workers", LaunchTemplate={"LaunchTemplateName": "workers"})
             elif name == "asg-legacy":
                 self.client("autoscaling").create_launch_configuration(
                     LaunchConfigurationName="legacy-workers",
                     ImageId=image_id,
                     InstanceType="m5.large",
                 )
+                self.scaled_in_group("legacy-workers", LaunchConfigurationName="legacy-workers")
+
+    def scaled_in_group(self, name: str, **launch_with: Any) -> None:
+        """An Auto Scaling group scaled in to nothing: no instance runs its image now."""
+        self.client("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=0,
+            MaxSize=4,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=self.subnet,
+            **launch_with,
+        )
 
     # --- network -------------------------------------------------------------------------------
 

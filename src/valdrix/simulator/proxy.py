@@ -83,6 +83,12 @@ def denial(
     return 403, {"Content-Type": "text/xml"}, body.encode()
 
 
+class _Server(ThreadingHTTPServer):
+    # Many clients connect at once (a scan opens a connection per region and service): the
+    # default backlog of 5 drops their handshakes, which each then wait a second or more.
+    request_queue_size = 512
+
+
 class FaultProxy:
     """``FaultProxy(upstream_url).start()``; point clients at ``proxy.url``."""
 
@@ -91,6 +97,7 @@ class FaultProxy:
         self.faults = faults or Faults()
         self.calls: Counter[tuple[str, str]] = Counter()
         self._released = threading.Event()
+        self._local = threading.local()
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
@@ -133,7 +140,7 @@ class FaultProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
         port = free_port(host)
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = _Server((host, port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.url = f"http://{host}:{port}"
@@ -142,16 +149,36 @@ class FaultProxy:
     def _forward(
         self, method: str, path: str, headers: Any, body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection(
-            self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=120
-        )
-        try:
-            forwarded = {k: v for k, v in headers.items() if k.lower() not in HOP_HEADERS}
-            connection.request(method, path, body=body, headers=forwarded)
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
+        """Each of the proxy's threads keeps its connection to the simulator open: a new one
+        per request costs the simulator a thread and a handshake every call."""
+        forwarded = {k: v for k, v in headers.items() if k.lower() not in HOP_HEADERS}
+        for attempt in (1, 2):
+            connection = self._upstream_connection()
+            try:
+                connection.request(method, path, body=body, headers=forwarded)
+                response = connection.getresponse()
+                answer = response.status, dict(response.getheaders()), response.read()
+            except (http.client.RemoteDisconnected, ConnectionError):
+                # The simulator closed the kept connection first: once more on a new one.
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+                continue
+            if response.will_close:
+                connection.close()
+                self._local.connection = None
+            return answer
+        raise AssertionError("unreachable")
+
+    def _upstream_connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(
+                self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=120
+            )
+            self._local.connection = connection
+        return connection
 
     def stop(self) -> None:
         self._released.set()

@@ -46,6 +46,9 @@ class AwsSession(ProviderSession):
     credentials: Credentials
     counter: ResourceCounter = field(default_factory=ResourceCounter)
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
+    _building: dict[tuple[str, str], threading.Lock] = field(
+        default_factory=dict, init=False, repr=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
@@ -55,13 +58,21 @@ class AwsSession(ProviderSession):
     def client(self, service: str, region: str, deadline: float) -> Any:
         # boto3 clients are thread-safe and costly to build: one per (service, region) per scan,
         # its calls bounded by the time the region has left when it is built.
+        # A unit whose client exists never waits while another one is built (building takes
+        # tens of ms of CPU, hundreds of clients in a large scan): one lock per client.
+        key = (service, region)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
         with self._lock:
-            client = self._clients.get((service, region))
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            client = self._clients.get(key)
             if client is None:
                 within = deadline - time.monotonic()
                 client = self.access.client(service, region, self.credentials, within=within)
                 client.meta.events.register("after-call", self.counter)
-                self._clients[(service, region)] = client
+                self._clients[key] = client
         return client
 
 
