@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
 
 from valdrix.connections import service
 from valdrix.connections.schemas import (
@@ -33,6 +34,31 @@ async def aws_setup(
             scope.principal, scope.runtime.keyring, scope.runtime.settings, focus_export_uri
         )
     )
+
+
+CLOUDFORMATION_FILE = "valdrix-scan-role.json"
+
+
+@router.get(
+    "/connections/aws/cloudformation-template",
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def aws_cloudformation_template(
+    scope: AdminScope,
+    external_id: Annotated[str, Query(min_length=8, max_length=128)],
+    focus_export_uri: Annotated[str | None, Query(max_length=1024)] = None,
+) -> JSONResponse:
+    """The setup's CloudFormation template for an external id the setup issued, as a file to
+    upload in the CloudFormation console (Create stack, Upload a template file)."""
+    template = service.aws_cloudformation_download(
+        scope.principal,
+        scope.runtime.keyring,
+        scope.runtime.settings,
+        external_id=external_id,
+        focus_export_uri=focus_export_uri,
+    )
+    disposition = f'attachment; filename="{CLOUDFORMATION_FILE}"'
+    return JSONResponse(template, headers={"Content-Disposition": disposition})
 
 
 @router.get("/connections")

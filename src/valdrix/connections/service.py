@@ -73,6 +73,25 @@ def aws_setup(
     }
 
 
+def aws_cloudformation_download(
+    actor: Principal,
+    keyring: KeyRing,
+    settings: Settings,
+    *,
+    external_id: str,
+    focus_export_uri: str | None = None,
+) -> dict[str, Any]:
+    """The setup's CloudFormation template again, for an external id issued to this tenant: a
+    file to upload in the CloudFormation console, since no quick-create link can point at a
+    template that is not hosted on S3."""
+    if not external_id_is_ours(keyring, actor.tenant_id, external_id):
+        raise InvalidInput(
+            "external_id was not issued to this tenant: get one from /api/v1/connections/aws/setup"
+        )
+    uri = _clean_export_uri(focus_export_uri)
+    return aws_cloudformation_template(settings.aws.principal_arn, external_id, uri)
+
+
 async def create_connection(
     session: AsyncSession,
     actor: Principal,
