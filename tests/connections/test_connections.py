@@ -178,8 +178,7 @@ async def test_the_template_downloads_as_a_file_for_an_issued_external_id_only(
     assert response.headers["content-disposition"].startswith("attachment;")
     assert response.json() == setup["cloudformation_template"]
     refused = await aws_api.get(template_url, params=params, headers=other.auth)
-    assert refused.status_code == 422
-    assert "was not issued to this tenant" in refused.json()["detail"]
+    assert "was not issued to this tenant" in assert_problem(refused, 422)["detail"]
 
 # --- registering ------------------------------------------------------------------------------
 

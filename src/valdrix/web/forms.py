@@ -4,12 +4,14 @@ all or nothing."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from valdrix.errors import ProblemError
 from valdrix.tenancy.auth import TenantScope
+
+T = TypeVar("T")
 
 
 def invalid_input(invalid: ValidationError) -> str:
@@ -18,12 +20,11 @@ def invalid_input(invalid: ValidationError) -> str:
     return f"body.{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
 
 
-async def attempt(scope: TenantScope, change: Awaitable[Any]) -> str | None:
-    """Run a change in a savepoint: None when it was made, else the API's problem detail (and
-    nothing of it kept, though the request's transaction commits)."""
+async def attempt(scope: TenantScope, change: Awaitable[T]) -> tuple[T | None, str | None]:
+    """Run a change in a savepoint: its result, or the API's problem detail with nothing of the
+    change kept (the request's transaction still commits what the page reads)."""
     try:
         async with scope.session.begin_nested():
-            await change
+            return await change, None
     except ProblemError as problem:
-        return problem.detail
-    return None
+        return None, problem.detail
