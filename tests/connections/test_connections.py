@@ -163,7 +163,6 @@ async def test_setup_cloudformation_role_trusts_valdrix_only_with_the_external_i
     assert unconfigured["trust_policy"] is None
 
 
-
 async def test_the_template_downloads_as_a_file_for_an_issued_external_id_only(
     aws_api: httpx.AsyncClient, make_tenant: Any
 ) -> None:
@@ -179,6 +178,7 @@ async def test_the_template_downloads_as_a_file_for_an_issued_external_id_only(
     assert response.json() == setup["cloudformation_template"]
     refused = await aws_api.get(template_url, params=params, headers=other.auth)
     assert "was not issued to this tenant" in assert_problem(refused, 422)["detail"]
+
 
 # --- registering ------------------------------------------------------------------------------
 
