@@ -46,6 +46,11 @@ async def test_an_admin_manages_keys_and_invitations_and_reads_the_audit_log(
     await page.get_by_label("Key role").select_option("viewer")
     await page.get_by_role("button", name="Create a key").click()
     key = await (await page.wait_for_selector("[data-figure=new_key]")).inner_text()
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await page.get_by_role("button", name="Copy the key").click()
+    await page.wait_for_function("document.getElementById('key-copied').textContent !== ''")
+    assert await page.locator("#key-copied").inner_text() == "Copied."
+    assert await page.evaluate("navigator.clipboard.readText()") == key
     used = await api(base_url, demo, "GET", "/api/v1/findings/summary", key=key)
     assert used.status_code == 200, used.text
     await page.reload()

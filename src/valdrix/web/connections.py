@@ -17,12 +17,11 @@ from pydantic import ValidationError
 from valdrix.connections import service as connections
 from valdrix.connections.models import CloudConnection
 from valdrix.connections.schemas import ConnectionCreate, ConnectionPatch
-from valdrix.errors import ProblemError
 from valdrix.scanning import service as scanning
 from valdrix.scanning.models import Scan
 from valdrix.tenancy.auth import AdminScope, TenantScope, ViewerScope
 from valdrix.web.chrome import page_context
-from valdrix.web.forms import invalid_input
+from valdrix.web.forms import attempt, invalid_input
 from valdrix.web.routing import PageRoute
 from valdrix.web.templating import render
 
@@ -111,22 +110,24 @@ async def add_connection(
                 "regions": regions_of(regions),
             }
         )
-        async with scope.session.begin_nested():
-            connection = await connections.create_connection(
-                scope.session,
-                scope.principal,
-                scope.runtime.keyring,
-                name=body.name,
-                role_arn=body.role_arn,
-                external_id=body.external_id,
-                regions=body.regions,
-                thresholds=body.thresholds,
-                tag_exclusions=[],
-            )
     except ValidationError as invalid:
         return render(request, "connection_outcome.html", {"error": invalid_input(invalid)})
-    except ProblemError as problem:
-        return render(request, "connection_outcome.html", {"error": problem.detail})
+    connection, error = await attempt(
+        scope,
+        connections.create_connection(
+            scope.session,
+            scope.principal,
+            scope.runtime.keyring,
+            name=body.name,
+            role_arn=body.role_arn,
+            external_id=body.external_id,
+            regions=body.regions,
+            thresholds=body.thresholds,
+            tag_exclusions=[rule.model_dump() for rule in body.tag_exclusions],
+        ),
+    )
+    if connection is None:
+        return render(request, "connection_outcome.html", {"error": error})
     return Response(status_code=204, headers={"HX-Redirect": f"/connections/{connection.id}"})
 
 
@@ -182,15 +183,15 @@ async def edit_connection(
                 "tag_exclusions": tag_rules_of(tag_exclusions),
             }
         )
-        async with scope.session.begin_nested():
-            await connections.update_connection(
-                scope.session, scope.principal, connection_id, body.model_dump(exclude_unset=True)
-            )
     except ValidationError as invalid:
         return render(request, "connection_outcome.html", {"error": invalid_input(invalid)})
-    except ProblemError as problem:
-        return render(request, "connection_outcome.html", {"error": problem.detail})
-    return render(request, "connection_outcome.html", {"message": "Saved."})
+    changes = body.model_dump(exclude_unset=True)
+    _, error = await attempt(
+        scope,
+        connections.update_connection(scope.session, scope.principal, connection_id, changes),
+    )
+    outcome = {"error": error} if error else {"message": "Saved."}
+    return render(request, "connection_outcome.html", outcome)
 
 
 @router.delete("/connections/{connection_id}")
