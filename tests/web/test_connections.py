@@ -1,7 +1,7 @@
 """The connections pages in a browser: an admin adds the demo's simulated AWS account step by
 step, sees a refused role ARN and refused thresholds with the API's own reasons, verifies it,
-edits its regions (as the API then reads them) and disables it again; a viewer sees the
-connections and no button to change them."""
+edits its regions (as the API then reads them), disables, enables and disables it again; a viewer
+sees the connections and no button to change them."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ async def outcome(page: Page, where: str) -> str:
     return await page.locator(f"{where} [data-figure]").inner_text()
 
 
-async def test_an_admin_adds_verifies_edits_and_disables_a_connection(
+async def test_an_admin_adds_verifies_edits_disables_and_enables_a_connection(
     page: Page,
     demo: DemoTenant,
     base_url: str,
@@ -94,6 +94,16 @@ async def test_an_admin_adds_verifies_edits_and_disables_a_connection(
         assert await page.locator("[data-figure=regions]").inner_text() == "us-east-1, us-west-2"
         await check_page(page, screenshots, "connection")
 
+        await page.get_by_role("button", name="Disable the connection").click()
+        await page.wait_for_url("**/connections")
+        # Disabled, it is listed apart, and Enable brings it back (then it is disabled again).
+        disabled = await api(base_url, demo, "GET", "/api/v1/connections?disabled=true")
+        assert connection_id in [c["id"] for c in disabled]
+        await page.get_by_role("button", name=f"Enable {NAME}").click()
+        await page.wait_for_url(f"**/connections/{connection_id}")
+        assert (await api(base_url, demo, "GET", f"/api/v1/connections/{connection_id}"))[
+            "disabled_at"
+        ] is None
         await page.get_by_role("button", name="Disable the connection").click()
         await page.wait_for_url("**/connections")
     finally:

@@ -62,8 +62,13 @@ async def aws_cloudformation_template(
 
 
 @router.get("/connections")
-async def list_connections(scope: ViewerScope) -> list[ConnectionOut]:
-    connections = await service.list_connections(scope.session, scope.principal)
+async def list_connections(
+    scope: ViewerScope,
+    disabled: Annotated[
+        bool, Query(description="List the disabled connections instead, the latest first")
+    ] = False,
+) -> list[ConnectionOut]:
+    connections = await service.list_connections(scope.session, scope.principal, disabled=disabled)
     return [ConnectionOut.model_validate(c) for c in connections]
 
 
@@ -116,3 +121,11 @@ async def verify_connection(connection_id: uuid.UUID, scope: AdminScope) -> Veri
         account_id=connection.account_id,
         reason=connection.status_reason,
     )
+
+
+@router.post("/connections/{connection_id}/enable")
+async def enable_connection(connection_id: uuid.UUID, scope: AdminScope) -> ConnectionOut:
+    """Scan a disabled connection again (its schedule resumes); refused if an active connection
+    has taken its name."""
+    connection = await service.enable_connection(scope.session, scope.principal, connection_id)
+    return ConnectionOut.model_validate(connection)

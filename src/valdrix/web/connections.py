@@ -73,7 +73,10 @@ async def _last_scans(
 async def connections_page(request: Request, scope: ViewerScope) -> Response:
     connected = await connections.list_connections(scope.session, scope.principal)
     context = await page_context(
-        scope, connections=connected, last_scans=await _last_scans(scope, connected)
+        scope,
+        connections=connected,
+        last_scans=await _last_scans(scope, connected),
+        disabled=await connections.list_connections(scope.session, scope.principal, disabled=True),
     )
     if context["can_administer"]:
         setup = connections.aws_setup(
@@ -192,6 +195,19 @@ async def edit_connection(
     )
     outcome = {"error": error} if error else {"message": "Saved."}
     return render(request, "connection_outcome.html", outcome)
+
+
+@router.post("/connections/{connection_id}/enable")
+async def enable_connection(
+    request: Request, connection_id: uuid.UUID, scope: AdminScope
+) -> Response:
+    """``POST /api/v1/connections/{id}/enable``'s service; on success, on to the connection."""
+    _, error = await attempt(
+        scope, connections.enable_connection(scope.session, scope.principal, connection_id)
+    )
+    if error:
+        return render(request, "connection_outcome.html", {"error": error})
+    return Response(status_code=204, headers={"HX-Redirect": f"/connections/{connection_id}"})
 
 
 @router.delete("/connections/{connection_id}")
