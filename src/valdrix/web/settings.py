@@ -21,28 +21,22 @@ from valdrix.tenancy.schemas import ApiKeyCreate, MemberInvite, MemberPatch
 from valdrix.web.chrome import page_context
 from valdrix.web.forms import attempt, invalid_input
 from valdrix.web.routing import PageRoute
+from valdrix.web.sign_in import ACCEPT_INVITE_PATH
 from valdrix.web.templating import render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-ACCEPT_INVITE_PATH = "/accept-invite"
 
 
 def _chrome(scope: TenantScope) -> dict[str, Any]:
-    """What a section needs of the page around it, when it is sent alone."""
+    """What a section needs of the page around it, when it is sent alone; a control shows only
+    where the service would allow it (``service.may_assign``)."""
     principal = scope.principal
     return {
         "principal": principal,
         "can_administer": principal.role.at_least(Role.admin),
-        "assignable": [role for role in Role if _may_assign(scope, role)],
-        "may_manage": lambda role: _may_assign(scope, Role(role)),
+        "assignable": [role for role in Role if service.may_assign(principal, role)],
+        "may_manage": lambda role: service.may_assign(principal, Role(role)),
     }
-
-
-def _may_assign(scope: TenantScope, role: Role) -> bool:
-    """The service's own rule (``_check_may_assign``): nobody touches a role above theirs,
-    and only owners the owner role."""
-    mine = scope.principal.role
-    return mine.at_least(role) and (role != Role.owner or mine == Role.owner)
 
 
 async def _members(scope: TenantScope) -> dict[str, Any]:
