@@ -163,6 +163,23 @@ async def test_setup_cloudformation_role_trusts_valdrix_only_with_the_external_i
     assert unconfigured["trust_policy"] is None
 
 
+async def test_the_template_downloads_as_a_file_for_an_issued_external_id_only(
+    aws_api: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    tenant: TenantFixture = await make_tenant()
+    other: TenantFixture = await make_tenant()
+    setup = (await aws_api.get(SETUP, headers=tenant.auth)).json()
+    template_url = f"{SETUP.removesuffix('setup')}cloudformation-template"
+    params = {"external_id": setup["external_id"]}
+
+    response = await aws_api.get(template_url, params=params, headers=tenant.auth)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"].startswith("attachment;")
+    assert response.json() == setup["cloudformation_template"]
+    refused = await aws_api.get(template_url, params=params, headers=other.auth)
+    assert "was not issued to this tenant" in assert_problem(refused, 422)["detail"]
+
+
 # --- registering ------------------------------------------------------------------------------
 
 

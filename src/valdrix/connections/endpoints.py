@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
 
 from valdrix.connections import service
 from valdrix.connections.schemas import (
@@ -35,9 +36,39 @@ async def aws_setup(
     )
 
 
+CLOUDFORMATION_FILE = "valdrix-scan-role.json"
+
+
+@router.get(
+    "/connections/aws/cloudformation-template",
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def aws_cloudformation_template(
+    scope: AdminScope,
+    external_id: Annotated[str, Query(min_length=8, max_length=128)],
+    focus_export_uri: Annotated[str | None, Query(max_length=1024)] = None,
+) -> JSONResponse:
+    """The setup's CloudFormation template for an external id the setup issued, as a file to
+    upload in the CloudFormation console (Create stack, Upload a template file)."""
+    template = service.aws_cloudformation_download(
+        scope.principal,
+        scope.runtime.keyring,
+        scope.runtime.settings,
+        external_id=external_id,
+        focus_export_uri=focus_export_uri,
+    )
+    disposition = f'attachment; filename="{CLOUDFORMATION_FILE}"'
+    return JSONResponse(template, headers={"Content-Disposition": disposition})
+
+
 @router.get("/connections")
-async def list_connections(scope: ViewerScope) -> list[ConnectionOut]:
-    connections = await service.list_connections(scope.session, scope.principal)
+async def list_connections(
+    scope: ViewerScope,
+    disabled: Annotated[
+        bool, Query(description="List the disabled connections instead, the latest first")
+    ] = False,
+) -> list[ConnectionOut]:
+    connections = await service.list_connections(scope.session, scope.principal, disabled=disabled)
     return [ConnectionOut.model_validate(c) for c in connections]
 
 
@@ -90,3 +121,11 @@ async def verify_connection(connection_id: uuid.UUID, scope: AdminScope) -> Veri
         account_id=connection.account_id,
         reason=connection.status_reason,
     )
+
+
+@router.post("/connections/{connection_id}/enable")
+async def enable_connection(connection_id: uuid.UUID, scope: AdminScope) -> ConnectionOut:
+    """Scan a disabled connection again (its schedule resumes); refused if an active connection
+    has taken its name."""
+    connection = await service.enable_connection(scope.session, scope.principal, connection_id)
+    return ConnectionOut.model_validate(connection)

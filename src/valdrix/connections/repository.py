@@ -26,3 +26,11 @@ class ConnectionRepository(Repository[CloudConnection]):
             .order_by(CloudConnection.created_at, CloudConnection.id)
         )
         return list(rows)
+
+    async def disabled(self) -> list[CloudConnection]:
+        rows = await self.session.scalars(
+            select(CloudConnection)
+            .where(CloudConnection.disabled_at.is_not(None))
+            .order_by(CloudConnection.disabled_at.desc(), CloudConnection.id)
+        )
+        return list(rows)

@@ -87,6 +87,7 @@ class ConnectionOut(BaseModel):
     tag_exclusions: list[TagRule]
     focus_export_uri: str | None
     created_at: dt.datetime
+    disabled_at: dt.datetime | None = Field(description="When it was disabled (null: active)")
 
 
 class VerifyOut(BaseModel):

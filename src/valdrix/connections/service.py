@@ -73,6 +73,25 @@ def aws_setup(
     }
 
 
+def aws_cloudformation_download(
+    actor: Principal,
+    keyring: KeyRing,
+    settings: Settings,
+    *,
+    external_id: str,
+    focus_export_uri: str | None = None,
+) -> dict[str, Any]:
+    """The setup's CloudFormation template again, for an external id issued to this tenant: a
+    file to upload in the CloudFormation console, since no quick-create link can point at a
+    template that is not hosted on S3."""
+    if not external_id_is_ours(keyring, actor.tenant_id, external_id):
+        raise InvalidInput(
+            "external_id was not issued to this tenant: get one from /api/v1/connections/aws/setup"
+        )
+    uri = _clean_export_uri(focus_export_uri)
+    return aws_cloudformation_template(settings.aws.principal_arn, external_id, uri)
+
+
 async def create_connection(
     session: AsyncSession,
     actor: Principal,
@@ -152,8 +171,12 @@ async def get_connection(
     return connection
 
 
-async def list_connections(session: AsyncSession, actor: Principal) -> list[CloudConnection]:
-    return await ConnectionRepository(session).active()
+async def list_connections(
+    session: AsyncSession, actor: Principal, *, disabled: bool = False
+) -> list[CloudConnection]:
+    """The active connections, or (``disabled``) those disabled, the latest first."""
+    repository = ConnectionRepository(session)
+    return await (repository.disabled() if disabled else repository.active())
 
 
 async def update_connection(
@@ -194,6 +217,31 @@ async def disable_connection(
     await record_audit(
         session, actor, "connection.disable", target_type="connection", target_id=connection.id
     )
+
+
+async def enable_connection(
+    session: AsyncSession, actor: Principal, connection_id: uuid.UUID
+) -> CloudConnection:
+    """Scan a disabled connection again, at the tier's cadence, unless an active connection
+    has taken its name since."""
+    repository = ConnectionRepository(session)
+    connection = await repository.get(connection_id)
+    if connection is None:
+        raise NotFound("connection not found")
+    if connection.disabled_at is None:
+        return connection
+    if await repository.by_name(connection.name):
+        raise Conflict(
+            f"an active connection is named '{connection.name}': rename it or disable it first"
+        )
+    connection.disabled_at = None
+    schedule = await ensure_schedule(session, actor, kind=SCAN_KIND, target_id=connection.id)
+    schedule.enabled = True
+    await session.flush()
+    await record_audit(
+        session, actor, "connection.enable", target_type="connection", target_id=connection.id
+    )
+    return connection
 
 
 async def verify_connection(

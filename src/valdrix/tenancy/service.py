@@ -306,9 +306,13 @@ async def _get_membership(session: AsyncSession, membership_id: uuid.UUID) -> Me
     return membership
 
 
-def _check_may_assign(actor: Principal, role: Role) -> None:
+def may_assign(actor: Principal, role: Role) -> bool:
     """Nobody grants, or touches someone holding, a role above their own; owners need owners."""
-    if not actor.role.at_least(role) or (role == Role.owner and actor.role != Role.owner):
+    return actor.role.at_least(role) and (role != Role.owner or actor.role == Role.owner)
+
+
+def _check_may_assign(actor: Principal, role: Role) -> None:
+    if not may_assign(actor, role):
         raise Forbidden(
             f"only an {max(role, Role.admin, key=lambda r: r.rank).value}"
             f" or above may manage the {role.value} role"

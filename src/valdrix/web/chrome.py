@@ -24,6 +24,8 @@ NAV = (
     NavLink("/scans", "Scans"),
     NavLink("/costs", "Costs"),
     NavLink("/jobs", "Jobs"),
+    NavLink("/connections", "Connections"),
+    NavLink("/settings", "Settings"),
 )
 
 

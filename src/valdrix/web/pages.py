@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from valdrix.web import costs, findings, jobs, overview, scans, sign_in
+from valdrix.web import connections, costs, findings, jobs, overview, scans, settings, sign_in
 from valdrix.web.templating import STATIC_DIR
 
 STATIC_PATH = "/static"
@@ -18,4 +18,6 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(scans.router)
     app.include_router(costs.router)
     app.include_router(jobs.router)
+    app.include_router(connections.router)
+    app.include_router(settings.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
