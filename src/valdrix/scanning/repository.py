@@ -190,12 +190,14 @@ _PART = (
 
 
 # Not an imported finding that shares a cost part with an open finding of Valdrix's own. The
-# findings to leave out are one uncorrelated set (a hashed or materialised subplan, computed once
-# per query): as a correlated EXISTS it scanned the tenant's open findings once per imported
-# finding, 5 s for a page of 10,000 findings (benchmarks/dashboard.py).
+# findings to leave out are one uncorrelated set, computed once per query and hashed: as a
+# correlated EXISTS it scanned the tenant's open findings once per imported finding (5 s for a
+# page of 10,000 findings, benchmarks/dashboard.py). DISTINCT keeps the set's estimate at most
+# the imported findings (jsonb_array_elements is guessed at 100 rows each), so it is hashed
+# rather than scanned for every row (190 ms).
 _NOT_SHOWN_WITH_OTHERS = text(
     """findings.id NOT IN (
-        SELECT imported.id FROM findings imported,
+        SELECT DISTINCT imported.id FROM findings imported,
              jsonb_array_elements(imported.cost_parts) part,
              findings own,
              jsonb_array_elements(own.cost_parts) own_part
