@@ -41,6 +41,8 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/openapi.json"),
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/accept-invite"),
+        ("POST", "/api/v1/auth/password-reset"),
+        ("POST", "/api/v1/auth/password-reset/confirm"),
     }
 )
 # Routes for the operator, behind the metrics token: no tenant credential opens them.

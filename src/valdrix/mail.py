@@ -1,4 +1,5 @@
-"""Outgoing mail over SMTP, for secrets that must reach a person's own mailbox (invitations)."""
+"""Outgoing mail over SMTP, for secrets that must reach a person's own mailbox (invitations,
+password resets)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ class Mail:
     to: str
     subject: str
     body: str
+
+
+def link_base(settings: Settings) -> str:
+    """Where links in mail point: the public URL users reach Valdrix at, else where it listens."""
+    api = settings.api
+    return (api.public_url or f"http://{api.host}:{api.port}").rstrip("/")
 
 
 async def send_mail(settings: Settings, mail: Mail, *, purpose: str) -> None:

@@ -1,5 +1,5 @@
 """The mailbox of a real SMTP server on loopback (aiosmtpd, started by the ``smtp_server``
-fixture): it keeps what it receives, for invitation mail."""
+fixture): it keeps what it receives, for invitation and password reset mail."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from valdrix.runtime import Runtime
 
 INVITE_TOKEN = re.compile(r"vdxinv_[A-Za-z0-9_-]+")
+RESET_LINK = re.compile(r"https?://\S+/reset-password\?token=vdxpw_[A-Za-z0-9_-]+")
 
 
 class Mailbox:
@@ -30,14 +31,21 @@ class Mailbox:
 
     def invite_token_for(self, address: str, timeout: float = 5.0) -> str:
         """The invitation token in the newest mail to ``address``."""
+        return self._newest(address, INVITE_TOKEN, "invitation", timeout)
+
+    def reset_link_for(self, address: str, timeout: float = 5.0) -> str:
+        """The password reset link in the newest mail to ``address``."""
+        return self._newest(address, RESET_LINK, "password reset", timeout)
+
+    def _newest(self, address: str, pattern: re.Pattern[str], what: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for message in reversed(self.to(address)):
-                found = INVITE_TOKEN.search(_text_of(message))
+                found = pattern.search(_text_of(message))
                 if found:
                     return found.group(0)
             time.sleep(0.05)
-        raise AssertionError(f"no invitation mail reached {address}")
+        raise AssertionError(f"no {what} mail reached {address}")
 
 
 def _text_of(message: Message) -> str:

@@ -189,17 +189,24 @@ _PART = (
 )
 
 
-# Not an imported finding that shares a cost part with an open finding of Valdrix's own.
+# Not an imported finding that shares a cost part with an open finding of Valdrix's own. The
+# findings to leave out are one uncorrelated set, computed once per query and hashed: as a
+# correlated EXISTS it scanned the tenant's open findings once per imported finding (5 s for a
+# page of 10,000 findings, benchmarks/dashboard.py). DISTINCT keeps the set's estimate at most
+# the imported findings (jsonb_array_elements is guessed at 100 rows each), so it is hashed
+# rather than scanned for every row (190 ms).
 _NOT_SHOWN_WITH_OTHERS = text(
-    """NOT (findings.detector IN :importers AND EXISTS (
-        SELECT 1 FROM findings own,
-             jsonb_array_elements(own.cost_parts) own_part,
-             jsonb_array_elements(findings.cost_parts) part
-        WHERE own.status = 'open' AND own.detector NOT IN :importers
-          AND own.provider = findings.provider AND own.account_id = findings.account_id
-          AND own.region = findings.region
+    """findings.id NOT IN (
+        SELECT DISTINCT imported.id FROM findings imported,
+             jsonb_array_elements(imported.cost_parts) part,
+             findings own,
+             jsonb_array_elements(own.cost_parts) own_part
+        WHERE imported.detector IN :importers
+          AND own.status = 'open' AND own.detector NOT IN :importers
+          AND own.provider = imported.provider AND own.account_id = imported.account_id
+          AND own.region = imported.region
           AND own_part->>'component' = part->>'component'
-          AND own_part->>'resource_id' = part->>'resource_id'))"""
+          AND own_part->>'resource_id' = part->>'resource_id')"""
 ).bindparams(bindparam("importers", expanding=True))
 
 
@@ -296,7 +303,7 @@ class FindingRepository(Repository[Finding]):
     async def open_cost_parts(
         self, resource_ids: Collection[str] | None = None
     ) -> list[FindingCostPart]:
-        """The shared cost parts of every open finding, or of those parts that are the costs of
+        """The cost parts several open findings price, or those of them that are the costs of
         ``resource_ids``."""
         criteria = [Finding.status == FindingStatus.open.value]
         if resource_ids is not None:
@@ -304,16 +311,22 @@ class FindingRepository(Repository[Finding]):
         return await self._cost_parts(*criteria)
 
     async def scan_cost_parts(self, scan_id: uuid.UUID) -> list[FindingCostPart]:
-        """The shared cost parts of the findings a scan saw."""
+        """The cost parts several of the findings a scan saw price."""
         return await self._cost_parts(Finding.last_scan_id == scan_id)
 
     async def cost_parts_among(self, finding_ids: Select[uuid.UUID]) -> list[FindingCostPart]:
-        """The shared cost parts of the findings ``finding_ids`` selects."""
+        """The cost parts several of the findings ``finding_ids`` selects price."""
         return await self._cost_parts(Finding.id.in_(finding_ids))
 
     async def _cost_parts(self, *criteria: ColumnElement[bool]) -> list[FindingCostPart]:
+        """The parts, of the findings ``criteria`` select, that more than one of them prices
+        (the same component of the same resource in one account and region): only these count
+        under another finding, and most parts are one finding's alone, so the rest stay in SQL
+        (the overview read every open finding's parts into Python, benchmarks/dashboard.py)."""
         part = _PART.c.value
-        rows = await self.session.execute(
+        component, resource_id = part["component"].astext, part["resource_id"].astext
+        same_cost = (Finding.provider, Finding.account_id, Finding.region, component, resource_id)
+        parts = (
             select(
                 Finding.id,
                 Finding.provider,
@@ -321,12 +334,17 @@ class FindingRepository(Repository[Finding]):
                 Finding.region,
                 Finding.detector,
                 Finding.resource_id,
-                part["component"].astext,
-                part["resource_id"].astext,
-                part["monthly_usd"].astext,
+                component.label("component"),
+                resource_id.label("part_resource_id"),
+                part["monthly_usd"].astext.label("monthly_usd"),
+                func.count().over(partition_by=same_cost).label("pricing"),
             )
             .join(_PART, true())
             .where(*criteria)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(*(c for c in parts.c if c.name != "pricing")).where(parts.c.pricing > 1)
         )
         return [
             FindingCostPart(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from valdrix.kit.request_context import client_ip_var
-from valdrix.tenancy import api_keys, audit, service, sessions
+from valdrix.tenancy import api_keys, audit, password_reset, service, sessions
 from valdrix.tenancy.auth import SESSION_COOKIE, AdminScope, RuntimeDep, ViewerScope
 from valdrix.tenancy.cookies import clear_session_cookies, set_session_cookies
 from valdrix.tenancy.repository import MemberRow
@@ -25,6 +25,9 @@ from valdrix.tenancy.schemas import (
     MemberInvited,
     MemberOut,
     MemberPatch,
+    PasswordResetAccepted,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
     TenantChoice,
     TenantOut,
     TenantPatch,
@@ -80,6 +83,24 @@ async def log_out(scope: ViewerScope, response: Response) -> None:
 @router.post("/auth/accept-invite", tags=["auth"], status_code=status.HTTP_204_NO_CONTENT)
 async def accept_invitation(body: AcceptInviteIn, runtime: RuntimeDep) -> None:
     await sessions.accept_invite(runtime, token=body.token, password=body.password)
+
+
+@router.post("/auth/password-reset", tags=["auth"], status_code=status.HTTP_202_ACCEPTED)
+async def request_password_reset(
+    body: PasswordResetIn, background: BackgroundTasks, runtime: RuntimeDep
+) -> PasswordResetAccepted:
+    """Mail a single-use reset link to the address if it has an account; the answer is the same
+    either way, and the mail goes out after it."""
+    mail = await password_reset.request_reset(runtime, email=body.email, ip=client_ip_var.get())
+    if mail is not None:
+        background.add_task(password_reset.deliver, runtime, mail)
+    return PasswordResetAccepted(detail=password_reset.ACCEPTED)
+
+
+@router.post("/auth/password-reset/confirm", tags=["auth"], status_code=status.HTTP_204_NO_CONTENT)
+async def confirm_password_reset(body: PasswordResetConfirmIn, runtime: RuntimeDep) -> None:
+    """Set a new password with a reset link's token; every session of the account ends."""
+    await password_reset.confirm_reset(runtime, token=body.token, password=body.password)
 
 
 @router.get("/auth/me", tags=["auth"])

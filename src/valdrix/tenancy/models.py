@@ -203,3 +203,27 @@ class LoginAttempt(Base):
     ip: Mapped[str] = mapped_column(INET)
     email_index: Mapped[bytes] = mapped_column(LargeBinary)
     attempted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PasswordReset(Base):
+    """A request to reset a password: every request is a row (the per-address and per-IP limit
+    counts them), and a request for an address with an account also holds the mailed token's
+    hash. Global, like ``login_attempts``: the tenant is not known, and the rows hold only ids,
+    hashes, an IP and times."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = (
+        Index("ix_password_resets_email", "email_index", "requested_at"),
+        Index("ix_password_resets_ip", "ip", "requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    email_index: Mapped[bytes] = mapped_column(LargeBinary)
+    ip: Mapped[str] = mapped_column(INET)
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -19,6 +19,7 @@ from valdrix.tenancy.models import (
     BrowserSession,
     LoginAttempt,
     Membership,
+    PasswordReset,
     Tenant,
     User,
 )
@@ -270,6 +271,67 @@ class LoginAttemptRepository(Repository[LoginAttempt]):
     async def prune(self, older_than: dt.datetime) -> None:
         await self.session.execute(
             delete(LoginAttempt).where(LoginAttempt.attempted_at < older_than)
+        )
+
+
+class PasswordResetRepository(Repository[PasswordReset]):
+    model = PasswordReset
+
+    async def recent_requests(
+        self, since: dt.datetime, *, email_index: bytes | None = None, ip: str | None = None
+    ) -> int:
+        """Requests since ``since`` for one address, or from one client IP."""
+        query = select(func.count()).select_from(PasswordReset)
+        query = query.where(PasswordReset.requested_at >= since)
+        if email_index is not None:
+            query = query.where(PasswordReset.email_index == email_index)
+        if ip is not None:
+            query = query.where(PasswordReset.ip == ip)
+        return int(await self.session.scalar(query) or 0)
+
+    async def supersede(self, user_id: uuid.UUID, now: dt.datetime) -> None:
+        """End the account's earlier links: only the newest mail works."""
+        await self.session.execute(
+            update(PasswordReset)
+            .where(
+                PasswordReset.user_id == user_id,
+                PasswordReset.used_at.is_(None),
+                PasswordReset.expires_at > now,
+            )
+            .values(expires_at=now)
+        )
+
+    async def live_user(self, token_hash: bytes, now: dt.datetime) -> uuid.UUID | None:
+        """The account a token resets, while it is unused and unexpired."""
+        result: uuid.UUID | None = await self.session.scalar(
+            select(PasswordReset.user_id).where(
+                PasswordReset.token_hash == token_hash,
+                PasswordReset.used_at.is_(None),
+                PasswordReset.expires_at > now,
+            )
+        )
+        return result
+
+    async def use(self, token_hash: bytes, user_id: uuid.UUID, now: dt.datetime) -> bool:
+        """Mark the token used. One statement, so of two uses at once under READ COMMITTED the
+        second re-reads the row after the first commits, sees ``used_at`` set and updates
+        nothing: a token works once."""
+        used = await self.session.scalar(
+            update(PasswordReset)
+            .where(
+                PasswordReset.token_hash == token_hash,
+                PasswordReset.user_id == user_id,
+                PasswordReset.used_at.is_(None),
+                PasswordReset.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(PasswordReset.id)
+        )
+        return used is not None
+
+    async def prune(self, older_than: dt.datetime) -> None:
+        await self.session.execute(
+            delete(PasswordReset).where(PasswordReset.requested_at < older_than)
         )
 
 

@@ -143,6 +143,25 @@ class AcceptInviteIn(BaseModel):
     )
 
 
+class PasswordResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+class PasswordResetAccepted(BaseModel):
+    detail: str = Field(
+        description="The same answer for every address, whether or not it has an account"
+    )
+
+
+class PasswordResetConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=8, max_length=200)
+    password: str = Field(min_length=12, max_length=1024, description="The new password")
+
+
 class WhoAmI(BaseModel):
     tenant_id: uuid.UUID
     role: Role

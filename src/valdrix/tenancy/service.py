@@ -15,7 +15,7 @@ from valdrix.errors import Conflict, Forbidden, InvalidInput, NotFound
 from valdrix.kit.crypto import KeyRing, hash_token, new_token
 from valdrix.kit.db import current_tenant_id
 from valdrix.kit.orm import utcnow
-from valdrix.mail import Mail, send_mail
+from valdrix.mail import Mail, link_base, send_mail
 from valdrix.tenancy.audit import record_audit
 from valdrix.tenancy.auth import Principal
 from valdrix.tenancy.models import InviteDelivery, Membership, Role, Tenant, Tier, User
@@ -197,8 +197,7 @@ def checked_email(email: str) -> str:
 def _invitation_mail(
     settings: Settings, email: str, tenant_name: str, role: Role, token: str
 ) -> Mail:
-    api = settings.api
-    base = (api.public_url or f"http://{api.host}:{api.port}").rstrip("/")
+    base = link_base(settings)
     # The name is the tenant's own text: one line, so it can never add a mail header.
     tenant_name = " ".join(tenant_name.split())
     return Mail(

@@ -1,0 +1,158 @@
+"""Resetting a forgotten password in a browser, through real mail: "Forgot your password?" on the
+sign-in page, the link read from the SMTP server, a new password, and signing in with it.
+
+The server here sends mail (the module's own, on the session's database and keys); the person is
+a dedicated member of their own tenant, invited by mail, so no other test's password changes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from playwright.async_api import Browser, Page
+
+from tests.tenancy.mailbox import Mailbox, mail_runtime
+from tests.web.helpers import check_page, settle, sign_in, watch_for_problems
+from valdrix.app import create_app
+from valdrix.cli.tenants import create_tenant_with_owner_key
+from valdrix.kit.db import unit_of_work
+from valdrix.runtime import Runtime
+from valdrix.simulator.aws_server import free_port
+from valdrix.tenancy import service, sessions
+from valdrix.tenancy.models import Role, Tier
+
+
+@dataclasses.dataclass(frozen=True)
+class MailingSite:
+    base_url: str
+    mailbox: Mailbox
+    runtime: Runtime
+
+
+@pytest.fixture(scope="module")
+def mailbox_port() -> Iterator[tuple[Mailbox, int]]:
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+async def site(runtime: Runtime, mailbox_port: tuple[Mailbox, int]) -> AsyncIterator[MailingSite]:
+    mailbox, smtp_port = mailbox_port
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    mailing = mail_runtime(runtime, smtp_port)
+    mailing = dataclasses.replace(
+        mailing, settings=mailing.settings.updated(api={"public_url": public})
+    )
+    config = uvicorn.Config(
+        create_app(mailing), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield MailingSite(public, mailbox, mailing)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture
+async def tab(browser: Browser, site: MailingSite) -> AsyncIterator[Page]:
+    context = await browser.new_context(
+        base_url=site.base_url, viewport={"width": 1280, "height": 900}
+    )
+    page = await context.new_page()
+    problems = watch_for_problems(page)
+    yield page
+    await context.close()
+    assert problems.messages == [], "the browser reported:\n" + "\n".join(problems.messages)
+
+
+async def mailed_member(site: MailingSite) -> tuple[str, str]:
+    """A member of a tenant of their own, invited by mail: (email, password)."""
+    runtime = site.runtime
+    created = await create_tenant_with_owner_key(
+        runtime, name="Forgetful Ltd", tier=Tier.growth,
+        admin_email=f"owner-{secrets.token_hex(3)}@forgetful.example",
+        admin_password=secrets.token_urlsafe(16),
+    )  # fmt: skip
+    tenant_id = uuid.UUID(str(created["tenant_id"]))
+    email, password = f"member-{secrets.token_hex(3)}@forgetful.example", secrets.token_urlsafe(16)
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        actor = service.system_principal(tenant_id, "test")
+        await service.invite_member(
+            session, actor, runtime.settings, runtime.keyring, email=email, role=Role.member
+        )
+    await sessions.accept_invite(
+        runtime, token=site.mailbox.invite_token_for(email), password=password
+    )
+    return email, password
+
+
+async def test_a_forgotten_password_is_reset_through_the_mailed_link(
+    tab: Page, site: MailingSite, screenshots: Path
+) -> None:
+    email, old_password = await mailed_member(site)
+
+    await tab.goto("/sign-in")
+    await tab.get_by_role("link", name="Forgot your password?").click()
+    await tab.wait_for_url("**/forgot-password")
+    await check_page(tab, screenshots, "forgot-password")
+    await tab.get_by_label("Email").fill(email)
+    await tab.get_by_role("button", name="Send the link").click()
+    await tab.get_by_role("status").wait_for()
+    assert (
+        "a link to reset its password is on its way" in await tab.get_by_role("status").inner_text()
+    )
+
+    link = await asyncio.to_thread(site.mailbox.reset_link_for, email)
+    assert link.startswith(f"{site.base_url}/reset-password?token=")
+    await tab.goto(link)
+    await check_page(tab, screenshots, "reset-password")
+    new_password = secrets.token_urlsafe(16)
+    await tab.get_by_label("New password").fill(new_password)
+    await tab.get_by_role("button", name="Set the new password").click()
+    await tab.wait_for_url("**/sign-in?reset=true")
+    assert "Your password has been changed" in await tab.get_by_role("status").inner_text()
+
+    await tab.get_by_label("Email").fill(email)
+    await tab.get_by_label("Password").fill(old_password)
+    await tab.get_by_role("button", name="Sign in").click()
+    assert await tab.get_by_role("alert").inner_text() == "email or password is wrong"
+    await sign_in(tab, email, new_password)
+    await tab.get_by_role("heading", name="Overview").wait_for()
+    await settle(tab)  # the overview's charts, loaded before leaving
+
+    await tab.goto(link)  # the link worked once
+    await tab.get_by_label("New password").fill(secrets.token_urlsafe(16))
+    await tab.get_by_role("button", name="Set the new password").click()
+    assert "already used" in await tab.get_by_role("alert").inner_text()
+
+
+async def test_an_address_without_an_account_reads_the_same_answer(
+    tab: Page, site: MailingSite
+) -> None:
+    nobody = f"nobody-{secrets.token_hex(3)}@forgetful.example"
+
+    await tab.goto("/forgot-password")
+    await tab.get_by_label("Email").fill(nobody)
+    await tab.get_by_role("button", name="Send the link").click()
+
+    assert (
+        "a link to reset its password is on its way" in await tab.get_by_role("status").inner_text()
+    )
+    assert site.mailbox.to(nobody) == []
