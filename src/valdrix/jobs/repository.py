@@ -159,9 +159,9 @@ class RunMirror:
     ) -> bool:
         """Mirror one step; False if the job has no run (not a tenant job).
 
-        ``running`` sets the start time (and ``attempts``), ``retrying`` clears the finish time,
-        and an ending step sets it; every step but ``running`` replaces the error summary. A
-        succeeded job marks its schedule completed.
+        ``running`` sets the start time (and ``attempts``); ``running`` and ``retrying`` clear
+        the finish time and an ending step sets it (the database's clock); every step but
+        ``running`` replaces the error summary. A succeeded job marks its schedule completed.
         """
         cursor = await self.connection.execute(
             "SELECT valdrix_mirror_job_run(%s, %s, %s, %s, %s, %s)",
