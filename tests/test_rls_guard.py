@@ -14,6 +14,7 @@ from valdrix.kit.rls import CURRENT_TENANT, POLICY_NAME, RESOLVER_ROLE
 
 APP_ROLE = "valdrix_app"
 OWNER_ROLE = "valdrix_owner"
+OWNER_RUN_FUNCTIONS = {"valdrix_ensure_cost_partitions", "valdrix_refresh_job_queue_statistics"}
 
 
 def _tenant_tables(conn: psycopg.Connection, *, partitions: bool = True) -> list[str]:
@@ -163,9 +164,10 @@ def test_resolver_functions_are_narrow(app_conn):
     ).fetchall()
     assert rows, "the credential resolver functions should exist"
     for name, owner, _, config, public_exec in rows:
-        # The one exception: adding a month's cost partitions is DDL, which only the tables'
-        # owner may run. It reads and writes no rows, and each partition gets forced RLS.
-        expected = OWNER_ROLE if name == "valdrix_ensure_cost_partitions" else RESOLVER_ROLE
+        # The exceptions are maintenance only the tables' owner may run, reading and writing
+        # no tenant rows: adding a month's cost partitions (DDL; each partition gets forced
+        # RLS) and analyzing the global job queue.
+        expected = OWNER_ROLE if name in OWNER_RUN_FUNCTIONS else RESOLVER_ROLE
         assert owner == expected, f"{name} runs as {owner}"
         assert any(c.startswith("search_path=") for c in config or []), f"{name}: no search_path"
         assert public_exec is False, f"{name} is executable by PUBLIC"

@@ -19,8 +19,16 @@ from psycopg import sql
 
 from valdrix.kit.rls import APP_ROLE
 
-# procrastinate's object names; a few of its indexes are named idx_procrastinate_*.
+# procrastinate's object names; a few of its indexes are named idx_procrastinate_*. Ours on its
+# tables are named valdrix_* and listed here.
 OWNED = "(c.relname LIKE 'procrastinate%' OR c.relname LIKE 'idx_procrastinate%')"
+OUR_INDEXES = {
+    "valdrix_procrastinate_jobs_lock_idx": (
+        "CREATE INDEX valdrix_procrastinate_jobs_lock_idx ON public.procrastinate_jobs"
+        " USING btree (lock) WHERE (status = ANY (ARRAY['todo'::procrastinate_job_status,"
+        " 'doing'::procrastinate_job_status]))"
+    ),
+}
 
 CATALOG_QUERIES = {
     "relations": f"""
@@ -39,12 +47,12 @@ CATALOG_QUERIES = {
         WHERE n.nspname = 'public' AND {OWNED} AND c.relkind IN ('r', 'p', 'c', 'v')
           AND a.attnum > 0 AND NOT a.attisdropped
     """,
-    "indexes": """
+    "indexes": f"""
         SELECT c.relname, pg_get_indexdef(i.indexrelid)
         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         JOIN pg_class t ON t.oid = i.indrelid
         JOIN pg_namespace n ON n.oid = t.relnamespace
-        WHERE n.nspname = 'public' AND t.relname LIKE 'procrastinate%'
+        WHERE n.nspname = 'public' AND t.relname LIKE 'procrastinate%' AND {OWNED}
     """,
     "constraints": """
         SELECT t.relname, con.conname, con.contype, pg_get_constraintdef(con.oid),
@@ -124,6 +132,21 @@ def test_migrated_procrastinate_objects_match_its_schema_sql(
     assert expected, f"procrastinate's schema.sql created no {kind}?"
     assert actual - expected == set(), f"{kind} only in the migrated database"
     assert expected - actual == set(), f"{kind} missing from the migrated database"
+
+
+def test_our_indexes_on_procrastinate_tables_are_exactly_the_listed_ones(database):
+    """Only indexes procrastinate's schema migrations cannot collide with, and the one that keeps
+    its fetch fast under tenant slot locks (migration 0016)."""
+    with psycopg.connect(database.urls.owner) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid)"
+            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_class t ON t.oid = i.indrelid"
+            " JOIN pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE n.nspname = 'public' AND t.relname LIKE 'procrastinate%%'"
+            f" AND NOT {OWNED.replace('%', '%%')}"
+        ).fetchall()
+    assert dict(rows) == OUR_INDEXES
 
 
 def test_the_app_role_can_run_every_procrastinate_function(database):

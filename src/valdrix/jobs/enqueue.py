@@ -19,8 +19,12 @@ from procrastinate import jobs as procrastinate_jobs
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.jobs.app import job_app
-from valdrix.jobs.repository import JobRunRepository
+from valdrix.jobs.repository import JobRunRepository, QueueRepository
 from valdrix.jobs.tiers import job_priority
+
+# Deferrals of at least this many jobs (the scheduler's batches) check the queue's planner
+# statistics; single jobs leave that to autovacuum.
+STATISTICS_CHECK_JOBS = 100
 
 
 @dataclass(frozen=True)
@@ -110,4 +114,6 @@ async def defer_in_transaction(
                 continue
     ids = [job.id for job in deferred if job.id is not None]
     await JobRunRepository(session).record(ids)
+    if len(ids) >= STATISTICS_CHECK_JOBS:
+        await QueueRepository(session).refresh_statistics()
     return ids, len(jobs) - len(ids)

@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.jobs.models import JobRun, JobStatus, Schedule
 from valdrix.kit.repository import Repository
-from valdrix.kit.rls import TENANT_SETTING
 
 ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running, JobStatus.retrying)
 
@@ -136,46 +134,41 @@ class JobRunRepository(Repository[JobRun]):
         return len(rows.all())
 
 
-# What a worker records about a job's progress; the SQL below names only these columns.
-MIRRORED_COLUMNS = frozenset({"status", "attempts", "started_at", "finished_at", "error_summary"})
-
-
 class RunMirror:
     """A worker's writes to ``job_runs`` as its jobs progress, on a plain psycopg connection.
 
-    Workers write twice per job, and an ORM session would cost more than procrastinate's own
-    per-job work, so this hot path has no session. The caller holds a transaction; ``as_tenant``
-    sets its tenant the way the session hook does, and row-level security applies unchanged.
+    Workers write twice per job, and an ORM session (or even a transaction of several
+    statements) would cost more than procrastinate's own per-job work, so each step is one call
+    of ``valdrix_mirror_job_run`` in autocommit: one round trip. The function sets the job's
+    tenant for its own statement, the way the session hook does, and runs as the caller, so
+    row-level security applies unchanged.
     """
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self.connection = connection
 
-    async def as_tenant(self, tenant_id: uuid.UUID) -> None:
-        await self.connection.execute(
-            "SELECT set_config(%s, %s, true)", (TENANT_SETTING, str(tenant_id))
-        )
+    async def record_step(
+        self,
+        tenant_id: uuid.UUID,
+        procrastinate_job_id: int,
+        status: JobStatus,
+        *,
+        attempts: int | None = None,
+        error_summary: str | None = None,
+        schedule_id: uuid.UUID | None = None,
+    ) -> bool:
+        """Mirror one step; False if the job has no run (not a tenant job).
 
-    async def update(self, procrastinate_job_id: int, **values: Any) -> bool:
-        """Set columns of one job's run; False if the job has none (not a tenant job)."""
-        if not values.keys() <= MIRRORED_COLUMNS:
-            raise ValueError(f"not mirrored columns: {sorted(values.keys() - MIRRORED_COLUMNS)}")
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
-            for name in values
-        )
+        ``running`` sets the start time (and ``attempts``); ``running`` and ``retrying`` clear
+        the finish time and an ending step sets it (the database's clock); every step but
+        ``running`` replaces the error summary. A succeeded job marks its schedule completed.
+        """
         cursor = await self.connection.execute(
-            sql.SQL("UPDATE job_runs SET {} WHERE procrastinate_job_id = %(job_id)s").format(
-                assignments
-            ),
-            {**values, "job_id": procrastinate_job_id},
+            "SELECT valdrix_mirror_job_run(%s, %s, %s, %s, %s, %s)",
+            (tenant_id, procrastinate_job_id, status.value, attempts, error_summary, schedule_id),
         )
-        return cursor.rowcount > 0
-
-    async def mark_schedule_completed(self, schedule_id: uuid.UUID, at: dt.datetime) -> None:
-        await self.connection.execute(
-            "UPDATE schedules SET last_completed_at = %s WHERE id = %s", (at, schedule_id)
-        )
+        row = await cursor.fetchone()
+        return bool(row and row[0])
 
 
 @dataclass(frozen=True)
@@ -207,10 +200,21 @@ LIMIT :limit
 
 
 class QueueRepository:
-    """Read-only views of the global job queue (no tenant data beyond ids)."""
+    """Views of the global job queue (no tenant data beyond ids), and its planner statistics."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def refresh_statistics(self) -> bool:
+        """ANALYZE the queue if it holds far more queued jobs than its statistics expect (True).
+
+        Statistics of a near-empty queue make procrastinate's fetch check every queued job's
+        lock, and sort them all, on every fetch until autovacuum looks again; a sweep that
+        defers thousands of jobs into a fresh installation would run at a tenth of its speed.
+        """
+        return bool(
+            await self.session.scalar(text("SELECT valdrix_refresh_job_queue_statistics()"))
+        )
 
     async def queued_by_task(self) -> dict[str, int]:
         rows = await self.session.execute(

@@ -8,10 +8,12 @@ like any other tenant data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
 
+import psycopg
 import structlog
 from procrastinate import JobContext
 from procrastinate.middleware import AsyncCallNext
@@ -21,7 +23,6 @@ from valdrix.jobs.app import job_pool
 from valdrix.jobs.models import JobStatus
 from valdrix.jobs.repository import RunMirror
 from valdrix.kit import metrics
-from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -44,14 +45,7 @@ async def track_job(call_next: AsyncCallNext, context: JobContext, worker: Worke
     structlog.contextvars.bind_contextvars(job_id=job.id, job_type=task_name)
     if tenant_id:
         structlog.contextvars.bind_contextvars(tenant_id=str(tenant_id))
-        await _update_run(
-            tenant_id,
-            job.id,
-            status=JobStatus.running,
-            started_at=utcnow(),
-            attempts=job.attempts + 1,
-            finished_at=None,
-        )
+        await _mirror_step(tenant_id, job.id, JobStatus.running, attempts=job.attempts + 1)
     started = time.perf_counter()
     try:
         result = await call_next()
@@ -69,11 +63,10 @@ async def track_job(call_next: AsyncCallNext, context: JobContext, worker: Worke
             status = {"cancelled": JobStatus.cancelled, "retried": JobStatus.retrying}.get(
                 outcome, JobStatus.failed
             )
-            await _update_run(
+            await _mirror_step(
                 tenant_id,
                 job.id,
-                status=status,
-                finished_at=None if retrying else utcnow(),
+                status,
                 error_summary=f"{type(exc).__name__}: {exc}"[:ERROR_SUMMARY_LIMIT],
             )
         raise
@@ -82,13 +75,12 @@ async def track_job(call_next: AsyncCallNext, context: JobContext, worker: Worke
     metrics.BACKGROUND_JOBS_TOTAL.labels(job_type=task_name, outcome="succeeded").inc()
     metrics.JOB_DURATION.labels(job_type=task_name).observe(time.perf_counter() - started)
     if tenant_id:
-        await _update_run(
+        schedule_id = job.task_kwargs.get("schedule_id")
+        await _mirror_step(
             tenant_id,
             job.id,
-            status=JobStatus.succeeded,
-            finished_at=utcnow(),
-            error_summary=None,
-            schedule_id=job.task_kwargs.get("schedule_id"),
+            JobStatus.succeeded,
+            schedule_id=uuid.UUID(str(schedule_id)) if schedule_id else None,
         )
     return result
 
@@ -98,24 +90,34 @@ def _will_retry(context: JobContext, exc: BaseException) -> bool:
     return bool(strategy and strategy.get_retry_decision(exception=exc, job=context.job))
 
 
-async def _update_run(
+async def _mirror_step(
     tenant_id: uuid.UUID,
     job_id: int | None,
-    *,
     status: JobStatus,
-    schedule_id: object = None,
-    **values: Any,
+    *,
+    attempts: int | None = None,
+    error_summary: str | None = None,
+    schedule_id: uuid.UUID | None = None,
 ) -> None:
-    """Mirror one step of a job into its run, as the job's tenant, in one short transaction.
+    """Mirror one step of a job into its run, as the job's tenant, in one statement.
 
-    This runs twice for every job, so it uses a connection of the job app's psycopg pool
-    rather than an ORM session, whose overhead is several times procrastinate's own per-job
-    work (see benchmarks/README.md).
+    This runs twice for every job, so it is one function call in autocommit on a connection of
+    the job app's psycopg pool, not an ORM session, whose overhead is several times
+    procrastinate's own per-job work (see benchmarks/README.md).
     """
     if job_id is None:
         return
-    async with job_pool().connection() as connection, connection.transaction():
-        mirror = RunMirror(connection)
-        await mirror.as_tenant(tenant_id)
-        if await mirror.update(job_id, status=status.value, **values) and schedule_id:
-            await mirror.mark_schedule_completed(uuid.UUID(str(schedule_id)), utcnow())
+    async with job_pool().connection() as connection:
+        await connection.set_autocommit(True)
+        try:
+            await RunMirror(connection).record_step(
+                tenant_id,
+                job_id,
+                status,
+                attempts=attempts,
+                error_summary=error_summary,
+                schedule_id=schedule_id,
+            )
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection leaves the pool
+                await connection.set_autocommit(False)
