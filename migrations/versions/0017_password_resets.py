@@ -6,7 +6,7 @@ hold a keyed blind index of the address, an IP, times, and for a known address t
 id and the token's hash, never the token or the address itself.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-06
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from valdrix.kit.rls import APP_ROLE
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
