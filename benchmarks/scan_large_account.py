@@ -248,6 +248,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             f" seeded truth), {valdrix_stats.total_calls} API calls, its CPU"
             f" {valdrix_cpu:.1f} s, the simulator's {valdrix_stats.cpu_seconds:.1f} s"
         )
+        for region, detector, resource_id in sorted(missed | extra)[:20]:
+            print(
+                f"  {'missed' if (region, detector, resource_id) in missed else 'extra'}:"
+                f" {region} {detector} {resource_id}"
+            )
         for name, count in sorted(valdrix_stats.calls.items()):
             print(f"  {name}: {count}")
         print_timeline(single["units"])

@@ -40,7 +40,7 @@ from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
 from valdrix.scanning.providers.aws_pricing import aws_catalog
-from valdrix.scanning.registry import load_all_detectors
+from valdrix.scanning.registry import load_all_detectors, load_all_providers
 from valdrix.scanning.repository import ScanRepository
 
 AWS_DETECTORS = [d.key for d in load_all_detectors().for_provider("aws")]
@@ -357,3 +357,20 @@ async def test_demo_answer_key_tag_does_not_change_what_is_found(
 def _stable(evidence: dict[str, Any]) -> dict[str, Any]:
     """Evidence without what moves with the clock between two scans."""
     return {k: v for k, v in evidence.items() if k != "age_days"}
+
+
+def test_a_partitions_units_start_together_not_spread_over_the_whole_scan() -> None:
+    """Each region's budget runs from its first unit's start: a region whose units were queued
+    behind every other region's would time its last detectors out on a large account."""
+    provider_class = load_all_providers().find("aws")
+    assert provider_class is not None
+    regions = ["us-east-1", "eu-west-1", "ap-south-1"]
+    units = provider_class().units(regions, load_all_detectors().for_provider("aws"))
+
+    order = [region for region, _ in units if region in regions]
+    # Each region's units are one run: the region changes exactly len(regions) - 1 times.
+    changes = sum(a != b for a, b in itertools.pairwise(order))
+    assert changes == len(regions) - 1
+    assert [(r, d.key) for r, d in units if r not in regions] == [
+        ("global", key) for key in ACCOUNT_WIDE_DETECTORS
+    ]

@@ -87,13 +87,15 @@ class ScanProvider(ABC, Generic[SessionT]):
     def units(
         self, partitions: list[str], detectors: list[type[Detector]]
     ) -> list[tuple[str, type[Detector]]]:
-        """The scan's units: each detector in every partition, a connection-wide one once."""
-        return [
-            (partition, detector)
-            for detector in detectors
-            for partition in (
-                [self.connection_wide_partition] if detector.connection_wide else partitions
-            )
+        """The scan's units: each detector in every partition, a connection-wide one once.
+
+        Partition after partition: each partition's budget runs from its first unit's start, so
+        its units must start together, not spread over the whole scan behind other partitions'.
+        """
+        regional = [d for d in detectors if not d.connection_wide]
+        wide = [d for d in detectors if d.connection_wide]
+        return [(partition, d) for partition in partitions for d in regional] + [
+            (self.connection_wide_partition, d) for d in wide
         ]
 
     @abstractmethod
