@@ -17,14 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from tests.fixtures.http import served_url
 from tests.web.helpers import BrowserProblems, DemoTenant, watch_for_problems
-from valdrix.app import create_app
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.connections.service import create_connection, new_external_id
-from valdrix.jobs.app import open_job_app
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
@@ -32,7 +30,6 @@ from valdrix.scanning.service import open_scheduled_scan
 from valdrix.simulator.aws_server import (
     REAL_AWS_ENV,
     SIMULATED_AWS_ENV,
-    free_port,
     start_simulated_aws,
 )
 from valdrix.simulator.demo_account import DEMO_ROLE_ARN, DEMO_THRESHOLDS, seed_demo_account
@@ -109,23 +106,8 @@ async def demo(runtime: Runtime, simulated_demo_aws: str) -> DemoTenant:
 @pytest.fixture(scope="session")
 async def base_url(runtime: Runtime) -> AsyncIterator[str]:
     """The app behind uvicorn on loopback, in this process (its event loop is the tests')."""
-    await open_job_app(runtime.urls.app)
-    port = free_port()
-    # Lifespan off: shutting the app down would close the session's shared pools.
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with served_url(runtime) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
