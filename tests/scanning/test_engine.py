@@ -254,7 +254,7 @@ async def test_scan_budget_overrun_ends_timed_out_and_keeps_what_finished_units_
     units = await scan_units(scanner, tenant.tenant_id, scan_id)
     assert len(units) == 2 * len(REGIONAL_DETECTORS) + len(ACCOUNT_WIDE_DETECTORS)
     finished = [u for u in units if u.status == "ok"]
-    # The connection-wide units (``global``, served by the healthy simulator) finish too.
+    # The connection-wide units (``global``, served by the healthy simulator, first) finish too.
     assert {u.region for u in finished} == {HEALTHY_REGION, "global"}
     cut_off = [u for u in units if u.region == OTHER_REGION]
     assert {u.status for u in cut_off} == {"timed_out"}

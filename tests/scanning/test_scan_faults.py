@@ -37,7 +37,9 @@ from valdrix.scanning.service import start_scan
 from valdrix.simulator.aws_server import SIMULATED_AWS_ENV
 from valdrix.tenancy.service import system_principal
 
-DETECTORS = len(load_all_detectors().for_provider("aws"))
+# Units per region; connection-wide detectors run once per scan, in ``global`` (us-east-1).
+DETECTORS = sum(not d.connection_wide for d in load_all_detectors().for_provider("aws"))
+CONNECTION_WIDE = sum(d.connection_wide for d in load_all_detectors().for_provider("aws"))
 # More hung units than a scan has threads by default (32): with one pool for every scan of a
 # worker, they would hold all of its threads.
 HUNG_REGIONS = {"eu-west-1", "eu-central-1", "ap-south-1"}
@@ -85,10 +87,11 @@ async def test_a_hung_region_in_one_tenants_scan_does_not_slow_another_tenants_s
     assert elapsed < region_budget, f"the healthy scan took {elapsed:.1f} s"
     found = [(f.detector, f.resource_id) for f in await tenant_findings(scanner, healthy.tenant_id)]
     assert found == [("aws.ebs-unattached", volume)]
-    assert await stuck_run == "failed"
+    # Only its connection-wide units, answered in us-east-1, came back.
+    assert await stuck_run == "partial"
     units = await scan_units(scanner, stuck.tenant_id, hung_scan)
-    assert len(units) == len(HUNG_REGIONS) * DETECTORS
-    assert {u.status for u in units} == {"timed_out"}
+    assert len(units) == len(HUNG_REGIONS) * DETECTORS + CONNECTION_WIDE
+    assert {u.status for u in units if u.region in HUNG_REGIONS} == {"timed_out"}
 
 
 async def test_a_scan_cut_off_mid_way_is_resumed_by_its_retried_job_keeping_what_it_wrote(
@@ -122,7 +125,7 @@ async def test_a_scan_cut_off_mid_way_is_resumed_by_its_retried_job_keeping_what
 
     assert status == "partial"
     units = await scan_units(scanner, tenant.tenant_id, scan_id)
-    assert len(units) == 2 * DETECTORS  # each unit once
+    assert len(units) == 2 * DETECTORS + CONNECTION_WIDE  # each unit once
     assert {u.id: u.started_at for u in units if u.id in kept} == kept
     assert {u.status for u in units if u.region == OTHER_REGION} == {"timed_out"}
     events = await scan_events(scanner, tenant.tenant_id, scan_id)
@@ -248,7 +251,9 @@ async def test_a_killed_workers_scan_ends_interrupted_once_and_its_connections_n
     assert finished.payload["status"] == "interrupted"
     assert finished.payload["findings"] == scan.findings_count == 1
     units = await scan_units(runtime, tenant.tenant_id, scan_id)
-    assert sum(u.status == "ok" for u in units) == DETECTORS
+    # Ok, or skipped: the demo account has not turned on AWS Compute Optimizer.
+    answered = ("ok", "skipped")
+    assert sum(u.status in answered for u in units if u.region == HEALTHY_REGION) == DETECTORS
     found = [(f.detector, f.resource_id) for f in await tenant_findings(runtime, tenant.tenant_id)]
     assert found == [("aws.ebs-unattached", volume)]
     retired = [

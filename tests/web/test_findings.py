@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from tests.web.helpers import DemoTenant, check_page, sign_in_at
 from valdrix.web.templating import usd
@@ -60,8 +60,7 @@ async def test_the_table_is_the_apis_rows_filtered_sorted_and_exported(
     filtered = await api_findings(
         base_url, demo, status="open", detector=detector, min_monthly_cost_usd=minimum
     )
-    shown = "document.querySelectorAll('#findings-results tr[data-finding]').length"
-    await page.wait_for_function(f"{shown} === {len(filtered)}")
+    await expect(page.locator("#findings-results tr[data-finding]")).to_have_count(len(filtered))
     assert await table_ids(page) == [row["id"] for row in filtered]
 
     # Lowest first, then the CSV of the whole filter: the API's rows.

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from tests.web.helpers import DemoTenant, check_page, sign_in_at
 from valdrix.web.templating import usd
@@ -48,8 +48,9 @@ async def test_an_admin_manages_keys_and_invitations_and_reads_the_audit_log(
     key = await (await page.wait_for_selector("[data-figure=new_key]")).inner_text()
     await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     await page.get_by_role("button", name="Copy the key").click()
-    await page.wait_for_function("document.getElementById('key-copied').textContent !== ''")
-    assert await page.locator("#key-copied").inner_text() == "Copied."
+    # A locator's wait, not wait_for_function: polling a string would be eval, which the CSP
+    # refuses (as it should).
+    await expect(page.locator("#key-copied")).to_have_text("Copied.")
     assert await page.evaluate("navigator.clipboard.readText()") == key
     used = await api(base_url, demo, "GET", "/api/v1/findings/summary", key=key)
     assert used.status_code == 200, used.text

@@ -91,11 +91,12 @@ class ScanProvider(ABC, Generic[SessionT]):
 
         Partition after partition: each partition's budget runs from its first unit's start, so
         its units must start together, not spread over the whole scan behind other partitions'.
+        The few connection-wide units go first, so a scan cut short still has them.
         """
         regional = [d for d in detectors if not d.connection_wide]
         wide = [d for d in detectors if d.connection_wide]
-        return [(partition, d) for partition in partitions for d in regional] + [
-            (self.connection_wide_partition, d) for d in wide
+        return [(self.connection_wide_partition, d) for d in wide] + [
+            (partition, d) for partition in partitions for d in regional
         ]
 
     @abstractmethod
