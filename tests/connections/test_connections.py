@@ -221,6 +221,13 @@ async def test_an_external_id_not_issued_to_this_tenant_is_refused(
         response = await register(client, tenant.auth, external_id=external_id)
         assert "external_id" in assert_problem(response, 422)["detail"]
     assert (await client.get(CONNECTIONS, headers=tenant.auth)).json() == []
+    # Not ASCII: refused like any other, never a server error.
+    template = await client.get(
+        f"{CONNECTIONS}/aws/cloudformation-template",
+        params={"external_id": f"vdx-{nonce}-\u00e9t\u00e9{signature[4:]}"},
+        headers=tenant.auth,
+    )
+    assert "external_id" in assert_problem(template, 422)["detail"]
 
 
 async def test_a_malformed_role_arn_is_refused_naming_the_field(

@@ -52,7 +52,9 @@ def external_id_is_ours(keyring: KeyRing, tenant_id: uuid.UUID, external_id: str
     body = external_id.removeprefix(EXTERNAL_ID_PREFIX)
     nonce, _, signature = body.partition("-")
     candidates = keyring.blind_indexes(f"external-id:{tenant_id}:{nonce}")
-    return any(hmac.compare_digest(c.hex()[:24], signature) for c in candidates)
+    # As bytes: compare_digest refuses str holding anything but ASCII (a 500, not a refusal).
+    given = signature.encode()
+    return any(hmac.compare_digest(c.hex()[:24].encode(), given) for c in candidates)
 
 
 def aws_setup(
