@@ -15,14 +15,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 from playwright.async_api import Browser, Page
 
 from tests.conftest import TestDatabase
+from tests.fixtures.http import served_url
 from tests.tenancy.mailbox import Mailbox, mail_runtime
 from tests.web.helpers import check_page, settle, sign_in, watch_for_problems
-from valdrix.app import create_app
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
@@ -62,20 +61,8 @@ async def site(
     mailing = dataclasses.replace(
         mailing, settings=mailing.settings.updated(api={"public_url": public})
     )
-    config = uvicorn.Config(
-        create_app(mailing), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield MailingSite(public, mailbox, mailing)
-    finally:
-        server.should_exit = True
-        await serving
+    async with served_url(mailing, port=port) as url:
+        yield MailingSite(url, mailbox, mailing)
 
 
 @pytest.fixture
