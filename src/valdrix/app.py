@@ -26,6 +26,7 @@ from valdrix.observability.http import HttpMetricsMiddleware
 from valdrix.runtime import Runtime
 from valdrix.scanning.endpoints import router as scanning_router
 from valdrix.tenancy.endpoints import router as tenancy_router
+from valdrix.tenancy.rate_limits import RequestRateLimiter
 from valdrix.web import costs as costs_page
 from valdrix.web.pages import install_dashboard
 from valdrix.wiring import wire
@@ -76,6 +77,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         dependencies=[Depends(reject_unstorable_text)],
     )
     app.state.runtime = runtime
+    # One per process: the tokens it took from the shared buckets (tenancy/rate_limits.py).
+    app.state.rate_limiter = RequestRateLimiter(runtime.settings.rate_limits)
     install_error_handlers(app)
     extend_openapi(app, document_problems, document_storable_text)
     app.include_router(health_router)

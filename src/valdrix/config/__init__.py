@@ -16,6 +16,7 @@ from valdrix.config.groups import (
     LlmSettings,
     MailSettings,
     MetricsSettings,
+    RateLimitSettings,
     ScanSettings,
     SettingsGroup,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "LlmSettings",
     "MailSettings",
     "MetricsSettings",
+    "RateLimitSettings",
     "ScanSettings",
     "Settings",
     "SettingsError",

@@ -102,6 +102,19 @@ class AuthSettings(SettingsGroup):
         return self
 
 
+class RateLimitSettings(SettingsGroup):
+    """API rate limits (see docs/operations/rate-limits.md): a token bucket per credential (an
+    API key, or one person's sessions and tokens) and one per tenant, each refilled at
+    ``*_per_second`` up to ``*_burst`` requests, shared by every API process."""
+
+    env_prefix: ClassVar[str] = "VALDRIX_RATE_LIMIT_"
+
+    credential_per_second: float = Field(default=20.0, gt=0)
+    credential_burst: int = Field(default=600, ge=1)
+    tenant_per_second: float = Field(default=50.0, gt=0)
+    tenant_burst: int = Field(default=1500, ge=1)
+
+
 class MetricsSettings(SettingsGroup):
     """/metrics lists every tenant: on the API port only with this bearer token; or on its own
     listen address ("host:port") that only Prometheus can reach."""

@@ -31,6 +31,7 @@ from valdrix.config.groups import (
     LlmSettings,
     MailSettings,
     MetricsSettings,
+    RateLimitSettings,
     ScanSettings,
     SettingsGroup,
 )
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
 
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)

@@ -82,6 +82,12 @@ SCHEDULE_CLAIM_LAG = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 14400),
 )
 
+API_RATE_LIMITED = Counter(
+    "valdrix_api_rate_limited_total",
+    "API requests refused (429) by a rate limit: credential (one API key, or one person's"
+    " sessions) or tenant (all of a tenant's callers).",
+    ["limit"],
+)
 AWS_API_CALLS = Counter(
     "valdrix_aws_api_calls_total",
     "AWS API requests Valdrix made (each Cost Explorer page costs the customer $0.01).",

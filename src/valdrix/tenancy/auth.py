@@ -25,6 +25,7 @@ from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.tenancy import oidc
 from valdrix.tenancy.models import Role, User
+from valdrix.tenancy.rate_limits import RequestRateLimiter
 from valdrix.tenancy.repository import (
     ApiKeyRepository,
     BrowserSessionRepository,
@@ -162,13 +163,16 @@ async def _from_jwt(runtime: Runtime, token: str) -> Principal:
 
 
 def require_tenant_access(min_role: Role) -> Callable[..., AsyncIterator[TenantScope]]:
-    """Dependency: authenticate, demand ``min_role``, open a transaction as the caller's tenant.
+    """Dependency: authenticate, count the request against the caller's rate limits, demand
+    ``min_role``, open a transaction as the caller's tenant.
 
     The transaction commits when the endpoint returns and rolls back if it raises.
     """
 
     async def tenant_scope(request: Request, runtime: RuntimeDep) -> AsyncIterator[TenantScope]:
         principal = await authenticate(request, runtime)
+        limiter: RequestRateLimiter = request.app.state.rate_limiter
+        await limiter.admit(runtime, principal)
         if not principal.role.at_least(min_role):
             raise Forbidden(f"this needs the {min_role.value} role; you are {principal.role.value}")
         structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))

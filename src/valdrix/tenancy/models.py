@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -227,3 +228,20 @@ class PasswordReset(Base):
     token_hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RequestBucket(Base):
+    """A token bucket of the API rate limits (``tenancy/rate_limits.py``): the tenant's own
+    (subject ``tenant``) and one per credential (``api_key:<id>``, ``user:<id>``). Unlogged: a
+    crash empties the table and every bucket starts full again, which is what a limit that
+    only smooths load can afford; no write of it waits for the WAL."""
+
+    __tablename__ = "request_buckets"
+    __table_args__ = ({"prefixes": ["UNLOGGED"]},)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    refilled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

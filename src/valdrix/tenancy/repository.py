@@ -335,6 +335,54 @@ class PasswordResetRepository(Repository[PasswordReset]):
         )
 
 
+@dataclass(frozen=True)
+class TokensTaken:
+    """What the rate-limit buckets gave: ``granted`` tokens, or none, which bucket was empty
+    (``credential`` or ``tenant``) and how long until it holds one."""
+
+    granted: int
+    limited_by: str | None
+    wait_seconds: float
+
+
+class RequestBucketRepository:
+    """The rate limits' token buckets (``valdrix_take_request_tokens``, migration 0021)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def take(
+        self,
+        tenant_id: uuid.UUID,
+        subject: str,
+        *,
+        want: int,
+        credential: tuple[float, int],
+        tenant: tuple[float, int],
+    ) -> TokensTaken:
+        """Up to ``want`` tokens from the credential's bucket and the tenant's together, each
+        given as (refill per second, burst)."""
+        row = (
+            await self.session.execute(
+                text(
+                    "SELECT granted, limited_by, wait_seconds FROM valdrix_take_request_tokens("
+                    ":tenant_id, :subject, :want, :credential_rate, :credential_burst,"
+                    " :tenant_rate, :tenant_burst)"
+                ),
+                {
+                    "tenant_id": tenant_id,
+                    "subject": subject,
+                    "want": want,
+                    "credential_rate": credential[0],
+                    "credential_burst": credential[1],
+                    "tenant_rate": tenant[0],
+                    "tenant_burst": tenant[1],
+                },
+            )
+        ).one()
+        return TokensTaken(row.granted, row.limited_by, row.wait_seconds)
+
+
 class CiphertextRepository:
     """The stored ciphertexts of any table's encrypted columns, for key rotation."""
 
