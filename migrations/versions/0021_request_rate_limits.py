@@ -6,8 +6,9 @@ tokens from a credential's bucket and its tenant's together.
   ``user:<id>``); tokens and when they were last refilled.
 - ``valdrix_take_request_tokens(...)``: refills both buckets to now, then takes up to
   ``p_want`` tokens from both, or none; when none, which bucket is empty and how long until it
-  holds a token. SECURITY INVOKER: it runs under the caller's tenant, row-level security
-  unchanged.
+  holds a token. It sets the tenant for its own statements (and puts the previous value
+  back), so called in autocommit it is one round trip; SECURITY INVOKER, so row-level security
+  applies to the caller exactly as to any other statement.
 
 Revision ID: 0021
 Revises: 0017
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from valdrix.kit.rls import APP_ROLE, tenant_table_rls
+from valdrix.kit.rls import APP_ROLE, TENANT_SETTING, tenant_table_rls
 
 revision: str = "0021"
 down_revision: str | None = "0017"
@@ -39,12 +40,14 @@ TAKE_TOKENS_ARGS = (
 # Under READ COMMITTED each upsert locks its row (a new bucket starts full) and refills it from
 # the row's latest committed value; the tenant's row is always locked first, so two callers
 # never wait on each other in opposite orders. Tokens are taken from both rows or from neither.
-TAKE_TOKENS_BODY = """
+TAKE_TOKENS_BODY = f"""
 DECLARE
+    previous text := current_setting('{TENANT_SETTING}', true);
     at_ timestamptz := clock_timestamp();
     tenant_tokens double precision;
     credential_tokens double precision;
 BEGIN
+    PERFORM set_config('{TENANT_SETTING}', p_tenant_id::text, true);
     INSERT INTO request_buckets AS b (tenant_id, subject, tokens, refilled_at)
     VALUES (p_tenant_id, 'tenant', p_tenant_burst, at_)
     ON CONFLICT (tenant_id, subject) DO UPDATE SET
@@ -73,6 +76,7 @@ BEGIN
                  THEN (1 - credential_tokens) / p_credential_rate ELSE 0 END,
             CASE WHEN tenant_tokens < 1 THEN (1 - tenant_tokens) / p_tenant_rate ELSE 0 END);
     END IF;
+    PERFORM set_config('{TENANT_SETTING}', coalesce(previous, ''), true);
     RETURN NEXT;
 END
 """

@@ -5,10 +5,11 @@ sessions and tokens together) and its tenant's. Both live in PostgreSQL
 (``request_buckets``), so every API process on the database draws from the same ones.
 
 A process does not ask the database on every request. It takes tokens in batches sized to
-what the credential used in this process lately (about half a second's worth, at most
+what the credential used in this process lately (about a second's worth, at most
 ``max_batch``) and spends them locally; a refused credential is refused locally until its
-bucket can hold a token again. The database is asked about once per batch and once per
-refusal, so a busy key costs one short statement every few hundred milliseconds per process.
+bucket can hold a token again. The database is asked once per batch (one round trip) and once
+per refusal: about once a second per credential and process, or once in ``max_batch`` requests
+for a credential faster than that.
 
 What that costs in exactness (docs/operations/rate-limits.md): tokens a process holds are
 already taken from the buckets, so no request is ever admitted without a token, but they may
@@ -33,7 +34,6 @@ import structlog
 from valdrix.config.groups import RateLimitSettings
 from valdrix.errors import TooManyRequests
 from valdrix.kit import metrics
-from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.tenancy.repository import RequestBucketRepository
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # A batch is what the credential used in this process in about this long.
-BATCH_SECONDS = 0.5
+BATCH_SECONDS = 1.0
 # Credentials whose tokens a process remembers; the least recently seen are forgotten first
 # (their tokens are lost, which only ever refuses sooner).
 MAX_CREDENTIALS = 10_000
@@ -108,8 +108,9 @@ class RequestRateLimiter:
         self, runtime: Runtime, principal: Principal, held: _Held, now: float
     ) -> None:
         limits = self.settings
-        async with unit_of_work(runtime.sessions, principal.tenant_id) as session:
-            taken = await RequestBucketRepository(session).take(
+        async with runtime.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            taken = await RequestBucketRepository(connection).take(
                 principal.tenant_id,
                 credential_subject(principal),
                 want=self._next_batch(held, now),

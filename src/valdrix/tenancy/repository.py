@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import LargeBinary, Row, Table, delete, func, select, text, type_coerce, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from valdrix.kit.repository import Repository
 from valdrix.tenancy.models import (
@@ -346,10 +346,12 @@ class TokensTaken:
 
 
 class RequestBucketRepository:
-    """The rate limits' token buckets (``valdrix_take_request_tokens``, migration 0021)."""
+    """The rate limits' token buckets (``valdrix_take_request_tokens``, migration 0021), on a
+    connection in autocommit: the function sets the tenant for its own statements, so taking
+    tokens is one round trip and holds the buckets' rows no longer than that."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def take(
         self,
@@ -363,7 +365,7 @@ class RequestBucketRepository:
         """Up to ``want`` tokens from the credential's bucket and the tenant's together, each
         given as (refill per second, burst)."""
         row = (
-            await self.session.execute(
+            await self.connection.execute(
                 text(
                     "SELECT granted, limited_by, wait_seconds FROM valdrix_take_request_tokens("
                     ":tenant_id, :subject, :want, :credential_rate, :credential_burst,"
