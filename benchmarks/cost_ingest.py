@@ -46,6 +46,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench_stack import store_cost_records  # noqa: E402
+
 from valdrix.cli.tenants import create_tenant_with_owner_key  # noqa: E402
 from valdrix.config import Settings, generate_key_entry  # noqa: E402
 from valdrix.costs import reading  # noqa: E402
@@ -208,57 +210,6 @@ async def child_import(bench: dict[str, Any]) -> float:
         await runtime.close()
 
 
-ROLL_UP = """
-    INSERT INTO cost_daily (tenant_id, day, source_id, run_id, currency, provider,
-        billing_account_id, sub_account_id, service, region, charge_category,
-        billing_period_start, preliminary, billed_cost, effective_cost, list_cost)
-    SELECT tenant_id, day, source_id, run_id, currency, provider, billing_account_id,
-        sub_account_id, service, region, charge_category, billing_period_start, preliminary,
-        sum(billed_cost), sum(effective_cost), sum(list_cost)
-    FROM cost_records WHERE tenant_id = %s
-    GROUP BY tenant_id, day, source_id, run_id, currency, provider, billing_account_id,
-        sub_account_id, service, region, charge_category, billing_period_start, preliminary
-"""
-
-
-def store_records(superuser: str, tenant: str, count: int) -> float:
-    """``count`` daily records over a year for one tenant, and their roll-up (as imports leave
-    them), written directly: seconds taken (set-up, not measured against a target)."""
-    started = time.perf_counter()
-    per_day = -(-count // 365)
-    with psycopg.connect(superuser, autocommit=True) as conn:
-        conn.execute("SELECT valdrix_ensure_cost_partitions('2025-09-01', '2026-09-30')")
-        source = conn.execute(
-            "INSERT INTO cost_sources (id, tenant_id, kind, key, created_at)"
-            " VALUES (gen_random_uuid(), %s, 'focus_file', 'focus:stored', now()) RETURNING id",
-            (tenant,),
-        ).fetchone()
-        assert source is not None
-        run = uuid.uuid4()
-        conn.execute(
-            """
-            INSERT INTO cost_records (tenant_id, day, source_id, run_id, currency, provider,
-                billing_account_id, sub_account_id, service, region, charge_category,
-                billing_period_start, preliminary, billed_cost, effective_cost, list_cost,
-                resource_id, resource_key, tags, source_rows)
-            SELECT %(tenant)s, date '2025-09-01' + (n / %(per_day)s)::int, %(source)s, %(run)s,
-                'USD', 'AWS', '100000000000', (100000000000 + n %% 5)::text,
-                'Service ' || lpad((n %% 30)::text, 2, '0'),
-                (ARRAY['us-east-1','us-west-2','eu-west-1','ap-southeast-2'])[1 + n %% 4],
-                'Usage', date_trunc('month', date '2025-09-01' + (n / %(per_day)s)::int)::date,
-                false, (n %% 997) / 100.0, (n %% 997) / 100.0, (n %% 997) / 100.0,
-                'vol-' || (n %% %(per_day)s), 'vol-' || (n %% %(per_day)s),
-                '{"team": "t1"}', 24
-            FROM generate_series(0, %(count)s - 1) AS n
-            """,
-            {"tenant": tenant, "per_day": per_day, "source": source[0], "run": run,
-             "count": count},
-        )  # fmt: skip
-        conn.execute(ROLL_UP, (tenant,))
-        conn.execute("ANALYZE cost_records, cost_daily")
-    return time.perf_counter() - started
-
-
 def stored_record_count(superuser: str, tenant: str) -> int:
     with psycopg.connect(superuser, autocommit=True) as conn:
         row = conn.execute(
@@ -368,7 +319,8 @@ def run(home: Path, rows: int, stored: int) -> dict[str, Any]:
     wide_seconds, wide_peak_mb = import_in_child({**bench, "tenant": wide_tenant}, wide)
     wide_records = stored_record_count(superuser, wide_tenant)
     read_tenant = asyncio.run(create_tenant({**bench}))
-    store_records(superuser, read_tenant, stored)
+    # A year from September 2025: the read asks for May to July 2026.
+    store_cost_records(superuser, read_tenant, stored, dt.date(2025, 9, 1))
     reader = {**bench, "tenant": read_tenant}
     return {
         "rows": rows,

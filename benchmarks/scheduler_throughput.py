@@ -46,19 +46,15 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import tests.jobs.probe_tasks  # noqa: E402, F401  (registers the probe kind and probe.noop)
+from bench_stack import Bench, start_database  # noqa: E402
 
-from valdrix.config import TIER_NAMES, Settings, generate_key_entry  # noqa: E402
+from valdrix.config import TIER_NAMES  # noqa: E402
 from valdrix.jobs.app import close_job_app, open_job_app  # noqa: E402
 from valdrix.jobs.enqueue import JobRequest, build_job, defer_in_transaction  # noqa: E402
 from valdrix.jobs.scheduler import run_tick  # noqa: E402
 from valdrix.kit.crypto import KeyRing  # noqa: E402
 from valdrix.kit.db import unit_of_work  # noqa: E402
-from valdrix.kit.embedded import (  # noqa: E402
-    DatabaseUrls,
-    ensure_embedded_database,
-    stop_embedded_database,
-)
-from valdrix.kit.migrator import upgrade_to_head  # noqa: E402
+from valdrix.kit.embedded import stop_embedded_database  # noqa: E402
 from valdrix.logging import configure_logging  # noqa: E402
 from valdrix.runtime import Runtime, open_runtime  # noqa: E402
 
@@ -82,34 +78,6 @@ SIZES = {
     "default": Size(tenants=10_000, jobs=3_000, rounds=2),
     "quick": Size(tenants=1_000, jobs=400, rounds=1),
 }
-
-
-@dataclass(frozen=True)
-class Bench:
-    home: Path
-    urls: DatabaseUrls
-    superuser: str
-    settings: Settings
-    encryption_keys: str
-
-
-# -- set-up ------------------------------------------------------------------------------------
-
-
-def start_database(home: Path) -> Bench:
-    urls = ensure_embedded_database(home, cleanup_mode="stop")
-    upgrade_to_head(urls.owner)
-    keys = generate_key_entry()
-    settings = Settings(
-        home=home,
-        database_url=urls.app,
-        migration_database_url=urls.owner,
-        encryption_keys=keys,
-        log_format="console",
-        log_level="WARNING",
-    )
-    superuser = urls.owner.replace("valdrix_owner@", "postgres@")
-    return Bench(home, urls, superuser, settings, keys)
 
 
 def create_tenants_with_due_schedules(
