@@ -7,19 +7,20 @@ benchmark's, has 10,000 findings (``--quick``: 2,000) spread like a real account
 and a year of daily cost records (600 a day: 30 services x 4 regions x 5 accounts), the others
 100 findings each (``--quick``: 20). Seeding is bulk SQL as the superuser (timed apart).
 
-1. Load. ``valdrix serve`` (with ``--workers N`` when the command offers it; N is the number of
-   cores unless ``--api-workers`` says otherwise) answers an asyncio client (httpx) on loopback
-   with the tenant's owner API key, a mix in turn: the findings list, three filtered findings
-   lists, the findings summary, costs by service per month over the year, a scan's status. At
-   20 connections, then at 100, each for ``--seconds`` (20; ``--quick`` 5) or 20,000 requests
-   (``--quick`` 3,000), whichever comes first, after a short warm-up. The rate limits are
-   raised for the run (``VALDRIX_RATE_LIMIT_*``): the limiter still runs on every request,
-   but a load test is not a tenant. Any answer but 200 is an error.
+1. Load. ``valdrix serve`` (with ``--workers N`` when the command offers it, N the number of
+   cores unless ``--api-workers`` says otherwise; else one process) answers an asyncio client
+   (httpx) on loopback with the tenant's owner API key, a mix in turn: the findings list,
+   three filtered findings lists, the findings summary, costs by service per month over the
+   year, a scan's status. At 20 connections, then at 100, each for ``--seconds`` (20;
+   ``--quick`` 5) or 20,000 requests (``--quick`` 3,000), whichever comes first, after a
+   short warm-up. The rate limits are raised for the run (``VALDRIX_RATE_LIMIT_*``): the
+   limiter still runs on every request, but a load test is not a tenant. Any answer but 200
+   is an error.
 2. Ceiling, in the same run: ``api_ceiling.py``, a minimal FastAPI app on the same database,
-   served by uvicorn with as many workers, runs for each request of the mix the SQL statements
-   Valdrix ran for it (recorded from Valdrix's own requests just before), with the same driver
-   (psycopg 3), and answers the rows as JSON. Driven like Valdrix at 20 connections;
-   ``ratio`` is Valdrix's requests/s over the ceiling's.
+   served by uvicorn with as many processes as Valdrix got, runs for each request of the mix
+   the SQL statements Valdrix ran for it (recorded from Valdrix's own requests just before),
+   with the same driver (psycopg 3), and answers the rows as JSON. Driven like Valdrix at 20
+   connections; ``ratio`` is Valdrix's requests/s over the ceiling's.
 3. Watchers. One client watches a queued scan's event stream (``/api/v1/scans/{id}/events``)
    while the benchmark writes one event a second to it through the scan engine's own
    repository; then 500 (``--quick``: 100). The database's transactions per second (committed
@@ -64,6 +65,7 @@ from bench_stack import (
     load_findings,
     percentile,
     raised_rate_limits,
+    servable_workers,
     start_database,
     start_valdrix_serve,
     stop,
@@ -427,6 +429,7 @@ def run(home: Path, size: Size, api_workers: int) -> dict[str, Any]:
     statements_file = home / "ceiling-statements.pickle"
     statements_file.write_bytes(pickle.dumps(statements))
     headers = {"Authorization": f"Bearer {tenant.api_key}"}
+    api_workers = servable_workers(api_workers)  # the ceiling gets as many processes
     api, api_url = start_valdrix_serve(
         bench, workers=api_workers, log=home / "serve.log", **raised_rate_limits()
     )
@@ -506,7 +509,8 @@ def report(figures: dict[str, Any], size: Size) -> None:
         f" connection: {figures['baseline_select_1_ms']} ms)"
     )
     print(
-        f"{figures['api_workers']} API worker(s) asked for; seeded in {figures['setup_seconds']} s;"
+        f"{figures['api_workers']} API process(es), as many for the ceiling;"
+        f" seeded in {figures['setup_seconds']} s;"
         f" 1-minute load average {figures['load_average']} on {os.cpu_count()} cores"
     )
 

@@ -293,14 +293,20 @@ def serve_options() -> list[str]:
     return [word for word in shown.stdout.split() if word.startswith("--")]
 
 
+def servable_workers(wanted: int) -> int:
+    """The API processes ``valdrix serve`` can run: ``wanted`` once it has ``--workers``, else
+    one."""
+    return wanted if wanted > 1 and "--workers" in serve_options() else 1
+
+
 def start_valdrix_serve(
     bench: Bench, *, workers: int = 1, log: Path | None = None, **variables: str
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``valdrix serve`` on a free loopback port (with ``--workers`` when the command has it
-    and ``workers`` > 1), once it answers: the process and its base URL."""
+    """``valdrix serve`` on a free loopback port (``--workers`` when ``workers`` > 1: check
+    with ``servable_workers`` first), once it answers: the process and its base URL."""
     port = free_port()
     command = [sys.executable, "-m", "valdrix", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if workers > 1 and "--workers" in serve_options():
+    if workers > 1:
         command += ["--workers", str(workers)]
     output = log.open("wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(  # noqa: S603 (our interpreter, our arguments)
