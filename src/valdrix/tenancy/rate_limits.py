@@ -5,11 +5,12 @@ sessions and tokens together) and its tenant's. Both live in PostgreSQL
 (``request_buckets``), so every API process on the database draws from the same ones.
 
 A process does not ask the database on every request. It takes tokens in batches sized to
-what the credential used in this process lately (about a second's worth, at most
-``max_batch``) and spends them locally; a refused credential is refused locally until its
-bucket can hold a token again. The database is asked once per batch (one round trip) and once
-per refusal: about once a second per credential and process, or once in ``max_batch`` requests
-for a credential faster than that.
+what the credential used in this process lately (about a second's worth, from a fifth of
+``max_batch`` to ``max_batch``) and spends them locally; a refused credential is refused
+locally until its bucket can hold a token again. The database is asked once per batch (one
+round trip) and once per refusal: about once a second per credential and process, once in
+``max_batch`` requests for a faster credential, once in ``max_batch // 5`` for an occasional
+one.
 
 What that costs in exactness (docs/operations/rate-limits.md): tokens a process holds are
 already taken from the buckets, so no request is ever admitted without a token, but they may
@@ -98,11 +99,13 @@ class RequestRateLimiter:
         return held
 
     def _next_batch(self, held: _Held, now: float) -> int:
-        """About BATCH_SECONDS of the credential's recent pace in this process (1 at first)."""
+        """About BATCH_SECONDS of the credential's recent pace in this process, and at least a
+        fifth of ``max_batch``, so an occasional caller does not cost a statement per request."""
+        least = max(1, self.max_batch // 5)
         if not held.granted:
-            return 1
+            return least
         pace = held.granted / max(now - held.granted_at, 1e-3)
-        return max(1, min(self.max_batch, math.ceil(pace * BATCH_SECONDS)))
+        return max(least, min(self.max_batch, math.ceil(pace * BATCH_SECONDS)))
 
     async def _take_batch(
         self, runtime: Runtime, principal: Principal, held: _Held, now: float
