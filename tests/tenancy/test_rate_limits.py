@@ -90,9 +90,10 @@ async def test_a_keys_burst_is_refused_on_every_process_until_its_retry_after_ha
 
 
 async def test_another_key_of_the_tenant_is_held_by_the_tenant_limit_and_other_tenants_are_not(
-    two_processes: list[str], make_tenant: Any
+    two_processes: list[str], make_tenant: Any, settings: Settings
 ) -> None:
     tenant, other_tenant = await make_tenant(), await make_tenant()
+    refused_before = [await _refused_count(url, settings, "tenant") for url in two_processes]
     async with httpx.AsyncClient(base_url=two_processes[0], timeout=30) as client:
         second_key = await api_key(client, tenant.auth, "viewer")  # a request of the owner key
     owner_admitted, owner_refused = await _until_refused(two_processes, tenant.auth)
@@ -105,11 +106,13 @@ async def test_another_key_of_the_tenant_is_held_by_the_tenant_limit_and_other_t
     body = assert_problem(refused, 429)
     assert body["limit"] == "tenant"
     assert int(refused.headers["retry-after"]) >= 1
+    refused_after = [await _refused_count(url, settings, "tenant") for url in two_processes]
+    assert sum(refused_after) == sum(refused_before) + 1
     for url in two_processes:
         assert (await _get(url, other_tenant.auth)).status_code == 200
 
 
-async def test_refusals_are_counted_by_the_limit_that_refused_them(
+async def test_refusals_are_counted_by_the_process_that_refused_them(
     two_processes: list[str], make_tenant: Any, settings: Settings
 ) -> None:
     tenant = await make_tenant()
