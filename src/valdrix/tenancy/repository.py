@@ -346,7 +346,7 @@ class TokensTaken:
 
 
 class RequestBucketRepository:
-    """The rate limits' token buckets (``valdrix_take_request_tokens``, migration 0021), on a
+    """The rate limits' token buckets (``valdrix_take_request_tokens``, migration 0018), on a
     connection in autocommit: the function sets the tenant for its own statements, so taking
     tokens is one round trip and holds the buckets' rows no longer than that."""
 

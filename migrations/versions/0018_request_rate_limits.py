@@ -10,7 +10,7 @@ tokens from a credential's bucket and its tenant's together.
   back), so called in autocommit it is one round trip; SECURITY INVOKER, so row-level security
   applies to the caller exactly as to any other statement.
 
-Revision ID: 0021
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-05
 """
@@ -22,7 +22,7 @@ from alembic import op
 
 from valdrix.kit.rls import APP_ROLE, TENANT_SETTING, tenant_table_rls
 
-revision: str = "0021"
+revision: str = "0018"
 down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
