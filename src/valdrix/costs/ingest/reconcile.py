@@ -1,12 +1,13 @@
 """Committing a source's batch: the window is replaced atomically and every reading is kept.
 
 One transaction per run: lock the source; delete what the run replaces of its source (the
-billing periods a FOCUS delivery is for, or a Cost Explorer window's days); COPY the new records;
-settle precedence with other sources of the same charges (see ``BILLING_DATA``); roll them up;
-record this run's reading of every (billing period, day, service, account, currency) (zero for
-keys that disappeared); compare each with the key's previous reading and record an
-adjustment when it moved more than 2 % and more than the floor; bump the tenant's data version,
-unless the run stored exactly what its source's last run did (a re-import of the same file).
+billing periods a FOCUS delivery is for, or a Cost Explorer window's days); COPY the new records
+and roll them up, a group of days at a time (the next group is summed from the spool meanwhile);
+settle precedence with other sources of the same charges (see ``BILLING_DATA``); record this
+run's reading of every (billing period, day, service, account, currency) (zero for keys that
+disappeared); compare each with the key's previous reading and record an adjustment when it
+moved more than 2 % and more than the floor; bump the tenant's data version, unless the run
+stored exactly what its source's last run did (a re-import of the same file).
 Readers see the old window or the new one, never a mix, and never a total older than the last
 committed run.
 """
