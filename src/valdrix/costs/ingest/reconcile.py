@@ -1,12 +1,13 @@
 """Committing a source's batch: the window is replaced atomically and every reading is kept.
 
 One transaction per run: lock the source; delete what the run replaces of its source (the
-billing periods a FOCUS delivery is for, or a Cost Explorer window's days); COPY the new records;
-settle precedence with other sources of the same charges (see ``BILLING_DATA``); roll them up;
-record this run's reading of every (billing period, day, service, account, currency) (zero for
-keys that disappeared); compare each with the key's previous reading and record an
-adjustment when it moved more than 2 % and more than the floor; bump the tenant's data version,
-unless the run stored exactly what its source's last run did (a re-import of the same file).
+billing periods a FOCUS delivery is for, or a Cost Explorer window's days); COPY the new records
+and roll them up, a group of days at a time (the next group is summed from the spool meanwhile);
+settle precedence with other sources of the same charges (see ``BILLING_DATA``); record this
+run's reading of every (billing period, day, service, account, currency) (zero for keys that
+disappeared); compare each with the key's previous reading and record an adjustment when it
+moved more than 2 % and more than the floor; bump the tenant's data version, unless the run
+stored exactly what its source's last run did (a re-import of the same file).
 Readers see the old window or the new one, never a mix, and never a total older than the last
 committed run.
 """
@@ -16,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, suppress
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +51,8 @@ SUPERSEDED_BY_BILLING_DATA = (SourceKind.focus_file.value, SourceKind.aws_cost_e
 # A change too large to read as a percentage (a fraction of a cent becoming dollars) is shown
 # as the old and new amounts alone; the column holds 8 integer digits.
 MAX_CHANGE_PERCENT = Decimal("99999999.9999")
+# Records per block of CSV sent to COPY (about 10 MB of text).
+CSV_BLOCK_RECORDS = 32_768
 
 
 async def commit_batch(
@@ -83,7 +87,6 @@ async def _commit(
             tenant_id, batch.source_kind, batch.source_key, connection_id
         )
         last_run = await costs.last_committed_run(source.id)
-        await costs.stage_records(_csv_blocks(batch.records))
         run = CostRun(
             id=uuid.uuid4(),
             tenant_id=tenant_id,
@@ -96,7 +99,7 @@ async def _commit(
             rows_read=batch.rows_read,
             rows_accepted=batch.rows_read,
             rows_rejected=0,
-            totals=_totals(await costs.staged_totals()),
+            totals={},
             errors=[],
             details=batch.details,
             records_fingerprint=batch.records.fingerprint,
@@ -108,10 +111,7 @@ async def _commit(
         scope = ReplaceScope(source.id, batch.window_start, batch.window_end, batch.billing_periods)
         previous = await costs.latest_readings(scope)
         await costs.delete_scope(scope)
-        if batch.source_kind not in BILLING_DATA:
-            await costs.drop_staged_covered_by(BILLING_DATA)
-        run.records_written = await costs.store_staged_records(tenant_id, source.id, run.id)
-        await costs.roll_up_staged(tenant_id, source.id, run.id)
+        await _store_records(costs, batch, run, source.id)
         if batch.source_kind in BILLING_DATA:
             superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
             if superseded:
@@ -126,8 +126,44 @@ async def _commit(
     return run
 
 
-async def _csv_blocks(records: RecordSpool) -> AsyncIterator[bytes]:
-    """The spooled records as CSV for COPY, a block at a time, encoded off the event loop.
+async def _store_records(
+    costs: IngestRepository, batch: SourceBatch, run: CostRun, source_id: uuid.UUID
+) -> None:
+    """Store the batch's records and their roll-up as the run's, and set its totals: a group
+    of days at a time (staged by COPY, then moved), while the next group is summed."""
+    staged: list[tuple[str, bool, Decimal, Decimal]] = []
+    run.records_written = 0
+    async with aclosing(_summed_ahead(batch.records)) as groups:
+        async for group in groups:
+            await costs.stage_records(_csv_blocks(group))
+            staged += await costs.staged_totals()
+            if batch.source_kind not in BILLING_DATA:
+                await costs.drop_staged_covered_by(BILLING_DATA)
+            run.records_written += await costs.store_staged_records(
+                run.tenant_id, source_id, run.id
+            )
+            await costs.roll_up_staged(run.tenant_id, source_id, run.id)
+    run.totals = _totals(staged)
+
+
+async def _summed_ahead(records: RecordSpool) -> AsyncGenerator[pa.Table]:
+    """The spool's groups of days, each summed in a thread while the database stores the one
+    before it: reading the spool back and storing records each take a core."""
+    groups = records.groups()
+    loop = asyncio.get_running_loop()
+    upcoming = loop.run_in_executor(None, next, groups, None)
+    try:
+        while (group := await upcoming) is not None:
+            upcoming = loop.run_in_executor(None, next, groups, None)
+            yield group
+    finally:
+        # The spool is closed after the commit: let the thread finish with it first.
+        with suppress(Exception):
+            await upcoming
+
+
+async def _csv_blocks(records: pa.Table) -> AsyncIterator[bytes]:
+    """Records as CSV for COPY, a block at a time, encoded off the event loop.
 
     Every valid value is quoted, so an empty text stays empty and only a missing one is NULL.
     """
@@ -139,7 +175,7 @@ async def _csv_blocks(records: RecordSpool) -> AsyncIterator[bytes]:
         pacsv.write_csv(keyed.select(STAGE_COLUMNS), sink, options)
         return bytes(sink.getvalue())
 
-    for block in records.batches():
+    for block in records.to_batches(max_chunksize=CSV_BLOCK_RECORDS):
         yield await asyncio.to_thread(encode, block)
 
 

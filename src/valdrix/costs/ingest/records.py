@@ -90,8 +90,9 @@ class RecordSpool:
         assert self._fingerprint is not None
         return self._fingerprint
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """One record per key (the sums of its partial sums), a group of days at a time."""
+    def groups(self) -> Iterator[pa.Table]:
+        """One record per key (the sums of its partial sums), a group of days at a time: no
+        key is in two groups."""
         self._finish()
         for group in sorted(self._files):
             handle, _ = self._files[group]
@@ -101,7 +102,7 @@ class RecordSpool:
                 [(name, "sum") for name in [*SUM_NAMES, "source_rows"]]
             )
             names = [name.removesuffix("_sum") for name in summed.column_names]
-            yield from summed.rename_columns(names).select(RECORD_SCHEMA.names).to_batches()
+            yield summed.rename_columns(names).select(RECORD_SCHEMA.names)
 
     def close(self) -> None:
         for handle, _ in self._files.values():

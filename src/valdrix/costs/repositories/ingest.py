@@ -188,8 +188,8 @@ class IngestRepository:
         )
 
     async def stage_records(self, csv_blocks: AsyncIterator[bytes]) -> None:
-        """Load a run's records (CSV in ``STAGE_COLUMNS`` order) into a temporary table on the
-        session's own connection, within the run's transaction.
+        """Load some of a run's records (CSV in ``STAGE_COLUMNS`` order) into a temporary table
+        on the session's own connection, in place of those staged before.
 
         PostgreSQL refuses COPY into a table under row-level security; ``store_staged_records``
         moves them with one INSERT ... SELECT, which the tenant policy checks like any other.
@@ -198,6 +198,7 @@ class IngestRepository:
         columns = sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
         async with connection.cursor() as cursor:
             await cursor.execute(STAGE_TABLE)
+            await cursor.execute("TRUNCATE cost_records_stage")
             copy_in = sql.SQL("COPY cost_records_stage ({}) FROM STDIN (FORMAT csv)").format(
                 columns
             )
@@ -240,8 +241,9 @@ class IngestRepository:
             func.sum(stage.c.effective_cost),
             func.sum(stage.c.list_cost),
         ).group_by(*(stage.c[name] for name in keys))
-        # The day totals of a million records fit in memory when grouping may use 64 MB
-        # instead of the default 4 MB (which spills to disk and takes four times as long).
+        # The day totals of a million records (a file of one day stages them at once) fit in
+        # memory when grouping may use 64 MB instead of the default 4 MB (which spills to disk
+        # and takes four times as long).
         await self.session.execute(text("SET LOCAL work_mem = '64MB'"))
         await self.session.execute(
             insert(cost_daily).from_select(
