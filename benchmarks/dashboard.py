@@ -134,6 +134,7 @@ async def create_tenant(bench: dict[str, Any]) -> dict[str, str]:
             "connection_id": str(connection.id),
             "email": email,
             "password": password,
+            "api_key": str(created["api_key"]),
         }
     finally:
         await runtime.close()
