@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 HEALTH_CHECK_SECONDS = 2.0
 HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0)
+APPLICATION_NAME = "valdrix-listener"  # what pg_stat_activity shows for the connection
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Listener:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True
+                    self._url, autocommit=True, application_name=APPLICATION_NAME
                 ) as conn:
                     for channel in sorted({s.channel for s in self._subscribers}):
                         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))

@@ -119,7 +119,7 @@ def credential_cache(listener: Listener) -> CredentialCache:
 # Statements that may end or narrow a credential; an API key's use being recorded does not.
 _MAY_REVOKE = re.compile(
     r"\s*(?:UPDATE|DELETE\s+FROM)\s+(?:api_keys|browser_sessions|memberships|users|tenants)\b"
-    r"(?!\s+SET\s+last_used_at=\S+\s+WHERE)",
+    r"(?!\s+SET\s+last_used_at=[^,]*?\sWHERE)",
     re.IGNORECASE,
 )
 _CHANGED = "valdrix_credentials_changed"
