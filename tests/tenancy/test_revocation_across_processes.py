@@ -5,17 +5,18 @@ Two ``valdrix serve`` processes on the test database, spoken to over real HTTP."
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cli.helpers import env_for_session_database, free_ports, in_background
 from tests.conftest import TenantFixture
-from tests.fixtures.http import api_client, bearer, serve_processes
+from tests.fixtures.http import api_client, bearer
 from tests.fixtures.jobs import SuperuserDb
 from tests.observability.helpers import value
 from tests.tenancy.helpers import create_api_key, join_tenant, log_in
@@ -23,6 +24,9 @@ from valdrix.config import Settings
 from valdrix.kit.listener import Listener
 from valdrix.runtime import Runtime
 from valdrix.tenancy.credential_cache import CACHE_SECONDS
+
+if TYPE_CHECKING:  # importing it at run time would make pytest try to collect it
+    from tests.conftest import TestDatabase
 
 # The notification reaches the other process in milliseconds; well under the cache's lifetime,
 # so a refusal this soon was the notification's doing, not the entry's expiry.
@@ -32,7 +36,7 @@ assert REFUSED_WITHIN_SECONDS < CACHE_SECONDS
 
 @pytest.fixture(scope="module")
 async def processes(
-    database: Any,  # tests.conftest.TestDatabase
+    database: TestDatabase,
     encryption_keys: str,
     settings: Settings,
     tmp_path_factory: pytest.TempPathFactory,
@@ -40,16 +44,17 @@ async def processes(
     """Clients of two API processes, A and B."""
     home = tmp_path_factory.mktemp("two-processes")
     assert settings.metrics.token is not None
-    env = {
-        **os.environ,
-        "VALDRIX_HOME": str(home),
-        "VALDRIX_DATABASE_URL": database.urls.app,
-        "VALDRIX_MIGRATION_DATABASE_URL": database.urls.owner,
-        "VALDRIX_ENCRYPTION_KEYS": encryption_keys,
-        "VALDRIX_METRICS_TOKEN": settings.metrics.token.get_secret_value(),
-    }
-    async with serve_processes(env, 2, home) as urls:
-        clients = [httpx.AsyncClient(base_url=url, timeout=30) for url in urls]
+    env = env_for_session_database(database, encryption_keys, home)
+    env["VALDRIX_METRICS_TOKEN"] = settings.metrics.token.get_secret_value()
+    ports = free_ports(2)
+    with ExitStack() as stack:
+        served = [
+            stack.enter_context(in_background("serve", "--port", str(port), env=env, logs=home))
+            for port in ports
+        ]
+        clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=30) for p in ports]
+        for process, client in zip(served, clients, strict=True):
+            process.wait_until_ready(str(client.base_url).rstrip("/"))
         yield clients
         for client in clients:
             await client.aclose()
