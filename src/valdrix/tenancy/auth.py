@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -98,21 +97,9 @@ async def _resolve_cached(
 ) -> _Resolved:
     """``resolve()``'s answer, from the credential cache when it holds a fresh one."""
     cache = credential_cache(runtime.notifications)
-    key = hash_token(secret)
-    cached = cache.get(kind, key)
-    if isinstance(cached, _Resolved):
-        return cached
-    generation, read_at = cache.generation, time.monotonic()
-    resolved = await resolve()
-    cache.put(
-        kind,
-        key,
-        resolved,
-        tenant_id=resolved.principal.tenant_id,
-        generation=generation,
-        read_at=read_at,
+    return await cache.resolve(
+        kind, hash_token(secret), resolve, tenant_of=lambda resolved: resolved.principal.tenant_id
     )
-    return resolved
 
 
 async def _from_api_key(runtime: Runtime, key: str) -> Principal:

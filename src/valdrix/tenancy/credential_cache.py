@@ -19,12 +19,14 @@ Refusals are never cached: a new key works at once, and a bad one costs what it 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -35,6 +37,7 @@ from valdrix.kit.listener import Listener, Subscriber
 CACHE_SECONDS = 5.0
 MAX_ENTRIES = 10_000
 CHANNEL = "valdrix_credentials"
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,50 @@ class CredentialCache:
         self._listener = listener
         self._entries: dict[tuple[str, bytes], CachedCredential] = {}
         self._generation = 0
+        self._in_flight: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
         listener.subscribe(Subscriber(CHANNEL, self._on_change, self._on_connection))
 
-    @property
-    def generation(self) -> int:
-        """Read before resolving; ``put`` stores the result only if it has not moved."""
-        return self._generation
+    async def resolve(
+        self,
+        kind: str,
+        key: bytes,
+        resolve: Callable[[], Awaitable[R]],
+        *,
+        tenant_of: Callable[[R], uuid.UUID],
+    ) -> R:
+        """``resolve()``'s answer for the credential ``key`` of ``kind``: cached if fresh, else
+        read, once for all who ask at the same time (the streams of one browser re-check their
+        credential together, and would all miss together)."""
+        cached = self.get(kind, key)
+        if cached is not None:
+            return cached  # type: ignore[return-value]  # stored by this method, as an R
+        in_flight = self._in_flight.get((kind, key))
+        if in_flight is not None:
+            try:
+                return await asyncio.shield(in_flight)
+            except asyncio.CancelledError:
+                if not in_flight.cancelled():
+                    raise  # this request was cancelled
+                # The request reading it was cancelled (its client left): read it here.
+        generation, read_at = self._generation, time.monotonic()
+        flight: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._in_flight[(kind, key)] = flight
+        try:
+            value = await resolve()
+        except asyncio.CancelledError:
+            flight.cancel()
+            raise
+        except BaseException as exc:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._in_flight[(kind, key)]
+        flight.set_result(value)
+        self.put(
+            kind, key, value, tenant_id=tenant_of(value), generation=generation, read_at=read_at
+        )
+        return value
 
     def get(self, kind: str, key: bytes) -> object | None:
         entry = self._entries.get((kind, key)) if self._listener.connected else None
