@@ -210,6 +210,7 @@ async def measure(
             prefix = "" if name == "candidate" else "baseline_"
             base_url = f"http://127.0.0.1:{port}"
             for watchers in (1, count):
+                print(f"{name}: {watchers} watcher(s)", file=sys.stderr, flush=True)
                 rate, failed, received = await commits_per_second(
                     bench, base_url, watchers, seconds
                 )
