@@ -114,10 +114,9 @@ class CredentialCache:
         tenant_id: uuid.UUID,
         generation: int,
         read_at: float,
-        valid_for: float | None = None,
     ) -> None:
-        """Keep ``value`` (read at ``read_at``, monotonic) for at most ``CACHE_SECONDS``, or
-        ``valid_for`` seconds if the credential itself expires sooner."""
+        """Keep ``value`` (read at ``read_at``, monotonic) for at most ``CACHE_SECONDS``: a
+        credential expiring meanwhile works until the entry ends, at most that long."""
         if generation != self._generation or not self._listener.connected:
             return
         if len(self._entries) >= MAX_ENTRIES:
@@ -125,8 +124,7 @@ class CredentialCache:
             self._entries = {k: e for k, e in self._entries.items() if e.served_until > now}
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-        lifetime = CACHE_SECONDS if valid_for is None else min(CACHE_SECONDS, valid_for)
-        self._entries[(kind, key)] = CachedCredential(tenant_id, value, read_at + lifetime)
+        self._entries[(kind, key)] = CachedCredential(tenant_id, value, read_at + CACHE_SECONDS)
 
     def _on_change(self, payload: str) -> None:
         self._generation += 1
