@@ -99,7 +99,13 @@ def start_database(home: Path) -> Bench:
     urls = ensure_embedded_database(home, cleanup_mode="stop")
     upgrade_to_head(urls.owner)
     keys = generate_key_entry()
-    settings = Settings(
+    superuser = urls.owner.replace("valdrix_owner@", "postgres@")
+    return Bench(home, urls, superuser, quiet_settings(home, urls, keys), keys)
+
+
+def quiet_settings(home: Path, urls: DatabaseUrls, keys: str) -> Settings:
+    """The settings of a Valdrix on a benchmark's database, logging warnings only."""
+    return Settings(
         home=home,
         database_url=urls.app,
         migration_database_url=urls.owner,
@@ -107,8 +113,6 @@ def start_database(home: Path) -> Bench:
         log_format="console",
         log_level="WARNING",
     )
-    superuser = urls.owner.replace("valdrix_owner@", "postgres@")
-    return Bench(home, urls, superuser, settings, keys)
 
 
 @dataclass(frozen=True)

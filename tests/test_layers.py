@@ -23,6 +23,7 @@ SCHEMA_KEYWORDS = frozenset({"server_default", "server_onupdate", "postgresql_wh
 SQL_OUTSIDE_REPOSITORIES = {
     "kit/db.py": "sets the tenant at the start of every transaction, under every repository",
     "kit/embedded.py": "creates the embedded server's roles and database, before any app role",
+    "kit/listener.py": "LISTENs for the database's notifications on a connection of its own",
 }
 
 

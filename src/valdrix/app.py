@@ -25,6 +25,8 @@ from valdrix.observability.health import router as health_router
 from valdrix.observability.http import HttpMetricsMiddleware
 from valdrix.runtime import Runtime
 from valdrix.scanning.endpoints import router as scanning_router
+from valdrix.scanning.live import scan_feeds
+from valdrix.tenancy.credential_cache import credential_cache
 from valdrix.tenancy.endpoints import router as tenancy_router
 from valdrix.tenancy.rate_limits import RequestRateLimiter
 from valdrix.web import costs as costs_page
@@ -61,6 +63,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         metrics_server = await serve_metrics(runtime, *address) if address else None
         # The API defers jobs (inside request transactions) but never runs them.
         await open_job_app(runtime.urls.app, max_size=2)
+        # Listening from the start, so the first requests already find the cache in service.
+        scan_feeds(runtime.notifications)
+        credential_cache(runtime.notifications)
         yield
         if metrics_server is not None:
             metrics_server.close()

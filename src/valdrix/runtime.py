@@ -10,6 +10,7 @@ from valdrix.config import Settings
 from valdrix.kit.crypto import KeyRing
 from valdrix.kit.db import create_engine, session_factory
 from valdrix.kit.embedded import DatabaseUrls, ensure_embedded_database
+from valdrix.kit.listener import Listener
 from valdrix.kit.orm import install_keyring
 from valdrix.kit.statement_timing import time_statements
 
@@ -21,8 +22,21 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     keyring: KeyRing
+    # The process's one LISTEN connection (started on first use; shared by copies of this
+    # runtime made with dataclasses.replace).
+    listener: Listener | None = None
+
+    def __post_init__(self) -> None:
+        if self.listener is None:
+            self.listener = Listener(self.urls.app)
+
+    @property
+    def notifications(self) -> Listener:
+        assert self.listener is not None  # set by __post_init__
+        return self.listener
 
     async def close(self) -> None:
+        await self.notifications.close()
         await self.engine.dispose()
 
 

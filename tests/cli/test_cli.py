@@ -381,3 +381,15 @@ def test_demo_serves_and_a_second_server_shares_its_database_and_outlives_it(
 
             assert serve.stop() == STOPPED_BY_SIGTERM, serve.output()
     assert postmaster(first_demo.home) is None, "the last process out stops the database"
+
+
+def test_serve_with_workers_refuses_a_metrics_address_only_one_of_them_could_hold(
+    shared_env: dict[str, str],
+) -> None:
+    (port,) = free_ports(1)
+    result = valdrix(
+        "serve", "--port", str(port), "--workers", "2",
+        env={**shared_env, "VALDRIX_METRICS_LISTEN": "127.0.0.1:9464"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "VALDRIX_METRICS_LISTEN" in result.stderr and "--workers" in result.stderr

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from unittest import mock
 
 import boto3
+import httpx
 from moto import mock_aws
 
 from tests.conftest import TenantFixture
+from tests.fixtures.aws import HEALTHY_REGION, register_connection
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.connections.service import create_connection, new_external_id
 from valdrix.jobs.app import open_job_app
@@ -113,3 +115,14 @@ async def tenant_findings(runtime: Runtime, tenant_id: uuid.UUID) -> list[Findin
 def by_resource(findings: list[Finding]) -> dict[tuple[str, str], Finding]:
     """Findings keyed by (detector, resource id)."""
     return {(f.detector, f.resource_id): f for f in findings}
+
+
+async def queued_scan(server: httpx.AsyncClient, runtime: Runtime, tenant: TenantFixture) -> str:
+    """A scan that stays queued (no worker runs here): its stream would never end by itself."""
+    connection = await register_connection(runtime, tenant.tenant_id, regions=[HEALTHY_REGION])
+    started = await server.post(
+        "/api/v1/scans", json={"connection_id": str(connection.id)}, headers=tenant.auth
+    )
+    assert started.status_code == 202, started.text
+    scan_id: str = started.json()["id"]
+    return scan_id

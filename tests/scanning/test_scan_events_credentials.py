@@ -13,23 +13,12 @@ import httpx
 import pytest
 
 from tests.conftest import TenantFixture
-from tests.fixtures.aws import HEALTHY_REGION, register_connection
 from tests.fixtures.http import parse_sse, served_app
+from tests.scanning.helpers import queued_scan
 from valdrix.runtime import Runtime
 
 # The stream re-checks its credential every 2 s, and polls for events every 0.25 s.
 ENDS_WITHIN_SECONDS = 5.0
-
-
-async def queued_scan(server: httpx.AsyncClient, runtime: Runtime, tenant: TenantFixture) -> str:
-    """A scan that stays queued (no worker runs here): its stream would never end by itself."""
-    connection = await register_connection(runtime, tenant.tenant_id, regions=[HEALTHY_REGION])
-    started = await server.post(
-        "/api/v1/scans", json={"connection_id": str(connection.id)}, headers=tenant.auth
-    )
-    assert started.status_code == 202, started.text
-    scan_id: str = started.json()["id"]
-    return scan_id
 
 
 async def events_after(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from functools import wraps
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,7 +18,10 @@ from valdrix.cli.demo_services import use_running_demo_services
 from valdrix.config import Settings, SettingsError, load_settings
 from valdrix.errors import ProblemError
 from valdrix.logging import configure_logging
-from valdrix.runtime import Runtime, open_runtime
+from valdrix.runtime import Runtime, database_urls, open_runtime
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 console = Console(stderr=False)
 P = ParamSpec("P")
@@ -102,19 +106,50 @@ def print_table(table: Table) -> None:
     Console(file=sys.stdout, width=width).print(table)
 
 
-def serve_api(settings: Settings, host: str, port: int) -> None:
-    """Run the API in this process until SIGINT/SIGTERM (graceful shutdown)."""
+def serve_api(settings: Settings, host: str, port: int, *, workers: int = 1) -> None:
+    """Run the API until SIGINT/SIGTERM (graceful shutdown): in this process, or in ``workers``
+    processes sharing the port (uvicorn's supervisor restarts any that dies)."""
     import uvicorn
 
     from valdrix.app import create_app
 
     sys.stdout.flush()
-    uvicorn.run(
-        create_app(open_runtime(settings)),
-        host=host,
-        port=port,
-        log_config=None,
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
         # Forwarded headers are interpreted by our middleware, for VALDRIX_TRUSTED_PROXIES only.
-        proxy_headers=False,
-        server_header=False,
+        "proxy_headers": False,
+        "server_header": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(open_runtime(settings)), **options)
+        return
+    if settings.metrics.address:
+        raise SettingsError(
+            "VALDRIX_METRICS_LISTEN serves one process's metrics on one address: with --workers,"
+            " run one `valdrix serve` per port instead (docs/operations/deployment.md)"
+        )
+    # Each worker builds its app from the environment. It gets the database this process
+    # resolved (an embedded one stays this process's to start and stop) and the keys it uses.
+    urls = database_urls(settings)
+    os.environ["VALDRIX_DATABASE_URL"], os.environ["VALDRIX_MIGRATION_DATABASE_URL"] = (
+        urls.app,
+        urls.owner,
     )
+    if settings.keys_from_key_file:
+        os.environ["VALDRIX_ENCRYPTION_KEYS"] = settings.key_file.read_text().strip()
+    uvicorn.run(
+        f"{__name__}:{api_from_environment.__name__}", factory=True, workers=workers, **options
+    )
+
+
+def api_from_environment() -> FastAPI:
+    """The app of one of ``valdrix serve --workers N``'s processes."""
+    from valdrix.app import create_app
+
+    settings = load_settings()
+    configure_logging(
+        json_output=(settings.log_format or "json") == "json", level=settings.log_level
+    )
+    return create_app(open_runtime(settings))

@@ -51,10 +51,13 @@ class DbRole(StrEnum):
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default VALDRIX_API_HOST)."),
     port: int | None = typer.Option(None, help="Port (default VALDRIX_API_PORT)."),
+    workers: int = typer.Option(
+        1, min=1, help="API processes sharing the port; one per core serves the most."
+    ),
 ) -> None:
     """Serve the HTTP API."""
     settings = settings_for_command()
-    serve_api(settings, host or settings.api.host, port or settings.api.port)
+    serve_api(settings, host or settings.api.host, port or settings.api.port, workers=workers)
 
 
 @app.command()

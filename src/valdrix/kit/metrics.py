@@ -250,6 +250,17 @@ SCHEDULE_SLA = Gauge(
     "Each tier's scan cadence (its SLA), for comparing with valdrix_schedule_lag_seconds.",
     ["tier"],
 )
+CREDENTIAL_CACHE = Counter(
+    "valdrix_credential_cache",
+    "Credential look-ups of this API process by kind (api_key, session, jwt) and result: hit"
+    " (resolved in the last 5 s, no database) or miss (read from the database; also every"
+    " look-up while the process's LISTEN connection is down).",
+    ["credential", "result"],
+)
+SSE_WATCHERS = Gauge(
+    "valdrix_sse_watchers",
+    "Scan event streams this API process is serving now.",
+)
 DB_STATEMENT_SECONDS = Histogram(
     "valdrix_db_statement_seconds",
     "Time the database took per statement, by the repository method that ran it (at most 100"

@@ -8,16 +8,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from valdrix.errors import ProblemError
-from valdrix.kit.db import unit_of_work
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.runtime import Runtime
 from valdrix.scanning import findings, listing, service, summary
+from valdrix.scanning.live import scan_feeds
 from valdrix.scanning.schemas import (
     FindingFilter,
     FindingHistoryOut,
@@ -33,7 +34,6 @@ from valdrix.scanning.schemas import (
 from valdrix.tenancy.auth import MemberScope, Principal, ViewerScope, authenticate
 
 router = APIRouter(prefix="/api/v1")
-SSE_POLL_SECONDS = 0.25
 SSE_KEEPALIVE_SECONDS = 15.0
 # How often an open stream checks that its credential still holds (a revoked key, a logged-out
 # browser or an ended membership ends the stream within about this long).
@@ -97,33 +97,35 @@ async def scan_events(
 async def _event_stream(
     request: Request, runtime: Runtime, principal: Principal, scan_id: uuid.UUID, last_id: int
 ) -> AsyncIterator[str]:
-    idle = 0.0
-    checked_at = time.monotonic()  # the request was authenticated just now
-    while True:
-        if time.monotonic() - checked_at >= SSE_CREDENTIAL_CHECK_SECONDS:
-            try:
-                await authenticate(request, runtime)
-            except ProblemError as exc:
-                ended = {"status": exc.status, "title": exc.title, "detail": exc.detail}
-                yield f"event: error\ndata: {json.dumps(ended)}\n\n"
+    # One read per change for all of this process's watchers of the scan (scanning.live).
+    with scan_feeds(runtime.notifications).watch(runtime, principal, scan_id) as feed:
+        checked_at = sent_at = time.monotonic()  # authenticated just now
+        while True:
+            now = time.monotonic()
+            if now - checked_at >= SSE_CREDENTIAL_CHECK_SECONDS:
+                try:
+                    await authenticate(request, runtime)
+                except ProblemError as exc:
+                    ended = {"status": exc.status, "title": exc.title, "detail": exc.detail}
+                    yield f"event: error\ndata: {json.dumps(ended)}\n\n"
+                    return
+                checked_at = now
+            version = feed.version
+            events = feed.after(last_id)
+            for event in events:
+                last_id = event.id
+                yield f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.payload)}\n\n"
+            if events:
+                sent_at = now
+            elif feed.finished:
                 return
-            checked_at = time.monotonic()
-        # A short transaction per poll: the stream outlives the request's own.
-        async with unit_of_work(runtime.sessions, principal.tenant_id) as session:
-            events, finished = await service.events_after(session, principal, scan_id, last_id)
-        for event in events:
-            last_id = event.id
-            yield f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.payload)}\n\n"
-        if finished and not events:
-            return
-        if events:
-            idle = 0.0
-        else:
-            idle += SSE_POLL_SECONDS
-            if idle >= SSE_KEEPALIVE_SECONDS:
-                idle = 0.0
+            elif now - sent_at >= SSE_KEEPALIVE_SECONDS:
+                sent_at = now
                 yield ": keep-alive\n\n"
-            await asyncio.sleep(SSE_POLL_SECONDS)
+            # Until the feed moves or the credential is due for its next check.
+            with suppress(TimeoutError):
+                async with asyncio.timeout(checked_at + SSE_CREDENTIAL_CHECK_SECONDS - now):
+                    await feed.changed_since(version)
 
 
 @router.get("/findings", tags=["findings"])

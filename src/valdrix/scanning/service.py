@@ -87,6 +87,10 @@ async def list_scans(
     return await ScanRepository(session).page(limit=limit, connection_id=connection_id)
 
 
+# Events read at most per statement; a reader that gets this many reads again.
+EVENTS_PER_READ = 500
+
+
 async def events_after(
     session: AsyncSession, actor: Principal, scan_id: uuid.UUID, last_id: int
 ) -> tuple[list[ScanEvent], bool]:
@@ -94,5 +98,5 @@ async def events_after(
     scan = await ScanRepository(session).get(scan_id)
     if scan is None:
         raise NotFound("scan not found")
-    events = await ScanEventRepository(session).after(scan_id, last_id)
+    events = await ScanEventRepository(session).after(scan_id, last_id, limit=EVENTS_PER_READ)
     return events, scan.status not in (ScanStatus.queued, ScanStatus.running)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -24,6 +24,7 @@ from valdrix.kit.db import tenant_context, unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.tenancy import oidc
+from valdrix.tenancy.credential_cache import credential_cache
 from valdrix.tenancy.models import Role, User
 from valdrix.tenancy.rate_limits import RequestRateLimiter
 from valdrix.tenancy.repository import (
@@ -84,43 +85,74 @@ async def authenticate(request: Request, runtime: Runtime) -> Principal:
     raise Unauthorized("authentication required: send an API key or log in")
 
 
-async def _from_api_key(runtime: Runtime, key: str) -> Principal:
-    async with unit_of_work(runtime.sessions, None) as session:
-        resolved = await ApiKeyRepository(session).resolve(hash_token(key))
-    if resolved is None:
-        raise Unauthorized("invalid, expired or revoked API key")
-    async with unit_of_work(runtime.sessions, resolved.tenant_id) as session:
-        await ApiKeyRepository(session).touch(
-            resolved.api_key_id, utcnow(), every=API_KEY_TOUCH_INTERVAL
-        )
-    return Principal(
-        tenant_id=resolved.tenant_id,
-        role=Role(resolved.role),
-        kind="api_key",
-        actor_id=str(resolved.api_key_id),
+@dataclass(frozen=True)
+class _Resolved:
+    """What a credential stands for: the principal, and for a session its CSRF token's hash."""
+
+    principal: Principal
+    csrf_token_hash: bytes | None = None
+
+
+async def _resolve_cached(
+    runtime: Runtime, kind: str, secret: str, resolve: Callable[[], Awaitable[_Resolved]]
+) -> _Resolved:
+    """``resolve()``'s answer, from the credential cache when it holds a fresh one."""
+    cache = credential_cache(runtime.notifications)
+    return await cache.resolve(
+        kind, hash_token(secret), resolve, tenant_of=lambda resolved: resolved.principal.tenant_id
     )
+
+
+async def _from_api_key(runtime: Runtime, key: str) -> Principal:
+    async def resolve() -> _Resolved:
+        async with unit_of_work(runtime.sessions, None) as session:
+            resolved = await ApiKeyRepository(session).resolve(hash_token(key))
+        if resolved is None:
+            raise Unauthorized("invalid, expired or revoked API key")
+        # Once per cache miss, so at most every few seconds per key and process; the
+        # statement itself writes at most once a minute.
+        async with unit_of_work(runtime.sessions, resolved.tenant_id) as session:
+            await ApiKeyRepository(session).touch(
+                resolved.api_key_id, utcnow(), every=API_KEY_TOUCH_INTERVAL
+            )
+        return _Resolved(
+            Principal(
+                tenant_id=resolved.tenant_id,
+                role=Role(resolved.role),
+                kind="api_key",
+                actor_id=str(resolved.api_key_id),
+            )
+        )
+
+    return (await _resolve_cached(runtime, "api_key", key, resolve)).principal
 
 
 async def _from_session_cookie(request: Request, runtime: Runtime, token: str) -> Principal:
-    async with unit_of_work(runtime.sessions, None) as session:
-        resolved = await BrowserSessionRepository(session).resolve(hash_token(token))
-    if resolved is None:
-        raise Unauthorized("session expired or logged out; log in again")
-    async with unit_of_work(runtime.sessions, resolved.tenant_id) as session:
-        browser_session = await BrowserSessionRepository(session).get(resolved.session_id)
-        membership = await MembershipRepository(session).get_active_for_user(resolved.user_id)
+    async def resolve() -> _Resolved:
+        async with unit_of_work(runtime.sessions, None) as session:
+            resolved = await BrowserSessionRepository(session).resolve(hash_token(token))
+        if resolved is None:
+            raise Unauthorized("session expired or logged out; log in again")
+        async with unit_of_work(runtime.sessions, resolved.tenant_id) as session:
+            browser_session = await BrowserSessionRepository(session).get(resolved.session_id)
+            membership = await MembershipRepository(session).get_active_for_user(resolved.user_id)
         if browser_session is None or membership is None:
             raise Unauthorized("your membership of this tenant has ended")
-        if request.method not in SAFE_METHODS:
-            _check_csrf(request, browser_session.csrf_token_hash)
-    return Principal(
-        tenant_id=resolved.tenant_id,
-        role=Role(membership.role),
-        kind="session",
-        actor_id=str(resolved.user_id),
-        user_id=resolved.user_id,
-        session_id=resolved.session_id,
-    )
+        principal = Principal(
+            tenant_id=resolved.tenant_id,
+            role=Role(membership.role),
+            kind="session",
+            actor_id=str(resolved.user_id),
+            user_id=resolved.user_id,
+            session_id=resolved.session_id,
+        )
+        return _Resolved(principal, browser_session.csrf_token_hash)
+
+    resolved = await _resolve_cached(runtime, "session", token, resolve)
+    if request.method not in SAFE_METHODS:
+        assert resolved.csrf_token_hash is not None  # every session has one
+        _check_csrf(request, resolved.csrf_token_hash)
+    return resolved.principal
 
 
 def _check_csrf(request: Request, expected_hash: bytes) -> None:
@@ -134,6 +166,7 @@ def _check_csrf(request: Request, expected_hash: bytes) -> None:
 
 
 async def _from_jwt(runtime: Runtime, token: str) -> Principal:
+    # The signature and expiry are checked on every request; only the membership is cached.
     claims = await oidc.verify(runtime.settings, token)
     try:
         tenant_id = uuid.UUID(str(claims[runtime.settings.auth.oidc_tenant_claim]))
@@ -145,21 +178,26 @@ async def _from_jwt(runtime: Runtime, token: str) -> Principal:
     # Identity providers let people type any address; only one the provider verified names them.
     if claims.get("email_verified") is not True:
         raise Unauthorized("token's email is not verified by the identity provider")
-    async with unit_of_work(runtime.sessions, tenant_id) as session:
-        user: User | None = await UserRepository(session).get_by_email_indexes(
-            runtime.keyring.blind_indexes(email)
+
+    async def resolve() -> _Resolved:
+        async with unit_of_work(runtime.sessions, tenant_id) as session:
+            user: User | None = await UserRepository(session).get_by_email_indexes(
+                runtime.keyring.blind_indexes(email)
+            )
+            memberships = MembershipRepository(session)
+            membership = await memberships.get_active_for_user(user.id) if user else None
+        if user is None or membership is None:
+            raise Unauthorized("this identity is not a member of the tenant")
+        principal = Principal(
+            tenant_id=tenant_id,
+            role=Role(membership.role),
+            kind="jwt",
+            actor_id=str(user.id),
+            user_id=user.id,
         )
-        memberships = MembershipRepository(session)
-        membership = await memberships.get_active_for_user(user.id) if user else None
-    if user is None or membership is None:
-        raise Unauthorized("this identity is not a member of the tenant")
-    return Principal(
-        tenant_id=tenant_id,
-        role=Role(membership.role),
-        kind="jwt",
-        actor_id=str(user.id),
-        user_id=user.id,
-    )
+        return _Resolved(principal)
+
+    return (await _resolve_cached(runtime, "jwt", token, resolve)).principal
 
 
 def require_tenant_access(min_role: Role) -> Callable[..., AsyncIterator[TenantScope]]:
