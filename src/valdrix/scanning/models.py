@@ -140,7 +140,15 @@ class Finding(IdMixin, Base):
     __tablename__ = "findings"
     __table_args__ = (
         UniqueConstraint("tenant_id", "fingerprint", name="uq_findings_fingerprint"),
-        Index("ix_findings_tenant_status_cost", "tenant_id", "status", "monthly_cost_usd"),
+        # The list's order, highest cost first (migration 0020).
+        Index(
+            "ix_findings_tenant_status_cost_order",
+            "tenant_id",
+            "status",
+            text("monthly_cost_usd DESC NULLS LAST"),
+            "id",
+            postgresql_include=["provider", "detector"],
+        ),
         Index("ix_findings_connection_region", "connection_id", "region", "detector"),
     )
 
