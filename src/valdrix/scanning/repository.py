@@ -211,6 +211,23 @@ _NOT_SHOWN_WITH_OTHERS = text(
 ).bindparams(bindparam("importers", expanding=True))
 
 
+def _listed(
+    query: Select[Any],
+    filters: dict[str, Any],
+    shown_with_others: Sequence[str],
+    min_monthly_cost_usd: Decimal | None,
+) -> Select[Any]:
+    """``query`` narrowed to the findings a list shows (``FindingRepository.page``)."""
+    if min_monthly_cost_usd is not None:
+        query = query.where(Finding.monthly_cost_usd >= min_monthly_cost_usd)
+    if shown_with_others:
+        query = query.where(_NOT_SHOWN_WITH_OTHERS.bindparams(importers=list(shown_with_others)))
+    for name, value in filters.items():
+        if value is not None:
+            query = query.where(getattr(Finding, name) == value)
+    return query
+
+
 class FindingRepository(Repository[Finding]):
     model = Finding
 
@@ -275,16 +292,24 @@ class FindingRepository(Repository[Finding]):
         column = SORTABLE[sort]
         order = column.desc().nulls_last() if descending else column.asc().nulls_first()
         query = select(Finding).order_by(order, Finding.id).offset(offset).limit(limit)
-        if min_monthly_cost_usd is not None:
-            query = query.where(Finding.monthly_cost_usd >= min_monthly_cost_usd)
-        if shown_with_others:
-            query = query.where(
-                _NOT_SHOWN_WITH_OTHERS.bindparams(importers=list(shown_with_others))
-            )
-        for name, value in filters.items():
-            if value is not None:
-                query = query.where(getattr(Finding, name) == value)
+        query = _listed(query, filters, shown_with_others, min_monthly_cost_usd)
         return list(await self.session.scalars(query))
+
+    async def count(
+        self,
+        *,
+        filters: dict[str, Any],
+        shown_with_others: Sequence[str] = (),
+        min_monthly_cost_usd: Decimal | None = None,
+    ) -> int:
+        """How many findings ``page`` would list under the same filters, every page."""
+        query = _listed(
+            select(func.count()).select_from(Finding),
+            filters,
+            shown_with_others,
+            min_monthly_cost_usd,
+        )
+        return int(await self.session.scalar(query) or 0)
 
     async def summary(self) -> list[tuple[str, str, int, Decimal]]:
         """(provider, detector, open findings, monthly USD) over open findings."""
