@@ -305,7 +305,7 @@ async def change_status_of(
     snoozed_until: dt.datetime | None,
     note: str | None,
 ) -> None:
-    """``change_status`` for findings already read (a bulk change: one check, one flush)."""
+    """``change_status`` for findings already read (a bulk change: checked once)."""
     if status == FindingStatus.resolved:
         raise InvalidInput("status: findings are resolved by scans, not by hand")
     if status == FindingStatus.snoozed:
