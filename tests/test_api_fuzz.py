@@ -73,6 +73,9 @@ REFUSES_VALID_DATA = {
     "GET /api/v1/connections/aws/cloudformation-template": "the external id must be issued",
     "GET /api/v1/findings": "(scanning) a minimum written as text has no decimal pattern",
     "GET /api/v1/findings/export": "(scanning) a minimum written as text has no decimal pattern",
+    "GET /api/v1/findings/count": "(scanning) a minimum written as text has no decimal pattern",
+    "POST /api/v1/findings/status": "a snooze needs a future date and a note; at most 1,000 match",
+    "GET /api/v1/costs/tag-keys": "end must follow start by at most 731 days",
     "GET /api/v1/connections/aws/setup": "(connections) focus_export_uri's s3:// shape",
     "POST /api/v1/connections": f"(connections) role_arn's shape; {NUL_IN_FREE_FORM}",
     "PATCH /api/v1/connections/{connection_id}": NUL_IN_FREE_FORM,
@@ -83,6 +86,8 @@ REFUSES_VALID_DATA = {
 ACCEPTS_INVALID_DATA: dict[str, str] = {
     "GET /api/v1/findings": "(scanning) an empty filter is no filter, as the dashboard sends",
     "GET /api/v1/findings/export": "(scanning) an empty filter is no filter, as on the list",
+    "GET /api/v1/findings/count": "(scanning) an empty filter is no filter, as on the list",
+    "POST /api/v1/findings/status": "(scanning) an empty filter is no filter, as on the list",
 }
 # 400: a password reset link that is unknown or used (its own problem type, not bad input).
 POSITIVE_OR_REFUSED = ["2xx", "3xx", "400", "401", "403", "404", "409", "422", "429", "5xx"]

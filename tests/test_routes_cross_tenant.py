@@ -43,6 +43,8 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/connections/{connection_id}"): {"name": "renamed by A"},
     ("POST", "/api/v1/scans"): {"connection_id": "{connection_id}"},
     ("PATCH", "/api/v1/findings/{finding_id}"): {"status": "dismissed", "note": "A was here"},
+    # Every finding A's filter lists: A's own alone, whatever the filter names.
+    ("POST", "/api/v1/findings/status"): {"status": "dismissed", "note": "A's", "filter": {}},
     ("PATCH", "/api/v1/llm/budget"): {"daily_cap_usd": "0.50"},
 }
 # Routes that take a file upload instead of a JSON body.
@@ -206,6 +208,10 @@ SNAPSHOT_PARAMS: dict[str, dict[str, str]] = {
         "group_by": "service",
     },
     "/api/v1/costs/readings": {"day": str(dt.date.today() - dt.timedelta(days=1))},
+    "/api/v1/costs/tag-keys": {
+        "start": str(dt.date.today() - dt.timedelta(days=700)),
+        "end": str(dt.date.today() + dt.timedelta(days=1)),
+    },
 }
 
 

@@ -117,3 +117,26 @@ async def test_a_bad_filter_is_refused_naming_it(client, two_accounts):
 
     assert response.status_code == 422
     assert "tag filter" in response.json()["detail"]
+
+
+async def test_costs_group_by_a_tag_the_api_lists_the_keys_of(client, two_accounts):
+    window = {"start": "2026-04-01", "end": "2026-06-01"}
+    keys = await client.get("/api/v1/costs/tag-keys", params=window, headers=two_accounts.auth)
+    before = await client.get(
+        "/api/v1/costs/tag-keys", params={"start": "2026-01-01", "end": "2026-04-01"},
+        headers=two_accounts.auth,
+    )  # fmt: skip
+    backwards = await client.get(
+        "/api/v1/costs/tag-keys", params={"start": "2026-06-01", "end": "2026-04-01"},
+        headers=two_accounts.auth,
+    )  # fmt: skip
+    by_team = await read(client, two_accounts, group_by="month,tag:team")
+
+    assert keys.status_code == 200, keys.text
+    assert keys.json() == ["team"]
+    assert before.json() == []
+    assert backwards.status_code == 422
+    assert {(r["month"], r["tag:team"]): r["billed_cost"] for r in by_team.json()["rows"]} == {
+        ("2026-04-01", "platform"): "9",
+        ("2026-05-01", "platform"): "20.0000008",
+    }

@@ -34,6 +34,7 @@ from tests.scanning.distinct_costs import distinct_monthly_usd, gross_monthly_us
 from tests.scanning.helpers import create_tenant, scan_once, tenant_findings
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
+from valdrix.scanning import listing
 from valdrix.simulator.aws_server import SimulatedAws
 
 FINDINGS = "/api/v1/findings"
@@ -449,3 +450,37 @@ async def test_another_tenants_finding_is_not_found(
     summary = (await client.get(f"{FINDINGS}/summary", headers=outsider.auth)).json()
     assert (summary["open_findings"], summary["by_detector"]) == (0, [])
     assert (await client.get(url, headers=triage.auth)).json()["status"] == "open"
+
+
+async def test_every_finding_of_a_filter_is_counted_and_changed_at_once_all_or_none(
+    client: httpx.AsyncClient, triage: TenantFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    addresses = {"detector": "aws.eip-unassociated"}
+    counted = await client.get(f"{FINDINGS}/count", params=addresses, headers=triage.auth)
+    assert counted.json() == {"count": len(await api_findings(client, triage.auth, **addresses))}
+    assert counted.json()["count"] == 2
+
+    bulk = f"{FINDINGS}/status"
+    no_note = {"status": "snoozed", "snoozed_until": in_future(days=3), "filter": addresses}
+    response = await client.post(bulk, json=no_note, headers=triage.auth)
+    assert assert_problem(response, 422)["detail"].startswith("note:")
+    viewer = await api_key(client, triage.auth, "viewer")
+    dismiss = {"status": "dismissed", "note": "kept for the DNS cut-over", "filter": addresses}
+    assert_problem(await client.post(bulk, json=dismiss, headers=viewer), 403)
+    # Above the bound (lowered here to 1: the demo-sized account holds two), nothing changes.
+    monkeypatch.setattr(listing, "BULK_LIMIT", 1)
+    response = await client.post(bulk, json=dismiss, headers=triage.auth)
+    assert "more than 1 findings match" in assert_problem(response, 422)["detail"]
+    assert {f["status"] for f in await api_findings(client, triage.auth, **addresses)} == {"open"}
+    monkeypatch.undo()
+
+    response = await client.post(bulk, json=dismiss, headers=triage.auth)
+    assert response.json() == {"changed": 2}, response.text
+    changed = await api_findings(client, triage.auth, **addresses)
+    assert {(f["status"], f["status_note"]) for f in changed} == {
+        ("dismissed", "kept for the DNS cut-over")
+    }
+    reopen = {"status": "open", "filter": {**addresses, "status": "dismissed"}}
+    response = await client.post(bulk, json=reopen, headers=triage.auth)
+    assert response.json() == {"changed": 2}, response.text
+    assert {f["status"] for f in await api_findings(client, triage.auth, **addresses)} == {"open"}

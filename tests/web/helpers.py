@@ -121,3 +121,12 @@ async def check_page(page: Page, folder: Path, name: str) -> None:
     await page.emulate_media(color_scheme="light")
     await assert_fits_a_phone(page)
     await screenshot_both_schemes(page, folder, name)
+
+
+async def answer_confirmation(page: Page, question: str, button: str | None) -> None:
+    """The page's confirmation dialog asks ``question`` (a part of it); ``button`` answers
+    (None: Cancel). Nothing is sent before the answer."""
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text(question)
+    await dialog.get_by_role("button", name=button or "Cancel", exact=True).click()
+    await expect(dialog).to_be_hidden()

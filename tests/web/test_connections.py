@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.async_api import Page
 
-from tests.web.helpers import DemoTenant, check_page, sign_in_at
+from tests.web.helpers import DemoTenant, answer_confirmation, check_page, sign_in_at
 from valdrix.simulator.demo_account import DEMO_ACCOUNT_ID, DEMO_ROLE_ARN
 
 NAME = "Simulated AWS (added in the browser)"
@@ -95,6 +95,7 @@ async def test_an_admin_adds_verifies_edits_disables_and_enables_a_connection(
         await check_page(page, screenshots, "connection")
 
         await page.get_by_role("button", name="Disable the connection").click()
+        await answer_confirmation(page, f"Disable {NAME}?", "Disable")
         await page.wait_for_url("**/connections")
         # Disabled, it is listed apart, and Enable brings it back (then it is disabled again).
         disabled = await api(base_url, demo, "GET", "/api/v1/connections?disabled=true")
@@ -105,6 +106,7 @@ async def test_an_admin_adds_verifies_edits_disables_and_enables_a_connection(
             "disabled_at"
         ] is None
         await page.get_by_role("button", name="Disable the connection").click()
+        await answer_confirmation(page, f"Disable {NAME}?", "Disable")
         await page.wait_for_url("**/connections")
     finally:
         # The demo keeps only its own connection, whatever happened above.

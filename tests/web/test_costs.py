@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from tests.costs.focus_files import sample_path, sample_rows, write_csv
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
@@ -72,9 +72,34 @@ async def test_costs_show_the_apis_figures_the_restated_day_and_uploads(
     assert await export.text() == as_csv.text
     await check_page(page, screenshots, "costs")
 
+    # Grouped by a tag: the chooser offers the API's tag keys, the rows are the API's.
+    keys = (await api(base_url, demo, "/api/v1/costs/tag-keys", start=start, end=end)).json()
+    assert keys, "the demo's costs are tagged"
+    assert await page.get_by_label("Tag key").locator("option").all_inner_texts() == keys
+    await page.get_by_label("Grouped by", exact=True).select_option("tag")
+    await page.get_by_label("Tag key").select_option(keys[-1])
+    await page.get_by_role("button", name="Show").click()
+    await page.wait_for_url(f"**tag_key={keys[-1]}**")
+    by_tag = f"tag:{keys[-1]}"
+    tagged = await api(base_url, demo, "/api/v1/costs", **view | {"group_by": f"day,{by_tag}"})
+    rows = tagged.json()["rows"]
+    assert await page.locator("tbody tr[data-tag]").count() == len(rows) > 0
+    for row in rows:
+        cells = page.locator(f"tr[data-day='{row['day']}'][data-tag='{row[by_tag] or ''}']")
+        assert await cells.locator("[data-figure=billed_cost]").inner_text() == usd(
+            row["billed_cost"]
+        )
+    await check_page(page, screenshots, "costs-by-tag")
+
     await page.get_by_label("FOCUS export").set_input_files(sample_path())
     await page.get_by_role("button", name="Upload").click()
     await page.get_by_text("Imported:").wait_for()
+    # The bar counted the request's bytes to the last: the file and its multipart wrapping.
+    progress = page.get_by_role("progressbar", name="Upload")
+    sent = int(await progress.get_attribute("max") or 0)
+    assert sent > sample_path().stat().st_size
+    assert await progress.get_attribute("value") == str(sent)
+    await expect(page.locator("[data-figure=upload_bytes]")).to_contain_text(" sent")
     await page.get_by_role("link", name="Show its costs by provider").click()
     await page.wait_for_url("**/costs?start=*")
     shown = {

@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
+from tests.fixtures.http import served_url
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
@@ -32,6 +33,15 @@ async def api(base_url: str, demo: DemoTenant, path: str) -> dict[str, object]:
     assert response.status_code == 200, response.text
     answer = response.json()
     assert isinstance(answer, dict)
+    return answer
+
+
+async def api_list(base_url: str, demo: DemoTenant, path: str) -> list[dict[str, object]]:
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        response = await client.get(path)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert isinstance(answer, list)
     return answer
 
 
@@ -107,3 +117,32 @@ async def test_a_viewer_sees_a_finished_scan_as_it_ended_and_no_scan_now(
         scan["findings_count"]
     )
     assert await page.get_by_role("button").all_inner_texts() == ["Sign out"]
+
+
+async def test_a_member_asks_again_for_an_ended_scans_analysis_and_a_viewer_cannot(
+    page: Page, demo: DemoTenant, base_url: str, runtime: Runtime, screenshots: Path
+) -> None:
+    # A provider configured (none is called: no worker runs in the browser suite, so the
+    # analysis asked for stays pending). The same database, so the same sessions.
+    with_llm = dataclasses.replace(
+        runtime, settings=runtime.settings.updated(llm={"api_key": "sk-test"})
+    )
+    scans = await api_list(base_url, demo, "/api/v1/scans")
+    oldest = scans[-1]["id"]  # the demo's own scan, ended before the browser opened it
+    async with served_url(with_llm) as llm_url:
+        await sign_in(page, demo.viewer_email, demo.viewer_password)
+        await page.goto(f"{llm_url}/scans/{oldest}")
+        status = page.locator("[data-figure=analysis_status]")
+        assert await status.inner_text() != "pending"
+        assert await page.get_by_role("button", name="Analyse this scan again").count() == 0
+        await page.get_by_role("button", name="Sign out").click()
+        await page.wait_for_url("**/sign-in**")
+
+        await sign_in(page, demo.admin_email, demo.admin_password)
+        await page.goto(f"{llm_url}/scans/{oldest}")
+        await check_page(page, screenshots, "scan-analyse-again")
+        await page.get_by_role("button", name="Analyse this scan again").click()
+        await expect(status).to_have_text("pending")
+        answer = await api(base_url, demo, f"/api/v1/scans/{oldest}/analysis")
+        assert answer["status"] == "pending"
+        assert await page.get_by_role("button", name="Analyse this scan again").count() == 0

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
-from tests.web.helpers import DemoTenant, check_page, sign_in_at
+from tests.web.helpers import DemoTenant, answer_confirmation, check_page, sign_in_at
 from valdrix.web.templating import usd
 
 KEY_NAME = "Key made in the browser"
@@ -57,7 +57,14 @@ async def test_an_admin_manages_keys_and_invitations_and_reads_the_audit_log(
     await page.reload()
     assert key not in await page.content()
     row = page.locator("tr[data-key]", has_text=KEY_NAME).first
+    # Revoking asks first: cancelled, the key still works.
     await row.get_by_role("button", name=f"Revoke {KEY_NAME}").click()
+    await answer_confirmation(page, f'Revoke the key "{KEY_NAME}"?', None)
+    assert await row.locator("[data-figure=status]").inner_text() == "active"
+    still = await api(base_url, demo, "GET", "/api/v1/findings/summary", key=key)
+    assert still.status_code == 200, "a cancelled revocation revokes nothing"
+    await row.get_by_role("button", name=f"Revoke {KEY_NAME}").click()
+    await answer_confirmation(page, f'Revoke the key "{KEY_NAME}"?', "Revoke")
     await page.wait_for_selector("#api-keys [data-figure=outcome]")
     assert await row.locator("[data-figure=status]").inner_text() == "revoked"
     refused = await api(base_url, demo, "GET", "/api/v1/findings/summary", key=key)
@@ -74,6 +81,7 @@ async def test_an_admin_manages_keys_and_invitations_and_reads_the_audit_log(
     assert listed[email]["status"] == "invited" and listed[email]["role"] == "viewer"
     assert await invited.locator("[data-figure=status]").inner_text() == "invited"
     await invited.get_by_role("button", name=f"Revoke the invitation for {email}").click()
+    await answer_confirmation(page, f"Revoke the invitation for {email}?", "Revoke the invitation")
     await invited.wait_for(state="detached")
     members_after = (await api(base_url, demo, "GET", "/api/v1/members")).json()
     assert email not in [m["email"] for m in members_after]

@@ -130,6 +130,13 @@ async def read_costs(
     )
 
 
+@router.get("/costs/tag-keys")
+async def list_tag_keys(scope: ViewerScope, start: IsoDate, end: IsoDate) -> list[str]:
+    """The tag keys of the cost records over [start, end), in order (at most 200): each is a
+    grouping of GET /api/v1/costs, `group_by=tag:<key>`."""
+    return await reading.list_tag_keys(scope.session, scope.principal, start=start, end=end)
+
+
 @router.get("/costs/runs")
 async def list_runs(
     scope: ViewerScope, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT

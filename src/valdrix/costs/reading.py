@@ -25,6 +25,8 @@ from valdrix.tenancy.auth import Principal
 MAX_GROUPS = 3
 MAX_ROWS = 5000
 MAX_RANGE_DAYS = 731
+# The most tag keys listed for the explorer's chooser (a tenant with more types the key).
+MAX_TAG_KEYS = 200
 # Dimensions only the records have (the roll-up has ``DAILY_GROUPS``).
 RECORD_ONLY_GROUPS = ("service_category", "charge_class", "resource", "tag:<key>")
 FILTERS = ("provider", "service", "region", "account", "tag")
@@ -83,6 +85,13 @@ def final_before(close_days: int) -> dt.date:
     return utcnow().date() - dt.timedelta(days=close_days)
 
 
+def check_window(start: dt.date, end: dt.date) -> None:
+    if end <= start:
+        raise InvalidInput("end must be after start (end is exclusive)")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise InvalidInput(f"the range may cover at most {MAX_RANGE_DAYS} days")
+
+
 def parse_query(
     start: dt.date,
     end: dt.date,
@@ -98,10 +107,7 @@ def parse_query(
     previous answer) asks for the next page of ``limit`` rows."""
     if not 1 <= limit <= MAX_ROWS:
         raise InvalidInput(f"limit must be between 1 and {MAX_ROWS}")
-    if end <= start:
-        raise InvalidInput("end must be after start (end is exclusive)")
-    if (end - start).days > MAX_RANGE_DAYS:
-        raise InvalidInput(f"the range may cover at most {MAX_RANGE_DAYS} days")
+    check_window(start, end)
     groups = [g.strip() for g in (group_by or "").split(",") if g.strip()]
     if len(groups) > MAX_GROUPS or len(set(groups)) != len(groups):
         raise InvalidInput(f"group_by takes up to {MAX_GROUPS} distinct dimensions")
@@ -183,6 +189,14 @@ def _money(row: dict[str, Any]) -> dict[str, Any]:
         key: plain_text(value) if isinstance(value, Decimal) else value
         for key, value in row.items()
     }
+
+
+async def list_tag_keys(
+    session: AsyncSession, actor: Principal, *, start: dt.date, end: dt.date
+) -> list[str]:
+    """The tag keys costs can be grouped by (``tag:<key>``) over [start, end)."""
+    check_window(start, end)
+    return await CostReadRepository(session).tag_keys(start, end, MAX_TAG_KEYS)
 
 
 async def list_runs(session: AsyncSession, actor: Principal, *, limit: int) -> list[CostRun]:

@@ -20,10 +20,13 @@ from valdrix.runtime import Runtime
 from valdrix.scanning import findings, listing, service, summary
 from valdrix.scanning.live import scan_feeds
 from valdrix.scanning.schemas import (
+    FindingBulkPatch,
+    FindingCountOut,
     FindingFilter,
     FindingHistoryOut,
     FindingOut,
     FindingPatch,
+    FindingsChangedOut,
     OpenWasteDayOut,
     ScanCreate,
     ScanDetailOut,
@@ -162,6 +165,30 @@ async def export_findings(
             "Cache-Control": "no-store",
         },
     )
+
+
+@router.get("/findings/count", tags=["findings"])
+async def count_findings(
+    scope: ViewerScope, chosen: Annotated[FindingFilter, Query()]
+) -> FindingCountOut:
+    """How many findings GET /api/v1/findings lists under the same filters, every page."""
+    return FindingCountOut(count=await listing.count_listed(scope.session, scope.principal, chosen))
+
+
+@router.post("/findings/status", tags=["findings"])
+async def update_findings(body: FindingBulkPatch, scope: MemberScope) -> FindingsChangedOut:
+    """Snooze, dismiss or reopen every finding the filter lists (as GET /api/v1/findings
+    lists them, every page), each as PATCH /api/v1/findings/{id} would, all or none. At most
+    1,000 findings at once: a filter that lists more is refused (422) and nothing changes."""
+    changed = await listing.change_status_of_listed(
+        scope.session,
+        scope.principal,
+        body.filter,
+        status=body.status,
+        snoozed_until=body.snoozed_until,
+        note=body.note,
+    )
+    return FindingsChangedOut(changed=changed)
 
 
 @router.get("/findings/summary", tags=["findings"])

@@ -239,6 +239,23 @@ async def list_findings(
     )
 
 
+async def count_findings(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    filters: dict[str, Any],
+    shown_with_others: Sequence[str] = (),
+    min_monthly_cost_usd: Decimal | None = None,
+) -> int:
+    """How many findings ``list_findings`` lists under the same filters, every page."""
+    await end_expired_snoozes(session)
+    return await FindingRepository(session).count(
+        filters=filters,
+        shown_with_others=shown_with_others,
+        min_monthly_cost_usd=min_monthly_cost_usd,
+    )
+
+
 async def end_expired_snoozes(session: AsyncSession) -> None:
     """A snooze ends by itself: whichever read comes first reopens the finding, with history."""
     for finding in await FindingRepository(session).expired_snoozes(utcnow()):
@@ -273,6 +290,22 @@ async def change_status(
 ) -> Finding:
     """People may snooze (until a date, with a reason), dismiss, or reopen a finding."""
     finding = await get_finding(session, actor, finding_id)
+    await change_status_of(
+        session, actor, [finding], status=status, snoozed_until=snoozed_until, note=note
+    )
+    return finding
+
+
+async def change_status_of(
+    session: AsyncSession,
+    actor: Principal,
+    chosen: Sequence[Finding],
+    *,
+    status: FindingStatus,
+    snoozed_until: dt.datetime | None,
+    note: str | None,
+) -> None:
+    """``change_status`` for findings already read (a bulk change: checked once)."""
     if status == FindingStatus.resolved:
         raise InvalidInput("status: findings are resolved by scans, not by hand")
     if status == FindingStatus.snoozed:
@@ -280,6 +313,18 @@ async def change_status(
             raise InvalidInput("snoozed_until: snoozing needs a date in the future")
         if not note:
             raise InvalidInput("note: say why the finding is snoozed")
+    for finding in chosen:
+        await _change_status(session, actor, finding, status, snoozed_until, note)
+
+
+async def _change_status(
+    session: AsyncSession,
+    actor: Principal,
+    finding: Finding,
+    status: FindingStatus,
+    snoozed_until: dt.datetime | None,
+    note: str | None,
+) -> None:
     previous = finding.status
     finding.status = status.value
     finding.snoozed_until = snoozed_until if status == FindingStatus.snoozed else None
@@ -304,7 +349,6 @@ async def change_status(
             "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
         },
     )
-    return finding
 
 
 async def finding_history(

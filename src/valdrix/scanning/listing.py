@@ -6,21 +6,26 @@ pages."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.errors import InvalidInput
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning import findings, imported, summary
-from valdrix.scanning.models import Finding
+from valdrix.scanning.models import Finding, FindingStatus
 from valdrix.scanning.schemas import FindingFilter, FindingOut
 from valdrix.tenancy.auth import Principal
 
 # Rows read per statement while exporting: memory stays flat however many findings match.
 EXPORT_BATCH = 500
+# The most findings one request changes by filter (GET /api/v1/findings/count says how many).
+BULK_LIMIT = 1_000
 CSV_COLUMNS = (
     "id",
     "provider",
@@ -61,19 +66,62 @@ async def list_described(
     """A page of findings, each resource's once: an imported recommendation for a resource
     one of Valdrix's own open findings prices is listed inside that finding, unless the
     filter asks for the importing detector's findings."""
-    importers = imported.importing_detectors()
     rows = await findings.list_findings(
         session,
         actor,
-        filters=chosen.equal_to(),
         sort=chosen.sort,
         descending=chosen.order == "desc",
         offset=offset,
         limit=limit,
-        shown_with_others=[] if chosen.detector in importers else list(importers),
-        min_monthly_cost_usd=chosen.min_monthly_cost_usd,
+        **_narrowed_by(chosen),
     )
     return await describe(session, actor, rows)
+
+
+def _narrowed_by(chosen: FindingFilter) -> dict[str, Any]:
+    """The filter as ``findings.list_findings`` and ``count_findings`` take it."""
+    importers = imported.importing_detectors()
+    return {
+        "filters": chosen.equal_to(),
+        "shown_with_others": [] if chosen.detector in importers else list(importers),
+        "min_monthly_cost_usd": chosen.min_monthly_cost_usd,
+    }
+
+
+async def count_listed(session: AsyncSession, actor: Principal, chosen: FindingFilter) -> int:
+    """How many findings ``list_described`` lists under ``chosen``, every page."""
+    return await findings.count_findings(session, actor, **_narrowed_by(chosen))
+
+
+async def change_status_of_listed(
+    session: AsyncSession,
+    actor: Principal,
+    chosen: FindingFilter,
+    *,
+    status: FindingStatus,
+    snoozed_until: dt.datetime | None,
+    note: str | None,
+) -> int:
+    """Every finding ``list_described`` lists under ``chosen`` changed as PATCH
+    /api/v1/findings/{id} changes one, all or none: how many. More than ``BULK_LIMIT`` is
+    refused (each change writes its history and audit rows: a bounded request)."""
+    rows = await findings.list_findings(
+        session,
+        actor,
+        sort=chosen.sort,
+        descending=chosen.order == "desc",
+        offset=0,
+        limit=BULK_LIMIT + 1,
+        **_narrowed_by(chosen),
+    )
+    if len(rows) > BULK_LIMIT:
+        raise InvalidInput(
+            f"more than {BULK_LIMIT:,} findings match: narrow the filter to change them at once"
+        )
+    await findings.change_status_of(
+        session, actor, rows, status=status, snoozed_until=snoozed_until, note=note
+    )
+    return len(rows)
 
 
 async def read_described(

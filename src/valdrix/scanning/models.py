@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -140,8 +142,23 @@ class Finding(IdMixin, Base):
     __tablename__ = "findings"
     __table_args__ = (
         UniqueConstraint("tenant_id", "fingerprint", name="uq_findings_fingerprint"),
-        Index("ix_findings_tenant_status_cost", "tenant_id", "status", "monthly_cost_usd"),
+        # The list's order, highest cost first (migration 0020).
+        Index(
+            "ix_findings_tenant_status_cost_order",
+            "tenant_id",
+            "status",
+            text("monthly_cost_usd DESC NULLS LAST"),
+            "id",
+            postgresql_include=["provider", "detector"],
+        ),
         Index("ix_findings_connection_region", "connection_id", "region", "detector"),
+        # The findings whose figures may be shared, read by totals (migration 0020).
+        Index(
+            "ix_findings_with_cost_parts",
+            "tenant_id",
+            "status",
+            postgresql_where=text("has_cost_parts"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -164,6 +181,11 @@ class Finding(IdMixin, Base):
     # The parts of its figure other findings may price too (``base.CostPart.as_json``).
     cost_parts: Mapped[list[dict[str, str]]] = mapped_column(
         JSONB, default=list, server_default="[]"
+    )
+    # Whether ``cost_parts`` names any: a column (not the expression) so that an index serves
+    # the app role under row-level security (jsonb operators are not leakproof).
+    has_cost_parts: Mapped[bool] = mapped_column(
+        Boolean, Computed("cost_parts <> '[]'::jsonb", persisted=True)
     )
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     tags: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)

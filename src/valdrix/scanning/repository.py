@@ -194,20 +194,65 @@ _PART = (
 # correlated EXISTS it scanned the tenant's open findings once per imported finding (5 s for a
 # page of 10,000 findings, benchmarks/dashboard.py). DISTINCT keeps the set's estimate at most
 # the imported findings (jsonb_array_elements is guessed at 100 rows each), so it is hashed
-# rather than scanned for every row (190 ms).
+# rather than scanned for every row (190 ms). Only findings that name cost parts take part, read
+# through their own index (migration 0020): expanding every open finding's parts was most of it.
 _NOT_SHOWN_WITH_OTHERS = text(
     """findings.id NOT IN (
         SELECT DISTINCT imported.id FROM findings imported,
              jsonb_array_elements(imported.cost_parts) part,
              findings own,
              jsonb_array_elements(own.cost_parts) own_part
-        WHERE imported.detector IN :importers
-          AND own.status = 'open' AND own.detector NOT IN :importers
+        WHERE imported.detector IN :importers AND imported.has_cost_parts
+          AND own.status = 'open' AND own.has_cost_parts AND own.detector NOT IN :importers
           AND own.provider = imported.provider AND own.account_id = imported.account_id
           AND own.region = imported.region
           AND own_part->>'component' = part->>'component'
           AND own_part->>'resource_id' = part->>'resource_id')"""
 ).bindparams(bindparam("importers", expanding=True))
+
+
+def _listed(
+    query: Select[Any],
+    filters: dict[str, Any],
+    shown_with_others: Sequence[str],
+    min_monthly_cost_usd: Decimal | None,
+) -> Select[Any]:
+    """``query`` narrowed to the findings a list shows (``FindingRepository.page``)."""
+    if min_monthly_cost_usd is not None:
+        query = query.where(Finding.monthly_cost_usd >= min_monthly_cost_usd)
+    if shown_with_others:
+        query = query.where(_NOT_SHOWN_WITH_OTHERS.bindparams(importers=list(shown_with_others)))
+    for name, value in filters.items():
+        if value is not None:
+            query = query.where(getattr(Finding, name) == value)
+    return query
+
+
+_COUNTED_ELSEWHERE = text(
+    """
+    WITH parts AS (
+        SELECT f.id, f.detector, f.provider, f.account_id, f.region,
+               part->>'component' AS component, part->>'resource_id' AS resource_id,
+               (part->>'monthly_usd')::numeric AS usd,
+               f.detector = ANY(CAST(:importers AS text[])) AS imported,
+               part->>'resource_id' <> f.resource_id AS not_own
+        FROM findings f, jsonb_array_elements(f.cost_parts) part
+        WHERE f.status = 'open' AND f.has_cost_parts
+    ), ranked AS (
+        SELECT detector, usd, count(*) OVER same_cost AS pricing,
+               row_number() OVER carrying AS place,
+               first_value(detector) OVER carrying AS carrier
+        FROM parts
+        WINDOW same_cost AS (PARTITION BY provider, account_id, region, component, resource_id),
+               carrying AS (same_cost ORDER BY usd DESC, imported, not_own,
+                            detector COLLATE "C", id)
+    )
+    SELECT detector, carrier, count(*), sum(usd)
+    FROM ranked WHERE pricing > 1 AND place > 1
+    GROUP BY detector, carrier
+    ORDER BY detector COLLATE "C", carrier COLLATE "C"
+    """
+)
 
 
 class FindingRepository(Repository[Finding]):
@@ -274,16 +319,24 @@ class FindingRepository(Repository[Finding]):
         column = SORTABLE[sort]
         order = column.desc().nulls_last() if descending else column.asc().nulls_first()
         query = select(Finding).order_by(order, Finding.id).offset(offset).limit(limit)
-        if min_monthly_cost_usd is not None:
-            query = query.where(Finding.monthly_cost_usd >= min_monthly_cost_usd)
-        if shown_with_others:
-            query = query.where(
-                _NOT_SHOWN_WITH_OTHERS.bindparams(importers=list(shown_with_others))
-            )
-        for name, value in filters.items():
-            if value is not None:
-                query = query.where(getattr(Finding, name) == value)
+        query = _listed(query, filters, shown_with_others, min_monthly_cost_usd)
         return list(await self.session.scalars(query))
+
+    async def count(
+        self,
+        *,
+        filters: dict[str, Any],
+        shown_with_others: Sequence[str] = (),
+        min_monthly_cost_usd: Decimal | None = None,
+    ) -> int:
+        """How many findings ``page`` would list under the same filters, every page."""
+        query = _listed(
+            select(func.count()).select_from(Finding),
+            filters,
+            shown_with_others,
+            min_monthly_cost_usd,
+        )
+        return int(await self.session.scalar(query) or 0)
 
     async def summary(self) -> list[tuple[str, str, int, Decimal]]:
         """(provider, detector, open findings, monthly USD) over open findings."""
@@ -300,15 +353,27 @@ class FindingRepository(Repository[Finding]):
         )
         return [(r[0], r[1], int(r[2]), Decimal(r[3] or 0)) for r in rows]
 
-    async def open_cost_parts(
-        self, resource_ids: Collection[str] | None = None
-    ) -> list[FindingCostPart]:
-        """The cost parts several open findings price, or those of them that are the costs of
-        ``resource_ids``."""
-        criteria = [Finding.status == FindingStatus.open.value]
-        if resource_ids is not None:
-            criteria.append(_PART.c.value["resource_id"].astext.in_(list(resource_ids)))
-        return await self._cost_parts(*criteria)
+    async def open_cost_parts(self, resource_ids: Collection[str]) -> list[FindingCostPart]:
+        """The cost parts several open findings price that are the costs of ``resource_ids``."""
+        return await self._cost_parts(
+            Finding.status == FindingStatus.open.value,
+            _PART.c.value["resource_id"].astext.in_(list(resource_ids)),
+        )
+
+    async def open_counted_elsewhere(
+        self, importers: Collection[str]
+    ) -> list[tuple[str, str, int, Decimal]]:
+        """(detector, carrier's detector, parts, their monthly USD): the open findings' cost
+        parts that totals count under another open finding, by the pair of detectors.
+
+        ``scanning.overlaps.counted_under_others`` in SQL, for the summary (it read every
+        shared part into Python, most of the overview's time at 10,000 findings,
+        benchmarks/dashboard.py): of the parts pricing one cost, the carrier is the largest,
+        then Valdrix's own finding before an imported one, then the finding about the resource
+        itself, then detector in byte order (``COLLATE "C"``, as Python compares strings) and
+        finding id (a uuid compares by its bytes, as its hex text does in Python)."""
+        rows = await self.session.execute(_COUNTED_ELSEWHERE, {"importers": list(importers)})
+        return [(row[0], row[1], int(row[2]), Decimal(row[3])) for row in rows]
 
     async def scan_cost_parts(self, scan_id: uuid.UUID) -> list[FindingCostPart]:
         """The cost parts several of the findings a scan saw price."""
@@ -340,7 +405,8 @@ class FindingRepository(Repository[Finding]):
                 func.count().over(partition_by=same_cost).label("pricing"),
             )
             .join(_PART, true())
-            .where(*criteria)
+            # The findings naming any part, through their index (migration 0020).
+            .where(Finding.has_cost_parts, *criteria)
             .subquery()
         )
         rows = await self.session.execute(

@@ -234,6 +234,22 @@ class FindingPatch(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
+class FindingBulkPatch(FindingPatch):
+    """Every finding a filter lists changed as PATCH /api/v1/findings/{id} changes one."""
+
+    filter: FindingFilter = Field(
+        description="Which findings: the list's filters (GET /api/v1/findings), every page"
+    )
+
+
+class FindingsChangedOut(BaseModel):
+    changed: int = Field(description="How many findings were changed")
+
+
+class FindingCountOut(BaseModel):
+    count: int = Field(description="How many findings the list holds, every page")
+
+
 class FindingHistoryOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

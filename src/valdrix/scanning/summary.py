@@ -88,25 +88,19 @@ async def waste_summary(session: AsyncSession, actor: Principal) -> WasteSummary
     await end_expired_snoozes(session)
     repository = FindingRepository(session)
     rows = await repository.summary()
+    overlaps = [
+        DetectorOverlap(detector, carrier, parts, usd)
+        for detector, carrier, parts, usd in await repository.open_counted_elsewhere(_importers())
+    ]
     elsewhere: defaultdict[str, Decimal] = defaultdict(lambda: ZERO)
-    pairs: defaultdict[tuple[str, str], list[CountedUnder]] = defaultdict(list)
-    for left in _counted_under_others(await repository.open_cost_parts()):
-        elsewhere[left.claim.detector] += left.claim.monthly_usd
-        pairs[(left.claim.detector, left.carrier.detector)].append(left)
+    for overlap in overlaps:
+        elsewhere[overlap.detector] += overlap.monthly_usd
     return WasteSummary(
         by_detector=[
             DetectorWaste(provider, detector, count, usd, elsewhere[detector])
             for provider, detector, count, usd in rows
         ],
-        overlaps=[
-            DetectorOverlap(
-                detector,
-                carrier,
-                len(left),
-                sum((one.claim.monthly_usd for one in left), start=ZERO),
-            )
-            for (detector, carrier), left in sorted(pairs.items())
-        ],
+        overlaps=overlaps,
     )
 
 
@@ -178,8 +172,12 @@ def _overlap_usd(parts: list[FindingCostPart]) -> Decimal:
     return sum((left.claim.monthly_usd for left in _counted_under_others(parts)), start=ZERO)
 
 
+def _importers() -> set[str]:
+    return {d.key for d in load_all_detectors() if d.imports_from}
+
+
 def _counted_under_others(parts: list[FindingCostPart]) -> list[CountedUnder]:
-    importers = {d.key for d in load_all_detectors() if d.imports_from}
+    importers = _importers()
     claims = [
         Claim(
             finding=part.finding_id,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
@@ -25,15 +26,17 @@ EXPLORER_DAYS = 45  # the demo's window: its preliminary days and its restated d
 EXPLORER_ROWS = 500  # shown on the page; the CSV holds every row
 RECENT_RUNS = 10
 Granularity = Literal["day", "month"]
-Group = Literal["provider", "service", "account", "region", "charge_category", "none"]
+Group = Literal["provider", "service", "account", "region", "charge_category", "tag", "none"]
 GROUP_LABELS = {
     "provider": "Provider",
     "service": "Service",
     "account": "Account",
     "region": "Region",
     "charge_category": "Charge category",
+    "tag": "Tag",
     "none": "Nothing",
 }
+TagKey = Annotated[str | None, Query(max_length=128)]
 
 
 def cost_flag(row: dict[str, Any]) -> str:
@@ -51,11 +54,14 @@ def _query(
     end: dt.date,
     granularity: Granularity,
     group: Group,
+    tag_key: str | None,
     *,
     limit: int = reading.MAX_ROWS,
 ) -> reading.CostQuery:
-    """``GET /api/v1/costs?group_by=<granularity>,<group>``'s own query."""
-    groups = [granularity] + ([] if group == "none" else [group])
+    """``GET /api/v1/costs?group_by=<granularity>,<group>``'s own query (``tag:<key>`` for
+    a tag; without a key, the costs are not grouped)."""
+    dimension = f"tag:{tag_key}" if group == "tag" and tag_key else group
+    groups = [granularity] + ([] if dimension in ("none", "tag") else [dimension])
     return reading.parse_query(
         start,
         end,
@@ -83,10 +89,14 @@ async def costs_page(
     end: End = None,
     granularity: Granularity = "day",
     group: Group = "provider",
+    tag_key: TagKey = None,
 ) -> Response:
     session, principal = scope.session, scope.principal
     start, end = _window(start, end)
-    query = _query(scope, start, end, granularity, group, limit=EXPLORER_ROWS)
+    tag_keys = await reading.list_tag_keys(session, principal, start=start, end=end)
+    if group == "tag" and not tag_key and tag_keys:
+        tag_key = tag_keys[0]
+    query = _query(scope, start, end, granularity, group, tag_key, limit=EXPLORER_ROWS)
     shown = await reading.read_costs(session, principal, query)
     context = await page_context(
         scope,
@@ -95,12 +105,17 @@ async def costs_page(
         granularity=granularity,
         group=group,
         group_labels=GROUP_LABELS,
+        tag_keys=tag_keys,
+        tag_key=tag_key,
         dimensions=query.group_by,
         rows=sorted(shown.rows, key=lambda row: str(row[granularity])),
         totals=shown.totals,
         truncated=shown.truncated,
         flag=cost_flag,
-        export_query=request.url.query,
+        export_query=urlencode(
+            {"start": start, "end": end, "granularity": granularity, "group": group}
+            | ({"tag_key": tag_key} if group == "tag" and tag_key else {})
+        ),
         adjustments=await reading.list_adjustments(
             session, principal, start=None, end=None, limit=DEFAULT_LIMIT
         ),
@@ -116,11 +131,12 @@ async def costs_csv(
     end: End = None,
     granularity: Granularity = "day",
     group: Group = "provider",
+    tag_key: TagKey = None,
 ) -> Response:
     """The view's rows as ``GET /api/v1/costs`` gives them with ``Accept: text/csv``, every
     page of them."""
     start, end = _window(start, end)
-    query = _query(scope, start, end, granularity, group)
+    query = _query(scope, start, end, granularity, group, tag_key)
     pages = [await reading.read_costs(scope.session, scope.principal, query)]
     while pages[-1].next_cursor is not None:
         following = query.after(pages[-1].next_cursor)

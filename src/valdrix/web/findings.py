@@ -92,17 +92,30 @@ async def findings_page(
     return render(request, template, context)
 
 
+@router.get("/findings/count")
+async def matching_count(
+    request: Request, scope: ViewerScope, chosen: Annotated[FindingFilter, Query()]
+) -> Response:
+    """The "every finding of the filter" choice, with how many that is (GET
+    /api/v1/findings/count), asked for once someone selects a whole page."""
+    count = await listing.count_listed(scope.session, scope.principal, chosen)
+    context = {"count": count, "limit": listing.BULK_LIMIT, "query": _query(chosen)}
+    return render(request, "findings_matching.html", context)
+
+
 @router.post("/findings/status")
 async def change_findings_status(
     request: Request,
     scope: MemberScope,
     action: Annotated[Literal["snooze", "dismiss", "reopen"], Form()],
     finding_id: Annotated[list[uuid.UUID] | None, Form()] = None,
+    which: Annotated[Literal["selected", "matching"], Form()] = "selected",
     note: Annotated[str | None, Form(max_length=1000)] = None,
     snoozed_until: Annotated[dt.date | None, Form()] = None,
     offset: Annotated[int, Form(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    """Each chosen finding changed as PATCH /api/v1/findings/{id} would, all or none; the
+    """Each chosen finding changed as PATCH /api/v1/findings/{id} would, all or none (or, for
+    ``which=matching``, every finding of the filter, as POST /api/v1/findings/status); the
     table comes back under the filter it was sent with."""
     form = await request.form()
     try:
@@ -112,24 +125,36 @@ async def change_findings_status(
     ids = finding_id or []
     message, error = None, None
     try:
-        if not ids:
+        if not ids and which == "selected":
             raise InvalidInput("choose at least one finding")
         until = (
             dt.datetime.combine(snoozed_until, dt.time(), dt.UTC)
             if snoozed_until and action == "snooze"
             else None
         )
+        status, reason = ACTIONS[action], note or None
         async with scope.session.begin_nested():
-            for one in ids:
-                await findings.change_status(
+            if which == "matching":
+                changed = await listing.change_status_of_listed(
                     scope.session,
                     scope.principal,
-                    one,
-                    status=ACTIONS[action],
+                    chosen,
+                    status=status,
                     snoozed_until=until,
-                    note=note or None,
+                    note=reason,
                 )
-        count = f"{len(ids)} finding" + ("s" if len(ids) > 1 else "")
+            else:
+                for one in ids:
+                    await findings.change_status(
+                        scope.session,
+                        scope.principal,
+                        one,
+                        status=status,
+                        snoozed_until=until,
+                        note=reason,
+                    )
+                changed = len(ids)
+        count = f"{changed} finding" + ("s" if changed != 1 else "")
         message = f"{count} {ACTIONS[action].value if action != 'reopen' else 'reopened'}."
     except ProblemError as problem:
         # Shown on the page above the table (200): nothing was changed.

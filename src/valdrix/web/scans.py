@@ -18,6 +18,7 @@ from valdrix.kit.pagination import DEFAULT_LIMIT
 from valdrix.scanning import service as scanning
 from valdrix.scanning.models import FINISHED_SCAN_STATUSES, Scan, ScanUnit
 from valdrix.tenancy.auth import MemberScope, TenantScope, ViewerScope
+from valdrix.tenancy.models import Role
 from valdrix.web.chrome import page_context
 from valdrix.web.routing import PageRoute
 from valdrix.web.templating import render
@@ -60,7 +61,18 @@ async def _scan_state(scope: TenantScope, scan_id: uuid.UUID) -> dict[str, Any]:
 async def _analysis_context(scope: TenantScope, scan_id: uuid.UUID) -> dict[str, Any]:
     scan, analysis = await analyses.get_analysis(scope.session, scope.principal, scan_id)
     answer = AnalysisOut.of_scan(scan, analysis)
-    return {"scan": scan, "analysis": answer, "polling": answer.status not in FINAL_ANALYSES}
+    final = answer.status in FINAL_ANALYSES
+    return {
+        "scan": scan,
+        "analysis": answer,
+        "polling": not final,
+        # Asking again is POST /api/v1/scans/{id}/analysis: members, an ended scan, an
+        # analysis no longer under way, and a provider configured (else the API refuses).
+        "can_request": final
+        and scan.status in FINISHED_SCAN_STATUSES
+        and scope.principal.role.at_least(Role.member)
+        and scope.runtime.settings.llm.enabled,
+    }
 
 
 def _duration(scan: Scan) -> str:
@@ -114,6 +126,15 @@ async def scan_state(request: Request, scan_id: uuid.UUID, scope: ViewerScope) -
     """The scan's figures and units as its page shows them, fetched again when it ends."""
     state = await _scan_state(scope, scan_id)
     return render(request, "scan_state.html", {**state, "duration": _duration(state["scan"])})
+
+
+@router.post("/scans/{scan_id}/analysis")
+async def request_scan_analysis(
+    request: Request, scan_id: uuid.UUID, scope: MemberScope
+) -> Response:
+    """``POST /api/v1/scans/{id}/analysis``'s service; the panel comes back pending, polled."""
+    await analyses.request_analysis(scope.session, scope.principal, scope.runtime.settings, scan_id)
+    return render(request, "scan_analysis.html", await _analysis_context(scope, scan_id))
 
 
 @router.get("/scans/{scan_id}/analysis")

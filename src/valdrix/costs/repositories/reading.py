@@ -117,6 +117,18 @@ class CostReadRepository:
         rows = [dict(row._mapping) for row in await self.session.execute(statement)]
         return rows[:limit], len(rows) > limit
 
+    async def tag_keys(self, start: dt.date, end: dt.date, limit: int) -> list[str]:
+        """The tag keys of the records over [start, end), in order, at most ``limit``."""
+        key = func.jsonb_object_keys(cost_records.c.tags).label("key")
+        keys = (
+            select(key)
+            .where(cost_records.c.day >= start, cost_records.c.day < end)
+            .distinct()
+            .order_by(key)
+            .limit(limit)
+        )
+        return list(await self.session.scalars(keys))
+
     async def data_version(self) -> int:
         version = await self.session.scalar(select(CostDataVersion.version))
         return int(version or 0)
