@@ -20,7 +20,7 @@ from valdrix.simulator.llm_server import SimulatedLLM
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-SCANS = 20
+SCANS = 8
 REGION = "us-east-1"
 
 
