@@ -73,6 +73,7 @@ from bench_stack import (
     wait_until_answering,
 )
 from sqlalchemy import event, text
+from sse_watchers import Watchers
 
 from valdrix.app import create_app
 from valdrix.config.groups import RateLimitSettings
@@ -301,31 +302,6 @@ async def write_scan_events(
             await asyncio.wait_for(stop_writing.wait(), timeout=1.0)
 
 
-@dataclass
-class Watchers:
-    received: list[int]
-    all_receiving: asyncio.Event
-    errors: int = 0
-
-    def count(self, index: int) -> None:
-        self.received[index] += 1
-        if self.received[index] == 1 and min(self.received) > 0:
-            self.all_receiving.set()
-
-
-async def watch(client: httpx.AsyncClient, path: str, watchers: Watchers, index: int) -> None:
-    try:
-        async with client.stream("GET", path) as response:
-            if response.status_code != 200:
-                watchers.errors += 1
-                return
-            async for line in response.aiter_lines():
-                if line.startswith("id:"):
-                    watchers.count(index)
-    except httpx.HTTPError:
-        watchers.errors += 1
-
-
 async def transactions_per_second(bench: Bench, seconds: float) -> float:
     before = await asyncio.to_thread(database_transactions, bench)
     await asyncio.sleep(seconds)
@@ -338,40 +314,33 @@ async def measure_watchers(
 ) -> dict[str, Any]:
     runtime = open_runtime(bench.settings)
     path = f"/api/v1/scans/{tenant.scan_ids[0]}/events"
-    watchers = Watchers([0] * size.watchers, asyncio.Event())
     limits = httpx.Limits(max_connections=size.watchers + 10, max_keepalive_connections=0)
     timeout = httpx.Timeout(60, read=None)
     stop_writing = asyncio.Event()
     writer = asyncio.create_task(write_scan_events(runtime, tenant, stop_writing))
-    tasks: list[asyncio.Task[None]] = []
     try:
-        async with httpx.AsyncClient(
-            base_url=base_url, headers=headers, limits=limits, timeout=timeout
-        ) as client:
-            tasks.append(asyncio.create_task(watch(client, path, watchers, 0)))
-            await asyncio.sleep(3)
-            one = await transactions_per_second(bench, size.watch_seconds)
-            tasks += [
-                asyncio.create_task(watch(client, path, watchers, n))
-                for n in range(1, size.watchers)
-            ]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watchers.all_receiving.wait(), timeout=60)
-            await asyncio.sleep(3)
-            before = list(watchers.received)
-            many = await transactions_per_second(bench, size.watch_seconds)
-            now = watchers.received
-            receiving = sum(later > then for later, then in zip(now, before, strict=True))
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+            async with Watchers(client, path, headers, 1):
+                await asyncio.sleep(3)
+                one = await transactions_per_second(bench, size.watch_seconds)
+            async with Watchers(client, path, headers, size.watchers) as crowd:
+                with contextlib.suppress(TimeoutError):
+                    await crowd.wait_until(
+                        lambda: all(w.events or w.error for w in crowd.watchers), within=60
+                    )
+                await asyncio.sleep(3)
+                before = [len(w.events) for w in crowd.watchers]
+                many = await transactions_per_second(bench, size.watch_seconds)
+                after = [len(w.events) for w in crowd.watchers]
+                errors = sum(w.error is not None for w in crowd.watchers)
     finally:
         stop_writing.set()
         await writer
         await runtime.close()
+    receiving = sum(later > then for later, then in zip(after, before, strict=True))
     return {
         "sse_watchers": receiving,
-        "sse_errors": watchers.errors,
+        "sse_errors": errors,
         "db_queries_per_s_1_watcher": round(one, 1),
         f"db_queries_per_s_{size.watchers}_watchers": round(many, 1),
     }
