@@ -118,7 +118,6 @@ def test_saving_at_the_minimum_is_reported(
 
 # sa-east-1's price inputs have io1's IOPS price ($0.091) but not io2's tiers, which are quoted
 # at us-east-1's ($0.065 up to 32,000 IOPS): the two regions' difference, not the two types'.
-@pytest.mark.xfail(strict=True, reason="io1 priced in its region, io2 at the reference region's")
 def test_io1_volume_below_io2s_first_tier_is_not_reported_where_io2_is_priced_elsewhere(
     make_scope: MakeScope,
 ) -> None:
@@ -127,7 +126,6 @@ def test_io1_volume_below_io2s_first_tier_is_not_reported_where_io2_is_priced_el
     assert scan(make_scope(region="sa-east-1")) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="io1 priced in its region, io2 at the reference region's")
 def test_io1_saving_where_io2_is_priced_elsewhere_is_the_reference_regions_and_estimated(
     make_scope: MakeScope,
 ) -> None:
