@@ -46,6 +46,7 @@ from valdrix.scanning.providers.base import ProviderAccessError, ProviderSession
 from valdrix.scanning.registry import load_all_detectors, load_all_providers
 from valdrix.scanning.repository import ScanEventRepository, ScanRepository
 from valdrix.scanning.resources import account_size
+from valdrix.scanning.shared_reads import SharedReads
 from valdrix.scanning.summary import scan_overlap_usd
 from valdrix.scanning.unit_pool import Thread, UnitPool
 
@@ -82,6 +83,8 @@ class ScanContext:
     session: ProviderSession
     pool: UnitPool
     region_deadlines: dict[str, float] = field(default_factory=dict)
+    # Per region: the describes its detectors share (``shared_reads``).
+    shared_reads: dict[str, SharedReads] = field(default_factory=dict)
     partitions: tuple[str, ...] = ()
 
 
@@ -245,6 +248,7 @@ async def _detect(
         client=context.provider.client_factory(context.session, region, deadline),
         prices=context.provider.prices(),
         now=started_at,
+        shared=context.shared_reads.setdefault(region, SharedReads()),
     )
     unanswered = (
         f"{context.provider.partition} {region} did not answer within its "

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste
 from valdrix.scanning.cloudwatch import CloudWatchMetrics, MetricQuery
-from valdrix.scanning.detectors.aws._ec2_common import VOLUME_COST, describe_volumes, volume_waste
+from valdrix.scanning.detectors.aws._ec2_common import VOLUME_COST, region_volumes, volume_waste
 from valdrix.scanning.idle import MetricWindow
 from valdrix.scanning.pricing.catalog import PIOPS_TIER_BOUNDS, Quote
 from valdrix.scanning.registry import detectors
@@ -62,7 +62,7 @@ class PreviousGenerationVolumes(Detector):
     def detect(
         self, scope: RegionScope, thresholds: PreviousGenerationThresholds
     ) -> Iterator[Waste]:
-        volumes = list(describe_volumes(scope.client("ec2"), {"volume-type": list(SUCCESSOR)}))
+        volumes = [v for v in region_volumes(scope) if v.get("VolumeType") in SUCCESSOR]
         magnetic = [volume for volume in volumes if volume["VolumeType"] == "standard"]
         monthly_requests = _monthly_io_requests(scope, magnetic, thresholds.lookback_days)
         for volume in volumes:
