@@ -242,8 +242,12 @@ def _reuse_client_classes() -> None:
 def parse_aws_timestamp(value: Any) -> dt.datetime:
     """botocore's timestamp parser, with ISO 8601 read by ``datetime.fromisoformat``: botocore
     hands every timestamp to dateutil, which took half of the time spent reading a large
-    account's describes (every volume, snapshot and instance carries one or more). Anything
-    else (epoch seconds, RFC 822 dates, no time zone) goes to botocore's own parser."""
+    account's describes (every volume, snapshot and instance carries one or more); epoch
+    seconds (each CloudWatch datapoint's time in JSON answers) by ``datetime.fromtimestamp`` in
+    UTC, where botocore builds a local time zone for each. Anything else (RFC 822 dates, no
+    time zone) goes to botocore's own parser."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value)
