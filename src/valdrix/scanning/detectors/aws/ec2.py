@@ -221,9 +221,8 @@ class UnusedImages(Detector):
         old = [image for image in old if image["ImageId"] not in in_use]
         if not old:
             return  # spare the launch template and configuration listings
-        in_use = _images_in_launch_templates(
-            scope.client("ec2")
-        ) | _images_in_launch_configurations(scope.client("autoscaling"))
+        templates = _images_in_launch_templates(scope.client("ec2"))
+        in_use = templates | _images_in_launch_configurations(scope.client("autoscaling"))
         for image in old:
             if image["ImageId"] in in_use:
                 continue
