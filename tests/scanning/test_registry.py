@@ -25,6 +25,7 @@ from valdrix.kit.orm import utcnow
 from valdrix.scanning.base import Detector, RegionScope, Thresholds
 from valdrix.scanning.providers.aws_pricing import aws_catalog
 from valdrix.scanning.registry import load_all_detectors
+from valdrix.scanning.shared_reads import SharedReads
 from valdrix.simulator.aws_server import SimulatedAws
 from valdrix.simulator.commitments import SimulatedCommitment, seed_commitments
 from valdrix.simulator.recommendations import (
@@ -515,7 +516,9 @@ def recording(scope: RegionScope, actions: set[str]) -> RegionScope:
         made.meta.events.register("before-call", note)
         return made
 
-    return dataclasses.replace(scope, client=client)
+    # Reads of its own: a detector's calls are recorded only if it makes them itself, not when
+    # a detector tested before it left the same describe in a shared read.
+    return dataclasses.replace(scope, client=client, shared=SharedReads())
 
 
 @by_aws_key

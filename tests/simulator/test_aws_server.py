@@ -71,3 +71,33 @@ def test_volumes_asked_by_id_still_honour_filters(aws_endpoint: str) -> None:
     )["Volumes"]
 
     assert [volume["VolumeId"] for volume in described] == [gp3]
+
+
+def test_each_resource_is_described_with_its_own_tags_alone(aws_endpoint: str) -> None:
+    ec2 = ec2_client(aws_endpoint)
+    volumes = [
+        ec2.create_volume(
+            Size=8,
+            AvailabilityZone="us-east-1a",
+            TagSpecifications=[
+                {
+                    "ResourceType": "volume",
+                    "Tags": [{"Key": "Name", "Value": f"disk-{n}"}, {"Key": "n", "Value": str(n)}],
+                }
+            ],
+        )["VolumeId"]
+        for n in range(3)
+    ]
+    ec2.create_tags(Resources=[volumes[1]], Tags=[{"Key": "team", "Value": "data"}])
+    ec2.delete_tags(Resources=[volumes[2]], Tags=[{"Key": "n"}])
+
+    described = ec2.describe_volumes(VolumeIds=volumes)["Volumes"]
+
+    tags = {v["VolumeId"]: {t["Key"]: t["Value"] for t in v["Tags"]} for v in described}
+    assert tags == {
+        volumes[0]: {"Name": "disk-0", "n": "0"},
+        volumes[1]: {"Name": "disk-1", "n": "1", "team": "data"},
+        volumes[2]: {"Name": "disk-2"},
+    }
+    tagged_data = ec2.describe_volumes(Filters=[{"Name": "tag:team", "Values": ["data"]}])
+    assert [v["VolumeId"] for v in tagged_data["Volumes"]] == [volumes[1]]

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from valdrix.scanning.pricing.catalog import PriceCatalog
+from valdrix.scanning.shared_reads import SharedReads
 
 # ``recommendation``: the saving the cloud's own recommendation estimates (imported as it is).
 CostBasis = Literal["billed", "list_price", "recommendation", "unknown"]
@@ -104,6 +105,9 @@ class RegionScope:
     client: ClientFactory
     prices: PriceCatalog
     now: dt.datetime
+    # Reads the partition's detectors share in one scan (each describe made once); a scope of
+    # its own shares nothing.
+    shared: SharedReads = field(default_factory=SharedReads)
 
 
 class Detector(ABC):

@@ -26,7 +26,6 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -38,16 +37,17 @@ from valdrix.kit.orm import utcnow
 from valdrix.logging import log_with_alias
 from valdrix.runtime import Runtime
 from valdrix.scanning.base import IGNORE_TAG, Detector, DetectorSkipped, RegionScope, Waste
-from valdrix.scanning.billed_prices import price_from_bill
-from valdrix.scanning.findings import RecordedFinding, record_findings, resolve_missing
 from valdrix.scanning.flows import ScanFinished, scan_finished
 from valdrix.scanning.models import FINISHED_SCAN_STATUSES, ScanStatus, UnitStatus
 from valdrix.scanning.providers.base import ProviderAccessError, ProviderSession, ScanProvider
 from valdrix.scanning.registry import load_all_detectors, load_all_providers
 from valdrix.scanning.repository import ScanEventRepository, ScanRepository
 from valdrix.scanning.resources import account_size
+from valdrix.scanning.scan_context import ScanContext, UnitOutcome
+from valdrix.scanning.shared_reads import SharedReads
 from valdrix.scanning.summary import scan_overlap_usd
 from valdrix.scanning.unit_pool import Thread, UnitPool
+from valdrix.scanning.unit_writes import store_unit
 
 log = structlog.get_logger(__name__)
 
@@ -60,29 +60,6 @@ def excluded(waste: Waste, rules: list[dict[str, Any]]) -> bool:
         rule["key"] in waste.tags and rule.get("value") in (None, waste.tags[rule["key"]])
         for rule in rules
     )
-
-
-@dataclass
-class UnitOutcome:
-    region: str  # the provider's partition
-    detector: str
-    status: UnitStatus
-    reason: str | None = None
-    wastes: list[Waste] = field(default_factory=list)
-    started_at: Any = None
-
-
-@dataclass
-class ScanContext:
-    runtime: Runtime
-    tenant_id: uuid.UUID
-    scan_id: uuid.UUID
-    connection: CloudConnection
-    provider: ScanProvider[Any]
-    session: ProviderSession
-    pool: UnitPool
-    region_deadlines: dict[str, float] = field(default_factory=dict)
-    partitions: tuple[str, ...] = ()
 
 
 async def run_scan(
@@ -184,7 +161,7 @@ async def _cut_off(context: ScanContext, pending: dict[asyncio.Task[UnitOutcome]
     budget = context.runtime.settings.scans.budget_seconds
     for region, key in pending.values():
         reason = f"the scan's {budget:g} s budget ran out"
-        await _store_unit(context, UnitOutcome(region, key, UnitStatus.timed_out, reason))
+        await store_unit(context, UnitOutcome(region, key, UnitStatus.timed_out, reason))
 
 
 def _prepare(
@@ -210,7 +187,7 @@ async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detect
     outcome.started_at = started_at
     # Many scans at once must not queue for more connections than the pool has.
     async with _slots("store", max(1, settings.db_pool_size // 2)):
-        await _store_unit(context, outcome)
+        await store_unit(context, outcome)
     return outcome
 
 
@@ -245,6 +222,7 @@ async def _detect(
         client=context.provider.client_factory(context.session, region, deadline),
         prices=context.provider.prices(),
         now=started_at,
+        shared=context.shared_reads.setdefault(region, SharedReads()),
     )
     unanswered = (
         f"{context.provider.partition} {region} did not answer within its "
@@ -273,90 +251,6 @@ async def _detect(
         # the scan covers counts (the connection's allow-list).
         kept = [w for w in kept if w.region is None or w.region in context.partitions]
     return UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, kept)
-
-
-async def _store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
-    """One transaction per unit: its status, its findings, its events (a consistent step),
-    written once."""
-    now = utcnow()
-    async with unit_of_work(context.runtime.sessions, context.tenant_id) as session:
-        scans = ScanRepository(session)
-        unit_id = await scans.claim_unit(
-            {
-                "tenant_id": context.tenant_id,
-                "scan_id": context.scan_id,
-                "region": outcome.region,
-                "detector": outcome.detector,
-                "status": outcome.status.value,
-                "reason": outcome.reason,
-                "findings_count": 0,
-                "started_at": outcome.started_at or now,
-                "finished_at": now,
-            }
-        )
-        if unit_id is None:
-            return  # written by an earlier attempt, or just before the scan budget's end
-        metrics.SCAN_UNITS_TOTAL.labels(detector=outcome.detector, outcome=outcome.status).inc()
-        findings: list[RecordedFinding] = []
-        if outcome.status == UnitStatus.ok:
-            detector = load_all_detectors().get(outcome.detector)
-            outcome.wastes = await price_from_bill(
-                session, outcome.wastes, now.date(), whole_resource=detector.prices_whole_resource
-            )
-            findings = await record_findings(
-                session,
-                tenant_id=context.tenant_id,
-                scan_id=context.scan_id,
-                connection_id=context.connection.id,
-                provider=context.provider.key,
-                account_id=context.session.account_id,
-                region=outcome.region,
-                detector=outcome.detector,
-                wastes=outcome.wastes,
-                now=now,
-            )
-            await resolve_missing(
-                session,
-                scan_id=context.scan_id,
-                connection_id=context.connection.id,
-                # A connection-wide detector saw every region.
-                region=None if detector.connection_wide else outcome.region,
-                detector=outcome.detector,
-                now=now,
-            )
-            await scans.count_unit_findings(unit_id, len(findings))
-        metrics.FINDINGS_RECORDED_TOTAL.labels(detector=outcome.detector).inc(len(findings))
-        announced: list[tuple[str, dict[str, Any]]] = [
-            (
-                "finding",
-                {
-                    "finding_id": str(finding.id),
-                    "detector": outcome.detector,
-                    "region": finding.region,
-                    "resource_id": finding.resource_id,
-                    "monthly_cost_usd": None
-                    if finding.monthly_cost_usd is None
-                    else str(finding.monthly_cost_usd),
-                    "cost_basis": finding.cost_basis,
-                },
-            )
-            for finding in findings
-        ]
-        announced.append(
-            (
-                "unit.finished",
-                {
-                    "region": outcome.region,
-                    "detector": outcome.detector,
-                    "status": outcome.status.value,
-                    "reason": outcome.reason,
-                    "findings": len(findings),
-                },
-            )
-        )
-        await ScanEventRepository(session).add_many(
-            context.tenant_id, context.scan_id, announced, now
-        )
 
 
 def _scan_status(units: Counter[str]) -> ScanStatus:

@@ -83,6 +83,8 @@ def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> Sim
     _let_resources_declare_their_stored_bytes()
     serve_beside_moto()  # Compute Optimizer and Cost Optimization Hub, which moto lacks
     _answer_describes_by_id_as_aws_does()
+    _read_each_resources_tags_by_its_id()
+    _remember_where_each_response_member_is_read()
     _route_requests_without_rescanning_moto()
     _read_each_metric_series_by_its_name_and_dimensions()
     port = port or free_port(host)
@@ -220,6 +222,55 @@ def _answer_describes_by_id_as_aws_does() -> None:
     InstanceBackend.get_reservations_by_instance_ids = get_reservations_by_instance_ids  # type: ignore[method-assign]
     EBSBackend.describe_volumes = describe_volumes  # type: ignore[method-assign]
     EBSBackend._valdrix_describes_by_id = True  # type: ignore[attr-defined]
+
+
+def _read_each_resources_tags_by_its_id() -> None:
+    """moto reads an EC2 resource's tags by filtering every tag of its region through a regular
+    expression: describing a region's instances or volumes compared each one with all the
+    region's tags, most of the simulator's CPU on a large account. The tags of one id are one
+    lookup, in the same order and shape."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    if getattr(TaggedEC2Resource, "_valdrix_tags_by_id", False):
+        return
+
+    def get_tags(self: Any) -> list[dict[str, str]]:
+        if not self.id:
+            return []
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+        return [
+            {"resource_id": self.id, "key": key, "value": value, "resource_type": kind}
+            for key, value in self.ec2_backend.tags.get(self.id, {}).items()
+        ]
+
+    TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
+    TaggedEC2Resource._valdrix_tags_by_id = True  # type: ignore[attr-defined]
+
+
+def _remember_where_each_response_member_is_read() -> None:
+    """moto's serializer works out, for every member of every resource it answers with, which
+    attributes of its object may hold the value (the member's name, its snake_case form,
+    aliases from the model's shape and the object's class): the same list for every instance
+    of a class under the same shape member, recomputed a dozen times per resource. Worked out
+    once per (class, member, shape) instead; the values are still read from each object. The
+    shapes come from moto's cached service models and live as long as the process."""
+    from moto.core.serialize import XFormedAttributePicker
+
+    if getattr(XFormedAttributePicker, "_valdrix_remembers_keys", False):
+        return
+    work_out = XFormedAttributePicker.get_possible_keys
+    known: dict[tuple[type, str, int], tuple[str, ...]] = {}
+
+    def get_possible_keys(self: Any, context: Any) -> Any:
+        where = (type(context.obj), context.key, id(context.shape))
+        keys = known.get(where)
+        if keys is None:
+            keys = known[where] = tuple(work_out(self, context))
+        return iter(keys)
+
+    XFormedAttributePicker.get_possible_keys = get_possible_keys  # type: ignore[method-assign]
+    XFormedAttributePicker._valdrix_remembers_keys = True  # type: ignore[attr-defined]
 
 
 def _route_requests_without_rescanning_moto() -> None:

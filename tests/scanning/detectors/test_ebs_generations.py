@@ -23,9 +23,9 @@ from .cloudwatch_seed import put_daily_values
 MakeScope = Callable[..., RegionScope]
 
 
-def volume(volume_type: str, size: int = 100, **extra: Any) -> str:
-    created = boto3.client("ec2", region_name="us-east-1").create_volume(
-        AvailabilityZone="us-east-1a", Size=size, VolumeType=volume_type, **extra
+def volume(volume_type: str, size: int = 100, region: str = "us-east-1", **extra: Any) -> str:
+    created = boto3.client("ec2", region_name=region).create_volume(
+        AvailabilityZone=f"{region}a", Size=size, VolumeType=volume_type, **extra
     )
     return str(created["VolumeId"])
 
@@ -114,3 +114,26 @@ def test_saving_at_the_minimum_is_reported(
     io1 = volume("io1", size=500, Iops=34_000)
 
     assert (io1 in scan(make_scope(), min_monthly_saving_usd=minimum)) is reported
+
+
+# sa-east-1's price inputs have io1's IOPS price ($0.091) but not io2's tiers, which are quoted
+# at us-east-1's ($0.065 up to 32,000 IOPS): the two regions' difference, not the two types'.
+def test_io1_volume_below_io2s_first_tier_is_not_reported_where_io2_is_priced_elsewhere(
+    make_scope: MakeScope,
+) -> None:
+    volume("io1", size=200, Iops=4000, region="sa-east-1")
+
+    assert scan(make_scope(region="sa-east-1")) == {}
+
+
+def test_io1_saving_where_io2_is_priced_elsewhere_is_the_reference_regions_and_estimated(
+    make_scope: MakeScope,
+) -> None:
+    io1 = volume("io1", size=500, Iops=40_000, region="sa-east-1")
+
+    waste = scan(make_scope(region="sa-east-1"))[io1]
+
+    # Both types at us-east-1's prices: 8,000 IOPS above the first tier, 0.0455 not 0.065.
+    assert waste.price.monthly_usd == Decimal("156.00")
+    assert waste.price.detail["estimated"] is True
+    assert "sa-east-1" in waste.price.detail["estimated_because"]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import botocore.session
 import structlog
+from botocore.client import ClientCreator
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
@@ -88,6 +90,7 @@ class AwsAccess:
         # Every client comes from this one session, whose loader parses each service model once
         # per process (a session per client re-reads it: hundreds of ms per client, spent inside
         # the scan's budgets). Sessions are not thread-safe, hence the lock.
+        _reuse_client_classes()
         core = botocore.session.get_session()
         core.get_component("response_parser_factory").set_parser_defaults(
             timestamp_parser=parse_aws_timestamp
@@ -207,11 +210,44 @@ class AwsAccess:
         client.meta.events.register("after-call", count_error)
 
 
+def _reuse_client_classes() -> None:
+    """botocore builds a new class for every client: a method and a docstring object per
+    operation of the service (EC2 has over 600), a fifth of a large scan's CPU where a scan
+    builds a client per service and region. The class depends only on the service's model
+    and on the handlers registered on the session's events (boto3's, ours), never on the
+    region or credentials, so one class per (session events, service, API version) serves
+    every client."""
+    if getattr(ClientCreator, "_valdrix_reuses_classes", False):
+        return
+    build = ClientCreator._create_client_class
+    classes: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], type]] = (
+        weakref.WeakKeyDictionary()
+    )
+    lock = threading.Lock()
+
+    def create_client_class(self: ClientCreator, service_name: str, service_model: Any) -> type:
+        key = (service_name, service_model.api_version)
+        with lock:
+            built = classes.setdefault(self._event_emitter, {}).get(key)
+        if built is None:
+            built = build(self, service_name, service_model)
+            with lock:
+                classes[self._event_emitter][key] = built
+        return built
+
+    ClientCreator._create_client_class = create_client_class
+    ClientCreator._valdrix_reuses_classes = True
+
+
 def parse_aws_timestamp(value: Any) -> dt.datetime:
     """botocore's timestamp parser, with ISO 8601 read by ``datetime.fromisoformat``: botocore
     hands every timestamp to dateutil, which took half of the time spent reading a large
-    account's describes (every volume, snapshot and instance carries one or more). Anything
-    else (epoch seconds, RFC 822 dates, no time zone) goes to botocore's own parser."""
+    account's describes (every volume, snapshot and instance carries one or more); epoch
+    seconds (each CloudWatch datapoint's time in JSON answers) by ``datetime.fromtimestamp`` in
+    UTC, where botocore builds a local time zone for each. Anything else (RFC 822 dates, no
+    time zone) goes to botocore's own parser."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value)

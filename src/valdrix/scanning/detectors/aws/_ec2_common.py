@@ -19,25 +19,58 @@ from valdrix.scanning.detectors.aws._common import (
     is_at_least_days_old,
 )
 
-Filters = dict[str, list[str]]
 # Everything an EBS volume bills (storage and provisioned performance): priced by the volume's own
 # findings (in full, or the part a cheaper type saves) and by its stopped instance's.
 VOLUME_COST = "ebs-volume"
-# The most values one EC2 describe filter accepts.
-FILTER_VALUES_MAX = 200
 # AWS writes "User initiated (2024-01-02 10:00:00 GMT)"; moto writes UTC.
 _STOP_TIME = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
 
 
-def describe_volumes(ec2: Any, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
-    """Every volume matching ``filters`` (``{"status": ["available"]}``), page after page."""
-    for page in ec2.get_paginator("describe_volumes").paginate(Filters=_api_filters(filters)):
+def region_volumes(scope: RegionScope) -> tuple[dict[str, Any], ...]:
+    """Every volume of the scope's region, described once per scan for all the detectors that
+    judge volumes (each filters them itself)."""
+    return scope.shared.read(
+        "ec2:DescribeVolumes", lambda: tuple(describe_volumes(scope.client("ec2")))
+    )
+
+
+def region_instances(scope: RegionScope) -> tuple[dict[str, Any], ...]:
+    """Every instance of the scope's region (in any state), described once per scan."""
+    return scope.shared.read(
+        "ec2:DescribeInstances", lambda: tuple(describe_instances(scope.client("ec2")))
+    )
+
+
+def region_instances_in(scope: RegionScope, *states: str) -> Iterator[dict[str, Any]]:
+    """The region's instances in one of ``states`` (``running``, ``stopped`` ...)."""
+    return (i for i in region_instances(scope) if i["State"]["Name"] in states)
+
+
+def region_own_images(scope: RegionScope) -> tuple[dict[str, Any], ...]:
+    """Every AMI the account owns in the scope's region, described once per scan."""
+    return scope.shared.read(
+        "ec2:DescribeImages", lambda: tuple(describe_own_images(scope.client("ec2")))
+    )
+
+
+def region_addresses(scope: RegionScope) -> tuple[dict[str, Any], ...]:
+    """Every Elastic IP of the scope's region, described once per scan (DescribeAddresses is
+    not paginated: one call returns them all)."""
+    return scope.shared.read(
+        "ec2:DescribeAddresses",
+        lambda: tuple(scope.client("ec2").describe_addresses()["Addresses"]),
+    )
+
+
+def describe_volumes(ec2: Any) -> Iterator[dict[str, Any]]:
+    """Every volume of the client's region, page after page."""
+    for page in ec2.get_paginator("describe_volumes").paginate():
         yield from page.get("Volumes", [])
 
 
-def describe_instances(ec2: Any, filters: Filters | None = None) -> Iterator[dict[str, Any]]:
-    """Every instance matching ``filters``, page after page, reservations flattened."""
-    for page in ec2.get_paginator("describe_instances").paginate(Filters=_api_filters(filters)):
+def describe_instances(ec2: Any) -> Iterator[dict[str, Any]]:
+    """Every instance of the client's region, page after page, reservations flattened."""
+    for page in ec2.get_paginator("describe_instances").paginate():
         for reservation in page.get("Reservations", []):
             yield from reservation.get("Instances", [])
 
@@ -46,10 +79,6 @@ def describe_own_images(ec2: Any) -> Iterator[dict[str, Any]]:
     """Every AMI the scanned account owns, page after page."""
     for page in ec2.get_paginator("describe_images").paginate(Owners=["self"]):
         yield from page.get("Images", [])
-
-
-def _api_filters(filters: Filters | None) -> list[dict[str, Any]]:
-    return [{"Name": name, "Values": values} for name, values in (filters or {}).items()]
 
 
 @dataclass(frozen=True)
@@ -75,11 +104,12 @@ def stopped_since(instance: dict[str, Any]) -> dt.datetime | None:
     return dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
 
 
-def instances_stopped_for(ec2: Any, now: dt.datetime, days: int) -> dict[str, StoppedInstance]:
+def instances_stopped_for(scope: RegionScope, days: int) -> dict[str, StoppedInstance]:
     """Instances stopped at least ``days`` days, by id; those whose stop time cannot be read are
     left out."""
     found: dict[str, StoppedInstance] = {}
-    for instance in describe_instances(ec2, {"instance-state-name": ["stopped"]}):
+    now = scope.now
+    for instance in region_instances_in(scope, "stopped"):
         stopped_at = stopped_since(instance)
         if stopped_at is not None and is_at_least_days_old(stopped_at, now, days):
             found[instance["InstanceId"]] = StoppedInstance(

@@ -12,9 +12,9 @@ from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Wast
 from valdrix.scanning.detectors.aws._common import age_days, is_at_least_days_old
 from valdrix.scanning.detectors.aws._ec2_common import (
     VOLUME_COST,
-    describe_own_images,
-    describe_volumes,
     instances_stopped_for,
+    region_own_images,
+    region_volumes,
     snapshot_price,
     volume_price,
     volume_waste,
@@ -45,8 +45,9 @@ class UnattachedVolumes(Detector):
     shared_costs = (VOLUME_COST,)
 
     def detect(self, scope: RegionScope, thresholds: UnattachedThresholds) -> Iterator[Waste]:
-        ec2 = scope.client("ec2")
-        for volume in describe_volumes(ec2, {"status": ["available"]}):
+        for volume in region_volumes(scope):
+            if volume["State"] != "available":
+                continue
             created = volume["CreateTime"]
             if not is_at_least_days_old(created, scope.now, thresholds.min_age_days):
                 continue
@@ -84,13 +85,16 @@ class VolumesOnStoppedInstances(Detector):
     shared_costs = (VOLUME_COST,)
 
     def detect(self, scope: RegionScope, thresholds: StoppedInstanceThresholds) -> Iterator[Waste]:
-        ec2 = scope.client("ec2")
-        stopped = instances_stopped_for(ec2, scope.now, thresholds.stopped_days)
+        stopped = instances_stopped_for(scope, thresholds.stopped_days)
         if not stopped:
             return
-        for volume in describe_volumes(ec2, {"status": ["in-use"]}):
+        for volume in region_volumes(scope):
             instance_ids = [a["InstanceId"] for a in volume.get("Attachments", [])]
-            if not instance_ids or any(i not in stopped for i in instance_ids):
+            if (
+                volume["State"] != "in-use"
+                or not instance_ids
+                or any(i not in stopped for i in instance_ids)
+            ):
                 continue
             instances = [stopped[i] for i in instance_ids]
             shortest = min(instance.stopped_days for instance in instances)
@@ -133,10 +137,10 @@ class OrphanedSnapshots(Detector):
         ]
         if not old:
             return  # spare the volume and image listings
-        volume_ids = {volume["VolumeId"] for volume in describe_volumes(ec2)}
+        volume_ids = {volume["VolumeId"] for volume in region_volumes(scope)}
         used_by_images = {
             mapping["Ebs"]["SnapshotId"]
-            for image in describe_own_images(ec2)
+            for image in region_own_images(scope)
             for mapping in image.get("BlockDeviceMappings", [])
             if mapping.get("Ebs", {}).get("SnapshotId")
         }
@@ -206,8 +210,9 @@ class Gp2Volumes(Detector):
     shared_costs = (VOLUME_COST,)
 
     def detect(self, scope: RegionScope, thresholds: Gp2Thresholds) -> Iterator[Waste]:
-        ec2 = scope.client("ec2")
-        for volume in describe_volumes(ec2, {"volume-type": ["gp2"]}):
+        for volume in region_volumes(scope):
+            if volume.get("VolumeType") != "gp2":
+                continue
             price = self._saving(scope, volume)
             if (
                 price.monthly_usd is not None

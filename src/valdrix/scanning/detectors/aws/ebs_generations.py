@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -11,8 +11,9 @@ from pydantic import Field
 
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste
 from valdrix.scanning.cloudwatch import CloudWatchMetrics, MetricQuery
-from valdrix.scanning.detectors.aws._ec2_common import VOLUME_COST, describe_volumes, volume_waste
+from valdrix.scanning.detectors.aws._ec2_common import VOLUME_COST, region_volumes, volume_waste
 from valdrix.scanning.idle import MetricWindow
+from valdrix.scanning.pricing.catalog import PIOPS_TIER_BOUNDS, Quote
 from valdrix.scanning.registry import detectors
 
 CENT = Decimal("0.01")
@@ -61,7 +62,7 @@ class PreviousGenerationVolumes(Detector):
     def detect(
         self, scope: RegionScope, thresholds: PreviousGenerationThresholds
     ) -> Iterator[Waste]:
-        volumes = list(describe_volumes(scope.client("ec2"), {"volume-type": list(SUCCESSOR)}))
+        volumes = [v for v in region_volumes(scope) if v.get("VolumeType") in SUCCESSOR]
         magnetic = [volume for volume in volumes if volume["VolumeType"] == "standard"]
         monthly_requests = _monthly_io_requests(scope, magnetic, thresholds.lookback_days)
         for volume in volumes:
@@ -122,9 +123,15 @@ def _magnetic_saving(
     scope: RegionScope, volume: dict[str, Any], monthly_requests: Decimal, lookback_days: int
 ) -> Price:
     """Magnetic storage and I/O requests, less the same size of gp3 at its baseline."""
-    magnetic = scope.prices.ebs_gb_month(scope.region, "standard")
-    requests = scope.prices.ebs_io_requests_million(scope.region, "standard")
-    gp3 = scope.prices.ebs_gb_month(scope.region, "gp3")
+
+    def quotes(region: str) -> tuple[Quote | None, ...]:
+        return (
+            scope.prices.ebs_gb_month(region, "standard"),
+            scope.prices.ebs_io_requests_million(region, "standard"),
+            scope.prices.ebs_gb_month(region, "gp3"),
+        )
+
+    (magnetic, requests, gp3), estimated_because = _of_one_region(scope, quotes)
     if magnetic is None or requests is None or gp3 is None:
         return Price.unknown(
             "the price catalog lacks the Magnetic storage or I/O request price, or gp3's"
@@ -135,7 +142,7 @@ def _magnetic_saving(
     return Price(
         request_cost - storage_difference,
         "list_price",
-        magnetic.detail(scope.prices)
+        _estimated(magnetic.detail(scope.prices), estimated_because)
         | {
             "saving": "Magnetic I/O requests - size_gb x (gp3 - Magnetic unit price)",
             "size_gb": size_gb,
@@ -153,9 +160,17 @@ def _magnetic_saving(
 def _io1_saving(scope: RegionScope, volume: dict[str, Any]) -> Price:
     """io1's flat IOPS price less io2's tiered one, on the volume's provisioned IOPS (storage
     bills the same on both)."""
-    io1 = scope.prices.ebs_piops_month(scope.region, "io1")
-    tiers = scope.prices.ebs_piops_month_tiers(scope.region, "io2")
-    if io1 is None or tiers is None:
+
+    bounds = PIOPS_TIER_BOUNDS["io2"]
+
+    def quotes(region: str) -> tuple[Quote | None, ...]:
+        tiers = scope.prices.ebs_piops_month_tiers(region, "io2") or []
+        return scope.prices.ebs_piops_month(region, "io1"), *(quote for _, quote in tiers)
+
+    (io1, *tier_quotes), estimated_because = _of_one_region(scope, quotes)
+    # Shorter than the bounds when the catalog lacks a tier.
+    tiers = [(b, quote) for b, quote in zip(bounds, tier_quotes, strict=False) if quote]
+    if io1 is None or len(tiers) < len(bounds):
         return Price.unknown("the price catalog lacks io1's IOPS price or io2's IOPS tiers")
     iops = int(volume.get("Iops") or 0)
     io2_cost, floor = Decimal(0), 0
@@ -167,7 +182,7 @@ def _io1_saving(scope: RegionScope, volume: dict[str, Any]) -> Price:
     return Price(
         saving,
         "list_price",
-        io1.detail(scope.prices)
+        _estimated(io1.detail(scope.prices), estimated_because)
         | {
             "saving": "provisioned IOPS x io1 unit price - the same IOPS at io2's tiered prices",
             "provisioned_iops": iops,
@@ -178,3 +193,29 @@ def _io1_saving(scope: RegionScope, volume: dict[str, Any]) -> Price:
             ],
         },
     )
+
+
+def _of_one_region(
+    scope: RegionScope, quotes: Callable[[str], tuple[Quote | None, ...]]
+) -> tuple[tuple[Quote | None, ...], str | None]:
+    """The prices a saving compares, all of one region, and why they are estimated (None when
+    they are the scanned region's own).
+
+    Where the region's price inputs have some of them and not the others (sa-east-1 prices io1's
+    IOPS at $0.091 but not io2's tiers, quoted at us-east-1's $0.065), their difference would be
+    the two regions', not the two types': every one is then the reference region's, and so is
+    the saving, estimated.
+    """
+    own = quotes(scope.region)
+    if len({quote.estimated for quote in own if quote is not None}) < 2:
+        return own, None
+    reference = scope.prices.reference_region
+    why = (
+        f"the price inputs for {scope.region} price only some of the types compared; the "
+        f"saving is at the {reference} list prices"
+    )
+    return quotes(reference), why
+
+
+def _estimated(detail: dict[str, Any], because: str | None) -> dict[str, Any]:
+    return detail if because is None else detail | {"estimated": True, "estimated_because": because}

@@ -20,19 +20,18 @@ from valdrix.scanning.detectors.aws._common import (
     EC2_INSTANCE_COST,
     CloudWatchIdleDetector,
     age_days,
-    chunks,
     is_at_least_days_old,
 )
 from valdrix.scanning.detectors.aws._ec2_common import (
-    FILTER_VALUES_MAX,
     VOLUME_COST,
-    describe_instances,
-    describe_own_images,
-    describe_volumes,
     instance_cost_parts,
     instance_waste,
     instances_stopped_for,
     on_demand_price,
+    region_instances,
+    region_instances_in,
+    region_own_images,
+    region_volumes,
     snapshot_price,
     volumes_cost_parts,
     volumes_price,
@@ -65,13 +64,11 @@ class StoppedInstances(Detector):
     shared_costs = (VOLUME_COST,)
 
     def detect(self, scope: RegionScope, thresholds: StoppedThresholds) -> Iterator[Waste]:
-        ec2 = scope.client("ec2")
-        stopped = instances_stopped_for(ec2, scope.now, thresholds.stopped_days)
+        stopped = instances_stopped_for(scope, thresholds.stopped_days)
         volumes_by_instance: dict[str, list[dict[str, Any]]] = {}
-        for instance_ids in chunks(sorted(stopped), FILTER_VALUES_MAX):
-            for volume in describe_volumes(ec2, {"attachment.instance-id": list(instance_ids)}):
-                for attachment in volume.get("Attachments", []):
-                    volumes_by_instance.setdefault(attachment["InstanceId"], []).append(volume)
+        for volume in region_volumes(scope) if stopped else ():
+            for attachment in volume.get("Attachments", []):
+                volumes_by_instance.setdefault(attachment["InstanceId"], []).append(volume)
         for instance_id, found in stopped.items():
             volumes = volumes_by_instance.get(instance_id, [])
             size_gb = sum(int(volume["Size"]) for volume in volumes)
@@ -139,7 +136,7 @@ class IdleInstances(CloudWatchIdleDetector[IdleThresholds]):
     idle_when = "below"
 
     def list_resources(self, scope: RegionScope) -> Iterator[dict[str, Any]]:
-        return describe_instances(scope.client("ec2"), {"instance-state-name": ["running"]})
+        return region_instances_in(scope, "running")
 
     def metric_queries(self, position: int, instance: dict[str, Any]) -> list[MetricQuery]:
         dimensions = (("InstanceId", instance["InstanceId"]),)
@@ -209,25 +206,23 @@ class UnusedImages(Detector):
     thresholds = UnusedImageThresholds
 
     def detect(self, scope: RegionScope, thresholds: UnusedImageThresholds) -> Iterator[Waste]:
-        ec2 = scope.client("ec2")
         old = [
             image
-            for image in describe_own_images(ec2)
+            for image in region_own_images(scope)
             if is_at_least_days_old(_created(image), scope.now, thresholds.min_age_days)
         ]
         if not old:
             return  # spare the instance listing
         in_use = {
             instance["ImageId"]
-            for instance in describe_instances(ec2)
+            for instance in region_instances(scope)
             if instance["State"]["Name"] != "terminated"
         }
         old = [image for image in old if image["ImageId"] not in in_use]
         if not old:
             return  # spare the launch template and configuration listings
-        in_use = _images_in_launch_templates(ec2) | _images_in_launch_configurations(
-            scope.client("autoscaling")
-        )
+        templates = _images_in_launch_templates(scope.client("ec2"))
+        in_use = templates | _images_in_launch_configurations(scope.client("autoscaling"))
         for image in old:
             if image["ImageId"] in in_use:
                 continue

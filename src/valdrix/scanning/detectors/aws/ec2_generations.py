@@ -12,10 +12,10 @@ from pydantic import Field
 from valdrix.scanning.base import Detector, Price, RegionScope, Thresholds, Waste
 from valdrix.scanning.detectors.aws._common import EC2_INSTANCE_COST
 from valdrix.scanning.detectors.aws._ec2_common import (
-    describe_instances,
     instance_cost_parts,
     instance_waste,
     on_demand_price,
+    region_instances_in,
 )
 from valdrix.scanning.detectors.aws.instance_generations import (
     is_previous_generation,
@@ -55,7 +55,7 @@ class PreviousGenerationInstances(Detector):
     def detect(
         self, scope: RegionScope, thresholds: PreviousGenerationInstanceThresholds
     ) -> Iterator[Waste]:
-        running = describe_instances(scope.client("ec2"), {"instance-state-name": ["running"]})
+        running = region_instances_in(scope, "running")
         for instance in running:
             instance_type = instance["InstanceType"]
             equivalent = same_size_successor(instance_type)

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from valdrix.scanning.base import Detector, RegionScope, Thresholds, Waste
 from valdrix.scanning.detectors.aws._common import age_days, hourly_price, is_at_least_days_old
-from valdrix.scanning.detectors.aws._ec2_common import describe_instances
+from valdrix.scanning.detectors.aws._ec2_common import region_instances_in
 from valdrix.scanning.registry import detectors
 
 # EC2 instances that joined a cluster as nodes (self-managed or Karpenter) carry this tag key.
@@ -118,16 +118,10 @@ def _listed(eks: Any, operation: str, field: str, cluster: str) -> bool:
 
 def _clusters_with_nodes(scope: RegionScope, names: list[str]) -> set[str]:
     """Which of the clusters have a pending or running EC2 instance tagged as their node."""
-    instances = describe_instances(
-        scope.client("ec2"),
-        {
-            "tag-key": [CLUSTER_TAG_PREFIX + name for name in names],
-            "instance-state-name": ["pending", "running"],
-        },
-    )
+    tagged = {CLUSTER_TAG_PREFIX + name for name in names}
     return {
         tag["Key"].removeprefix(CLUSTER_TAG_PREFIX)
-        for instance in instances
+        for instance in region_instances_in(scope, "pending", "running")
         for tag in instance.get("Tags", [])
-        if tag["Key"].startswith(CLUSTER_TAG_PREFIX)
+        if tag["Key"] in tagged
     }

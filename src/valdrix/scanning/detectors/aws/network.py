@@ -11,10 +11,10 @@ from pydantic import Field
 from valdrix.scanning.ages import age_days, is_at_least_days_old
 from valdrix.scanning.base import Detector, RegionScope, Thresholds, Waste, tags_of
 from valdrix.scanning.cloudwatch import MetricQuery
-from valdrix.scanning.detectors.aws._common import CloudWatchIdleDetector, chunks, hourly_price
+from valdrix.scanning.detectors.aws._common import CloudWatchIdleDetector, hourly_price
 from valdrix.scanning.detectors.aws._ec2_common import (
-    FILTER_VALUES_MAX,
-    describe_instances,
+    region_addresses,
+    region_instances_in,
     stopped_since,
 )
 from valdrix.scanning.idle import IdleResource, LookbackThresholds
@@ -42,8 +42,7 @@ class UnassociatedElasticIp(Detector):
     def detect(
         self, scope: RegionScope, thresholds: UnassociatedElasticIpThresholds
     ) -> Iterator[Waste]:
-        # DescribeAddresses is not paginated: one call returns every address in the region.
-        for address in scope.client("ec2").describe_addresses()["Addresses"]:
+        for address in region_addresses(scope):
             if address.get("AssociationId"):
                 continue
             # Addresses brought from the customer's own range (BYOIP) carry no IPv4 charge.
@@ -91,17 +90,14 @@ class StoppedInstanceAddress(Detector):
     def detect(
         self, scope: RegionScope, thresholds: StoppedInstanceAddressThresholds
     ) -> Iterator[Waste]:
-        ec2 = scope.client("ec2")
-        # DescribeAddresses is not paginated: one call returns every address in the region.
         held = [
             address
-            for address in ec2.describe_addresses()["Addresses"]
+            for address in region_addresses(scope)
             if address.get("InstanceId") and address.get("PublicIpv4Pool", "amazon") == "amazon"
         ]
-        stopped: dict[str, Any] = {}
-        for instance_ids in chunks(sorted({a["InstanceId"] for a in held}), FILTER_VALUES_MAX):
-            filters = {"instance-id": list(instance_ids), "instance-state-name": ["stopped"]}
-            stopped |= {i["InstanceId"]: i for i in describe_instances(ec2, filters)}
+        stopped: dict[str, Any] = (
+            {i["InstanceId"]: i for i in region_instances_in(scope, "stopped")} if held else {}
+        )
         for address in held:
             instance = stopped.get(address["InstanceId"])
             stopped_at = stopped_since(instance) if instance else None

@@ -61,9 +61,7 @@ class IdleRdsInstance(CloudWatchIdleDetector[IdleRdsInstanceThresholds]):
     window_figure = "peak"
 
     def list_resources(self, scope: RegionScope) -> list[dict[str, Any]]:
-        return [
-            db for db in _db_instances(scope.client("rds")) if db["DBInstanceStatus"] == "available"
-        ]
+        return [db for db in _db_instances(scope) if db["DBInstanceStatus"] == "available"]
 
     def metric_queries(self, position: int, db: dict[str, Any]) -> list[MetricQuery]:
         return [
@@ -171,7 +169,7 @@ class OrphanedRdsSnapshot(Detector):
         self, scope: RegionScope, thresholds: OrphanedRdsSnapshotThresholds
     ) -> Iterator[Waste]:
         rds = scope.client("rds")
-        live = {db["DBInstanceIdentifier"]: db.get("DbiResourceId") for db in _db_instances(rds)}
+        live = {db["DBInstanceIdentifier"]: db.get("DbiResourceId") for db in _db_instances(scope)}
         for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
             for snapshot in page["DBSnapshots"]:
                 if snapshot["Status"] != "available":
@@ -320,6 +318,11 @@ def _same_resource(resource_id: str | None, live_resource_id: str | None) -> boo
     return not resource_id or not live_resource_id or resource_id == live_resource_id
 
 
-def _db_instances(rds: Any) -> list[dict[str, Any]]:
-    paginator = rds.get_paginator("describe_db_instances")
-    return [db for page in paginator.paginate() for db in page["DBInstances"]]
+def _db_instances(scope: RegionScope) -> tuple[dict[str, Any], ...]:
+    """Every RDS instance of the region, described once per scan for both RDS detectors."""
+
+    def describe() -> tuple[dict[str, Any], ...]:
+        paginator = scope.client("rds").get_paginator("describe_db_instances")
+        return tuple(db for page in paginator.paginate() for db in page["DBInstances"])
+
+    return scope.shared.read("rds:DescribeDBInstances", describe)
