@@ -9,8 +9,9 @@ Why it cannot keep a withdrawn credential working:
   happens to notifications;
 - nothing is served while the LISTEN connection is down (it may have missed a notification),
   and everything is dropped when it is lost and when it is back;
-- a read that a notification overtook is not stored (the generation moved meanwhile), so an
-  answer read before a revocation committed cannot outlive it;
+- a read that a notification overtook is not stored (the generation moved meanwhile), and no
+  request arriving after the notification waits for it (it reads again), so an answer read
+  before a revocation committed cannot outlive it;
 - a change committed by this very process empties its cache at the commit, so its own next
   request sees the change without waiting for the notification to come back.
 
@@ -47,12 +48,20 @@ class CachedCredential:
     served_until: float  # time.monotonic()
 
 
+@dataclass(frozen=True)
+class _Flight:
+    """A read under way, which requests for the same credential may wait for instead."""
+
+    generation: int  # the cache's generation when the read began
+    answer: asyncio.Future[Any]
+
+
 class CredentialCache:
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
         self._entries: dict[tuple[str, bytes], CachedCredential] = {}
         self._generation = 0
-        self._in_flight: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+        self._in_flight: dict[tuple[str, bytes], _Flight] = {}
         listener.subscribe(Subscriber(CHANNEL, self._on_change, self._on_connection))
 
     async def resolve(
@@ -66,34 +75,48 @@ class CredentialCache:
         """``resolve()``'s answer for the credential ``key`` of ``kind``: cached if fresh, else
         read, once for all who ask at the same time (the streams of one browser re-check their
         credential together, and would all miss together)."""
-        cached = self.get(kind, key)
-        if cached is not None:
-            return cached  # type: ignore[return-value]  # stored by this method, as an R
-        in_flight = self._in_flight.get((kind, key))
-        if in_flight is not None:
+        k = (kind, key)
+        while True:
+            cached = self.get(kind, key)
+            if cached is not None:
+                return cached  # type: ignore[return-value]  # stored by this method, as an R
+            joined = self._in_flight.get(k)
+            # A read begun before a change was heard may answer what the change withdrew.
+            if joined is None or joined.generation != self._generation:
+                break
             try:
-                return await asyncio.shield(in_flight)
+                return await asyncio.shield(joined.answer)
             except asyncio.CancelledError:
-                if not in_flight.cancelled():
+                task = asyncio.current_task()
+                if not joined.answer.cancelled() or (task is not None and task.cancelling()):
                     raise  # this request was cancelled
-                # The request reading it was cancelled (its client left): read it here.
-        generation, read_at = self._generation, time.monotonic()
-        flight: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._in_flight[(kind, key)] = flight
+                # The request reading it was cancelled (its client left): look again.
+        flight = _Flight(self._generation, asyncio.get_running_loop().create_future())
+        read_at = time.monotonic()
+        self._in_flight[k] = flight
         try:
             value = await resolve()
-        except asyncio.CancelledError:
-            flight.cancel()
-            raise
         except BaseException as exc:
-            flight.set_exception(exc)
-            flight.exception()  # retrieved: nobody else may be waiting
+            if isinstance(exc, asyncio.CancelledError):
+                flight.answer.cancel()
+            else:
+                flight.answer.set_exception(exc)
+                flight.answer.exception()  # retrieved: nobody else may be waiting
             raise
+        else:
+            flight.answer.set_result(value)
         finally:
-            del self._in_flight[(kind, key)]
-        flight.set_result(value)
+            if not flight.answer.done():  # never leave those who joined waiting
+                flight.answer.cancel()
+            if self._in_flight.get(k) is flight:  # a later read may have replaced it
+                del self._in_flight[k]
         self.put(
-            kind, key, value, tenant_id=tenant_of(value), generation=generation, read_at=read_at
+            kind,
+            key,
+            value,
+            tenant_id=tenant_of(value),
+            generation=flight.generation,
+            read_at=read_at,
         )
         return value
 
