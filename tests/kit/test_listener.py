@@ -7,7 +7,6 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import psycopg
-import pytest
 
 from valdrix.kit.listener import Listener, Subscriber
 
@@ -15,7 +14,6 @@ if TYPE_CHECKING:  # importing it at run time would make pytest try to collect i
     from tests.conftest import TestDatabase
 
 
-@pytest.mark.xfail(strict=True, reason="an unexpected error ends listening, still connected")
 async def test_listening_that_ends_on_an_unexpected_error_is_reported_lost(
     database: TestDatabase,
 ) -> None:

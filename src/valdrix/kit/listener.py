@@ -5,14 +5,22 @@ listener holds one connection of its own (autocommit, outside the pool), reconne
 back-off when it is lost, and tells subscribers when it is lost and when it is back: what they
 learnt while it was down may be stale, so a cache stops serving and feeds read again.
 
-A lost connection is noticed when the driver says so, and, for one that silently stops
-answering, by a liveness query every ``HEALTH_CHECK_SECONDS`` bounded by a timeout.
+The connection counts as listening only once a notification it sends itself, on a channel
+private to this process, has come back to it: at connect, and again after every
+``HEALTH_CHECK_SECONDS`` of listening, each echo awaited at most
+``HEALTH_CHECK_TIMEOUT_SECONDS``. So a connection that silently stops answering, or one through
+a pooler that accepts ``LISTEN`` but never delivers (PgBouncer in transaction mode), is reported
+lost, not listening. Listening that ends for any other reason (an unexpected error) is reported
+lost too. (Notifications arriving while a statement runs are kept for ``notifies()`` from
+psycopg 3.2.4 on: the echo, and anything heard meanwhile, is never dropped.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import psycopg
@@ -78,36 +86,58 @@ class Listener:
             if self._task is me:  # a replaced task's end says nothing of its successor
                 self._set_connected(connected)
 
+        echo = f"valdrix_listener_{uuid.uuid4().hex}"  # this process's own channel
         failures = 0
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, application_name=APPLICATION_NAME
-                ) as conn:
-                    for channel in sorted({s.channel for s in self._subscribers}):
-                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                    failures = 0
-                    report(True)
-                    log.info("listener.connected")
-                    await self._receive(conn)
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                report(False)
-                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-                failures += 1
-                log.warning("listener.lost", error=type(exc).__name__, retry_in_s=delay)
-                await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                report(False)
-                raise
+        try:
+            while True:
+                try:
+                    async with await psycopg.AsyncConnection.connect(
+                        self._url, autocommit=True, application_name=APPLICATION_NAME
+                    ) as conn:
+                        for channel in sorted({s.channel for s in self._subscribers} | {echo}):
+                            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                        await self._echo(conn, echo)  # notifications do arrive
+                        failures = 0
+                        report(True)
+                        log.info("listener.connected")
+                        await self._receive(conn, echo)
+                except (psycopg.Error, OSError, TimeoutError) as exc:
+                    report(False)
+                    delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                    failures += 1
+                    log.warning("listener.lost", error=type(exc).__name__, retry_in_s=delay)
+                    await asyncio.sleep(delay)
+        except Exception:
+            log.exception("listener.failed")
+            raise
+        finally:
+            report(False)  # whatever ended it, nothing is listening now
 
-    async def _receive(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    async def _receive(self, conn: psycopg.AsyncConnection[tuple[object, ...]], echo: str) -> None:
         while True:
             async for notify in conn.notifies(timeout=HEALTH_CHECK_SECONDS):
-                for subscriber in self._subscribers:
-                    if subscriber.channel == notify.channel:
-                        subscriber.on_notify(notify.payload)
-            async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_SECONDS):
-                await conn.execute("SELECT 1")
+                if notify.channel != echo:  # a late echo of an earlier check: nothing to do
+                    self._deliver(notify)
+            await self._echo(conn, echo)
+
+    async def _echo(self, conn: psycopg.AsyncConnection[tuple[object, ...]], echo: str) -> None:
+        """Return once a notification sent on ``echo`` comes back to ``conn``; raise
+        ``TimeoutError`` if it does not within ``HEALTH_CHECK_TIMEOUT_SECONDS``."""
+        token = uuid.uuid4().hex
+        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_SECONDS):
+            await conn.execute("SELECT pg_notify(%s, %s)", (echo, token))
+            # ``notifies()`` holds the connection until it is closed: close it on leaving.
+            async with aclosing(conn.notifies()) as notifies:
+                async for notify in notifies:
+                    if notify.channel != echo:
+                        self._deliver(notify)
+                    elif notify.payload == token:
+                        return
+
+    def _deliver(self, notify: psycopg.Notify) -> None:
+        for subscriber in self._subscribers:
+            if subscriber.channel == notify.channel:
+                subscriber.on_notify(notify.payload)
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self._connected:
