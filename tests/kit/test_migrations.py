@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool
@@ -100,3 +101,16 @@ def test_identity_migration_turns_pending_invitations_into_address_invitations(d
         multi: (None, True),
         half: (t2, False),
     }
+
+
+@pytest.mark.xfail(strict=True, reason="the scan events trigger runs per row on the whole row")
+def test_writing_scan_events_notifies_once_per_statement(database):
+    """Workers commit a unit's events together; their notification costs one trigger call per
+    statement, whatever the number of events or the size of their payloads."""
+    import psycopg
+
+    with psycopg.connect(database.superuser) as conn:
+        levels = conn.execute(
+            "SELECT tgtype & 1 FROM pg_trigger WHERE tgname = 'scan_events_written'"
+        ).fetchall()
+    assert levels == [(0,)], "the trigger must fire FOR EACH STATEMENT"
