@@ -8,7 +8,9 @@ process drops what it has cached of that tenant's credentials when it hears it. 
 columns fire: an API key's ``last_used_at`` (written once a minute per busy key) does not.
 
 ``valdrix_scan_events`` (payload: the scan id) fires when events of a scan are written and when
-its status changes, so each API process reads them once for all of its live watchers.
+its status changes, so each API process reads them once for all of its live watchers. Events are
+written by every worker at every unit's commit: their trigger runs once per statement and sends
+one notification per scan written, reading nothing of the events but their scan id.
 
 Notifications go out when the writing transaction commits, and never if it rolls back.
 
@@ -40,6 +42,16 @@ END
 $$
 """
 
+SCAN_EVENTS_FUNCTION = """
+CREATE FUNCTION valdrix_notify_scan_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('valdrix_scan_events', scan_id::text)
+    FROM (SELECT DISTINCT scan_id FROM written) AS scans;
+    RETURN NULL;
+END
+$$
+"""
+
 # (trigger, table, events, channel and payload column)
 TRIGGERS = (
     (
@@ -63,7 +75,6 @@ TRIGGERS = (
     # A person may belong to several tenants: every tenant's cache forgets them.
     ("users_credentials", "users", "UPDATE OF disabled_at OR DELETE", "'valdrix_credentials'"),
     ("tenants_credentials", "tenants", "DELETE", "'valdrix_credentials', 'id'"),
-    ("scan_events_written", "scan_events", "INSERT", "'valdrix_scan_events', 'scan_id'"),
     ("scans_status", "scans", "UPDATE OF status", "'valdrix_scan_events', 'id'"),
 )
 
@@ -75,9 +86,17 @@ def upgrade() -> None:
             f"CREATE TRIGGER {name} AFTER {events} ON {table}"
             f" FOR EACH ROW EXECUTE FUNCTION valdrix_notify_change({arguments})"
         )
+    op.execute(SCAN_EVENTS_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER scan_events_written AFTER INSERT ON scan_events"
+        " REFERENCING NEW TABLE AS written"
+        " FOR EACH STATEMENT EXECUTE FUNCTION valdrix_notify_scan_events()"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER scan_events_written ON scan_events")
+    op.execute("DROP FUNCTION valdrix_notify_scan_events()")
     for name, table, _, _ in TRIGGERS:
         op.execute(f"DROP TRIGGER {name} ON {table}")
     op.execute("DROP FUNCTION valdrix_notify_change()")

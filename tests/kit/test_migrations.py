@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool
@@ -103,7 +102,6 @@ def test_identity_migration_turns_pending_invitations_into_address_invitations(d
     }
 
 
-@pytest.mark.xfail(strict=True, reason="the scan events trigger runs per row on the whole row")
 def test_writing_scan_events_notifies_once_per_statement(database):
     """Workers commit a unit's events together; their notification costs one trigger call per
     statement, whatever the number of events or the size of their payloads."""
