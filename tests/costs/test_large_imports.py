@@ -74,7 +74,6 @@ class _SlowSpool:
         yield "second"
 
 
-@pytest.mark.xfail(strict=True, reason="a cancelled import closes the spool the thread reads")
 async def test_a_cancelled_import_lets_the_thread_finish_with_the_spool_first() -> None:
     """Cancelled while the next group is summed, the import ends (and its spool is closed)
     only once the thread is done with the spool, and no error comes of it."""
