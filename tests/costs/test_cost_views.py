@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -140,3 +141,24 @@ async def test_costs_group_by_a_tag_the_api_lists_the_keys_of(client, two_accoun
         ("2026-04-01", "platform"): "9",
         ("2026-05-01", "platform"): "20.0000008",
     }
+
+
+async def test_only_tag_keys_costs_can_be_grouped_by_are_listed(client, make_tenant, tmp_path):
+    """A key with a comma (FOCUS and Azure allow one), with spaces around it or longer than a
+    group_by key may be is not offered: grouping by it would be refused or group by another."""
+    tenant = await make_tenant()
+    long_key = "k" * 129
+    tags = {"team": "a", "cost, centre": "b", " padded ": "c", long_key: "d", "k" * 128: "e"}
+    rows = focus_rows(APRIL, {dt.date(2026, 4, 3): Decimal("10.00")})
+    rows[0][-1] = json.dumps(tags)
+    await import_file(client, tenant, write(tmp_path / "tags.csv", rows))
+
+    keys = await client.get(
+        "/api/v1/costs/tag-keys", params={"start": "2026-04-01", "end": "2026-06-01"},
+        headers=tenant.auth,
+    )  # fmt: skip
+
+    assert keys.status_code == 200, keys.text
+    assert keys.json() == ["k" * 128, "team"]
+    for key in keys.json():
+        assert (await read(client, tenant, group_by=f"tag:{key}")).json()["rows"]

@@ -96,7 +96,7 @@ async def test_snooze_dismiss_and_reopen_with_a_note(
     for finding_id in two:
         await page.locator(f"tr[data-finding='{finding_id}'] input[type=checkbox]").check()
     await page.get_by_role("button", name="Dismiss").click()
-    await answer_confirmation(page, "Dismiss the selected findings?", "Dismiss")
+    await answer_confirmation(page, "Dismiss 2 findings?", "Dismiss")
     await page.get_by_role("status").filter(has_text="2 findings dismissed").wait_for()
     dismissed = await api_findings(base_url, demo, status="dismissed")
     assert set(two) <= {row["id"] for row in dismissed}
@@ -178,10 +178,30 @@ async def test_a_whole_page_then_every_finding_of_the_filter_snoozed_and_reopene
     )
     await check_page(page, screenshots, "findings-select-all")
 
-    await every.check()
+    # One finding changes elsewhere after the count was shown: the change is refused whole.
+    moved = (await api_findings(base_url, demo, status="open"))[-1]["id"]
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        gone = await client.patch(f"/api/v1/findings/{moved}", json={"status": "dismissed"})
+        assert gone.status_code == 200, gone.text
+        await every.check()
+        await page.get_by_label("Note").fill("quarterly review: all at once")
+        await page.get_by_role("button", name="Snooze").click()
+        await expect(page.get_by_role("alert")).to_contain_text(
+            f"the filter now matches {matching - 1} findings, not {matching}"
+        )
+        assert await api_count(base_url, demo, status="snoozed") == snoozed_before
+        back = await client.patch(f"/api/v1/findings/{moved}", json={"status": "open"})
+        assert back.status_code == 200, back.text
+
+    # The change is to the filter shown, not to the filter form's unapplied edits.
+    await page.get_by_label("Select every finding on this page").check()
+    await page.get_by_label("findings matching this filter").check()
+    await page.get_by_label("Status").select_option("")
     await page.get_by_label("Note").fill("quarterly review: all at once")
+    await page.get_by_role("button", name="Dismiss").click()
+    await answer_confirmation(page, f"Dismiss {matching} findings?", None)
     await page.get_by_role("button", name="Snooze").click()
-    await page.get_by_role("status").filter(has_text=f"{matching} findings snoozed").wait_for()
+    await expect(page.get_by_role("status")).to_have_text(f"{matching} findings snoozed.")
     # (Imported recommendations the snoozed findings held are listed on their own now.)
     assert await api_count(base_url, demo, status="snoozed") == snoozed_before + matching
 

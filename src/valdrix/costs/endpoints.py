@@ -133,7 +133,8 @@ async def read_costs(
 @router.get("/costs/tag-keys")
 async def list_tag_keys(scope: ViewerScope, start: IsoDate, end: IsoDate) -> list[str]:
     """The tag keys of the cost records over [start, end), in order (at most 200): each is a
-    grouping of GET /api/v1/costs, `group_by=tag:<key>`."""
+    grouping of GET /api/v1/costs, `group_by=tag:<key>`. A key `group_by` cannot carry as it
+    is (one with a comma, with spaces around it, or over 128 characters) is not listed."""
     return await reading.list_tag_keys(scope.session, scope.principal, start=start, end=end)
 
 

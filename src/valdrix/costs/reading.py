@@ -27,6 +27,7 @@ MAX_ROWS = 5000
 MAX_RANGE_DAYS = 731
 # The most tag keys listed for the explorer's chooser (a tenant with more types the key).
 MAX_TAG_KEYS = 200
+MAX_TAG_KEY_LENGTH = 128  # of ``group_by=tag:<key>``'s key
 # Dimensions only the records have (the roll-up has ``DAILY_GROUPS``).
 RECORD_ONLY_GROUPS = ("service_category", "charge_class", "resource", "tag:<key>")
 FILTERS = ("provider", "service", "region", "account", "tag")
@@ -95,20 +96,24 @@ def check_window(start: dt.date, end: dt.date) -> None:
 def parse_query(
     start: dt.date,
     end: dt.date,
-    group_by: str | None,
+    group_by: str | list[str] | None,
     *,
     final_before: dt.date,
     filters: dict[str, str | None] | None = None,
     limit: int = MAX_ROWS,
     cursor: str | None = None,
 ) -> CostQuery:
-    """Check a read's parameters; ``filters`` keeps rows whose provider, service, region,
+    """Check a read's parameters (``group_by`` comma-separated, or a list taken as it is);
+    ``filters`` keeps rows whose provider, service, region,
     account equal the value, or (``tag``) whose tag ``key=value`` is set; ``cursor`` (from a
     previous answer) asks for the next page of ``limit`` rows."""
     if not 1 <= limit <= MAX_ROWS:
         raise InvalidInput(f"limit must be between 1 and {MAX_ROWS}")
     check_window(start, end)
-    groups = [g.strip() for g in (group_by or "").split(",") if g.strip()]
+    if isinstance(group_by, list):
+        groups = list(group_by)  # each dimension as it is (a tag key may hold a comma)
+    else:
+        groups = [g.strip() for g in (group_by or "").split(",") if g.strip()]
     if len(groups) > MAX_GROUPS or len(set(groups)) != len(groups):
         raise InvalidInput(f"group_by takes up to {MAX_GROUPS} distinct dimensions")
     for group in groups:
@@ -125,7 +130,7 @@ def parse_query(
 
 def _tag_key(group: str) -> str | None:
     key = group.removeprefix("tag:")
-    return key if group.startswith("tag:") and 0 < len(key) <= 128 else None
+    return key if group.startswith("tag:") and 0 < len(key) <= MAX_TAG_KEY_LENGTH else None
 
 
 async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) -> CostAnswer:
@@ -194,9 +199,13 @@ def _money(row: dict[str, Any]) -> dict[str, Any]:
 async def list_tag_keys(
     session: AsyncSession, actor: Principal, *, start: dt.date, end: dt.date
 ) -> list[str]:
-    """The tag keys costs can be grouped by (``tag:<key>``) over [start, end)."""
+    """The tag keys costs can be grouped by (``tag:<key>``) over [start, end): a key
+    ``group_by`` cannot carry as it is (a comma, spaces around it, too long) is left out."""
     check_window(start, end)
-    return await CostReadRepository(session).tag_keys(start, end, MAX_TAG_KEYS)
+    keys = await CostReadRepository(session).tag_keys(
+        start, end, MAX_TAG_KEYS, longest=MAX_TAG_KEY_LENGTH
+    )
+    return [key for key in keys if _tag_key(f"tag:{key}") == key.strip()]
 
 
 async def list_runs(session: AsyncSession, actor: Principal, *, limit: int) -> list[CostRun]:

@@ -59,13 +59,14 @@ def _query(
     limit: int = reading.MAX_ROWS,
 ) -> reading.CostQuery:
     """``GET /api/v1/costs?group_by=<granularity>,<group>``'s own query (``tag:<key>`` for
-    a tag; without a key, the costs are not grouped)."""
+    a tag; without a key, the costs are not grouped): the dimensions as a list, so a key
+    goes as it is."""
     dimension = f"tag:{tag_key}" if group == "tag" and tag_key else group
     groups = [granularity] + ([] if dimension in ("none", "tag") else [dimension])
     return reading.parse_query(
         start,
         end,
-        ",".join(groups),
+        groups,
         final_before=reading.final_before(scope.runtime.settings.costs.focus_close_days),
         limit=limit,
     )
@@ -93,7 +94,12 @@ async def costs_page(
 ) -> Response:
     session, principal = scope.session, scope.principal
     start, end = _window(start, end)
-    tag_keys = await reading.list_tag_keys(session, principal, start=start, end=end)
+    # The keys are read (every record's tags) only when the costs are grouped by a tag.
+    tag_keys = (
+        await reading.list_tag_keys(session, principal, start=start, end=end)
+        if group == "tag"
+        else []
+    )
     if group == "tag" and not tag_key and tag_keys:
         tag_key = tag_keys[0]
     query = _query(scope, start, end, granularity, group, tag_key, limit=EXPLORER_ROWS)

@@ -68,6 +68,7 @@ async def _results(
         page_size=PAGE_SIZE,
         has_more=len(rows) > PAGE_SIZE,
         query=_query(chosen),
+        applied=chosen.model_dump(mode="json", exclude_none=True),
         query_with=lambda **changes: _query(chosen, **changes),
         providers=sorted({d.provider for d in detectors}),
         detectors=sorted(d.key for d in detectors),
@@ -113,9 +114,11 @@ async def change_findings_status(
     note: Annotated[str | None, Form(max_length=1000)] = None,
     snoozed_until: Annotated[dt.date | None, Form()] = None,
     offset: Annotated[int, Form(ge=0, le=1_000_000)] = 0,
+    expected: Annotated[int | None, Form(ge=0, le=listing.BULK_LIMIT)] = None,
 ) -> Response:
     """Each chosen finding changed as PATCH /api/v1/findings/{id} would, all or none (or, for
-    ``which=matching``, every finding of the filter, as POST /api/v1/findings/status); the
+    ``which=matching``, every finding of the filter, as POST /api/v1/findings/status, and
+    only while the filter still matches the ``expected`` count the person was shown); the
     table comes back under the filter it was sent with."""
     form = await request.form()
     try:
@@ -127,6 +130,8 @@ async def change_findings_status(
     try:
         if not ids and which == "selected":
             raise InvalidInput("choose at least one finding")
+        if which == "matching" and expected is None:
+            raise InvalidInput("the count of the findings to change is missing: select them again")
         until = (
             dt.datetime.combine(snoozed_until, dt.time(), dt.UTC)
             if snoozed_until and action == "snooze"
@@ -143,6 +148,12 @@ async def change_findings_status(
                     snoozed_until=until,
                     note=reason,
                 )
+                if changed != expected:
+                    # Rolled back with the savepoint: nothing changed.
+                    raise InvalidInput(
+                        f"the filter now matches {changed} findings, not {expected}: nothing was"
+                        " changed; select them again to see what they are"
+                    )
             else:
                 for one in ids:
                     await findings.change_status(

@@ -18,6 +18,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing, suppress
 from decimal import Decimal
 from typing import Any
@@ -150,16 +151,31 @@ async def _summed_ahead(records: RecordSpool) -> AsyncGenerator[pa.Table]:
     """The spool's groups of days, each summed in a thread while the database stores the one
     before it: reading the spool back and storing records each take a core."""
     groups = records.groups()
-    loop = asyncio.get_running_loop()
-    upcoming = loop.run_in_executor(None, next, groups, None)
+    # A thread of the import's own: its future is waited on, not the loop's wrapper of it
+    # (cancelling that does not stop a thread that has started).
+    summing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cost-sum")
+    upcoming = summing.submit(next, groups, None)
     try:
-        while (group := await upcoming) is not None:
-            upcoming = loop.run_in_executor(None, next, groups, None)
+        while (group := await asyncio.wrap_future(upcoming)) is not None:
+            upcoming = summing.submit(next, groups, None)
             yield group
     finally:
-        # The spool is closed after the commit: let the thread finish with it first.
-        with suppress(Exception):
-            await upcoming
+        # The spool is closed after the commit (or the cancellation): the thread finishes
+        # with it first, whatever ends the import, and its own error is not the import's.
+        if not upcoming.cancel():
+            await _finished(upcoming)
+        summing.shutdown(wait=False)
+
+
+async def _finished(future: Future[Any]) -> None:
+    """Wait until ``future``'s thread is done, through any cancellation of the waiting task
+    (the task's own cancellation goes on once this returns)."""
+    done = asyncio.wrap_future(future)
+    while not done.done():
+        with suppress(Exception, asyncio.CancelledError):
+            await asyncio.shield(done)
+    if not done.cancelled():
+        done.exception()  # retrieved: the thread's error is not logged as never retrieved
 
 
 async def _csv_blocks(records: pa.Table) -> AsyncIterator[bytes]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Table, and_, cast, func, or_, select, text
+from sqlalchemy import ColumnElement, Date, Table, Text, and_, cast, func, or_, select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -117,12 +117,24 @@ class CostReadRepository:
         rows = [dict(row._mapping) for row in await self.session.execute(statement)]
         return rows[:limit], len(rows) > limit
 
-    async def tag_keys(self, start: dt.date, end: dt.date, limit: int) -> list[str]:
-        """The tag keys of the records over [start, end), in order, at most ``limit``."""
-        key = func.jsonb_object_keys(cost_records.c.tags).label("key")
+    async def tag_keys(
+        self, start: dt.date, end: dt.date, limit: int, *, longest: int
+    ) -> list[str]:
+        """The tag keys of the records over [start, end) that ``group_by=tag:<key>`` carries
+        as they are (no comma, no space around, at most ``longest`` characters), in order, at
+        most ``limit``."""
+        every = (
+            select(func.jsonb_object_keys(cost_records.c.tags, type_=Text).label("key"))
+            .where(cost_records.c.day >= start, cost_records.c.day < end)
+            .subquery()
+        )
+        key = every.c.key
         keys = (
             select(key)
-            .where(cost_records.c.day >= start, cost_records.c.day < end)
+            .where(
+                func.char_length(key).between(1, longest),
+                ~key.regexp_match(r"(^\s|\s$|,)"),
+            )
             .distinct()
             .order_by(key)
             .limit(limit)
