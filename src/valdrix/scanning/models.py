@@ -142,15 +142,6 @@ class Finding(IdMixin, Base):
     __tablename__ = "findings"
     __table_args__ = (
         UniqueConstraint("tenant_id", "fingerprint", name="uq_findings_fingerprint"),
-        # The list's order, highest cost first (migration 0020).
-        Index(
-            "ix_findings_tenant_status_cost_order",
-            "tenant_id",
-            "status",
-            text("monthly_cost_usd DESC NULLS LAST"),
-            "id",
-            postgresql_include=["provider", "detector"],
-        ),
         Index("ix_findings_connection_region", "connection_id", "region", "detector"),
         # The findings whose figures may be shared, read by totals (migration 0020).
         Index(
@@ -197,6 +188,18 @@ class Finding(IdMixin, Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     snoozed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     status_note: Mapped[str | None] = mapped_column(String(1000))
+
+
+# The list's order, highest cost first (migration 0020); declared after the class because its
+# ordering is an expression of the column.
+Index(
+    "ix_findings_tenant_status_cost_order",
+    Finding.tenant_id,
+    Finding.status,
+    Finding.monthly_cost_usd.desc().nulls_last(),
+    Finding.id,
+    postgresql_include=["provider", "detector"],
+)
 
 
 class FindingHistory(CreatedAtMixin, Base):
