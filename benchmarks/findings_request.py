@@ -43,6 +43,7 @@ from benchmarks.bench_stack import (  # noqa: E402
     load_findings,
     quiet_settings,
     start_database,
+    stop,
 )
 
 from valdrix.kit.embedded import DatabaseUrls, stop_embedded_database  # noqa: E402
@@ -207,8 +208,7 @@ def run(home: Path, args: argparse.Namespace, findings: int, requests: int) -> d
         figures = measure(ports, tenant.api_key, requests)
     finally:
         for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
     if "baseline_server_ms_p50" in figures:
         figures["ratio"] = round(figures["server_ms_p50"] / figures["baseline_server_ms_p50"], 2)
     figures.update(findings=findings, requests=requests, load_average=os.getloadavg()[0])

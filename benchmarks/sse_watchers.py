@@ -226,7 +226,7 @@ async def measure(
 
 
 def run(home: Path, args: argparse.Namespace, count: int, seconds: float) -> dict[str, Any]:
-    from benchmarks.bench_stack import create_tenant_with_connection, start_database
+    from benchmarks.bench_stack import create_tenant_with_connection, start_database, stop
     from benchmarks.findings_request import start_server
 
     from valdrix.simulator.aws_server import free_port
@@ -250,8 +250,7 @@ def run(home: Path, args: argparse.Namespace, count: int, seconds: float) -> dic
         figures = asyncio.run(measure(bench, ports, count, seconds))
     finally:
         for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
     figures["ratio"] = round(
         figures[f"db_commits_per_s_{count}_watchers"] / figures["db_commits_per_s_1_watchers"], 2
     )
