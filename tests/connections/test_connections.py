@@ -4,17 +4,22 @@ policy, CloudFormation), registering a role, and verifying it against a moto ser
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from tests.conftest import TenantFixture
-from tests.fixtures.aws import ACCOUNT_ID, ROLE_ARN, aws_runtime
+from tests.fixtures.aws import ACCOUNT_ID, ROLE_ARN, aws_client, aws_runtime
 from tests.fixtures.http import api_client, api_key, assert_problem
+from valdrix.cli.main import app as cli
 from valdrix.connections.service import external_id_is_ours
 from valdrix.jobs.repository import ScheduleRepository
 from valdrix.kit.db import unit_of_work
@@ -384,3 +389,103 @@ async def test_another_tenants_connection_is_not_found(
         assert_problem(response, 404)
     assert (await client.get(CONNECTIONS, headers=outsider.auth)).json() == []
     assert (await client.get(url, headers=tenant.auth)).json()["name"].startswith("production")
+
+
+# --- quick-create -------------------------------------------------------------------------------
+
+TEMPLATE_URL = "https://valdrix-public.s3.us-east-1.amazonaws.com/cloudformation/scan-role.json"
+
+
+def quick_create_parameters(url: str) -> dict[str, str]:
+    """The query of the console's quick-create page (it sits after the URL's ``#``)."""
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc) == ("https", "eu-west-1.console.aws.amazon.com")
+    route, _, query = parts.fragment.partition("?")
+    assert route == "/stacks/quickcreate"
+    return dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True))
+
+
+def as_document(value: Any) -> Any:
+    """A policy document as boto3 returns it: a mapping from AWS; the simulator returns the
+    inline policies a stack creates as their Python text."""
+    return ast.literal_eval(value) if isinstance(value, str) else value
+
+
+async def test_the_quick_create_link_and_the_published_template_create_the_setups_role(
+    runtime: Runtime, aws_endpoint: str, make_tenant: Any
+) -> None:
+    tenant: TenantFixture = await make_tenant()
+    configured = aws_runtime(
+        runtime,
+        aws_endpoint,
+        aws={
+            "principal_arn": VALDRIX_PRINCIPAL,
+            "cloudformation_template_url": TEMPLATE_URL,
+            "cloudformation_region": "eu-west-1",
+        },
+    )
+    export = "s3://acme-billing/focus exports/"
+    async with api_client(configured) as client:
+        plain = (await client.get(SETUP, headers=tenant.auth)).json()
+        with_exports = (
+            await client.get(SETUP, params={"focus_export_uri": export}, headers=tenant.auth)
+        ).json()
+
+    # What the customer's console would do with the link: create the published template's
+    # stack with the link's parameters. Each role is the one the setup describes.
+    published = json.loads(CliRunner().invoke(cli, ["connections", "quick-create-template"]).stdout)
+    cloudformation = aws_client(aws_endpoint, "cloudformation", "eu-west-1")
+    iam = aws_client(aws_endpoint, "iam", "us-east-1")
+    for number, setup in enumerate((plain, with_exports)):
+        link = quick_create_parameters(setup["cloudformation_quick_create_url"])
+        assert link["templateURL"] == TEMPLATE_URL
+        assert link["param_ExternalId"] == setup["external_id"]
+        assert link["stackName"] == "ValdrixScanRole"
+        cloudformation.create_stack(
+            StackName=f"{link['stackName']}{number}",
+            TemplateBody=json.dumps(published),
+            Parameters=[
+                {"ParameterKey": name.removeprefix("param_"), "ParameterValue": value}
+                for name, value in link.items()
+                if name.startswith("param_")
+            ],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+        role = iam.get_role(RoleName="ValdrixScanRole")["Role"]
+        assert role["AssumeRolePolicyDocument"] == setup["trust_policy"]
+        policy = iam.get_role_policy(RoleName="ValdrixScanRole", PolicyName="ValdrixWasteScan")
+        assert as_document(policy["PolicyDocument"]) == setup["iam_policy"]
+        cloudformation.delete_stack(StackName=f"{link['stackName']}{number}")  # and its role
+    assert "s3:GetObject" not in json.dumps(plain["iam_policy"])
+    assert "arn:aws:s3:::acme-billing/focus exports/*" in json.dumps(with_exports["iam_policy"])
+
+
+async def test_without_a_published_template_the_setup_offers_the_file_only(
+    aws_api: httpx.AsyncClient, make_tenant: Any
+) -> None:
+    tenant: TenantFixture = await make_tenant()
+    setup = (await aws_api.get(SETUP, headers=tenant.auth)).json()
+    assert setup["cloudformation_quick_create_url"] is None
+    assert setup["cloudformation_template"]["Resources"]["ValdrixScanRole"]
+
+
+@pytest.mark.parametrize(
+    ("aws", "refusal"),
+    [
+        (
+            {"principal_arn": VALDRIX_PRINCIPAL, "cloudformation_template_url": "https://example.com/t.json"},
+            "must be the https:// URL of an S3 object",
+        ),
+        (
+            {"principal_arn": VALDRIX_PRINCIPAL, "cloudformation_template_url": "http://b.s3.amazonaws.com/t.json"},
+            "must be the https:// URL of an S3 object",
+        ),
+        ({"cloudformation_template_url": TEMPLATE_URL}, "needs VALDRIX_AWS_PRINCIPAL_ARN"),
+        ({"cloudformation_region": "Frankfurt"}, "cloudformation_region"),
+    ],
+)  # fmt: skip
+def test_a_quick_create_setting_that_cannot_work_is_refused_at_start(
+    runtime: Runtime, aws: dict[str, str], refusal: str
+) -> None:
+    with pytest.raises(ValueError, match=refusal):
+        runtime.settings.updated(aws=aws)

@@ -5,14 +5,18 @@ sees the connections and no button to change them."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
+from tests.fixtures.http import served_url
 from tests.web.helpers import DemoTenant, answer_confirmation, check_page, sign_in_at
+from valdrix.runtime import Runtime
 from valdrix.simulator.demo_account import DEMO_ACCOUNT_ID, DEMO_ROLE_ARN
 
 NAME = "Simulated AWS (added in the browser)"
@@ -128,3 +132,32 @@ async def test_a_viewer_sees_the_connections_and_no_button_to_change_them(
     await page.wait_for_url("**/connections/*-*")
     assert await page.get_by_role("button").all_inner_texts() == ["Sign out"]
     assert await page.locator("textarea, form[hx-patch], form[hx-delete]").count() == 0
+
+
+async def test_an_admin_gets_a_quick_create_link_when_the_operator_published_the_template(
+    page: Page, demo: DemoTenant, runtime: Runtime, screenshots: Path
+) -> None:
+    template_url = "https://valdrix-public.s3.us-east-1.amazonaws.com/scan-role.json"
+    principal = "arn:aws:iam::999988887777:role/valdrix-scanner"
+    published = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.updated(
+            aws={"principal_arn": principal, "cloudformation_template_url": template_url}
+        ),
+    )
+    async with served_url(published) as url:
+        await sign_in_at(page, f"{url}/connections", demo.admin_email, demo.admin_password)
+        external_id = await page.locator("[data-figure=external_id]").inner_text()
+        link = page.get_by_role("link", name="Create the role in the AWS console")
+        href = urlsplit(str(await link.get_attribute("href")))
+        assert href.netloc == "us-east-1.console.aws.amazon.com"
+        route, _, query = href.fragment.partition("?")
+        assert route == "/stacks/quickcreate"
+        assert dict(parse_qsl(query)) == {
+            "templateURL": template_url,
+            "stackName": "ValdrixScanRole",
+            "param_ExternalId": external_id,
+            "param_ValdrixPrincipalArn": principal,
+        }
+        await expect(page.get_by_role("link", name="download the template")).to_be_visible()
+        await check_page(page, screenshots, "connections-quick-create")

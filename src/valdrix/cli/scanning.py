@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ from valdrix.cli.common import (
     settings_for_command,
 )
 from valdrix.connections import service as connections
+from valdrix.connections.policy import aws_quick_create_template
 from valdrix.connections.schemas import ConnectionOut
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
@@ -35,6 +37,13 @@ scans_app = typer.Typer(no_args_is_help=True, help="Waste scans.")
 findings_app = typer.Typer(no_args_is_help=True, help="Findings (waste found by scans).")
 
 TENANT_OPTION = typer.Option(..., "--tenant", help="Tenant id.")
+
+
+@connections_app.command("quick-create-template")
+def quick_create_template() -> None:
+    """Print the CloudFormation template the setup's quick-create link opens, for the operator
+    to publish on S3 (then set VALDRIX_AWS_CLOUDFORMATION_TEMPLATE_URL to its URL)."""
+    typer.echo(json.dumps(aws_quick_create_template(), indent=2))
 
 
 @connections_app.command("add-aws")

@@ -9,6 +9,7 @@ in that group.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +35,11 @@ from valdrix.config.values import (
 )
 from valdrix.kit.money import usd_text
 
+# Virtual-hosted (bucket.s3[.region].amazonaws.com) or path-style (s3[.region].amazonaws.com/
+# bucket) S3 object URLs, China regions' .com.cn included.
+S3_HTTPS_URL = re.compile(
+    r"https://(?:[a-z0-9][a-z0-9.-]*\.)?s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?/[^\s#?]+"
+)
 # A list given as one comma-separated variable ("10.0.0.1, 10.0.0.2"), not as JSON.
 CommaSeparated = Annotated[list[str], NoDecode, BeforeValidator(split_commas)]
 
@@ -217,6 +223,31 @@ class AwsSettings(SettingsGroup):
 
     endpoint_url: str | None = None  # simulators only (moto); never set in production
     principal_arn: str | None = None  # the identity customers' roles must trust
+    # Where the operator published `valdrix connections quick-create-template` (an S3 URL, the
+    # only kind the CloudFormation console's quick-create accepts): the setup then offers a
+    # quick-create link. The console opens in `cloudformation_region` (IAM roles are global).
+    cloudformation_template_url: str | None = None
+    cloudformation_region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+    @field_validator("cloudformation_template_url")
+    @classmethod
+    def _check_template_url(cls, value: str | None) -> str | None:
+        if value is not None and not S3_HTTPS_URL.fullmatch(value):
+            raise SettingsError(
+                "VALDRIX_AWS_CLOUDFORMATION_TEMPLATE_URL must be the https:// URL of an S3"
+                " object (https://<bucket>.s3.<region>.amazonaws.com/<key>): CloudFormation's"
+                " quick-create reads templates from S3 only"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_quick_create(self) -> AwsSettings:
+        if self.cloudformation_template_url and not self.principal_arn:
+            raise SettingsError(
+                "VALDRIX_AWS_CLOUDFORMATION_TEMPLATE_URL needs VALDRIX_AWS_PRINCIPAL_ARN: the"
+                " quick-create link fills in the principal customers' roles trust"
+            )
+        return self
 
 
 class ScanSettings(SettingsGroup):

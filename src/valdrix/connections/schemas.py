@@ -20,6 +20,11 @@ class AwsSetupOut(BaseModel):
     iam_policy: dict[str, Any]
     trust_policy: dict[str, Any] | None
     cloudformation_template: dict[str, Any]
+    cloudformation_quick_create_url: str | None = Field(
+        description="The CloudFormation console's quick-create page for the role, every parameter"
+        " filled in (null: the operator has not published the template; upload"
+        " cloudformation_template instead)"
+    )
 
 
 class TagRule(BaseModel):

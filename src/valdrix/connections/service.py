@@ -20,6 +20,7 @@ from valdrix.connections.policy import (
     aws_cloudformation_template,
     aws_iam_policy,
     aws_permissions,
+    aws_quick_create_url,
     aws_trust_policy,
 )
 from valdrix.connections.providers.aws import ROLE_ARN_SHAPE, AwsAccessError, account_of_role
@@ -64,7 +65,15 @@ def aws_setup(
     read that bucket and prefix (and nothing else in S3)."""
     uri = _clean_export_uri(focus_export_uri)
     external_id = new_external_id(keyring, actor.tenant_id)
-    principal = settings.aws.principal_arn
+    aws = settings.aws
+    principal = aws.principal_arn
+    quick_create = (
+        aws_quick_create_url(
+            aws.cloudformation_template_url, aws.cloudformation_region, external_id, principal, uri
+        )
+        if aws.cloudformation_template_url and principal
+        else None
+    )
     return {
         "external_id": external_id,
         "valdrix_principal_arn": principal,
@@ -72,6 +81,7 @@ def aws_setup(
         "iam_policy": aws_iam_policy(uri),
         "trust_policy": aws_trust_policy(principal, external_id) if principal else None,
         "cloudformation_template": aws_cloudformation_template(principal, external_id, uri),
+        "cloudformation_quick_create_url": quick_create,
     }
 
 
@@ -84,8 +94,8 @@ def aws_cloudformation_download(
     focus_export_uri: str | None = None,
 ) -> dict[str, Any]:
     """The setup's CloudFormation template again, for an external id issued to this tenant: a
-    file to upload in the CloudFormation console, since no quick-create link can point at a
-    template that is not hosted on S3."""
+    file to upload in the CloudFormation console (a quick-create link needs the operator's
+    template published on S3: ``aws_setup`` offers one when it is)."""
     if not external_id_is_ours(keyring, actor.tenant_id, external_id):
         raise InvalidInput(
             "external_id was not issued to this tenant: get one from /api/v1/connections/aws/setup"
