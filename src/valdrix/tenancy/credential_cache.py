@@ -204,4 +204,7 @@ def _forget_on_commit(conn: Connection) -> None:
 
 @event.listens_for(Engine, "rollback")
 def _nothing_changed(conn: Connection) -> None:
-    conn.info.pop(_CHANGED, None)
+    # A connection lost mid-transaction is rolled back invalidated: its ``info`` goes with its
+    # DBAPI connection, and touching it would replace the lost-connection error with another.
+    if not conn.invalidated:
+        conn.info.pop(_CHANGED, None)
