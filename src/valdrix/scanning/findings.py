@@ -314,41 +314,32 @@ async def change_status_of(
         if not note:
             raise InvalidInput("note: say why the finding is snoozed")
     for finding in chosen:
-        await _change_status(session, actor, finding, status, snoozed_until, note)
-
-
-async def _change_status(
-    session: AsyncSession,
-    actor: Principal,
-    finding: Finding,
-    status: FindingStatus,
-    snoozed_until: dt.datetime | None,
-    note: str | None,
-) -> None:
-    previous = finding.status
-    finding.status = status.value
-    finding.snoozed_until = snoozed_until if status == FindingStatus.snoozed else None
-    finding.status_note = note
-    _history(
-        session,
-        finding,
-        status.value,
-        from_status=previous,
-        actor=f"{actor.kind}:{actor.actor_id}",
-        note=note,
-    )
+        previous = finding.status
+        finding.status = status.value
+        finding.snoozed_until = snoozed_until if status == FindingStatus.snoozed else None
+        finding.status_note = note
+        _history(
+            session,
+            finding,
+            status.value,
+            from_status=previous,
+            actor=f"{actor.kind}:{actor.actor_id}",
+            note=note,
+        )
+        await record_audit(
+            session,
+            actor,
+            "finding." + status.value,
+            target_type="finding",
+            target_id=finding.id,
+            details={
+                "from": previous,
+                "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
+            },
+            flush=False,
+        )
+    # Once for all of them: the changes, history and audit rows go in a few batched statements.
     await session.flush()
-    await record_audit(
-        session,
-        actor,
-        "finding." + status.value,
-        target_type="finding",
-        target_id=finding.id,
-        details={
-            "from": previous,
-            "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
-        },
-    )
 
 
 async def finding_history(

@@ -26,8 +26,10 @@ async def record_audit(
     target_type: str | None = None,
     target_id: object = None,
     details: dict[str, Any] | None = None,
+    flush: bool = True,
 ) -> None:
-    """Write the audit row in the caller's transaction, so it commits with the action itself."""
+    """Write the audit row in the caller's transaction, so it commits with the action itself
+    (``flush=False``: with the caller's next flush, when it records many at once)."""
     session.add(
         AuditEvent(
             tenant_id=actor.tenant_id,
@@ -41,7 +43,8 @@ async def record_audit(
             details=details or {},
         )
     )
-    await session.flush()
+    if flush:
+        await session.flush()
     log.info(
         "audit." + action,
         tenant_id=str(actor.tenant_id),
