@@ -97,11 +97,6 @@ def _settle(written: asyncio.Future[None], error: Exception | None) -> None:
         written.set_exception(error)
 
 
-async def store_unit(context: ScanContext, outcome: UnitOutcome) -> None:
-    """One unit's outcome in a transaction of its own."""
-    await store_units(context, [outcome])
-
-
 async def store_units(context: ScanContext, outcomes: Sequence[UnitOutcome]) -> None:
     """One transaction for the units: their statuses, their findings, their events (a
     consistent step), each unit written once (the first outcome of a unit given twice)."""
@@ -111,6 +106,8 @@ async def store_units(context: ScanContext, outcomes: Sequence[UnitOutcome]) -> 
         for outcome in outcomes:
             first_of.setdefault((outcome.region, outcome.detector), outcome)
         firsts = list(first_of.values())
+        # In one order for every writer: two writing the same units (a retried job beside its
+        # first attempt) wait for each other instead of deadlocking.
         claimed = await ScanRepository(session).claim_units(
             [
                 {
@@ -124,7 +121,7 @@ async def store_units(context: ScanContext, outcomes: Sequence[UnitOutcome]) -> 
                     "started_at": outcome.started_at or now,
                     "finished_at": now,
                 }
-                for outcome in firsts
+                for outcome in sorted(firsts, key=lambda o: (o.region, o.detector))
             ]
         )
         # The others were written by an earlier attempt, or just before the scan budget's end.
