@@ -26,11 +26,23 @@ CENT = Decimal("0.01")
 
 
 async def price_from_bill(
-    session: AsyncSession, wastes: Sequence[Waste], today: dt.date, *, whole_resource: bool
+    session: AsyncSession, units: Sequence[tuple[Sequence[Waste], bool]], today: dt.date
+) -> list[list[Waste]]:
+    """Each unit's ``wastes`` with the billed price wherever the bill knows the resource (one
+    read of the bill for all of them); figures that are not the resource's whole cost (its
+    detector's ``prices_whole_resource`` false, the pair's second item) keep their price, with
+    the bill beside it."""
+    keys = sorted({w.resource_id for wastes, _ in units for w in wastes})
+    billed = await billed_last_30_days(session, keys, today)
+    return [_priced(wastes, billed, whole_resource=whole) for wastes, whole in units]
+
+
+def _priced(
+    wastes: Sequence[Waste],
+    billed: dict[str, tuple[Decimal, dt.date]],
+    *,
+    whole_resource: bool,
 ) -> list[Waste]:
-    """``wastes`` with the billed price wherever the bill knows the resource; figures that are
-    not the resource's ``whole_resource`` cost keep their price, with the bill beside it."""
-    billed = await billed_last_30_days(session, sorted({w.resource_id for w in wastes}), today)
     priced = []
     for waste in wastes:
         found = billed.get(waste.resource_id)

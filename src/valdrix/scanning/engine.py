@@ -47,7 +47,7 @@ from valdrix.scanning.scan_context import ScanContext, UnitOutcome
 from valdrix.scanning.shared_reads import SharedReads
 from valdrix.scanning.summary import scan_overlap_usd
 from valdrix.scanning.unit_pool import Thread, UnitPool
-from valdrix.scanning.unit_writes import store_unit
+from valdrix.scanning.unit_writes import UnitWriter, store_units
 
 log = structlog.get_logger(__name__)
 
@@ -128,8 +128,14 @@ async def _scan_connection(
             assert scan is not None
             scan.regions = regions
         detectors = load_all_detectors().for_provider(provider.key)
+        # Many scans at once must not queue for more connections than the pool has.
+        store_slots = max(1, settings.db_pool_size // 2)
+        writer = UnitWriter(context, lambda: _slots("store", store_slots))
         tasks = {
-            asyncio.create_task(_run_unit(context, region, detector)): (region, detector.key)
+            asyncio.create_task(_run_unit(context, writer, region, detector)): (
+                region,
+                detector.key,
+            )
             for region, detector in provider.units(regions, detectors)
             if (region, detector.key) not in written
         }
@@ -137,7 +143,7 @@ async def _scan_connection(
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=settings.scans.budget_seconds)
             budget_hit = bool(pending)
-            await _cut_off(context, {task: tasks[task] for task in pending})
+            await _cut_off(context, writer, {task: tasks[task] for task in pending})
         return await finish_scan(
             runtime,
             tenant_id,
@@ -151,17 +157,22 @@ async def _scan_connection(
         pool.close()
 
 
-async def _cut_off(context: ScanContext, pending: dict[asyncio.Task[UnitOutcome], Any]) -> None:
+async def _cut_off(
+    context: ScanContext, writer: UnitWriter, pending: dict[asyncio.Task[UnitOutcome], Any]
+) -> None:
     """The scan's budget ran out: cancel the unfinished units, wait until they have let go
-    (a unit being written either commits or rolls back), then record each one not written as
-    timed out."""
+    and the units being written have committed or rolled back, then record each one not
+    written as timed out."""
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    budget = context.runtime.settings.scans.budget_seconds
-    for region, key in pending.values():
-        reason = f"the scan's {budget:g} s budget ran out"
-        await store_unit(context, UnitOutcome(region, key, UnitStatus.timed_out, reason))
+    await writer.flush()
+    if not pending:
+        return
+    reason = f"the scan's {context.runtime.settings.scans.budget_seconds:g} s budget ran out"
+    await store_units(
+        context, [UnitOutcome(r, key, UnitStatus.timed_out, reason) for r, key in pending.values()]
+    )
 
 
 def _prepare(
@@ -175,7 +186,9 @@ def _prepare(
     return provider, session, provider.partitions(session)
 
 
-async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detector]) -> UnitOutcome:
+async def _run_unit(
+    context: ScanContext, writer: UnitWriter, region: str, detector_cls: type[Detector]
+) -> UnitOutcome:
     settings = context.runtime.settings
     # Waiting for a free thread is not the region's fault: its budget starts when it runs.
     async with context.pool.thread() as thread:
@@ -185,9 +198,7 @@ async def _run_unit(context: ScanContext, region: str, detector_cls: type[Detect
         )
         outcome = await _detect(context, thread, region, detector_cls, deadline, started_at)
     outcome.started_at = started_at
-    # Many scans at once must not queue for more connections than the pool has.
-    async with _slots("store", max(1, settings.db_pool_size // 2)):
-        await store_unit(context, outcome)
+    await writer.store(outcome)
     return outcome
 
 

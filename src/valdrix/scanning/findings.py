@@ -67,6 +67,15 @@ class RecordedFinding:
     cost_basis: str
 
 
+@dataclass(frozen=True)
+class UnitWastes:
+    """What one (region x detector) unit found."""
+
+    region: str
+    detector: str
+    wastes: Sequence[Waste]
+
+
 async def record_findings(
     session: AsyncSession,
     *,
@@ -75,88 +84,95 @@ async def record_findings(
     connection_id: uuid.UUID,
     provider: str,
     account_id: str,
-    region: str,
-    detector: str,
-    wastes: Sequence[Waste],
+    units: Sequence[UnitWastes],
     now: dt.datetime,
-) -> list[RecordedFinding]:
+) -> list[list[RecordedFinding]]:
     """Insert new findings, refresh known ones; a resolved finding seen again reopens. Each
-    finding is of ``region``, or of the region its waste names (a detector run once per
-    connection).
+    finding is of its unit's region, or of the region its waste names (a detector run once
+    per connection). What each unit recorded, in the order of ``units``.
 
-    Written in bulk (one statement per kind of row): a large account yields thousands.
+    Written in bulk (one statement per kind of row, for all the units at once): a large
+    account yields thousands.
     """
-    by_print = {
-        fingerprint(provider, account_id, w.region or region, w.resource_id, detector): w
-        for w in wastes
-    }
-    existing = await FindingRepository(session).by_fingerprints(list(by_print))
+    by_unit = [
+        {
+            fingerprint(provider, account_id, w.region or u.region, w.resource_id, u.detector): w
+            for w in u.wastes
+        }
+        for u in units
+    ]
+    existing = await FindingRepository(session).by_fingerprints(
+        [print_ for prints in by_unit for print_ in prints]
+    )
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
-    recorded: list[RecordedFinding] = []
-    for print_, waste in by_print.items():
-        values: dict[str, Any] = {
-            "resource_type": waste.resource_type,
-            "resource_name": waste.resource_name,
-            "reason": waste.reason,
-            "monthly_cost_usd": waste.price.monthly_usd,
-            "cost_basis": waste.price.basis,
-            "price_detail": waste.price.detail,
-            "cost_parts": [part.as_json() for part in waste.cost_parts],
-            "evidence": waste.evidence,
-            "tags": waste.tags,
-            "last_seen_at": now,
-            "last_scan_id": scan_id,
-        }
-        finding = existing.get(print_)
-        if finding is None:
-            finding_id = uuid.uuid4()
-            inserts.append(
-                {
-                    "id": finding_id,
-                    "tenant_id": tenant_id,
-                    "fingerprint": print_,
-                    "connection_id": connection_id,
-                    "provider": provider,
-                    "account_id": account_id,
-                    "region": waste.region or region,
-                    "detector": detector,
-                    "resource_id": waste.resource_id,
-                    "status": FindingStatus.open.value,
-                    "first_seen_at": now,
-                    **values,
-                }
-            )
-            history.append(
-                _history_row(
-                    tenant_id, finding_id, None, FindingStatus.open.value, "first seen", scan_id
+    recorded: list[list[RecordedFinding]] = []
+    for unit, by_print in zip(units, by_unit, strict=True):
+        region, detector = unit.region, unit.detector
+        recorded.append([])
+        for print_, waste in by_print.items():
+            values: dict[str, Any] = {
+                "resource_type": waste.resource_type,
+                "resource_name": waste.resource_name,
+                "reason": waste.reason,
+                "monthly_cost_usd": waste.price.monthly_usd,
+                "cost_basis": waste.price.basis,
+                "price_detail": waste.price.detail,
+                "cost_parts": [part.as_json() for part in waste.cost_parts],
+                "evidence": waste.evidence,
+                "tags": waste.tags,
+                "last_seen_at": now,
+                "last_scan_id": scan_id,
+            }
+            finding = existing.get(print_)
+            if finding is None:
+                finding_id = uuid.uuid4()
+                inserts.append(
+                    {
+                        "id": finding_id,
+                        "tenant_id": tenant_id,
+                        "fingerprint": print_,
+                        "connection_id": connection_id,
+                        "provider": provider,
+                        "account_id": account_id,
+                        "region": waste.region or region,
+                        "detector": detector,
+                        "resource_id": waste.resource_id,
+                        "status": FindingStatus.open.value,
+                        "first_seen_at": now,
+                        **values,
+                    }
                 )
-            )
-        else:
-            finding_id = finding.id
-            if finding.status == FindingStatus.resolved.value:
-                values.update(status=FindingStatus.open.value, resolved_at=None)
                 history.append(
                     _history_row(
-                        tenant_id,
-                        finding_id,
-                        finding.status,
-                        FindingStatus.open.value,
-                        "seen again",
-                        scan_id,
+                        tenant_id, finding_id, None, FindingStatus.open.value, "first seen", scan_id
                     )
                 )
-            updates.append({"id": finding_id, **values})
-        recorded.append(
-            RecordedFinding(
-                finding_id,
-                waste.region or region,
-                waste.resource_id,
-                waste.price.monthly_usd,
-                waste.price.basis,
+            else:
+                finding_id = finding.id
+                if finding.status == FindingStatus.resolved.value:
+                    values.update(status=FindingStatus.open.value, resolved_at=None)
+                    history.append(
+                        _history_row(
+                            tenant_id,
+                            finding_id,
+                            finding.status,
+                            FindingStatus.open.value,
+                            "seen again",
+                            scan_id,
+                        )
+                    )
+                updates.append({"id": finding_id, **values})
+            recorded[-1].append(
+                RecordedFinding(
+                    finding_id,
+                    waste.region or region,
+                    waste.resource_id,
+                    waste.price.monthly_usd,
+                    waste.price.basis,
+                )
             )
-        )
     await FindingRepository(session).write_bulk(inserts=inserts, updates=updates, history=history)
     return recorded
 
@@ -185,14 +201,13 @@ async def resolve_missing(
     *,
     scan_id: uuid.UUID,
     connection_id: uuid.UUID,
-    region: str | None,
-    detector: str,
+    units: Sequence[tuple[str | None, str]],
     now: dt.datetime,
 ) -> int:
-    """After a complete (region x detector) unit, what it no longer sees is resolved (in every
-    region when ``region`` is None: a detector run once per connection sees them all)."""
+    """After complete (region x detector) units, what they no longer see is resolved (in every
+    region where the region is None: a detector run once per connection sees them all)."""
     missing = await FindingRepository(session).not_seen_in(
-        connection_id=connection_id, region=region, detector=detector, scan_id=scan_id
+        connection_id=connection_id, units=units, scan_id=scan_id
     )
     for finding in missing:
         _history(

@@ -12,10 +12,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ColumnElement,
     Select,
+    and_,
     bindparam,
     column,
     func,
     insert,
+    or_,
     select,
     text,
     true,
@@ -88,22 +90,22 @@ class ScanRepository(Repository[Scan]):
         """The scan a job opened (a retried job finds the scan its first attempt began)."""
         return await self.session.scalar(select(Scan).where(Scan.job_id == job_id).limit(1))
 
-    async def claim_unit(self, unit: dict[str, Any]) -> uuid.UUID | None:
-        """Record a unit's outcome unless it was recorded already (by an earlier attempt of the
-        scan, or just before the scan's budget cancelled it); its id when this call wrote it.
-        A concurrent writer of the same unit waits for the first and then writes nothing."""
-        unit_id: uuid.UUID | None = await self.session.scalar(
+    async def claim_units(
+        self, units: Sequence[dict[str, Any]]
+    ) -> dict[tuple[str, str], uuid.UUID]:
+        """Record units' outcomes, each unless it was recorded already (by an earlier attempt
+        of the scan, or just before the scan's budget cancelled it), in one statement; the ids
+        of those this call wrote, by (region, detector). A concurrent writer of the same unit
+        waits for the first and then writes nothing."""
+        if not units:
+            return {}
+        rows = await self.session.execute(
             pg_insert(ScanUnit)
-            .values(id=uuid.uuid4(), **unit)
+            .values([{"id": uuid.uuid4(), **unit} for unit in units])
             .on_conflict_do_nothing(constraint="uq_scan_units_unit")
-            .returning(ScanUnit.id)
+            .returning(ScanUnit.id, ScanUnit.region, ScanUnit.detector)
         )
-        return unit_id
-
-    async def count_unit_findings(self, unit_id: uuid.UUID, findings: int) -> None:
-        await self.session.execute(
-            update(ScanUnit).where(ScanUnit.id == unit_id).values(findings_count=findings)
-        )
+        return {(region, detector): unit_id for unit_id, region, detector in rows}
 
     async def findings_seen(self, scan_id: uuid.UUID) -> tuple[int, Decimal]:
         """How many findings the scan saw, and their monthly cost."""
@@ -287,15 +289,28 @@ class FindingRepository(Repository[Finding]):
             await self.session.execute(insert(FindingHistory), history)
 
     async def not_seen_in(
-        self, *, connection_id: uuid.UUID, region: str | None, detector: str, scan_id: uuid.UUID
+        self,
+        *,
+        connection_id: uuid.UUID,
+        units: Sequence[tuple[str | None, str]],
+        scan_id: uuid.UUID,
     ) -> list[Finding]:
-        """Open or snoozed findings of one (connection, region, detector) this scan missed
-        (of every region when ``region`` is None)."""
+        """Open or snoozed findings of the connection this scan missed, of each (region,
+        detector) in ``units`` (of every region where the region is None)."""
+        if not units:
+            return []
         rows = await self.session.scalars(
             select(Finding).where(
                 Finding.connection_id == connection_id,
-                (Finding.region == region) if region is not None else true(),
-                Finding.detector == detector,
+                or_(
+                    *(
+                        and_(
+                            (Finding.region == region) if region is not None else true(),
+                            Finding.detector == detector,
+                        )
+                        for region, detector in units
+                    )
+                ),
                 Finding.status.in_([FindingStatus.open.value, FindingStatus.snoozed.value]),
                 (Finding.last_scan_id.is_(None)) | (Finding.last_scan_id != scan_id),
             )

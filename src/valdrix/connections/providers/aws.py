@@ -19,6 +19,7 @@ import botocore.session
 import structlog
 from botocore.client import ClientCreator
 from botocore.config import Config
+from botocore.endpoint_provider import EndpointProvider
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
@@ -91,6 +92,7 @@ class AwsAccess:
         # per process (a session per client re-reads it: hundreds of ms per client, spent inside
         # the scan's budgets). Sessions are not thread-safe, hence the lock.
         _reuse_client_classes()
+        _reuse_endpoint_rulesets()
         core = botocore.session.get_session()
         core.get_component("response_parser_factory").set_parser_defaults(
             timestamp_parser=parse_aws_timestamp
@@ -237,6 +239,40 @@ def _reuse_client_classes() -> None:
 
     ClientCreator._create_client_class = create_client_class
     ClientCreator._valdrix_reuses_classes = True
+
+
+def _reuse_endpoint_rulesets() -> None:
+    """botocore builds each client's endpoint rule set (a few hundred parameter and rule
+    objects) from the service's ruleset data, the same for every client of the service: a
+    tenth of the CPU of building a client, and a scan builds one per service and region. The
+    rule set holds no state of a client or a call (evaluating it takes the parameters and
+    returns an endpoint), so one per ruleset data serves them all; the data objects come from
+    the session's loader, which keeps them, and are kept here too, so their ids stay theirs."""
+    if getattr(EndpointProvider, "_valdrix_reuses_rulesets", False):
+        return
+    build = EndpointProvider.__init__
+    built: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+    lock = threading.Lock()
+
+    def init(
+        self: EndpointProvider,
+        ruleset_data: Any,
+        partition_data: Any,
+        excluded_params: Any = None,
+    ) -> None:
+        key = (id(ruleset_data), id(partition_data))
+        with lock:
+            known = built.get(key)
+        if known is None:
+            build(self, ruleset_data, partition_data, excluded_params)
+            with lock:
+                built[key] = (ruleset_data, partition_data, self.ruleset)
+            return
+        self.ruleset = known[2]
+        self._excluded_params = excluded_params or frozenset()
+
+    EndpointProvider.__init__ = init
+    EndpointProvider._valdrix_reuses_rulesets = True
 
 
 def parse_aws_timestamp(value: Any) -> dt.datetime:
