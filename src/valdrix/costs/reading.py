@@ -158,8 +158,8 @@ async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) 
         if await costs.data_version() == version:
             break
     next_cursor = query.cursor(version, query.offset + query.limit) if more else None
-    return CostAnswer([_money(row) for row in rows], [_money(row) for row in totals], version,
-                      next_cursor)  # fmt: skip
+    rows, totals = [_money(row) for row in rows], [_money(row) for row in totals]
+    return CostAnswer(rows, totals, version, next_cursor)
 
 
 async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[str, Any]], bool]:
@@ -193,19 +193,18 @@ def _totals_of(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(totals.values(), key=lambda total: (-total["billed_cost"], total["currency"]))
 
 
-# The amounts of a grouped row (``CostReadRepository.grouped_sums``).
+# The amounts of a grouped row (``CostReadRepository.grouped_sums``), in the CSV's order.
 AMOUNTS = (
     "billed_cost", "effective_cost", "list_cost", "preliminary_billed_cost", "final_billed_cost",
     "preliminary_effective_cost", "final_effective_cost",
 )  # fmt: skip
-CSV_AMOUNTS = AMOUNTS
 
 
 def rows_as_csv(rows: list[dict[str, Any]], group_by: list[str], *, header: bool = True) -> str:
     """The grouped rows as CSV: currency, the dimensions asked for, then the amounts."""
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = ["currency", *group_by, *CSV_AMOUNTS]
+    columns = ["currency", *group_by, *AMOUNTS]
     if header:
         writer.writerow(columns)
     for row in rows:
