@@ -30,6 +30,10 @@ and a year of daily cost records (600 a day: 30 services x 4 regions x 5 account
 4. The rate limiter's own cost per request, in this process on the same database: a busy key
    (tokens taken in batches at the default bursts) and one statement that takes them.
 
+Per request of the mix, the figures are printed apart too (``by_kind`` in the JSON line): p50
+and p95 under load, the ceiling's, and the request's time in the app and in SQL asked one at a
+time in-process before the load.
+
 Targets (2-core machine, API, database and client sharing the cores): 0 errors, ratio >= 0.5,
 p95 under 100 ms at 20 connections and under 250 ms at 100, queries per second with 500
 watchers within 2x of one watcher's. Figures are printed for humans, then one JSON line.
