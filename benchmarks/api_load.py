@@ -30,6 +30,10 @@ and a year of daily cost records (600 a day: 30 services x 4 regions x 5 account
 4. The rate limiter's own cost per request, in this process on the same database: a busy key
    (tokens taken in batches at the default bursts) and one statement that takes them.
 
+Per request of the mix, the figures are printed apart too (``by_kind`` in the JSON line): p50
+and p95 under load, the ceiling's, and the request's time in the app and in SQL asked one at a
+time in-process before the load.
+
 Targets (2-core machine, API, database and client sharing the cores): 0 errors, ratio >= 0.5,
 p95 under 100 ms at 20 connections and under 250 ms at 100, queries per second with 500
 watchers within 2x of one watcher's. Figures are printed for humans, then one JSON line.
@@ -148,21 +152,42 @@ def seed(bench: Bench, size: Size) -> tuple[BenchTenant, float]:
     return tenant, time.perf_counter() - started
 
 
-async def record_statements(
-    bench: Bench, tenant: BenchTenant, mix: dict[str, str]
-) -> dict[str, list[tuple[str, Any]]]:
+@dataclass
+class Recorded:
+    """What Valdrix does for each request of the mix, asked one at a time in-process (no load):
+    its statements (with their parameters) for the ceiling, and per request its time inside the
+    app and the part of it spent in SQL (medians of ``IN_PROCESS_ASKS``)."""
+
+    statements: dict[str, list[tuple[str, Any]]]
+    app_ms: dict[str, float]
+    sql_ms: dict[str, float]
+
+
+IN_PROCESS_ASKS = 10
+
+
+async def record_statements(bench: Bench, tenant: BenchTenant, mix: dict[str, str]) -> Recorded:
     """The SQL statements (with their parameters) Valdrix runs for each request of the mix: the
-    third of three asks, in-process, once what a first request warms is warm."""
+    third of three asks, in-process, once what a first request warms is warm; then the request's
+    time and its statements' time over ``IN_PROCESS_ASKS`` more asks."""
     raised = {name.removeprefix("VALDRIX_RATE_LIMIT_").lower(): value
               for name, value in raised_rate_limits().items()}  # fmt: skip
     runtime = open_runtime(bench.settings.updated(rate_limits=raised))
     recorded: list[tuple[str, Any]] = []
+    sql_seconds = [0.0]
 
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any,
+               *_: Any) -> None:  # fmt: skip
         recorded.append((statement, parameters))
+        context._bench_started = time.perf_counter()
+
+    def finished(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
+                 *_: Any) -> None:  # fmt: skip
+        sql_seconds[0] += time.perf_counter() - context._bench_started
 
     event.listen(runtime.engine.sync_engine, "before_cursor_execute", record)
-    statements = {}
+    event.listen(runtime.engine.sync_engine, "after_cursor_execute", finished)
+    result = Recorded({}, {}, {})
     transport = httpx.ASGITransport(app=create_app(runtime))
     headers = {"Authorization": f"Bearer {tenant.api_key}"}
     try:
@@ -173,10 +198,19 @@ async def record_statements(
                     response = await client.get(path, headers=headers)
                     if response.status_code != 200:
                         raise SystemExit(f"{path}: {response.status_code} {response.text[:300]}")
-                statements[name] = list(recorded)
+                result.statements[name] = list(recorded)
+                app_ms, sql_ms = [], []
+                for _ in range(IN_PROCESS_ASKS):
+                    sql_seconds[0] = 0.0
+                    began = time.perf_counter()
+                    await client.get(path, headers=headers)
+                    app_ms.append((time.perf_counter() - began) * 1000)
+                    sql_ms.append(sql_seconds[0] * 1000)
+                result.app_ms[name] = round(statistics.median(app_ms), 1)
+                result.sql_ms[name] = round(statistics.median(sql_ms), 1)
     finally:
         await runtime.close()
-    return statements
+    return result
 
 
 def start_ceiling(
@@ -394,7 +428,8 @@ def run(home: Path, size: Size, api_workers: int) -> dict[str, Any]:
     bench = start_database(home)
     tenant, setup_seconds = seed(bench, size)
     mix = request_mix(tenant, dt.date.today())
-    statements = asyncio.run(record_statements(bench, tenant, mix))
+    recorded = asyncio.run(record_statements(bench, tenant, mix))
+    statements = recorded.statements
     statements_file = home / "ceiling-statements.pickle"
     statements_file.write_bytes(pickle.dumps(statements))
     headers = {"Authorization": f"Bearer {tenant.api_key}"}
@@ -411,11 +446,7 @@ def run(home: Path, size: Size, api_workers: int) -> dict[str, Any]:
         at_100 = asyncio.run(measure_load(api_url, paths, headers, size, MORE_CONNECTIONS))
         stop(ceiling)
         watchers = asyncio.run(measure_watchers(bench, api_url, tenant, headers, size))
-        for name, path in mix.items():
-            ours = statistics.median(at_20.by_path.get(path, [0.0]))
-            replay = statistics.median(ceiling_run.by_path.get(f"/replay/{name}", [0.0]))
-            print(f"{name:26} p50 at 20 connections: {ours:7.1f} ms, ceiling {replay:7.1f} ms,"
-                  f" {len(statements[name])} statements")  # fmt: skip
+        by_kind = per_kind(mix, recorded, at_20, ceiling_run, at_100)
     finally:
         stop(api)
         stop(ceiling)
@@ -442,10 +473,51 @@ def run(home: Path, size: Size, api_workers: int) -> dict[str, Any]:
         "api_workers": api_workers,
         "setup_seconds": round(setup_seconds, 1),
         "load_average": round(os.getloadavg()[0], 2),
+        "by_kind": by_kind,
     }
 
 
+def per_kind(
+    mix: dict[str, str],
+    recorded: Recorded,
+    at_20: LoadRun,
+    ceiling_run: LoadRun,
+    at_100: LoadRun,
+) -> dict[str, dict[str, float]]:
+    """Per request of the mix: client p50 and p95 at 20 and at 100 connections, the ceiling's at
+    20, and (in-process, one at a time) the request's time in the app and in SQL."""
+
+    def p(samples: list[float] | None, share: float) -> float:
+        return round(percentile(samples, share), 1) if samples else 0.0
+
+    figures = {}
+    for name, path in mix.items():
+        replay = ceiling_run.by_path.get(f"/replay/{name}")
+        figures[name] = {
+            "p50_ms": p(at_20.by_path.get(path), 0.5),
+            "p95_ms": p(at_20.by_path.get(path), 0.95),
+            "p95_ms_at_100": p(at_100.by_path.get(path), 0.95),
+            "ceiling_p50_ms": p(replay, 0.5),
+            "ceiling_p95_ms": p(replay, 0.95),
+            "app_ms": recorded.app_ms[name],
+            "sql_ms": recorded.sql_ms[name],
+            "statements": len(recorded.statements[name]),
+        }
+    return figures
+
+
 def report(figures: dict[str, Any], size: Size) -> None:
+    print(
+        f"{'request':26} {'p50':>7} {'p95':>7} {'p95@100':>8} {'ceil p50':>8} {'ceil p95':>8}"
+        f" {'app':>7} {'sql':>7} statements (ms; app and sql: in-process, one at a time)"
+    )
+    for name, kind in figures["by_kind"].items():
+        print(
+            f"{name:26} {kind['p50_ms']:7.1f} {kind['p95_ms']:7.1f} {kind['p95_ms_at_100']:8.1f}"
+            f" {kind['ceiling_p50_ms']:8.1f} {kind['ceiling_p95_ms']:8.1f} {kind['app_ms']:7.1f}"
+            f" {kind['sql_ms']:7.1f} {kind['statements']:3}"
+        )
+
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
 

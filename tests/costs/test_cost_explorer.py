@@ -37,6 +37,7 @@ from tests.fixtures.jobs import superuser_rows
 from tests.jobs.helpers import retire_tenant_jobs
 from valdrix.connections.models import CloudConnection
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun, cost_daily, cost_records
+from valdrix.costs.reading import parse_query, read_costs
 from valdrix.costs.scheduling import queue_daily_ingests
 from valdrix.costs.sources import cost_explorer_pull
 from valdrix.costs.sources.cost_explorer_pull import ingest_cost_explorer
@@ -47,6 +48,7 @@ from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.simulator.proxy import FaultProxy
+from valdrix.tenancy.service import system_principal
 
 if TYPE_CHECKING:  # imported by name, pytest would try to collect it as a test class
     from tests.conftest import TestDatabase
@@ -507,3 +509,48 @@ async def test_focus_data_wins_over_cost_explorer_for_the_same_account_and_month
     assert again.records_written == 0
     daily = await daily_costs(importer, tenant.tenant_id)
     assert sum(row["billed_cost"] for row in daily.values()) == Decimal("31.00")
+
+
+async def test_a_window_replacing_part_of_a_month_leaves_the_month_summed_with_its_other_days(
+    runtime: Runtime, aws_endpoint: str, make_tenant: Any
+) -> None:
+    importer = aws_runtime(runtime, aws_endpoint)
+    tenant_id, connection_id = await new_connection(importer, make_tenant)
+    ec2, s3 = (EC2, "us-east-1"), (S3, "us-east-1")
+    inject(
+        aws_endpoint,
+        ce_page(
+            ce_day(dt.date(2026, 2, 10), {ec2: "10.00"}, estimated=False),
+            ce_day(dt.date(2026, 3, 2), {ec2: "20.00"}, estimated=False),
+            ce_day(dt.date(2026, 3, 8), {s3: "5.00"}, estimated=False),
+        ),
+    )
+    await ingest_cost_explorer(importer, tenant_id, connection_id, today=TODAY)
+    # A month later the window starts on 5 March: 2 March stays, 8 March is restated.
+    inject(
+        aws_endpoint,
+        ce_page(
+            ce_day(dt.date(2026, 3, 8), {s3: "7.00"}, estimated=False),
+            ce_day(dt.date(2026, 3, 20), {ec2: "1.00"}, estimated=False),
+        ),
+    )
+    later = await ingest_cost_explorer(
+        importer, tenant_id, connection_id, today=dt.date(2026, 4, 9)
+    )
+    assert later.window_start == dt.date(2026, 3, 5)
+
+    async def by_service_and_month(start: dt.date, end: dt.date) -> dict[tuple[str, str], str]:
+        query = parse_query(start, end, "service,month", final_before=dt.date(2026, 4, 9))
+        async with unit_of_work(importer.sessions, tenant_id) as session:
+            answer = await read_costs(session, system_principal(tenant_id), query)
+        return {(row["service"], str(row["month"])): row["billed_cost"] for row in answer.rows}
+
+    # Whole months (read from the monthly sums) and the same months cut a day short at either
+    # end (their partial months read from the days) give the same figures.
+    expected = {
+        (EC2, "2026-02-01"): "10",
+        (EC2, "2026-03-01"): "21",
+        (S3, "2026-03-01"): "7",
+    }
+    assert await by_service_and_month(dt.date(2026, 2, 1), dt.date(2026, 5, 1)) == expected
+    assert await by_service_and_month(dt.date(2026, 2, 2), dt.date(2026, 4, 30)) == expected

@@ -60,3 +60,24 @@ async def test_a_file_billed_in_two_currencies_is_imported_and_totalled_per_curr
         ("Oracle", "USD"),
         ("Microsoft", "EUR"),
     }
+
+
+async def test_a_grouped_listing_totals_each_currency_exactly_as_the_ungrouped_one(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    tenant = await make_tenant()
+    await upload(client, tenant, billed_in_euros_for_microsoft(tmp_path / "two.csv"))
+
+    async def listing(group_by: str) -> dict[str, Any]:
+        params = {**SEPTEMBER, "group_by": group_by} if group_by else SEPTEMBER
+        response = await client.get("/api/v1/costs", params=params, headers=tenant.auth)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    ungrouped = await listing("")
+    for group_by in ("provider", "service,day"):
+        grouped = await listing(group_by)
+        # To the last digit, every amount (preliminary and final ones too), in the same order.
+        assert grouped["totals"] == ungrouped["totals"] == ungrouped["rows"]
+        assert [total["currency"] for total in grouped["totals"]] == ["USD", "EUR"]

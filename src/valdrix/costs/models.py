@@ -4,9 +4,10 @@
 charge category ... per source), and ``cost_daily`` their roll-up without resources and tags,
 which answers most reads. Both are partitioned by month of ``day``: a partition per month is
 created (with its row-level security) by ``valdrix_ensure_cost_partitions`` when data for that
-month first arrives. Every import is a ``cost_runs`` row; each committed run's totals per
-(day, service, account) are kept in ``cost_readings``, and significant changes between readings
-in ``cost_adjustments``.
+month first arrives. ``cost_monthly`` rolls ``cost_daily`` up once more, by month, for reads
+that do not group by day (kept by each import in its own transaction). Every import is a
+``cost_runs`` row; each committed run's totals per (day, service, account) are kept in
+``cost_readings``, and significant changes between readings in ``cost_adjustments``.
 """
 
 from __future__ import annotations
@@ -172,6 +173,18 @@ cost_daily = Table(
     Index("ix_cost_daily_source_day", "tenant_id", "source_id", "day"),
     Index("ix_cost_daily_source_period", "tenant_id", "source_id", "billing_period_start"),
     postgresql_partition_by="RANGE (day)",
+)
+
+
+cost_monthly = Table(
+    "cost_monthly",
+    Base.metadata,
+    *(column for column in _cost_columns() if column.name != "day"),
+    # The first day of the month the sums are of (``day`` in cost_daily's other columns' place).
+    Column("month", Date, nullable=False),
+    Index("ix_cost_monthly_tenant_month", "tenant_id", "month"),
+    Index("ix_cost_monthly_source_month", "tenant_id", "source_id", "month"),
+    Index("ix_cost_monthly_period", "tenant_id", "billing_period_start"),
 )
 
 

@@ -7,6 +7,7 @@ import base64
 import csv
 import dataclasses
 import datetime as dt
+import decimal
 import hashlib
 import io
 from dataclasses import dataclass, field
@@ -150,16 +151,20 @@ async def read_costs(session: AsyncSession, actor: Principal, query: CostQuery) 
                 " read the listing again from its first page"
             )
         rows, more = await _grouped(session, query)
-        totals, _ = await _grouped(session, dataclasses.replace(query, group_by=[], offset=0))
+        if query.offset == 0 and not more:  # every group is here: they add up to the totals
+            totals = _totals_of(rows)
+        else:
+            totals, _ = await _grouped(session, dataclasses.replace(query, group_by=[], offset=0))
         if await costs.data_version() == version:
             break
     next_cursor = query.cursor(version, query.offset + query.limit) if more else None
+    rows, totals = [_money(row) for row in rows], [_money(row) for row in totals]
     return CostAnswer(rows, totals, version, next_cursor)
 
 
 async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the grouped sums, and whether more follow."""
-    rows, more = await CostReadRepository(session).grouped_sums(
+    """One page of the grouped sums (amounts as read), and whether more follow."""
+    return await CostReadRepository(session).grouped_sums(
         start=query.start,
         end=query.end,
         group_by=query.group_by,
@@ -168,10 +173,28 @@ async def _grouped(session: AsyncSession, query: CostQuery) -> tuple[list[dict[s
         offset=query.offset,
         limit=query.limit,
     )
-    return [_money(row) for row in rows], more
 
 
-CSV_AMOUNTS = (
+def _totals_of(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The totals per currency of a listing's every group, as the ungrouped sums would read
+    them: exact sums (numeric's, not 28 digits'), a total of no amounts None where SQL's
+    ``sum`` is NULL, largest billed cost first, then currency."""
+    totals: dict[str, dict[str, Any]] = {}
+    with decimal.localcontext() as exact:
+        exact.prec = decimal.MAX_PREC
+        for group in groups:
+            total = totals.setdefault(
+                group["currency"], {"currency": group["currency"]} | dict.fromkeys(AMOUNTS)
+            )
+            for amount in AMOUNTS:
+                if group[amount] is not None:
+                    before = total[amount]
+                    total[amount] = group[amount] if before is None else before + group[amount]
+    return sorted(totals.values(), key=lambda total: (-total["billed_cost"], total["currency"]))
+
+
+# The amounts of a grouped row (``CostReadRepository.grouped_sums``), in the CSV's order.
+AMOUNTS = (
     "billed_cost", "effective_cost", "list_cost", "preliminary_billed_cost", "final_billed_cost",
     "preliminary_effective_cost", "final_effective_cost",
 )  # fmt: skip
@@ -181,7 +204,7 @@ def rows_as_csv(rows: list[dict[str, Any]], group_by: list[str], *, header: bool
     """The grouped rows as CSV: currency, the dimensions asked for, then the amounts."""
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = ["currency", *group_by, *CSV_AMOUNTS]
+    columns = ["currency", *group_by, *AMOUNTS]
     if header:
         writer.writerow(columns)
     for row in rows:

@@ -80,10 +80,13 @@ async def list_described(
 
 def _narrowed_by(chosen: FindingFilter) -> dict[str, Any]:
     """The filter as ``findings.list_findings`` and ``count_findings`` take it."""
+    # Asked for one detector's findings, nothing is left out: an importer's are listed on their
+    # own, and another detector's list holds no imported recommendation to hide (so the set of
+    # hidden ones, most of such a page's SQL, is not worked out).
     importers = imported.importing_detectors()
     return {
         "filters": chosen.equal_to(),
-        "shown_with_others": [] if chosen.detector in importers else list(importers),
+        "shown_with_others": list(importers) if chosen.detector is None else [],
         "min_monthly_cost_usd": chosen.min_monthly_cost_usd,
     }
 

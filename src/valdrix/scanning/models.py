@@ -143,6 +143,7 @@ class Finding(IdMixin, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "fingerprint", name="uq_findings_fingerprint"),
         Index("ix_findings_connection_region", "connection_id", "region", "detector"),
+        Index("ix_findings_tenant_detector_region", "tenant_id", "detector", "region"),
         # The findings whose figures may be shared, read by totals (migration 0020).
         Index(
             "ix_findings_with_cost_parts",
@@ -190,8 +191,9 @@ class Finding(IdMixin, Base):
     status_note: Mapped[str | None] = mapped_column(String(1000))
 
 
-# The list's order, highest cost first (migration 0020); declared after the class because its
-# ordering is an expression of the column.
+# The list's orders (migrations 0020 and 0023): highest cost first, of a status and of every
+# status, and last seen first; declared after the class because their orderings are expressions
+# of the columns.
 Index(
     "ix_findings_tenant_status_cost_order",
     Finding.tenant_id,
@@ -199,6 +201,19 @@ Index(
     Finding.monthly_cost_usd.desc().nulls_last(),
     Finding.id,
     postgresql_include=["provider", "detector"],
+)
+Index(
+    "ix_findings_tenant_cost_order",
+    Finding.tenant_id,
+    Finding.monthly_cost_usd.desc().nulls_last(),
+    Finding.id,
+)
+Index(
+    "ix_findings_tenant_status_seen_order",
+    Finding.tenant_id,
+    Finding.status,
+    Finding.last_seen_at.desc().nulls_last(),
+    Finding.id,
 )
 
 

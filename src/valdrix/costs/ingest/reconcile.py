@@ -117,6 +117,7 @@ async def _commit(
             superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
             if superseded:
                 run.details = {**run.details, "superseded": superseded}
+        await costs.refresh_monthly(tenant_id, scope)
         readings = await costs.scope_readings(scope)
         adjustments = _record_readings(runtime, costs, run, previous, readings)
         run.adjustments = len(adjustments)

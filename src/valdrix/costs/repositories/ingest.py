@@ -13,9 +13,11 @@ from typing import Any
 from psycopg import sql
 from sqlalchemy import (
     ColumnElement,
+    Date,
     FromClause,
     Table,
     and_,
+    cast,
     column,
     delete,
     func,
@@ -38,6 +40,7 @@ from valdrix.costs.models import (
     RunStatus,
     charged_account,
     cost_daily,
+    cost_monthly,
     cost_records,
 )
 from valdrix.jobs.enqueue import driver_connection
@@ -95,6 +98,10 @@ class ReplaceScope:
             stored.c.source_id == self.source_id,
             stored.c.billing_period_start.in_(self.periods),
         )
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
 
 
 class IngestRepository:
@@ -251,6 +258,56 @@ class IngestRepository:
             )
         )
         await self.session.execute(text("RESET work_mem"))
+
+    async def refresh_monthly(self, tenant_id: uuid.UUID, scope: ReplaceScope) -> None:
+        """Sum again by month what this run changed of ``cost_daily``, once its changes are
+        all made: for billing periods, every source's rows of those periods (the run's own and
+        those it superseded, which share its periods); for days, its source's months that
+        overlap them (a month's days outside them included).
+
+        Imports of one tenant refresh one at a time (a lock held until commit), so each refresh
+        reads ``cost_daily`` with the others' changes committed, under READ COMMITTED: two
+        imports never leave a month summed from what only one of them saw."""
+        await self.session.execute(
+            select(
+                func.pg_advisory_xact_lock(func.hashtextextended(f"cost_monthly:{tenant_id}", 0))
+            )
+        )
+        month = cast(func.date_trunc("month", cost_daily.c.day), Date)
+        if scope.periods is not None:
+            daily: ColumnElement[bool] = cost_daily.c.billing_period_start.in_(scope.periods)
+            monthly: ColumnElement[bool] = cost_monthly.c.billing_period_start.in_(scope.periods)
+        else:
+            first = scope.start.replace(day=1)
+            after = _next_month(max(scope.end - dt.timedelta(days=1), first))
+            daily = and_(
+                cost_daily.c.source_id == scope.source_id,
+                cost_daily.c.day >= first,
+                cost_daily.c.day < after,
+            )
+            monthly = and_(
+                cost_monthly.c.source_id == scope.source_id,
+                cost_monthly.c.month >= first,
+                cost_monthly.c.month < after,
+            )
+        await self.session.execute(delete(cost_monthly).where(monthly))
+        keys = [name for name in DAILY_KEYS if name != "day"]
+        summed = (
+            select(
+                *(cost_daily.c[name] for name in keys),
+                month,
+                func.sum(cost_daily.c.billed_cost),
+                func.sum(cost_daily.c.effective_cost),
+                func.sum(cost_daily.c.list_cost),
+            )
+            .where(daily)
+            .group_by(*(cost_daily.c[name] for name in keys), month)
+        )
+        await self.session.execute(
+            insert(cost_monthly).from_select(
+                [*keys, "month", "billed_cost", "effective_cost", "list_cost"], summed
+            )
+        )
 
     async def scope_readings(
         self, scope: ReplaceScope

@@ -10,7 +10,20 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Table, Text, and_, cast, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Subquery,
+    Table,
+    Text,
+    and_,
+    cast,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +36,7 @@ from valdrix.costs.models import (
     RunStatus,
     charged_account,
     cost_daily,
+    cost_monthly,
     cost_records,
 )
 
@@ -33,7 +47,7 @@ DAILY_GROUPS = (
 )  # fmt: skip
 
 
-def _dimension(group: str, table: Table) -> ColumnElement[Any]:
+def _dimension(group: str, table: Table | Subquery) -> ColumnElement[Any]:
     """A group_by dimension (or filter), read from ``table`` (the roll-up or the records)."""
     if group == "month":
         return cast(func.date_trunc("month", table.c.day), Date)
@@ -50,6 +64,37 @@ def _dimension(group: str, table: Table) -> ColumnElement[Any]:
     else:
         column = table.c[group]
     return column
+
+
+# The roll-ups' columns a grouped read may name (``_dimension``, the amounts, the final flag).
+_ROLLED_UP = (
+    "currency", "provider", "billing_account_id", "sub_account_id", "service", "region",
+    "charge_category", "billing_period_start", "billing_period_end", "preliminary",
+    "billed_cost", "effective_cost", "list_cost",
+)  # fmt: skip
+
+
+def _by_month_where_whole(start: dt.date, end: dt.date) -> Table | Subquery:
+    """[start, end) as ``cost_daily``'s columns: the whole months from ``cost_monthly`` (each
+    month's row dated its first day), the days of a partial first or last month from
+    ``cost_daily``; ``cost_daily`` alone when no month is whole. Sums of either add up to the
+    same figures: ``cost_monthly`` is ``cost_daily`` summed by month with every other column
+    kept."""
+    whole_from = start if start.day == 1 else (start.replace(day=1) + dt.timedelta(days=32))
+    whole_from = whole_from.replace(day=1)
+    whole_until = end.replace(day=1)
+    if whole_from >= whole_until:
+        return cost_daily
+    months = select(
+        *(cost_monthly.c[name] for name in _ROLLED_UP), cost_monthly.c.month.label("day")
+    ).where(cost_monthly.c.month >= whole_from, cost_monthly.c.month < whole_until)
+    days = select(*(cost_daily.c[name] for name in _ROLLED_UP), cost_daily.c.day).where(
+        or_(
+            and_(cost_daily.c.day >= start, cost_daily.c.day < whole_from),
+            and_(cost_daily.c.day >= whole_until, cost_daily.c.day < end),
+        )
+    )
+    return union_all(months, days).subquery("cost_by_month")
 
 
 class CostReadRepository:
@@ -74,7 +119,9 @@ class CostReadRepository:
         ``filters`` keeps rows whose dimension equals the value, or (``tag``) whose tag
         ``key=value`` is set."""
         daily = "tag" not in filters and all(g in DAILY_GROUPS for g in group_by)
-        table = cost_daily if daily else cost_records
+        table: Table | Subquery = cost_daily if daily else cost_records
+        if daily and "day" not in group_by:
+            table = _by_month_where_whole(start, end)
         dimensions = {group: _dimension(group, table) for group in group_by}
         conditions = [table.c.day >= start, table.c.day < end]
         for name, value in filters.items():
