@@ -39,19 +39,10 @@ def test_identity_migration_turns_pending_invitations_into_address_invitations(d
     accounts become bound to their one tenant or, if already in several, proven."""
     import psycopg
     from alembic import command
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from valdrix.kit.embedded import bootstrap_roles_and_database
     from valdrix.kit.migrator import alembic_config
 
-    name = f"valdrix_identity_{uuid.uuid4().hex[:8]}"
-
-    def url(base: str) -> str:
-        return "postgresql://?" + make_conninfo(
-            **{**conninfo_to_dict(base), "dbname": name}
-        ).replace(" ", "&")
-
-    bootstrap_roles_and_database(database.superuser, name)
+    name, url = _scratch_database(database, "identity")
     command.upgrade(alembic_config(url(database.urls.owner)), "0006")
     t1, t2 = uuid.uuid4(), uuid.uuid4()
     invited, single, multi, half = (uuid.uuid4() for _ in range(4))
@@ -100,6 +91,69 @@ def test_identity_migration_turns_pending_invitations_into_address_invitations(d
         multi: (None, True),
         half: (t2, False),
     }
+
+
+def test_resource_day_migration_carries_the_records_billed_cost_forward(database):
+    """0021 on records written before it: findings' billed prices, read from the new roll-up,
+    are the records' sums per resource and day, in a month partition under the tenant policy."""
+    import psycopg
+    from alembic import command
+
+    from valdrix.kit.migrator import alembic_config
+
+    name, url = _scratch_database(database, "resource_days")
+    command.upgrade(alembic_config(url(database.urls.owner)), "0020")
+    tenant, source, run = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url(database.superuser), autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants (id, name, tier) VALUES (%s, 'x', 'free')", (tenant,))
+        conn.execute("SELECT valdrix_ensure_cost_partitions('2026-09-01', '2026-09-30')")
+        for service, resource, billed in (
+            ("EC2", "i-1", "1.25"),
+            ("EBS", "i-1", "0.0000000001"),
+            ("EC2", "i-2", "3"),
+            ("Support", None, "9"),
+        ):
+            conn.execute(
+                "INSERT INTO cost_records (tenant_id, day, source_id, run_id, currency, provider,"
+                " billing_account_id, service, charge_category, billing_period_start,"
+                " preliminary, billed_cost, effective_cost, source_rows, resource_key)"
+                " VALUES (%s, '2026-09-02', %s, %s, 'USD', 'AWS', '1', %s, 'Usage',"
+                " '2026-09-01', false, %s, %s, 1, %s)",
+                (tenant, source, run, service, billed, billed, resource),
+            )
+
+    command.upgrade(alembic_config(url(database.urls.owner)), "head")
+
+    with psycopg.connect(url(database.superuser), autocommit=True) as conn:
+        rolled = conn.execute(
+            "SELECT resource_key, day::text, billed_cost::text FROM cost_resource_days"
+            " ORDER BY resource_key"
+        ).fetchall()
+        forced = conn.execute(
+            "SELECT relforcerowsecurity FROM pg_class WHERE relname = 'cost_resource_days_202609'"
+        ).fetchone()
+    with psycopg.connect(database.superuser, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    assert rolled == [("i-1", "2026-09-02", "1.2500000001"), ("i-2", "2026-09-02", "3.0000000000")]
+    assert forced == (True,)
+
+
+def _scratch_database(database, purpose: str):
+    """A database of its own (name, and a function giving a role's URL to it) for a test that
+    migrates data written at an earlier revision."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from valdrix.kit.embedded import bootstrap_roles_and_database
+
+    name = f"valdrix_{purpose}_{uuid.uuid4().hex[:8]}"
+
+    def url(base: str) -> str:
+        return "postgresql://?" + make_conninfo(
+            **{**conninfo_to_dict(base), "dbname": name}
+        ).replace(" ", "&")
+
+    bootstrap_roles_and_database(database.superuser, name)
+    return name, url
 
 
 def test_writing_scan_events_notifies_once_per_statement(database):

@@ -1,8 +1,9 @@
 """Cost tables (all tenant tables).
 
 ``cost_records`` holds daily-grain cost lines (one per day, account, service, region, resource,
-charge category ... per source), and ``cost_daily`` their roll-up without resources and tags,
-which answers most reads. Both are partitioned by month of ``day``: a partition per month is
+charge category ... per source), ``cost_daily`` their roll-up without resources and tags,
+which answers most reads, and ``cost_resource_days`` their billed cost per resource and day
+(findings' billed prices). All three are partitioned by month of ``day``: a partition per month is
 created (with its row-level security) by ``valdrix_ensure_cost_partitions`` when data for that
 month first arrives. ``cost_monthly`` rolls ``cost_daily`` up once more, by month, for reads
 that do not group by day (kept by each import in its own transaction). Every import is a
@@ -37,7 +38,6 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -155,13 +155,31 @@ cost_records = Table(
         "billing_period_start",
         "day",
     ),
+    postgresql_partition_by="RANGE (day)",
+)
+
+# The records' billed cost per resource and day, for pricing findings from the bill (see
+# migration 0021): the resource look-ups read this, so the records need no resource index.
+cost_resource_days = Table(
+    "cost_resource_days",
+    Base.metadata,
+    Column("tenant_id", Uuid, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("source_id", Uuid, nullable=False),
+    Column("billing_period_start", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("billing_account_id", String(100), nullable=False),
+    Column("sub_account_id", String(100)),
+    Column("resource_key", String(256), nullable=False),
+    Column("billed_cost", MONEY, nullable=False),
     Index(
-        "ix_cost_records_resource",
+        "ix_cost_resource_days_source_period_day",
         "tenant_id",
-        "resource_key",
+        "source_id",
+        "billing_period_start",
         "day",
-        postgresql_where=text("resource_key IS NOT NULL"),
     ),
+    Index("ix_cost_resource_days_resource", "tenant_id", "resource_key", "day"),
     postgresql_partition_by="RANGE (day)",
 )
 

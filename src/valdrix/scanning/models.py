@@ -191,7 +191,7 @@ class Finding(IdMixin, Base):
     status_note: Mapped[str | None] = mapped_column(String(1000))
 
 
-# The list's orders (migrations 0020 and 0023): highest cost first, of a status and of every
+# The list's orders (migrations 0020 and 0022): highest cost first, of a status and of every
 # status, and last seen first; declared after the class because their orderings are expressions
 # of the columns.
 Index(

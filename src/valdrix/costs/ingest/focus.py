@@ -51,7 +51,7 @@ from valdrix.costs.ingest.focus_values import (
     too_large,
     unstorable_text,
 )
-from valdrix.costs.ingest.records import KEY_NAMES, SUM_NAMES, RecordSpool, SourceBatch
+from valdrix.costs.ingest.records import DECIMAL, KEY_NAMES, SUM_NAMES, RecordSpool, SourceBatch
 
 MANDATORY = (
     "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId",
@@ -78,6 +78,10 @@ MAX_ERRORS = 20
 # Distinct tag values parsed once each; a file where every resource has its own tags would make
 # the cache as large as the file's resources, so it starts over past this many.
 MAX_CACHED_TAGS = 50_000
+# A block is summed per key before it is spooled while that leaves fewer than this share of
+# its rows (see ``_sum_by_key``).
+SUMMING_PAYS_BELOW = 0.75
+RESUM_EVERY = 16
 
 
 class FocusRejected(Exception):
@@ -113,6 +117,8 @@ class _Reading:
     last_day: dt.date | None = None
     accounts: set[str] = field(default_factory=set)
     file: str | None = None  # named in errors when a delivery has several files
+    blocks: int = 0
+    summing: bool = True  # see ``_sum_by_key``
 
     def error(self, row: int | None, column: str | None, reason: str) -> None:
         if len(self.errors) < MAX_ERRORS:
@@ -272,39 +278,13 @@ def _flag(
 
 
 def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
-    numbers: dict[str, pa.Array] = {}
-    for name in (*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS):
-        text = pc.utf8_trim_whitespace(_column(batch, name))
-        valid = pc.match_substring_regex(text, NUMBER)
-        _flag(reading, pc.invert(valid), offset, name, "not a number")
-        if name in REQUIRED_NUMBERS:
-            _flag(reading, pc.is_null(text), offset, name, "is empty")
-        number = pc.if_else(valid, text, pa.scalar(None, pa.string()))
-        digits = digits_before_point(name)
-        beyond = too_large(number, digits)
-        if beyond is not None:
-            reason = f"is too large to store: at most {digits} digits before the decimal point"
-            _flag(reading, beyond, offset, name, reason, shown=number)
-            number = pc.if_else(beyond, pa.scalar(None, pa.string()), number)
-        # Exact decimals; digits past the 18th decimal place (a fraction of a nano-cent) are cut.
-        cut = pc.replace_substring_regex(number, r"^([-+]?\d*\.\d{18})\d+", r"\1")
-        numbers[name] = to_decimal(cut)
-    days: dict[str, pa.Array] = {}
-    for name in TIMESTAMPS:
-        text = pc.utf8_trim_whitespace(_column(batch, name))
-        valid = pc.match_substring_regex(text, TIMESTAMP)
-        _flag(reading, pc.invert(valid), offset, name, "not a UTC timestamp (ISO 8601)")
-        _flag(reading, pc.is_null(text), offset, name, "is empty")
-        day = _to_date(reading, pc.if_else(valid, text, pa.scalar(None, pa.string())), offset, name)
-        implausible = implausible_days(day)
-        if implausible is not None:
-            _flag(reading, implausible, offset, name, DAY_REASON, shown=day)
-        days[name] = day
+    numbers = {
+        name: _number(reading, _column(batch, name), offset, name)
+        for name in (*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS)
+    }
+    days = {name: _day(reading, _column(batch, name), offset, name) for name in TIMESTAMPS}
     currency = _column(batch, "BillingCurrency")
-    _flag(reading, pc.is_null(currency), offset, "BillingCurrency", "is empty")
-    coded = pc.match_substring_regex(currency, CURRENCY)
-    _flag(reading, pc.invert(coded), offset, "BillingCurrency", CURRENCY_REASON, shown=currency)
-    reading.currencies.update(pc.unique(pc.filter(currency, coded)).to_pylist())
+    _currencies(reading, currency, offset)
     for name in TEXT_COLUMNS:
         for bad, reason in unstorable_text(name, _column(batch, name)):
             _flag(reading, bad, offset, name, reason)
@@ -355,13 +335,101 @@ def _read_batch(reading: _Reading, batch: pa.RecordBatch, offset: int) -> None:
             "contracted_cost": numbers["ContractedCost"],
             "pricing_quantity": numbers["PricingQuantity"],
             "consumed_quantity": numbers["ConsumedQuantity"],
-            "source_rows": pa.array([1] * batch.num_rows, pa.int64()),
+            "source_rows": pa.repeat(pa.scalar(1, pa.int64()), batch.num_rows),
         }
     )
-    summed = _sum_by_key(table)
+    summed = _sum_by_key(reading, table)
     reading.spool.append(summed)
     reading.day_sums.append(day_magnitudes(summed))
     reading.periods.update(pc.unique(summed["billing_period_start"]).to_pylist())
+
+
+def _number(reading: _Reading, raw: pa.Array, offset: int, name: str) -> pa.Array:
+    """A number column as exact decimals; its bad rows flagged."""
+    fast = _plain_numbers(raw, name)
+    if fast is not None:
+        return fast
+    text = pc.utf8_trim_whitespace(raw)
+    valid = pc.match_substring_regex(text, NUMBER)
+    _flag(reading, pc.invert(valid), offset, name, "not a number")
+    if name in REQUIRED_NUMBERS:
+        _flag(reading, pc.is_null(text), offset, name, "is empty")
+    number = pc.if_else(valid, text, pa.scalar(None, pa.string()))
+    digits = digits_before_point(name)
+    beyond = too_large(number, digits)
+    if beyond is not None:
+        reason = f"is too large to store: at most {digits} digits before the decimal point"
+        _flag(reading, beyond, offset, name, reason, shown=number)
+        number = pc.if_else(beyond, pa.scalar(None, pa.string()), number)
+    # Exact decimals; digits past the 18th decimal place (a fraction of a nano-cent) are cut.
+    cut = pc.replace_substring_regex(number, r"^([-+]?\d*\.\d{18})\d+", r"\1")
+    return to_decimal(cut)
+
+
+def _plain_numbers(raw: pa.Array, name: str) -> pa.Array | None:
+    """The column as decimals when every value is a plain number that fits, as nearly every
+    export's are, in one cast and without a regex per value; None when any value needs the
+    checks above (which name its row).
+
+    Arrow's decimal cast accepts no text the ``NUMBER`` pattern refuses (no spaces, hex, NaN
+    or separators), refuses more than 18 decimal places, and wraps around past 10^20 instead of
+    refusing: ``too_large``, taken from the text, rules that out before the decimals are used.
+    """
+    if name in REQUIRED_NUMBERS and raw.null_count:
+        return None
+    try:
+        number = pc.cast(raw, DECIMAL)
+        beyond = too_large(raw, digits_before_point(name))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return number if beyond is None else None
+
+
+def _day(reading: _Reading, raw: pa.Array, offset: int, name: str) -> pa.Array:
+    """A timestamp column as UTC days; its bad rows flagged."""
+    fast = _plain_days(raw)
+    if fast is not None:
+        return fast
+    text = pc.utf8_trim_whitespace(raw)
+    valid = pc.match_substring_regex(text, TIMESTAMP)
+    _flag(reading, pc.invert(valid), offset, name, "not a UTC timestamp (ISO 8601)")
+    _flag(reading, pc.is_null(text), offset, name, "is empty")
+    day = _to_date(reading, pc.if_else(valid, text, pa.scalar(None, pa.string())), offset, name)
+    implausible = implausible_days(day)
+    if implausible is not None:
+        _flag(reading, implausible, offset, name, DAY_REASON, shown=day)
+    return day
+
+
+def _plain_days(raw: pa.Array) -> pa.Array | None:
+    """The column's days when every value is a good timestamp, checked once per distinct
+    value (a block holds a few hours or days, repeated on every row); None when any value
+    needs the checks above (which name its row)."""
+    if raw.null_count:
+        return None
+    encoded = pc.dictionary_encode(raw)
+    text = pc.utf8_trim_whitespace(encoded.dictionary)
+    if not pc.all(pc.match_substring_regex(text, TIMESTAMP)).as_py():
+        return None
+    try:
+        days = pc.cast(pc.utf8_slice_codeunits(text, 0, 10), pa.date32())
+    except pa.ArrowInvalid:
+        return None
+    if implausible_days(days) is not None:
+        return None
+    return pc.take(days, encoded.indices)
+
+
+def _currencies(reading: _Reading, currency: pa.Array, offset: int) -> None:
+    """Every row names an ISO 4217 currency (checked once per distinct code when all are)."""
+    codes = pc.unique(currency)
+    if not currency.null_count and pc.all(pc.match_substring_regex(codes, CURRENCY)).as_py():
+        reading.currencies.update(codes.to_pylist())
+        return
+    _flag(reading, pc.is_null(currency), offset, "BillingCurrency", "is empty")
+    coded = pc.match_substring_regex(currency, CURRENCY)
+    _flag(reading, pc.invert(coded), offset, "BillingCurrency", CURRENCY_REASON, shown=currency)
+    reading.currencies.update(pc.unique(pc.filter(currency, coded)).to_pylist())
 
 
 def _to_date(reading: _Reading, text: pa.Array, offset: int, column: str) -> pa.Array:
@@ -419,8 +487,16 @@ def _preliminary(reading: _Reading, batch: pa.RecordBatch, period_end: pa.Array)
     return pc.invert(pc.or_(pc.fill_null(closed, False), invoiced))
 
 
-def _sum_by_key(table: pa.Table) -> pa.Table:
+def _sum_by_key(reading: _Reading, table: pa.Table) -> pa.Table:
+    """The block's rows summed per key, when that makes them fewer: an hourly export has 24
+    rows of a resource's day in a block, a daily one about one row per key. The spool sums
+    every key's partial sums when it is read, so a block spooled as it is loses nothing; and
+    whether summing pays is tried again every ``RESUM_EVERY`` blocks."""
+    reading.blocks += 1
+    if not reading.summing and reading.blocks % RESUM_EVERY:
+        return table
     summed = table.group_by(KEY_NAMES, use_threads=False).aggregate(
         [(name, "sum") for name in [*SUM_NAMES, "source_rows"]]
     )
+    reading.summing = summed.num_rows < table.num_rows * SUMMING_PAYS_BELOW
     return summed.rename_columns([name.removesuffix("_sum") for name in summed.column_names])

@@ -145,6 +145,7 @@ async def _store_records(
                 run.tenant_id, source_id, run.id
             )
             await costs.roll_up_staged(run.tenant_id, source_id, run.id)
+            await costs.roll_up_staged_resources(run.tenant_id, source_id)
     run.totals = _totals(staged)
 
 

@@ -80,7 +80,11 @@ class RecordSpool:
         assert not self._finished, "the spool was read"
         records = records.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)
         group = pc.bit_wise_and(pc.cast(records["day"], pa.int32()), self.DAY_GROUPS - 1)
-        for value in pc.unique(group).to_pylist():
+        values = pc.unique(group).to_pylist()
+        if len(values) == 1:  # a block of one day, or of days of one group
+            self._writer(values[0]).write_table(records)
+            return
+        for value in values:
             self._writer(value).write_table(records.filter(pc.equal(group, value)))
 
     @property

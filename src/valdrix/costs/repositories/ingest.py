@@ -42,6 +42,7 @@ from valdrix.costs.models import (
     cost_daily,
     cost_monthly,
     cost_records,
+    cost_resource_days,
 )
 from valdrix.jobs.enqueue import driver_connection
 
@@ -73,6 +74,13 @@ DAILY_KEYS = [
     "sub_account_id", "service", "region", "charge_category", "billing_period_start",
     "billing_period_end", "preliminary",
 ]  # fmt: skip
+RESOURCE_DAY_KEYS = [
+    "day", "billing_period_start", "currency", "billing_account_id", "sub_account_id",
+    "resource_key",
+]  # fmt: skip
+# The tables that hold a run's records, each replaced with them: a run's scope is deleted
+# from all three, and so is what another source's run supersedes.
+STORED = (cost_records, cost_daily, cost_resource_days)
 ReadingKey = tuple[dt.date, dt.date, str, str, str]  # period, day, service, account, currency
 AnyTable = Table | FromClause
 
@@ -139,7 +147,7 @@ class IngestRepository:
         )
 
     async def delete_scope(self, scope: ReplaceScope) -> None:
-        for stored in (cost_records, cost_daily):
+        for stored in STORED:
             await self.session.execute(delete(stored).where(scope.of(stored)))
 
     async def supersede_other_sources(
@@ -173,7 +181,7 @@ class IngestRepository:
         for key, account, period in found:
             superseded.setdefault((key, account), []).append(period.isoformat())
         if superseded:
-            for stored in (cost_records, cost_daily):
+            for stored in STORED:
                 await self.session.execute(delete(stored).where(held_by_others(stored)))
         return [
             {"source": key, "account": account, "periods": periods}
@@ -308,6 +316,28 @@ class IngestRepository:
                 [*keys, "month", "billed_cost", "effective_cost", "list_cost"], summed
             )
         )
+
+    async def roll_up_staged_resources(self, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
+        """The run's billed cost per resource and day (findings' billed prices), summed from
+        the staged copy like ``roll_up_staged``: of the amounts as the records store them."""
+        constants = {"tenant_id": tenant_id, "source_id": source_id}
+        billed = cast(stage.c.billed_cost, cost_resource_days.c.billed_cost.type)
+        rolled = (
+            select(
+                *(literal(value).label(name) for name, value in constants.items()),
+                *(stage.c[name] for name in RESOURCE_DAY_KEYS),
+                func.sum(billed),
+            )
+            .where(stage.c.resource_key.is_not(None))
+            .group_by(*(stage.c[name] for name in RESOURCE_DAY_KEYS))
+        )
+        await self.session.execute(text("SET LOCAL work_mem = '64MB'"))
+        await self.session.execute(
+            insert(cost_resource_days).from_select(
+                [*constants, *RESOURCE_DAY_KEYS, "billed_cost"], rolled
+            )
+        )
+        await self.session.execute(text("RESET work_mem"))
 
     async def scope_readings(
         self, scope: ReplaceScope

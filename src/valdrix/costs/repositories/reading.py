@@ -38,6 +38,7 @@ from valdrix.costs.models import (
     cost_daily,
     cost_monthly,
     cost_records,
+    cost_resource_days,
 )
 
 # Dimensions the roll-up (cost_daily) has; the others need the records.
@@ -251,20 +252,19 @@ class CostReadRepository:
         if not resource_keys:
             return {}
         oldest = today - dt.timedelta(days=fresh_days + days)
+        billed = cost_resource_days
         recent = (
             select(
-                cost_records.c.resource_key,
-                cost_records.c.day,
-                cost_records.c.billed_cost,
-                func.max(cost_records.c.day)
-                .over(partition_by=cost_records.c.resource_key)
-                .label("last_day"),
+                billed.c.resource_key,
+                billed.c.day,
+                billed.c.billed_cost,
+                func.max(billed.c.day).over(partition_by=billed.c.resource_key).label("last_day"),
             )
             .where(
-                cost_records.c.resource_key.in_(list(resource_keys)),
-                cost_records.c.currency == "USD",
-                cost_records.c.day >= oldest,
-                cost_records.c.day <= today,
+                billed.c.resource_key.in_(list(resource_keys)),
+                billed.c.currency == "USD",
+                billed.c.day >= oldest,
+                billed.c.day <= today,
             )
             .subquery()
         )

@@ -24,8 +24,8 @@ import refreshes the months it changed in its own transaction (``IngestRepositor
 .refresh_monthly``); this migration fills it from the ``cost_daily`` already stored. Not
 partitioned: a twelfth of ``cost_daily``'s rows or less.
 
-Revision ID: 0023
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-05
 """
 
@@ -36,8 +36,8 @@ from alembic import op
 
 from valdrix.kit.rls import tenant_table_rls
 
-revision: str = "0023"
-down_revision: str | None = "0020"
+revision: str = "0022"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
