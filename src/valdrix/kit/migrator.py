@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import valdrix
 
-RUNTIME_PARTITION = re.compile(r"^cost_(records|daily)_\d{6}$")
+RUNTIME_PARTITION = re.compile(r"^cost_(records|daily|resource_days)_\d{6}$")
 
 
 def migrations_dir() -> Path:
