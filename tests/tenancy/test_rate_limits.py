@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +14,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.http import api_key, api_processes, assert_problem
+from tests.fixtures.jobs import SuperuserDb
 from tests.observability.helpers import value
 from valdrix.config import Settings
 from valdrix.config.groups import RateLimitSettings
 from valdrix.errors import TooManyRequests
+from valdrix.jobs.app import open_job_app
+from valdrix.jobs.maintenance import prune_finished
 from valdrix.runtime import Runtime
 from valdrix.tenancy.auth import Principal
 from valdrix.tenancy.models import Role
@@ -151,3 +155,33 @@ async def test_processes_taking_tokens_in_batches_admit_no_more_than_the_burst(
     refill = int(elapsed * limits.credential_per_second)
     assert sum(outcomes) <= limits.credential_burst + refill
     assert sum(outcomes) >= limits.credential_burst - len(processes) * processes[0].max_batch
+
+
+async def test_the_hourly_retention_prunes_buckets_idle_long_enough_to_be_full(
+    runtime: Runtime, make_tenant: Any, superuser_db: SuperuserDb
+) -> None:
+    idle, busy = await make_tenant(), await make_tenant()
+    for tenant, key in ((idle, "idle-key"), (busy, "busy-key")):
+        principal = Principal(tenant.tenant_id, Role.owner, "api_key", key)
+        await RequestRateLimiter(runtime.settings.rate_limits).admit(runtime, principal)
+
+    async def subjects() -> dict[str, list[str]]:
+        rows = await superuser_db.rows(
+            "SELECT tenant_id::text, array_agg(subject ORDER BY subject) FROM request_buckets"
+            " WHERE tenant_id = ANY(%s) GROUP BY tenant_id",
+            [idle.tenant_id, busy.tenant_id],
+        )
+        return dict(rows)
+
+    await superuser_db.rows(
+        "UPDATE request_buckets SET refilled_at = now() - interval '2 hours' WHERE tenant_id = %s",
+        idle.tenant_id,
+    )
+    await open_job_app(runtime.urls.app)
+    # A bucket that takes longer than its idle time to refill is not full yet: it stays.
+    slow = runtime.settings.updated(rate_limits={"credential_per_second": 0.01})
+    await prune_finished(dataclasses.replace(runtime, settings=slow))
+    assert (await subjects())[str(idle.tenant_id)] == ["api_key:idle-key", "tenant"]
+
+    await prune_finished(runtime)
+    assert await subjects() == {str(busy.tenant_id): ["api_key:busy-key", "tenant"]}

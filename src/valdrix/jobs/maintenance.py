@@ -8,6 +8,7 @@ import uuid
 import structlog
 from procrastinate.jobs import Job
 
+from valdrix.config import Settings
 from valdrix.jobs.app import PatientJobManager, job_app
 from valdrix.jobs.models import JobStatus
 from valdrix.jobs.repository import JobRunRepository, QueueRepository
@@ -15,7 +16,7 @@ from valdrix.kit import metrics
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
-from valdrix.tenancy.repository import LoginAttemptRepository
+from valdrix.tenancy.repository import LoginAttemptRepository, RequestBucketRepository
 
 log = structlog.get_logger(__name__)
 
@@ -114,4 +115,18 @@ async def prune_finished(runtime: Runtime) -> None:
             now - dt.timedelta(days=settings.jobs.run_retention_days)
         )
         await LoginAttemptRepository(session).prune(now - dt.timedelta(hours=1))
-    log.info("jobs.pruned", job_runs=pruned)
+        buckets = await RequestBucketRepository(session).prune(
+            now - _bucket_idle_before_pruned(settings)
+        )
+    log.info("jobs.pruned", job_runs=pruned, request_buckets=buckets)
+
+
+def _bucket_idle_before_pruned(settings: Settings) -> dt.timedelta:
+    """An hour, or longer if a bucket takes longer to refill: only a full bucket is pruned, so
+    the next request's new (full) one changes nothing."""
+    limits = settings.rate_limits
+    refill = max(
+        limits.credential_burst / limits.credential_per_second,
+        limits.tenant_burst / limits.tenant_per_second,
+    )
+    return dt.timedelta(seconds=max(3600.0, refill))

@@ -350,7 +350,7 @@ class RequestBucketRepository:
     connection in autocommit: the function sets the tenant for its own statements, so taking
     tokens is one round trip and holds the buckets' rows no longer than that."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection | AsyncSession) -> None:
         self.connection = connection
 
     async def take(
@@ -383,6 +383,13 @@ class RequestBucketRepository:
             )
         ).one()
         return TokensTaken(row.granted, row.limited_by, row.wait_seconds)
+
+    async def prune(self, before: dt.datetime) -> int:
+        """Every tenant's buckets last refilled before ``before``: how many were deleted."""
+        pruned = await self.connection.execute(
+            text("SELECT valdrix_prune_request_buckets(:before)"), {"before": before}
+        )
+        return int(pruned.scalar_one())
 
 
 class CiphertextRepository:
