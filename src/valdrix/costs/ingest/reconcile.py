@@ -87,6 +87,7 @@ async def _commit(
         source = await costs.source_for_update(
             tenant_id, batch.source_kind, batch.source_key, connection_id
         )
+        await costs.serialize_imports(tenant_id)
         last_run = await costs.last_committed_run(source.id)
         run = CostRun(
             id=uuid.uuid4(),
@@ -117,7 +118,7 @@ async def _commit(
             superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
             if superseded:
                 run.details = {**run.details, "superseded": superseded}
-        await costs.refresh_monthly(tenant_id, scope)
+        await costs.refresh_monthly(scope)
         readings = await costs.scope_readings(scope)
         adjustments = _record_readings(runtime, costs, run, previous, readings)
         run.adjustments = len(adjustments)

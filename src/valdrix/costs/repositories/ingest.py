@@ -267,20 +267,23 @@ class IngestRepository:
         )
         await self.session.execute(text("RESET work_mem"))
 
-    async def refresh_monthly(self, tenant_id: uuid.UUID, scope: ReplaceScope) -> None:
+    async def serialize_imports(self, tenant_id: uuid.UUID) -> None:
+        """Wait for the tenant's other import to commit, and hold the tenant until this one
+        does (a lock held until commit). Which source's charges count (supersession, records
+        covered by billing data) and the monthly sums are then decided on the other imports'
+        committed rows, under READ COMMITTED: two imports never both count the same charges,
+        nor leave a month summed from what only one of them saw."""
+        await self.session.execute(
+            select(
+                func.pg_advisory_xact_lock(func.hashtextextended(f"cost_imports:{tenant_id}", 0))
+            )
+        )
+
+    async def refresh_monthly(self, scope: ReplaceScope) -> None:
         """Sum again by month what this run changed of ``cost_daily``, once its changes are
         all made: for billing periods, every source's rows of those periods (the run's own and
         those it superseded, which share its periods); for days, its source's months that
-        overlap them (a month's days outside them included).
-
-        Imports of one tenant refresh one at a time (a lock held until commit), so each refresh
-        reads ``cost_daily`` with the others' changes committed, under READ COMMITTED: two
-        imports never leave a month summed from what only one of them saw."""
-        await self.session.execute(
-            select(
-                func.pg_advisory_xact_lock(func.hashtextextended(f"cost_monthly:{tenant_id}", 0))
-            )
-        )
+        overlap them (a month's days outside them included). Under ``serialize_imports``."""
         month = cast(func.date_trunc("month", cost_daily.c.day), Date)
         if scope.periods is not None:
             daily: ColumnElement[bool] = cost_daily.c.billing_period_start.in_(scope.periods)
