@@ -128,8 +128,6 @@ async def store_units(context: ScanContext, outcomes: Sequence[UnitOutcome]) -> 
         mine = [o for o in firsts if (o.region, o.detector) in claimed]
         if not mine:
             return
-        for outcome in mine:
-            metrics.SCAN_UNITS_TOTAL.labels(detector=outcome.detector, outcome=outcome.status).inc()
         ok = [o for o in mine if o.status == UnitStatus.ok]
         recorded = await _record(context, session, [o for o in ok if o.wastes], now)
         detectors = load_all_detectors()
@@ -147,7 +145,6 @@ async def store_units(context: ScanContext, outcomes: Sequence[UnitOutcome]) -> 
         announced: list[tuple[str, dict[str, Any]]] = []
         for outcome in mine:
             findings = recorded.get((outcome.region, outcome.detector), [])
-            metrics.FINDINGS_RECORDED_TOTAL.labels(detector=outcome.detector).inc(len(findings))
             announced += [
                 (
                     "finding",
@@ -179,6 +176,11 @@ async def store_units(context: ScanContext, outcomes: Sequence[UnitOutcome]) -> 
         await ScanEventRepository(session).add_many(
             context.tenant_id, context.scan_id, announced, now
         )
+    # Counted once committed: a batch that fails is written again, unit by unit.
+    for outcome in mine:
+        metrics.SCAN_UNITS_TOTAL.labels(detector=outcome.detector, outcome=outcome.status).inc()
+        found = len(recorded.get((outcome.region, outcome.detector), []))
+        metrics.FINDINGS_RECORDED_TOTAL.labels(detector=outcome.detector).inc(found)
 
 
 def _findings_count(outcome: UnitOutcome) -> int:
@@ -200,8 +202,8 @@ async def _record(
         [(o.wastes, detectors.get(o.detector).prices_whole_resource) for o in outcomes],
         now.date(),
     )
-    for outcome, wastes in zip(outcomes, priced, strict=True):
-        outcome.wastes = wastes
+    # Not written back into the outcomes: a batch that fails is written again unit by unit,
+    # and pricing already-priced wastes would take their billed figure for the list price.
     recorded = await record_findings(
         session,
         tenant_id=context.tenant_id,
@@ -209,7 +211,10 @@ async def _record(
         connection_id=context.connection.id,
         provider=context.provider.key,
         account_id=context.session.account_id,
-        units=[UnitWastes(o.region, o.detector, o.wastes) for o in outcomes],
+        units=[
+            UnitWastes(o.region, o.detector, wastes)
+            for o, wastes in zip(outcomes, priced, strict=True)
+        ],
         now=now,
     )
     return {(o.region, o.detector): r for o, r in zip(outcomes, recorded, strict=True)}
