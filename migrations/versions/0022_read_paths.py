@@ -64,9 +64,10 @@ def upgrade() -> None:
         sa.Column("billing_period_start", sa.Date(), nullable=False),
         sa.Column("billing_period_end", sa.Date(), nullable=True),
         sa.Column("preliminary", sa.Boolean(), nullable=False),
-        sa.Column("billed_cost", sa.Numeric(24, 10), nullable=False),
-        sa.Column("effective_cost", sa.Numeric(24, 10), nullable=False),
-        sa.Column("list_cost", sa.Numeric(24, 10), nullable=True),
+        # A month of days that each fit Numeric(24, 10).
+        sa.Column("billed_cost", sa.Numeric(28, 10), nullable=False),
+        sa.Column("effective_cost", sa.Numeric(28, 10), nullable=False),
+        sa.Column("list_cost", sa.Numeric(28, 10), nullable=True),
         sa.Column("month", sa.Date(), nullable=False),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
     )

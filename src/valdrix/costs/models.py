@@ -45,6 +45,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from valdrix.kit.orm import Base, CreatedAtMixin, IdMixin
 
 MONEY = Numeric(24, 10)
+# A month's sum of up to 31 days, each of which fits MONEY (the import checks days only).
+MONTH_MONEY = Numeric(28, 10)
 QUANTITY = Numeric(28, 10)
 
 
@@ -104,8 +106,8 @@ class CostRun(IdMixin, Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-def _cost_columns(*, tenant_key: bool = True) -> list[Column[Any]]:
-    """The columns records and their roll-up share; ``tenant_key=False`` for the records,
+def _cost_columns(*, tenant_key: bool = True, money: Numeric[Decimal] = MONEY) -> list[Column[Any]]:
+    """The columns records and their roll-ups share; ``tenant_key=False`` for the records,
     whose tenant the policy alone checks (see migration 0010)."""
     tenant = [ForeignKey("tenants.id", ondelete="CASCADE")] if tenant_key else []
     return [
@@ -125,9 +127,9 @@ def _cost_columns(*, tenant_key: bool = True) -> list[Column[Any]]:
         # Set for FOCUS data: preliminary rows turn final once it is far enough in the past.
         Column("billing_period_end", Date),
         Column("preliminary", Boolean, nullable=False),
-        Column("billed_cost", MONEY, nullable=False),
-        Column("effective_cost", MONEY, nullable=False),
-        Column("list_cost", MONEY),
+        Column("billed_cost", money, nullable=False),
+        Column("effective_cost", money, nullable=False),
+        Column("list_cost", money),
     ]
 
 
@@ -197,7 +199,7 @@ cost_daily = Table(
 cost_monthly = Table(
     "cost_monthly",
     Base.metadata,
-    *(column for column in _cost_columns() if column.name != "day"),
+    *(column for column in _cost_columns(money=MONTH_MONEY) if column.name != "day"),
     # The first day of the month the sums are of (``day`` in cost_daily's other columns' place).
     Column("month", Date, nullable=False),
     Index("ix_cost_monthly_tenant_month", "tenant_id", "month"),
