@@ -1,7 +1,9 @@
 """Rate-limit buckets are pruned once idle: ``valdrix_prune_request_buckets(p_before)`` deletes
 every tenant's buckets last refilled before ``p_before`` (a revoked key's, a departed member's),
-for the hourly retention job. A bucket idle longer than its refill takes is full, and a missing
-one is made full on the next request: pruning such buckets changes no limit.
+for the hourly retention job, and never one used in the last hour. A bucket idle longer than its
+refill takes is full, and a missing one is made full on the next request: pruning such buckets
+changes no limit (the job computes that time from its own rate-limit settings, which must be
+the API processes').
 
 Revision ID: 0023
 Revises: 0022
@@ -31,7 +33,10 @@ def upgrade() -> None:
         *resolver_function(
             PRUNE,
             "bigint",
-            "WITH gone AS (DELETE FROM request_buckets WHERE refilled_at < p_before RETURNING 1)"
+            # Never a bucket used in the last hour, whatever the caller asks: the function
+            # works across tenants, and a later time would refill every tenant's buckets.
+            "WITH gone AS (DELETE FROM request_buckets"
+            " WHERE refilled_at < least(p_before, now() - interval '1 hour') RETURNING 1)"
             " SELECT count(*) FROM gone",
             volatile=True,
         ),

@@ -480,6 +480,10 @@ async def test_without_a_published_template_the_setup_offers_the_file_only(
             {"principal_arn": VALDRIX_PRINCIPAL, "cloudformation_template_url": "http://b.s3.amazonaws.com/t.json"},
             "must be the https:// URL of an S3 object",
         ),
+        (
+            {"principal_arn": VALDRIX_PRINCIPAL, "cloudformation_template_url": "https://b.s3-website-us-east-1.amazonaws.com/t.json"},
+            "must be the https:// URL of an S3 object",
+        ),
         ({"cloudformation_template_url": TEMPLATE_URL}, "needs VALDRIX_AWS_PRINCIPAL_ARN"),
         ({"cloudformation_region": "Frankfurt"}, "cloudformation_region"),
     ],

@@ -36,9 +36,10 @@ from valdrix.config.values import (
 from valdrix.kit.money import usd_text
 
 # Virtual-hosted (bucket.s3[.region].amazonaws.com) or path-style (s3[.region].amazonaws.com/
-# bucket) S3 object URLs, China regions' .com.cn included.
+# bucket) S3 object URLs, dualstack and China regions' .com.cn included; not website endpoints,
+# which CloudFormation does not read.
 S3_HTTPS_URL = re.compile(
-    r"https://(?:[a-z0-9][a-z0-9.-]*\.)?s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?/[^\s#?]+"
+    r"https://(?:[a-z0-9][a-z0-9.-]*\.)?s3(?![.-]website)(?:[.-][a-z0-9-]+){0,2}\.amazonaws\.com(?:\.cn)?/[^\s#?]+"
 )
 # A list given as one comma-separated variable ("10.0.0.1, 10.0.0.2"), not as JSON.
 CommaSeparated = Annotated[list[str], NoDecode, BeforeValidator(split_commas)]

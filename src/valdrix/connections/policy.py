@@ -159,9 +159,18 @@ def aws_quick_create_url(
             "param_FocusExportPrefix": location.prefix,
         }
     return (
-        f"https://{console_region}.console.aws.amazon.com/cloudformation/home"
+        f"https://{_console_host(console_region)}/cloudformation/home"
         f"?region={console_region}#/stacks/quickcreate?{urlencode(parameters, quote_via=quote)}"
     )
+
+
+def _console_host(region: str) -> str:
+    """The AWS console of the region's partition (China and GovCloud have their own)."""
+    if region.startswith("cn-"):
+        return "console.amazonaws.cn"
+    if region.startswith("us-gov-"):
+        return "console.amazonaws-us-gov.com"
+    return f"{region}.console.aws.amazon.com"
 
 
 _PRINCIPAL_PARAMETER = {
