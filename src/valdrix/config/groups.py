@@ -121,6 +121,14 @@ class RateLimitSettings(SettingsGroup):
     tenant_per_second: float = Field(default=50.0, gt=0)
     tenant_burst: int = Field(default=1500, ge=1)
 
+    @property
+    def full_after_seconds(self) -> float:
+        """How long an empty bucket, of either kind, takes to fill up again."""
+        return max(
+            self.credential_burst / self.credential_per_second,
+            self.tenant_burst / self.tenant_per_second,
+        )
+
 
 class MetricsSettings(SettingsGroup):
     """/metrics lists every tenant: on the API port only with this bearer token; or on its own

@@ -208,6 +208,10 @@ cost_monthly = Table(
 )
 
 
+def first_of_next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+
+
 def charged_account(table: Table | FromClause) -> ColumnElement[str]:
     """The account charges belong to: the sub-account (AWS linked account, Azure subscription,
     GCP project), else the billing account."""

@@ -8,7 +8,6 @@ import uuid
 import structlog
 from procrastinate.jobs import Job
 
-from valdrix.config import Settings
 from valdrix.jobs.app import PatientJobManager, job_app
 from valdrix.jobs.models import JobStatus
 from valdrix.jobs.repository import JobRunRepository, QueueRepository
@@ -115,18 +114,7 @@ async def prune_finished(runtime: Runtime) -> None:
             now - dt.timedelta(days=settings.jobs.run_retention_days)
         )
         await LoginAttemptRepository(session).prune(now - dt.timedelta(hours=1))
-        buckets = await RequestBucketRepository(session).prune(
-            now - _bucket_idle_before_pruned(settings)
-        )
+        # Only a full bucket is pruned: the next request's new (full) one changes nothing.
+        idle = max(3600.0, settings.rate_limits.full_after_seconds)
+        buckets = await RequestBucketRepository(session).prune(now - dt.timedelta(seconds=idle))
     log.info("jobs.pruned", job_runs=pruned, request_buckets=buckets)
-
-
-def _bucket_idle_before_pruned(settings: Settings) -> dt.timedelta:
-    """An hour, or longer if a bucket takes longer to refill: only a full bucket is pruned, so
-    the next request's new (full) one changes nothing."""
-    limits = settings.rate_limits
-    refill = max(
-        limits.credential_burst / limits.credential_per_second,
-        limits.tenant_burst / limits.tenant_per_second,
-    )
-    return dt.timedelta(seconds=max(3600.0, refill))

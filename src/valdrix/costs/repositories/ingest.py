@@ -43,6 +43,7 @@ from valdrix.costs.models import (
     cost_monthly,
     cost_records,
     cost_resource_days,
+    first_of_next_month,
 )
 from valdrix.jobs.enqueue import driver_connection
 
@@ -106,10 +107,6 @@ class ReplaceScope:
             stored.c.source_id == self.source_id,
             stored.c.billing_period_start.in_(self.periods),
         )
-
-
-def _next_month(day: dt.date) -> dt.date:
-    return (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
 
 
 class IngestRepository:
@@ -290,7 +287,7 @@ class IngestRepository:
             monthly: ColumnElement[bool] = cost_monthly.c.billing_period_start.in_(scope.periods)
         else:
             first = scope.start.replace(day=1)
-            after = _next_month(max(scope.end - dt.timedelta(days=1), first))
+            after = first_of_next_month(max(scope.end - dt.timedelta(days=1), first))
             daily = and_(
                 cost_daily.c.source_id == scope.source_id,
                 cost_daily.c.day >= first,

@@ -39,6 +39,7 @@ from valdrix.costs.models import (
     cost_monthly,
     cost_records,
     cost_resource_days,
+    first_of_next_month,
 )
 
 # Dimensions the roll-up (cost_daily) has; the others need the records.
@@ -81,8 +82,7 @@ def _by_month_where_whole(start: dt.date, end: dt.date) -> Table | Subquery:
     ``cost_daily``; ``cost_daily`` alone when no month is whole. Sums of either add up to the
     same figures: ``cost_monthly`` is ``cost_daily`` summed by month with every other column
     kept."""
-    whole_from = start if start.day == 1 else (start.replace(day=1) + dt.timedelta(days=32))
-    whole_from = whole_from.replace(day=1)
+    whole_from = start if start.day == 1 else first_of_next_month(start)
     whole_until = end.replace(day=1)
     if whole_from >= whole_until:
         return cost_daily
