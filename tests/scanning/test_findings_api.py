@@ -160,8 +160,7 @@ async def test_units_that_timed_out_or_were_denied_do_not_resolve_their_findings
     delete_volume(aws_endpoint, OTHER_REGION, hung_volume)
     aws_client(aws_endpoint, "ec2", HEALTHY_REGION).release_address(AllocationId=address)
     proxy = fault_proxy(hang_regions={OTHER_REGION}, deny_operations={"DescribeAddresses"})
-    # 8 s: long enough for the healthy region on a loaded machine while the hung region's units
-    # hold most of the scan's threads (5 s was not, once in a CI run), short for the hung one.
+    # 8 s: long enough for a healthy unit on a loaded machine, short for the hung region.
     troubled = aws_runtime(runtime, proxy.url, region_budget=8.0)
     _, status = await scan_once(troubled, tenant.tenant_id, connection.id)
 

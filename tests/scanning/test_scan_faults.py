@@ -94,15 +94,59 @@ async def test_a_hung_region_in_one_tenants_scan_does_not_slow_another_tenants_s
     assert {u.status for u in units if u.region in HUNG_REGIONS} == {"timed_out"}
 
 
+async def test_a_hung_region_holding_the_scans_threads_leaves_its_neighbour_its_budget(
+    runtime: Runtime, make_tenant: Any, aws_endpoint: str, fault_proxy: Any
+) -> None:
+    """One scan, two regions, one more thread than the hung region has units: the healthy
+    region runs on that one thread while the hung region's calls hold all the others. It has
+    answered, so each of its units still gets the whole budget (the wait for a thread is not
+    its region's fault); the hung region, which never answered, costs one budget."""
+    tenant: TenantFixture = await make_tenant()
+    region_budget = 4.0
+    # 0.2 s a call: the healthy region's units in a row on one thread take longer than a budget.
+    proxy = fault_proxy(latency_seconds=0.2, hang_regions={OTHER_REGION})
+    scanner = aws_runtime(
+        runtime, proxy.url, region_budget=region_budget, scans={"concurrency": DETECTORS + 1}
+    )
+    volume = unattached_volume(aws_endpoint, HEALTHY_REGION)
+    # Sorted, the hung region comes first and takes its threads first.
+    assert sorted([HEALTHY_REGION, OTHER_REGION])[0] == OTHER_REGION
+    connection = await register_connection(
+        scanner, tenant.tenant_id, regions=[HEALTHY_REGION, OTHER_REGION]
+    )
+
+    started = time.monotonic()
+    scan_id, status = await scan_once(scanner, tenant.tenant_id, connection.id)
+    elapsed = time.monotonic() - started
+
+    assert status == "partial"
+    units = await scan_units(scanner, tenant.tenant_id, scan_id)
+    assert {u.status for u in units if u.region == OTHER_REGION} == {"timed_out"}
+    assert [
+        (u.detector, u.status, u.reason)
+        for u in units
+        if u.region == HEALTHY_REGION and u.status not in ("ok", "skipped")
+    ] == []
+    found = [(f.detector, f.resource_id) for f in await tenant_findings(scanner, tenant.tenant_id)]
+    assert found == [("aws.ebs-unattached", volume)]
+    # One budget for the hung region, then the healthy region on all the threads.
+    assert elapsed < 2 * region_budget + 4, f"the scan took {elapsed:.1f} s"
+
+
 async def test_a_scan_cut_off_mid_way_is_resumed_by_its_retried_job_keeping_what_it_wrote(
     runtime: Runtime, make_tenant: Any, aws_endpoint: str, fault_proxy: Any
 ) -> None:
     """The first attempt stops (as when its worker dies) after the healthy region's units are
     written; the retried job finishes the scan with them, running only the others."""
-    tenant: TenantFixture = await make_tenant()
+    tenant, bystander = await make_tenant(), await make_tenant()
     proxy = fault_proxy(hang_regions={OTHER_REGION})
     scanner = aws_runtime(runtime, proxy.url, region_budget=8.0)
     volume = unattached_volume(aws_endpoint, HEALTHY_REGION)
+    # Another tenant's scan first loads the simulator's backends (seconds of CPU in this very
+    # process), which must not eat into the healthy region's budget.
+    warm = aws_runtime(runtime, aws_endpoint)
+    elsewhere = await register_connection(warm, bystander.tenant_id, regions=[HEALTHY_REGION])
+    assert (await scan_once(warm, bystander.tenant_id, elsewhere.id))[1] == "completed"
     connection = await register_connection(
         scanner, tenant.tenant_id, regions=[HEALTHY_REGION, OTHER_REGION]
     )

@@ -7,10 +7,12 @@
 - Each scan runs its units on its own threads (``VALDRIX_SCAN_CONCURRENCY`` of them, see
   ``unit_pool``): cloud SDKs are synchronous, and a thread stuck on a hung cloud must cost only
   its own scan.
-- Each region has a budget (``VALDRIX_SCAN_REGION_BUDGET_SECONDS``, 30 s) counted from its first
-  unit's start, and the clients' timeouts derive from what is left of it; the whole scan has
-  ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns, is denied, or fails is recorded
-  with its own status and reason; the others carry on.
+- Each region has a budget (``VALDRIX_SCAN_REGION_BUDGET_SECONDS``, 30 s) from its first unit's
+  start, shared by its units until one of them answers; from then on each of its units has the
+  whole budget from when it has its thread (waiting for one is not its region's fault). The
+  clients' timeouts derive from what is left of the budget. The whole scan has
+  ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns, is denied, or fails is
+  recorded with its own status and reason; the others carry on.
 - Findings are persisted as each unit finishes (never held until the end), with an event per
   finding for the SSE stream. A unit is written once: a retried job resumes its scan with the
   units not yet written, and the scan ends once (``_finish`` under the scan's row lock), its
@@ -190,12 +192,14 @@ async def _run_unit(
     context: ScanContext, writer: UnitWriter, region: str, detector_cls: type[Detector]
 ) -> UnitOutcome:
     settings = context.runtime.settings
-    # Waiting for a free thread is not the region's fault: its budget starts when it runs.
+    budget = settings.scans.region_budget_seconds
     async with context.pool.thread() as thread:
-        started_at = utcnow()
-        deadline = context.region_deadlines.setdefault(
-            region, time.monotonic() + settings.scans.region_budget_seconds
-        )
+        started_at, now = utcnow(), time.monotonic()
+        region_deadline = context.region_deadlines.setdefault(region, now + budget)
+        # A region that has answered is not hung: its unit that waited for a thread (behind
+        # other regions' hung calls) has its whole budget. Until one of its units answers, a
+        # region's units share one budget, so a hung region costs the scan one, not one a unit.
+        deadline = now + budget if region in context.answered else region_deadline
         outcome = await _detect(context, thread, region, detector_cls, deadline, started_at)
     outcome.started_at = started_at
     await writer.store(outcome)
@@ -239,13 +243,22 @@ async def _detect(
         f"{context.provider.partition} {region} did not answer within its "
         f"{settings.scans.region_budget_seconds:g} s budget"
     )
+
+    def detect() -> list[Waste]:
+        # Known before this thread is free again, so the next unit given it knows it too.
+        try:
+            wastes = list(detector.detect(scope, thresholds))
+        except Exception as exc:
+            if context.provider.classify(exc)[0] != UnitStatus.timed_out:
+                context.answered.add(region)
+            raise
+        context.answered.add(region)
+        return wastes
+
     try:
         if deadline <= time.monotonic():
-            raise TimeoutError  # the region's budget was spent before this unit's turn
-        wastes = await asyncio.wait_for(
-            thread.start(lambda: list(detector.detect(scope, thresholds))),
-            timeout=deadline - time.monotonic(),
-        )
+            raise TimeoutError  # its region has not answered within the budget it shares
+        wastes = await asyncio.wait_for(thread.start(detect), timeout=deadline - time.monotonic())
     except TimeoutError:
         return UnitOutcome(region, detector_cls.key, UnitStatus.timed_out, unanswered)
     except DetectorSkipped as skipped:

@@ -35,7 +35,10 @@ class ScanContext:
     provider: ScanProvider[Any]
     session: ProviderSession
     pool: UnitPool
+    # When each region's shared budget ends (counted from its first unit's start) ...
     region_deadlines: dict[str, float] = field(default_factory=dict)
+    # ... and the regions that have answered a unit (written from the pool's threads).
+    answered: set[str] = field(default_factory=set)
     # Per region: the describes its detectors share (``shared_reads``).
     shared_reads: dict[str, SharedReads] = field(default_factory=dict)
     partitions: tuple[str, ...] = ()

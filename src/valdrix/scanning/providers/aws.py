@@ -57,7 +57,7 @@ class AwsSession(ProviderSession):
 
     def client(self, service: str, region: str, deadline: float) -> Any:
         # boto3 clients are thread-safe and costly to build: one per (service, region) per scan,
-        # its calls bounded by the time the region has left when it is built.
+        # its calls bounded by the budget the unit that builds it has left.
         # A unit whose client exists never waits while another one is built (building takes
         # tens of ms of CPU, hundreds of clients in a large scan): one lock per client.
         key = (service, region)
