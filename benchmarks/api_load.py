@@ -8,14 +8,18 @@ and a year of daily cost records (600 a day: 30 services x 4 regions x 5 account
 100 findings each (``--quick``: 20). Seeding is bulk SQL as the superuser (timed apart).
 
 1. Load. ``valdrix serve`` (with ``--workers N`` when the command offers it, N the number of
-   cores unless ``--api-workers`` says otherwise; else one process) answers an asyncio client
-   (httpx) on loopback with the tenant's owner API key, a mix in turn: the findings list,
-   three filtered findings lists, the findings summary, costs by service per month over the
-   year, a scan's status. At 20 connections, then at 100, each for ``--seconds`` (20;
-   ``--quick`` 5) or 20,000 requests (``--quick`` 3,000), whichever comes first, after a
-   short warm-up. The rate limits are raised for the run (``VALDRIX_RATE_LIMIT_*``): the
-   limiter still runs on every request, but a load test is not a tenant. Any answer but 200
-   is an error.
+   cores unless ``--api-workers`` says otherwise; else one process) answers on loopback, with
+   the tenant's owner API key, a mix: the findings list, three filtered findings lists, the
+   findings summary, costs by service per month over the year, a scan's status. The client is
+   wrk when it is installed (``apt-get install wrk``, the outside tool the API's users load it
+   with): one wrk per request of the mix, the connections shared out between them. Without
+   it, an asyncio client (httpx) in this process asks the mix in turn, and its own CPU, some
+   milliseconds a request, weighs on the cores the API shares (``load_client`` says which).
+   At 20 connections, then at 100, each for ``--seconds`` (20; ``--quick`` 5; httpx also stops
+   at 20,000 requests, ``--quick`` 3,000), after a short warm-up. The rate limits are raised
+   for the run (``VALDRIX_RATE_LIMIT_*``): the limiter still runs on every request, but a load
+   test is not a tenant. Errors: any answer but 200 (wrk: a 4xx or 5xx answer, or a connection
+   broken or timed out).
 2. Ceiling, in the same run: ``api_ceiling.py``, a minimal FastAPI app on the same database,
    served by uvicorn with as many processes as Valdrix got, runs for each request of the mix
    the SQL statements Valdrix ran for it (recorded from Valdrix's own requests just before),
@@ -49,13 +53,14 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +72,6 @@ from bench_stack import (
     create_other_tenants,
     create_tenant_with_connection,
     load_findings,
-    percentile,
     raised_rate_limits,
     servable_workers,
     start_database,
@@ -235,24 +239,103 @@ def start_ceiling(
 
 @dataclass
 class LoadRun:
-    latencies_ms: list[float]
+    """Latencies (ms, with how many requests took each) by path, failed requests, duration."""
+
+    by_path: dict[str, list[tuple[float, int]]]
     errors: int
     seconds: float
-    by_path: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
-        return len(self.latencies_ms)
+        return sum(count for samples in self.by_path.values() for _, count in samples)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
-    def p(self, share: float) -> float:
-        return round(percentile(self.latencies_ms, share), 1) if self.latencies_ms else 0.0
+    def p(self, share: float, path: str | None = None) -> float:
+        """The latency ``share`` of the requests (of ``path``, or of all) took at most."""
+        chosen = [self.by_path.get(path, [])] if path else self.by_path.values()
+        ordered = sorted(sample for samples in chosen for sample in samples)
+        total = sum(count for _, count in ordered)
+        if not total:
+            return 0.0
+        rank, seen = share * (total - 1), 0
+        for value, count in ordered:
+            seen += count
+            if seen > rank:
+                return round(value, 1)
+        return round(ordered[-1][0], 1)
 
 
-async def drive(
+# wrk's own statistics, read by the Lua ``done`` hook: every latency it recorded with its count.
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local values = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    values[#values + 1] = string.format("[%d,%d]", value, count)
+  end
+  local e = summary.errors
+  io.write(string.format('WRK {"requests": %d, "failed": %d, "latency_us": [%s]}\\n',
+    summary.requests, e.status + e.connect + e.read + e.write + e.timeout,
+    table.concat(values, ",")))
+end
+"""
+
+
+def drive(
+    base_url: str, paths: list[str], headers: dict[str, str], *, connections: int, seconds: float,
+    max_requests: int,
+) -> LoadRun:  # fmt: skip
+    """``connections`` clients asking ``paths``, with wrk when it is installed (a client in C
+    costs the two shared cores next to nothing), else with an asyncio client in this process."""
+    if shutil.which("wrk"):
+        return drive_with_wrk(base_url, paths, headers, connections=connections, seconds=seconds)
+    return asyncio.run(
+        drive_with_httpx(
+            base_url, paths, headers, connections=connections, seconds=seconds,
+            max_requests=max_requests,
+        )
+    )  # fmt: skip
+
+
+def drive_with_wrk(
+    base_url: str, paths: list[str], headers: dict[str, str], *, connections: int, seconds: float
+) -> LoadRun:
+    """One wrk per path of the mix, at once, the connections shared out between them: each
+    path's latencies apart, and their union exact (wrk reports every latency it recorded)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_REPORT)
+    header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    shares = [connections // len(paths) + (n < connections % len(paths)) for n in range(len(paths))]
+    started = time.monotonic()
+    wrk = shutil.which("wrk") or "wrk"
+    runs = {}
+    for path, share in zip(paths, shares, strict=True):
+        command = [wrk, "-t1", f"-c{max(1, share)}", f"-d{seconds:g}s", "--timeout", "60s"]
+        runs[path] = subprocess.Popen(  # noqa: S603 - our own command line
+            [*command, *header_args, "-s", script.name, base_url + path],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    run = LoadRun({}, 0, 0.0)
+    for path, process in runs.items():
+        output, _ = process.communicate()
+        lines = [line for line in output.splitlines() if line.startswith("WRK ")]
+        if not lines:
+            raise RuntimeError(f"wrk on {path} reported nothing:\n{output}")
+        line = lines[0]
+        figures = json.loads(line.removeprefix("WRK "))
+        run.by_path[path] = [(micros / 1000, count) for micros, count in figures["latency_us"]]
+        run.errors += figures["failed"]
+    run.seconds = time.monotonic() - started
+    Path(script.name).unlink()
+    return run
+
+
+async def drive_with_httpx(
     base_url: str,
     paths: list[str],
     headers: dict[str, str],
@@ -261,8 +344,10 @@ async def drive(
     seconds: float,
     max_requests: int,
 ) -> LoadRun:
-    """``connections`` clients asking ``paths`` in turn until the time or the requests run out."""
-    run = LoadRun([], 0, 0.0)
+    """``connections`` clients asking ``paths`` in turn until the time or the requests run out.
+    Its own CPU (some milliseconds a request) is taken from the cores the API and the database
+    share: install wrk for figures the client does not weigh on."""
+    run = LoadRun({}, 0, 0.0)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(
         base_url=base_url, headers=headers, timeout=60, limits=limits
@@ -283,9 +368,7 @@ async def drive(
                     ok = (await client.get(path)).status_code == 200
                 except httpx.HTTPError:
                     ok = False
-                elapsed_ms = (time.perf_counter() - began) * 1000
-                run.latencies_ms.append(elapsed_ms)
-                run.by_path.setdefault(path, []).append(elapsed_ms)
+                run.by_path.setdefault(path, []).append(((time.perf_counter() - began) * 1000, 1))
                 run.errors += not ok
 
         await asyncio.gather(*(one_client(n) for n in range(connections)))
@@ -293,14 +376,14 @@ async def drive(
     return run
 
 
-async def measure_load(
+def measure_load(
     base_url: str, paths: list[str], headers: dict[str, str], size: Size, connections: int
 ) -> LoadRun:
-    await drive(
+    drive(
         base_url, paths, headers, connections=connections, seconds=WARM_UP_SECONDS,
         max_requests=size.max_requests,
     )  # fmt: skip
-    return await drive(
+    return drive(
         base_url, paths, headers, connections=connections, seconds=size.seconds,
         max_requests=size.max_requests,
     )  # fmt: skip
@@ -440,10 +523,10 @@ def run(home: Path, size: Size, api_workers: int) -> dict[str, Any]:
     ceiling, ceiling_url = start_ceiling(bench, statements_file, api_workers)
     try:
         paths = list(mix.values())
-        at_20 = asyncio.run(measure_load(api_url, paths, headers, size, CONNECTIONS))
+        at_20 = measure_load(api_url, paths, headers, size, CONNECTIONS)
         replayed = [f"/replay/{name}" for name in mix]
-        ceiling_run = asyncio.run(measure_load(ceiling_url, replayed, {}, size, CONNECTIONS))
-        at_100 = asyncio.run(measure_load(api_url, paths, headers, size, MORE_CONNECTIONS))
+        ceiling_run = measure_load(ceiling_url, replayed, {}, size, CONNECTIONS)
+        at_100 = measure_load(api_url, paths, headers, size, MORE_CONNECTIONS)
         stop(ceiling)
         watchers = asyncio.run(measure_watchers(bench, api_url, tenant, headers, size))
         by_kind = per_kind(mix, recorded, at_20, ceiling_run, at_100)
@@ -473,6 +556,7 @@ def run(home: Path, size: Size, api_workers: int) -> dict[str, Any]:
         "api_workers": api_workers,
         "setup_seconds": round(setup_seconds, 1),
         "load_average": round(os.getloadavg()[0], 2),
+        "load_client": "wrk" if shutil.which("wrk") else "httpx",
         "by_kind": by_kind,
     }
 
@@ -487,18 +571,15 @@ def per_kind(
     """Per request of the mix: client p50 and p95 at 20 and at 100 connections, the ceiling's at
     20, and (in-process, one at a time) the request's time in the app and in SQL."""
 
-    def p(samples: list[float] | None, share: float) -> float:
-        return round(percentile(samples, share), 1) if samples else 0.0
-
     figures = {}
     for name, path in mix.items():
-        replay = ceiling_run.by_path.get(f"/replay/{name}")
+        replay = f"/replay/{name}"
         figures[name] = {
-            "p50_ms": p(at_20.by_path.get(path), 0.5),
-            "p95_ms": p(at_20.by_path.get(path), 0.95),
-            "p95_ms_at_100": p(at_100.by_path.get(path), 0.95),
-            "ceiling_p50_ms": p(replay, 0.5),
-            "ceiling_p95_ms": p(replay, 0.95),
+            "p50_ms": at_20.p(0.5, path),
+            "p95_ms": at_20.p(0.95, path),
+            "p95_ms_at_100": at_100.p(0.95, path),
+            "ceiling_p50_ms": ceiling_run.p(0.5, replay),
+            "ceiling_p95_ms": ceiling_run.p(0.95, replay),
             "app_ms": recorded.app_ms[name],
             "sql_ms": recorded.sql_ms[name],
             "statements": len(recorded.statements[name]),
@@ -550,7 +631,8 @@ def report(figures: dict[str, Any], size: Size) -> None:
         f" connection: {figures['baseline_select_1_ms']} ms)"
     )
     print(
-        f"{figures['api_workers']} API process(es), as many for the ceiling;"
+        f"{figures['api_workers']} API process(es), as many for the ceiling; load from"
+        f" {figures['load_client']};"
         f" seeded in {figures['setup_seconds']} s;"
         f" 1-minute load average {figures['load_average']} on {os.cpu_count()} cores"
     )
