@@ -338,3 +338,27 @@ def test_toy_connections_role_needs_what_the_provider_and_its_detector_declare(
     toy_cloud: ToyCloud,
 ) -> None:
     assert role_permissions("toy") == {"toy:ListZones", "toy:ListDisks"}
+
+
+async def test_a_unit_whose_findings_cannot_be_stored_is_failed_not_missing(
+    runtime: Runtime, make_tenant: Any, toy_cloud: ToyCloud
+) -> None:
+    """p2's cloud names a disk with an id longer than any Valdrix stores: that unit is recorded
+    failed with the database's reason, p1's finding is kept, and the scan is partial (not
+    completed with p2's results silently missing)."""
+    tenant: TenantFixture = await make_tenant()
+    toy_cloud.disks = {"p1": [disk("d-1", 10)], "p2": [disk("d-" + "x" * 600, 10)]}
+    connection = await toy_connection(runtime, tenant.tenant_id)
+
+    scan_id, status = await scan_once(runtime, tenant.tenant_id, connection.id)
+
+    assert status == "partial"
+    units = {u.region: u for u in await scan_units(runtime, tenant.tenant_id, scan_id)}
+    assert (units["p1"].status, units["p1"].findings_count) == ("ok", 1)
+    assert (units["p2"].status, units["p2"].findings_count) == ("failed", 0)
+    assert (units["p2"].reason or "").startswith("its results could not be stored: ")
+    assert "value too long" in (units["p2"].reason or "")
+    assert "INSERT" not in (units["p2"].reason or "")  # the database's words, not the SQL
+    assert set(by_resource(await tenant_findings(runtime, tenant.tenant_id))) == {(DETECTOR, "d-1")}
+    finished = (await scan_events(runtime, tenant.tenant_id, scan_id))[-1]
+    assert finished.payload["units"] == {"ok": 1, "failed": 1}

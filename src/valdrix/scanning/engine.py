@@ -143,9 +143,10 @@ async def _scan_connection(
         }
         budget_hit = False
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=settings.scans.budget_seconds)
+            done, pending = await asyncio.wait(tasks, timeout=settings.scans.budget_seconds)
             budget_hit = bool(pending)
             await _cut_off(context, writer, {task: tasks[task] for task in pending})
+            await _record_unstored(context, {task: tasks[task] for task in done})
         return await finish_scan(
             runtime,
             tenant_id,
@@ -175,6 +176,43 @@ async def _cut_off(
     await store_units(
         context, [UnitOutcome(r, key, UnitStatus.timed_out, reason) for r, key in pending.values()]
     )
+
+
+async def _record_unstored(
+    context: ScanContext, done: dict[asyncio.Task[UnitOutcome], tuple[str, str]]
+) -> None:
+    """Units whose outcome could not be written (even alone: e.g. a value their cloud gave
+    that does not fit its column) are recorded ``failed`` with the error, without findings:
+    a scan must not look complete with a unit's results missing."""
+    unstored = [
+        (region, key, _first_line(error))
+        for task, (region, key) in done.items()
+        if not task.cancelled() and (error := task.exception()) is not None
+    ]
+    for region, key, error in unstored:
+        log.error(
+            "scan.unit_unstored",
+            tenant_id=str(context.tenant_id),
+            region=region,
+            detector=key,
+            error=error,
+        )
+    if unstored:
+        reason = "its results could not be stored: {}"
+        await store_units(
+            context,
+            [
+                UnitOutcome(region, key, UnitStatus.failed, reason.format(error)[:500])
+                for region, key, error in unstored
+            ],
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    """The database's own words (not the statement and its parameters SQLAlchemy adds)."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
 def _prepare(
