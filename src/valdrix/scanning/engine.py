@@ -185,9 +185,9 @@ async def _record_unstored(
     that does not fit its column) are recorded ``failed`` with the error, without findings:
     a scan must not look complete with a unit's results missing."""
     unstored = [
-        (region, key, _first_line(error))
+        (region, key, _first_line(raised))
         for task, (region, key) in done.items()
-        if not task.cancelled() and (error := task.exception()) is not None
+        if not task.cancelled() and (raised := task.exception()) is not None
     ]
     for region, key, error in unstored:
         log.error(
