@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import signal
 import time
 from collections.abc import Iterable
@@ -31,6 +32,8 @@ log = structlog.get_logger(__name__)
 # Pause before starting procrastinate's worker again after it stopped by itself (doubling while
 # the database stays away, back to the minimum once a run has lasted longer than the maximum).
 RESTART_DELAY_SECONDS = (0.5, 10.0)
+# How often a worker started with ``stop_with_parent`` looks whether its parent is still there.
+PARENT_CHECK_SECONDS = 1.0
 
 
 def load_task_modules(settings: Settings) -> None:
@@ -46,6 +49,7 @@ async def run_worker(
     name: str | None = None,
     metrics_port: int | None = None,
     periodic: bool = True,
+    stop_with_parent: bool = False,
 ) -> None:
     wire()
     load_task_modules(settings)
@@ -61,6 +65,7 @@ async def run_worker(
     try:
         options: dict[str, Any] = {"queues": list(queues)} if queues else {}
         await _run_until_signalled(
+            stop_with_parent,
             **options,
             concurrency=concurrency,
             name=name or "worker",
@@ -88,12 +93,34 @@ def metrics_address(settings: Settings, port: int | None) -> tuple[str, int] | N
     return (listen[0] if listen else settings.api.host), port
 
 
-async def _run_until_signalled(**options: Any) -> None:
-    """Run procrastinate's worker until SIGTERM/SIGINT, and start it again when it stops by
-    itself for want of the database: it does when its LISTEN connection or heartbeat cannot
-    reconnect or a fetch fails, and a restarted database must not take the worker down with it.
-    Jobs the stopped run left ``doing`` are re-queued by stalled-job recovery."""
+async def _run_until_signalled(stop_with_parent: bool, **options: Any) -> None:
+    """Run procrastinate's worker until SIGTERM/SIGINT (or, with ``stop_with_parent``, until
+    the process that started it is gone), and start it again when it stops by itself for want
+    of the database: it does when its LISTEN connection or heartbeat cannot reconnect or a
+    fetch fails, and a restarted database must not take the worker down with it. Jobs the
+    stopped run left ``doing`` are re-queued by stalled-job recovery."""
     stop = _stop_on_signals()
+    watching = asyncio.create_task(_stop_when_orphaned(stop)) if stop_with_parent else None
+    try:
+        await _run_until(stop, **options)
+    finally:
+        if watching is not None:
+            watching.cancel()
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """Set ``stop`` once the parent has died (this process then has another parent): a
+    worker its program started must not outlive it, even when the program was killed."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            break
+    log.warning("worker.parent_gone", parent_pid=parent)
+    stop.set()
+
+
+async def _run_until(stop: asyncio.Event, **options: Any) -> None:
     delay = RESTART_DELAY_SECONDS[0]
     while not stop.is_set():
         started = time.monotonic()

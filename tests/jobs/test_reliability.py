@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import os
 import secrets
 import signal
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -324,3 +327,48 @@ async def test_only_jobs_waiting_over_an_hour_past_their_time_are_reported_stuck
         assert {row[0]: row[1] for row in statuses} == dict.fromkeys(mine, "todo")
     finally:
         await superuser_db.rows("DELETE FROM procrastinate_jobs WHERE id = ANY(%s)", list(mine))
+
+
+def _process_gone(pid: int) -> bool:
+    """Exited (a zombie nobody has reaped yet counts: it runs nothing)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+async def test_a_worker_told_to_stop_with_its_parent_stops_when_the_parent_is_killed(
+    worker_env, tmp_path
+):
+    """The demo starts its worker so: when the demo is killed (SIGKILL, no chance to stop
+    it), the worker notices it has another parent, logs ``worker.parent_gone`` and stops
+    gracefully, instead of working on for a program that is gone."""
+    log_path, pid_path = tmp_path / "worker.log", tmp_path / "worker.pid"
+    worker = (
+        f"'{sys.executable}' -m valdrix worker --name orphan --concurrency 1 --queues probe"
+        f" --no-periodic --stop-with-parent > '{log_path}' 2>&1"
+    )
+    parent = await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", f"{worker} & echo $! > '{pid_path}'; wait", cwd=REPO_ROOT, env=worker_env
+    )
+
+    async def started() -> bool:
+        return log_path.exists() and "worker.start" in log_path.read_text()
+
+    await wait_until(started, within=30, message="the worker to start")
+    worker_pid = int(pid_path.read_text())
+    parent.kill()
+    await parent.wait()
+
+    async def stopped() -> bool:
+        return _process_gone(worker_pid)
+
+    try:
+        await wait_until(stopped, within=20, message="the orphaned worker to stop")
+    finally:
+        if not _process_gone(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)
+    events = [json.loads(line).get("event") for line in log_path.read_text().splitlines()]
+    assert "worker.parent_gone" in events
+    assert events[-1] == "worker.stop"

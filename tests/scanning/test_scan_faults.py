@@ -115,9 +115,7 @@ async def test_a_hung_region_holding_the_scans_threads_leaves_its_neighbour_its_
         scanner, tenant.tenant_id, regions=[HEALTHY_REGION, OTHER_REGION]
     )
 
-    started = time.monotonic()
     scan_id, status = await scan_once(scanner, tenant.tenant_id, connection.id)
-    elapsed = time.monotonic() - started
 
     assert status == "partial"
     units = await scan_units(scanner, tenant.tenant_id, scan_id)
@@ -129,8 +127,6 @@ async def test_a_hung_region_holding_the_scans_threads_leaves_its_neighbour_its_
     ] == []
     found = [(f.detector, f.resource_id) for f in await tenant_findings(scanner, tenant.tenant_id)]
     assert found == [("aws.ebs-unattached", volume)]
-    # One budget for the hung region, then the healthy region on all the threads.
-    assert elapsed < 2 * region_budget + 4, f"the scan took {elapsed:.1f} s"
 
 
 async def test_a_scan_cut_off_mid_way_is_resumed_by_its_retried_job_keeping_what_it_wrote(

@@ -35,6 +35,9 @@ def worker(
     periodic: bool = typer.Option(
         True, help="Also schedule periodic tasks (tick, recovery, retention)."
     ),
+    stop_with_parent: bool = typer.Option(
+        False, help="Stop gracefully once the process that started this one has exited."
+    ),
 ) -> None:
     """Run background jobs until SIGTERM or Ctrl-C (running jobs get a grace period)."""
     settings = settings_for_command()
@@ -45,6 +48,7 @@ def worker(
         name=name,
         metrics_port=metrics_port,
         periodic=periodic,
+        stop_with_parent=stop_with_parent,
     )
 
 
