@@ -252,14 +252,17 @@ class FindingCostPart(Base):
     # The part's place in ``cost_parts`` (from 1).
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    provider: Mapped[str] = mapped_column(String(16))
-    account_id: Mapped[str] = mapped_column(String(32))
-    region: Mapped[str] = mapped_column(String(32))
-    detector: Mapped[str] = mapped_column(String(64))
+    # Collated "C", the columns a cost's parts are grouped and ranked by: the summary sorts the
+    # open parts by them, and byte order sorts several times faster than the database's
+    # language collation; equality is the same in both.
+    provider: Mapped[str] = mapped_column(String(16, collation="C"))
+    account_id: Mapped[str] = mapped_column(String(32, collation="C"))
+    region: Mapped[str] = mapped_column(String(32, collation="C"))
+    detector: Mapped[str] = mapped_column(String(64, collation="C"))
     status: Mapped[str] = mapped_column(String(16))
     # Text, as in the jsonb: no length a finding's write could exceed.
-    component: Mapped[str] = mapped_column(Text)
-    resource_id: Mapped[str] = mapped_column(Text)
+    component: Mapped[str] = mapped_column(Text(collation="C"))
+    resource_id: Mapped[str] = mapped_column(Text(collation="C"))
     monthly_usd: Mapped[Decimal] = mapped_column(Numeric)
     # The cost is of the finding's own resource (``overlaps.Claim.own``).
     own: Mapped[bool] = mapped_column(Boolean)
