@@ -218,8 +218,9 @@ def _listed(
     return query
 
 
-# The parts of one cost in the order of the open parts' index (migration 0024), so they are read
-# grouped rather than sorted; only the carrying order within each cost is sorted.
+# The open parts, read through their partial index (migration 0024) rather than expanded from
+# every open finding's jsonb; their grouping columns are collated "C", so ranking them sorts
+# by bytes (16 to 23 ms for the whole statement at 10,000 findings before, 4 after).
 _COUNTED_ELSEWHERE = text(
     """
     WITH parts AS (
