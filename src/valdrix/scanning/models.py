@@ -229,9 +229,9 @@ class FindingCostPart(Base):
 
     __tablename__ = "finding_cost_parts"
     __table_args__ = (
-        # Every open finding's claims on one cost, together: the parts a page's findings
-        # share, the own findings an imported recommendation is shown with, and the summary's
-        # ranking, read in this order (no sort).
+        # The open findings' claims, by the cost they are on: the parts a page's findings
+        # share (by resource), those an imported recommendation's part is matched to (a probe
+        # each), and every open part for the summary's ranking.
         Index(
             "ix_finding_cost_parts_open_cost",
             "tenant_id",
