@@ -138,6 +138,77 @@ def test_resource_day_migration_carries_the_records_billed_cost_forward(database
     assert forced == (True,)
 
 
+def test_cost_parts_migration_copies_the_parts_of_the_findings_already_stored(database):
+    """0024 on findings written before it: each part they name is a row of
+    ``finding_cost_parts`` with its finding's place, detector and status, and a finding written
+    after it gets its rows from the trigger."""
+    import psycopg
+    from alembic import command
+
+    from valdrix.kit.migrator import alembic_config
+
+    name, url = _scratch_database(database, "cost_parts")
+    command.upgrade(alembic_config(url(database.urls.owner)), "0023")
+    tenant, connection = uuid.uuid4(), uuid.uuid4()
+    stopped, disk, later = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    parts = {
+        stopped: '[{"component": "ebs-volume", "resource_id": "vol-1", "monthly_usd": "8.00"},'
+        ' {"component": "ebs-volume", "resource_id": "vol-2", "monthly_usd": "0.80"}]',
+        disk: '[{"component": "ebs-volume", "resource_id": "vol-1", "monthly_usd": "8.00"}]',
+        later: '[{"component": "ipv4", "resource_id": "eip-1", "monthly_usd": "3.65"}]',
+    }
+    finding = (
+        "INSERT INTO findings (id, tenant_id, fingerprint, connection_id, provider, account_id,"
+        " region, detector, resource_id, resource_type, reason, status, cost_basis,"
+        " price_detail, cost_parts, evidence, tags, first_seen_at, last_seen_at)"
+        " VALUES (%s, %s, %s, %s, 'aws', '1', 'us-east-1', %s, %s, 'x', 'x', %s, 'list_price',"
+        " '{}', %s, '{}', '{}', now(), now())"
+    )
+    rows = (
+        (stopped, "aws.ec2-stopped", "i-1", "dismissed"),
+        (disk, "aws.ebs-unattached", "vol-1", "open"),
+        (later, "aws.eip-unassociated", "eip-1", "open"),
+    )
+    with psycopg.connect(url(database.superuser), autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants (id, name, tier) VALUES (%s, 'x', 'free')", (tenant,))
+        conn.execute(
+            "INSERT INTO cloud_connections (id, tenant_id, provider, name, role_arn,"
+            " external_id, status) VALUES (%s, %s, 'aws', 'x', 'x', 'x', 'verified')",
+            (connection, tenant),
+        )
+        for finding_id, detector, resource, status in rows[:2]:
+            conn.execute(
+                finding,
+                (finding_id, tenant, detector, connection, detector, resource, status,
+                 parts[finding_id]),
+            )  # fmt: skip
+
+    command.upgrade(alembic_config(url(database.urls.owner)), "head")
+
+    with psycopg.connect(url(database.superuser), autocommit=True) as conn:
+        finding_id, detector, resource, status = rows[2]
+        conn.execute(
+            finding,
+            (finding_id, tenant, detector, connection, detector, resource, status, parts[later]),
+        )
+        copied = conn.execute(
+            "SELECT finding_id, position, tenant_id, detector, status, resource_id,"
+            " monthly_usd::text, own FROM finding_cost_parts ORDER BY detector, position"
+        ).fetchall()
+        forced = conn.execute(
+            "SELECT relforcerowsecurity FROM pg_class WHERE relname = 'finding_cost_parts'"
+        ).fetchone()
+    with psycopg.connect(database.superuser, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    assert copied == [
+        (disk, 1, tenant, "aws.ebs-unattached", "open", "vol-1", "8.00", True),
+        (stopped, 1, tenant, "aws.ec2-stopped", "dismissed", "vol-1", "8.00", False),
+        (stopped, 2, tenant, "aws.ec2-stopped", "dismissed", "vol-2", "0.80", False),
+        (later, 1, tenant, "aws.eip-unassociated", "open", "eip-1", "3.65", True),
+    ]
+    assert forced == (True,)
+
+
 def _scratch_database(database, purpose: str):
     """A database of its own (name, and a function giving a role's URL to it) for a test that
     migrates data written at an earlier revision."""

@@ -37,12 +37,16 @@ class ScannedTenant:
 
 
 async def give_tenant_a_scanned_connection(runtime: Runtime, tenant_id: uuid.UUID) -> ScannedTenant:
-    """A connection to a simulated account with one idle Elastic IP, scanned once (in-process
-    moto): fills connections, scans, units, events, findings and their history."""
+    """A connection to a simulated account with one idle Elastic IP and a small unattached
+    disk, scanned once (in-process moto): fills connections, scans, units, events, findings,
+    their history and their cost parts (the disk's); the finding returned is the address's."""
     await open_job_app(runtime.urls.app)
     actor = system_principal(tenant_id)
     with mock.patch.dict(os.environ, SIMULATED_AWS_ENV), mock_aws():
-        boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        ec2.allocate_address(Domain="vpc")
+        # Priced below the address, so the address's finding stays first by cost.
+        ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, VolumeType="gp3")
         async with unit_of_work(runtime.sessions, tenant_id) as session:
             connection = await create_connection(
                 session,

@@ -217,6 +217,57 @@ Index(
 )
 
 
+class FindingCostPart(Base):
+    """One part of a finding's figure (an element of ``Finding.cost_parts``) as a row, with
+    what the reads of shared costs ask of its finding (place, detector, status).
+
+    Written only by the trigger on ``findings`` (migration 0024), so that every write of a
+    finding keeps it, whichever path makes it. Why a table: the hidden imported
+    recommendations and the summary's count-each-dollar-once ranking expanded every finding's
+    jsonb on each ask; jsonb operators cannot use an index under row-level security (they are
+    not leakproof), these plain columns can."""
+
+    __tablename__ = "finding_cost_parts"
+    __table_args__ = (
+        # The open findings' claims, by the cost they are on: the parts a page's findings
+        # share (by resource), those an imported recommendation's part is matched to (a probe
+        # each), and every open part for the summary's ranking.
+        Index(
+            "ix_finding_cost_parts_open_cost",
+            "tenant_id",
+            "resource_id",
+            "component",
+            "provider",
+            "account_id",
+            "region",
+            postgresql_where=text("status = 'open'"),
+        ),
+        # The parts of one detector's findings (the imported recommendations').
+        Index("ix_finding_cost_parts_tenant_detector", "tenant_id", "detector"),
+    )
+
+    finding_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The part's place in ``cost_parts`` (from 1).
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # Collated "C", the columns a cost's parts are grouped and ranked by: the summary sorts the
+    # open parts by them, and byte order sorts several times faster than the database's
+    # language collation; equality is the same in both.
+    provider: Mapped[str] = mapped_column(String(16, collation="C"))
+    account_id: Mapped[str] = mapped_column(String(32, collation="C"))
+    region: Mapped[str] = mapped_column(String(32, collation="C"))
+    detector: Mapped[str] = mapped_column(String(64, collation="C"))
+    status: Mapped[str] = mapped_column(String(16))
+    # Text, as in the jsonb: no length a finding's write could exceed.
+    component: Mapped[str] = mapped_column(Text(collation="C"))
+    resource_id: Mapped[str] = mapped_column(Text(collation="C"))
+    monthly_usd: Mapped[Decimal] = mapped_column(Numeric)
+    # The cost is of the finding's own resource (``overlaps.Claim.own``).
+    own: Mapped[bool] = mapped_column(Boolean)
+
+
 class FindingHistory(CreatedAtMixin, Base):
     """Every change of a finding's status (and who or what made it)."""
 

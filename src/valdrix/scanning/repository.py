@@ -14,7 +14,6 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
-    column,
     func,
     insert,
     or_,
@@ -23,13 +22,13 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.kit.repository import Repository
 from valdrix.scanning.models import (
     Finding,
+    FindingCostPart,
     FindingHistory,
     FindingStatus,
     Scan,
@@ -45,7 +44,7 @@ SORTABLE = {
 }
 
 
-class FindingCostPart(NamedTuple):
+class ClaimedPart(NamedTuple):
     """One shared part of a finding's figure (``Finding.cost_parts``), with its finding."""
 
     finding_id: uuid.UUID
@@ -53,7 +52,8 @@ class FindingCostPart(NamedTuple):
     account_id: str
     region: str
     detector: str
-    finding_resource_id: str
+    # The cost is of the finding's own resource.
+    own: bool
     component: str
     resource_id: str
     monthly_usd: Decimal
@@ -183,33 +183,21 @@ class ScanEventRepository(Repository[ScanEvent]):
         return list(rows)
 
 
-# Each element of a finding's ``cost_parts``, one row per part.
-_PART = (
-    func.jsonb_array_elements(Finding.cost_parts)
-    .table_valued(column("value", JSONB))
-    .lateral("part")
-)
-
-
 # Not an imported finding that shares a cost part with an open finding of Valdrix's own. The
 # findings to leave out are one uncorrelated set, computed once per query and hashed: as a
 # correlated EXISTS it scanned the tenant's open findings once per imported finding (5 s for a
-# page of 10,000 findings, benchmarks/dashboard.py). DISTINCT keeps the set's estimate at most
-# the imported findings (jsonb_array_elements is guessed at 100 rows each), so it is hashed
-# rather than scanned for every row (190 ms). Only findings that name cost parts take part, read
-# through their own index (migration 0020): expanding every open finding's parts was most of it.
+# page of 10,000 findings, benchmarks/dashboard.py). Read from the parts' table (migration
+# 0024): the imported findings' parts by detector, each matched to the open parts of the same
+# cost through their index; expanding the findings' jsonb took 9 to 13 ms of each list's SQL.
 _NOT_SHOWN_WITH_OTHERS = text(
     """findings.id NOT IN (
-        SELECT DISTINCT imported.id FROM findings imported,
-             jsonb_array_elements(imported.cost_parts) part,
-             findings own,
-             jsonb_array_elements(own.cost_parts) own_part
-        WHERE imported.detector IN :importers AND imported.has_cost_parts
-          AND own.status = 'open' AND own.has_cost_parts AND own.detector NOT IN :importers
-          AND own.provider = imported.provider AND own.account_id = imported.account_id
-          AND own.region = imported.region
-          AND own_part->>'component' = part->>'component'
-          AND own_part->>'resource_id' = part->>'resource_id')"""
+        SELECT imported.finding_id FROM finding_cost_parts imported
+        JOIN finding_cost_parts own
+          ON own.resource_id = imported.resource_id AND own.component = imported.component
+         AND own.provider = imported.provider AND own.account_id = imported.account_id
+         AND own.region = imported.region
+        WHERE imported.detector IN :importers
+          AND own.status = 'open' AND own.detector NOT IN :importers)"""
 ).bindparams(bindparam("importers", expanding=True))
 
 
@@ -230,22 +218,23 @@ def _listed(
     return query
 
 
+# The open parts, read through their partial index (migration 0024) rather than expanded from
+# every open finding's jsonb; their grouping columns are collated "C", so ranking them sorts
+# by bytes (16 to 23 ms for the whole statement at 10,000 findings before, 4 after).
 _COUNTED_ELSEWHERE = text(
     """
     WITH parts AS (
-        SELECT f.id, f.detector, f.provider, f.account_id, f.region,
-               part->>'component' AS component, part->>'resource_id' AS resource_id,
-               (part->>'monthly_usd')::numeric AS usd,
-               f.detector = ANY(CAST(:importers AS text[])) AS imported,
-               part->>'resource_id' <> f.resource_id AS not_own
-        FROM findings f, jsonb_array_elements(f.cost_parts) part
-        WHERE f.status = 'open' AND f.has_cost_parts
+        SELECT finding_id AS id, detector, provider, account_id, region, component,
+               resource_id, monthly_usd AS usd,
+               detector = ANY(CAST(:importers AS text[])) AS imported, NOT own AS not_own
+        FROM finding_cost_parts
+        WHERE status = 'open'
     ), ranked AS (
         SELECT detector, usd, count(*) OVER same_cost AS pricing,
                row_number() OVER carrying AS place,
                first_value(detector) OVER carrying AS carrier
         FROM parts
-        WINDOW same_cost AS (PARTITION BY provider, account_id, region, component, resource_id),
+        WINDOW same_cost AS (PARTITION BY resource_id, component, provider, account_id, region),
                carrying AS (same_cost ORDER BY usd DESC, imported, not_own,
                             detector COLLATE "C", id)
     )
@@ -368,11 +357,11 @@ class FindingRepository(Repository[Finding]):
         )
         return [(r[0], r[1], int(r[2]), Decimal(r[3] or 0)) for r in rows]
 
-    async def open_cost_parts(self, resource_ids: Collection[str]) -> list[FindingCostPart]:
+    async def open_cost_parts(self, resource_ids: Collection[str]) -> list[ClaimedPart]:
         """The cost parts several open findings price that are the costs of ``resource_ids``."""
         return await self._cost_parts(
-            Finding.status == FindingStatus.open.value,
-            _PART.c.value["resource_id"].astext.in_(list(resource_ids)),
+            FindingCostPart.status == FindingStatus.open.value,
+            FindingCostPart.resource_id.in_(list(resource_ids)),
         )
 
     async def open_counted_elsewhere(
@@ -390,57 +379,44 @@ class FindingRepository(Repository[Finding]):
         rows = await self.session.execute(_COUNTED_ELSEWHERE, {"importers": list(importers)})
         return [(row[0], row[1], int(row[2]), Decimal(row[3])) for row in rows]
 
-    async def scan_cost_parts(self, scan_id: uuid.UUID) -> list[FindingCostPart]:
+    async def scan_cost_parts(self, scan_id: uuid.UUID) -> list[ClaimedPart]:
         """The cost parts several of the findings a scan saw price."""
-        return await self._cost_parts(Finding.last_scan_id == scan_id)
-
-    async def cost_parts_among(self, finding_ids: Select[uuid.UUID]) -> list[FindingCostPart]:
-        """The cost parts several of the findings ``finding_ids`` selects price."""
-        return await self._cost_parts(Finding.id.in_(finding_ids))
-
-    async def _cost_parts(self, *criteria: ColumnElement[bool]) -> list[FindingCostPart]:
-        """The parts, of the findings ``criteria`` select, that more than one of them prices
-        (the same component of the same resource in one account and region): only these count
-        under another finding, and most parts are one finding's alone, so the rest stay in SQL
-        (the overview read every open finding's parts into Python, benchmarks/dashboard.py)."""
-        part = _PART.c.value
-        component, resource_id = part["component"].astext, part["resource_id"].astext
-        same_cost = (Finding.provider, Finding.account_id, Finding.region, component, resource_id)
-        parts = (
-            select(
-                Finding.id,
-                Finding.provider,
-                Finding.account_id,
-                Finding.region,
-                Finding.detector,
-                Finding.resource_id,
-                component.label("component"),
-                resource_id.label("part_resource_id"),
-                part["monthly_usd"].astext.label("monthly_usd"),
-                func.count().over(partition_by=same_cost).label("pricing"),
-            )
-            .join(_PART, true())
+        return await self.cost_parts_among(
             # The findings naming any part, through their index (migration 0020).
-            .where(Finding.has_cost_parts, *criteria)
+            select(Finding.id).where(Finding.has_cost_parts, Finding.last_scan_id == scan_id)
+        )
+
+    async def cost_parts_among(self, finding_ids: Select[uuid.UUID]) -> list[ClaimedPart]:
+        """The cost parts several of the findings ``finding_ids`` selects price."""
+        return await self._cost_parts(FindingCostPart.finding_id.in_(finding_ids))
+
+    async def _cost_parts(self, *criteria: ColumnElement[bool]) -> list[ClaimedPart]:
+        """The parts, of those ``criteria`` select, that more than one finding prices (the same
+        component of the same resource in one account and region): only these count under
+        another finding, and most parts are one finding's alone, so the rest stay in SQL (the
+        overview read every open finding's parts into Python, benchmarks/dashboard.py)."""
+        part = FindingCostPart
+        same_cost = (part.resource_id, part.component, part.provider, part.account_id, part.region)
+        claimed = (
+            part.finding_id,
+            part.provider,
+            part.account_id,
+            part.region,
+            part.detector,
+            part.own,
+            part.component,
+            part.resource_id,
+            part.monthly_usd,
+        )
+        parts = (
+            select(*claimed, func.count().over(partition_by=same_cost).label("pricing"))
+            .where(*criteria)
             .subquery()
         )
         rows = await self.session.execute(
             select(*(c for c in parts.c if c.name != "pricing")).where(parts.c.pricing > 1)
         )
-        return [
-            FindingCostPart(
-                finding_id=row[0],
-                provider=row[1],
-                account_id=row[2],
-                region=row[3],
-                detector=row[4],
-                finding_resource_id=row[5],
-                component=row[6],
-                resource_id=row[7],
-                monthly_usd=Decimal(row[8]),
-            )
-            for row in rows
-        ]
+        return [ClaimedPart(*row) for row in rows]
 
     async def expired_snoozes(self, now: dt.datetime) -> list[Finding]:
         """Snoozed findings whose snooze has ended, locked (a concurrent reader waits, then no

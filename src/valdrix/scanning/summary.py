@@ -17,7 +17,7 @@ from valdrix.scanning.findings import end_expired_snoozes
 from valdrix.scanning.models import Finding, FindingStatus
 from valdrix.scanning.overlaps import Claim, CountedUnder, counted_under_others
 from valdrix.scanning.registry import load_all_detectors
-from valdrix.scanning.repository import FindingCostPart, FindingRepository
+from valdrix.scanning.repository import ClaimedPart, FindingRepository
 from valdrix.tenancy.auth import Principal
 
 ZERO = Decimal("0.00")
@@ -168,7 +168,7 @@ async def overlap_usd_among(session: AsyncSession, finding_ids: Select[uuid.UUID
     return _overlap_usd(await FindingRepository(session).cost_parts_among(finding_ids))
 
 
-def _overlap_usd(parts: list[FindingCostPart]) -> Decimal:
+def _overlap_usd(parts: list[ClaimedPart]) -> Decimal:
     return sum((left.claim.monthly_usd for left in _counted_under_others(parts)), start=ZERO)
 
 
@@ -176,7 +176,7 @@ def _importers() -> set[str]:
     return {d.key for d in load_all_detectors() if d.imports_from}
 
 
-def _counted_under_others(parts: list[FindingCostPart]) -> list[CountedUnder]:
+def _counted_under_others(parts: list[ClaimedPart]) -> list[CountedUnder]:
     importers = _importers()
     claims = [
         Claim(
@@ -186,7 +186,7 @@ def _counted_under_others(parts: list[FindingCostPart]) -> list[CountedUnder]:
             component=part.component,
             resource_id=part.resource_id,
             monthly_usd=part.monthly_usd,
-            own=part.resource_id == part.finding_resource_id,
+            own=part.own,
             imported=part.detector in importers,
         )
         for part in parts
