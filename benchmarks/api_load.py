@@ -12,7 +12,8 @@ and a year of daily cost records (600 a day: 30 services x 4 regions x 5 account
    the tenant's owner API key, a mix: the findings list, three filtered findings lists, the
    findings summary, costs by service per month over the year, a scan's status. The client is
    wrk when it is installed (``apt-get install wrk``, the outside tool the API's users load it
-   with): one wrk per request of the mix, the connections shared out between them. Without
+   with): one wrk per request of the mix, the connections shared out between them, the mix's
+   percentiles weighing each request the same (as a client asking them in turn). Without
    it, an asyncio client (httpx) in this process asks the mix in turn, and its own CPU, some
    milliseconds a request, weighs on the cores the API shares (``load_client`` says which).
    At 20 connections, then at 100, each for ``--seconds`` (20; ``--quick`` 5; httpx also stops
@@ -254,18 +255,23 @@ class LoadRun:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def p(self, share: float, path: str | None = None) -> float:
-        """The latency ``share`` of the requests (of ``path``, or of all) took at most."""
-        chosen = [self.by_path.get(path, [])] if path else self.by_path.values()
-        ordered = sorted(sample for samples in chosen for sample in samples)
-        total = sum(count for _, count in ordered)
-        if not total:
+        """The latency ``share`` of the requests of ``path`` took at most; of the mix, each path
+        weighing the same (as a client asking them in turn sees it: wrk's connections answer
+        more fast requests than slow ones, which must not make the mix look faster)."""
+        paths = [path] if path else [p for p, samples in self.by_path.items() if samples]
+        weighted = sorted(
+            (value, count / sum(n for _, n in self.by_path[p]))
+            for p in paths
+            for value, count in self.by_path.get(p, [])
+        )
+        if not weighted:
             return 0.0
-        rank, seen = share * (total - 1), 0
-        for value, count in ordered:
-            seen += count
-            if seen > rank:
+        rank, seen = share * sum(weight for _, weight in weighted), 0.0
+        for value, weight in weighted:
+            seen += weight
+            if seen >= rank:
                 return round(value, 1)
-        return round(ordered[-1][0], 1)
+        return round(weighted[-1][0], 1)
 
 
 # wrk's own statistics, read by the Lua ``done`` hook: every latency it recorded with its count.

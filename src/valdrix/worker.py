@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 # Pause before starting procrastinate's worker again after it stopped by itself (doubling while
 # the database stays away, back to the minimum once a run has lasted longer than the maximum).
 RESTART_DELAY_SECONDS = (0.5, 10.0)
-# How often a worker started with ``stop_with_parent`` looks whether its parent is still there.
+# How often a worker started with ``parent_pid`` looks whether its parent is still there.
 PARENT_CHECK_SECONDS = 1.0
 
 
@@ -49,7 +49,7 @@ async def run_worker(
     name: str | None = None,
     metrics_port: int | None = None,
     periodic: bool = True,
-    stop_with_parent: bool = False,
+    parent_pid: int | None = None,
 ) -> None:
     wire()
     load_task_modules(settings)
@@ -65,7 +65,7 @@ async def run_worker(
     try:
         options: dict[str, Any] = {"queues": list(queues)} if queues else {}
         await _run_until_signalled(
-            stop_with_parent,
+            parent_pid,
             **options,
             concurrency=concurrency,
             name=name or "worker",
@@ -93,14 +93,14 @@ def metrics_address(settings: Settings, port: int | None) -> tuple[str, int] | N
     return (listen[0] if listen else settings.api.host), port
 
 
-async def _run_until_signalled(stop_with_parent: bool, **options: Any) -> None:
-    """Run procrastinate's worker until SIGTERM/SIGINT (or, with ``stop_with_parent``, until
-    the process that started it is gone), and start it again when it stops by itself for want
-    of the database: it does when its LISTEN connection or heartbeat cannot reconnect or a
-    fetch fails, and a restarted database must not take the worker down with it. Jobs the
-    stopped run left ``doing`` are re-queued by stalled-job recovery."""
+async def _run_until_signalled(parent_pid: int | None, **options: Any) -> None:
+    """Run procrastinate's worker until SIGTERM/SIGINT (or, given ``parent_pid``, until that
+    process, the one that started this worker, is gone), and start it again when it stops by
+    itself for want of the database: it does when its LISTEN connection or heartbeat cannot
+    reconnect or a fetch fails, and a restarted database must not take the worker down with it.
+    Jobs the stopped run left ``doing`` are re-queued by stalled-job recovery."""
     stop = _stop_on_signals()
-    watching = asyncio.create_task(_stop_when_orphaned(stop)) if stop_with_parent else None
+    watching = None if parent_pid is None else asyncio.create_task(_stop_without(parent_pid, stop))
     try:
         await _run_until(stop, **options)
     finally:
@@ -108,15 +108,16 @@ async def _run_until_signalled(stop_with_parent: bool, **options: Any) -> None:
             watching.cancel()
 
 
-async def _stop_when_orphaned(stop: asyncio.Event) -> None:
-    """Set ``stop`` once the parent has died (this process then has another parent): a
-    worker its program started must not outlive it, even when the program was killed."""
-    parent = os.getppid()
+async def _stop_without(parent_pid: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``parent_pid`` is no longer this process's parent (it died, killed or
+    not, and the process was handed to another): a worker its program started must not outlive
+    it. Named by the program rather than read here, a parent that died while this worker was
+    still starting is noticed too."""
     while True:
-        await asyncio.sleep(PARENT_CHECK_SECONDS)
-        if os.getppid() != parent:
+        if os.getppid() != parent_pid:
             break
-    log.warning("worker.parent_gone", parent_pid=parent)
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+    log.warning("worker.parent_gone", parent_pid=parent_pid)
     stop.set()
 
 

@@ -338,25 +338,26 @@ def _process_gone(pid: int) -> bool:
     return "\nState:\tZ" in status
 
 
-async def test_a_worker_told_to_stop_with_its_parent_stops_when_the_parent_is_killed(
+async def test_a_worker_told_its_parent_stops_when_the_parent_is_killed_even_while_starting(
     worker_env, tmp_path
 ):
-    """The demo starts its worker so: when the demo is killed (SIGKILL, no chance to stop
-    it), the worker notices it has another parent, logs ``worker.parent_gone`` and stops
-    gracefully, instead of working on for a program that is gone."""
+    """The demo starts its worker so: the demo is killed (SIGKILL, no chance to stop it) as
+    soon as the worker exists, before the worker has even finished starting. The worker
+    notices it has another parent, logs ``worker.parent_gone`` and stops gracefully, instead
+    of working on for a program that is gone."""
     log_path, pid_path = tmp_path / "worker.log", tmp_path / "worker.pid"
     worker = (
         f"'{sys.executable}' -m valdrix worker --name orphan --concurrency 1 --queues probe"
-        f" --no-periodic --stop-with-parent > '{log_path}' 2>&1"
+        f" --no-periodic --parent-pid $$ > '{log_path}' 2>&1"
     )
     parent = await asyncio.create_subprocess_exec(
         "/bin/sh", "-c", f"{worker} & echo $! > '{pid_path}'; wait", cwd=REPO_ROOT, env=worker_env
     )
 
-    async def started() -> bool:
-        return log_path.exists() and "worker.start" in log_path.read_text()
+    async def spawned() -> bool:
+        return pid_path.exists() and pid_path.read_text().strip().isdigit()
 
-    await wait_until(started, within=30, message="the worker to start")
+    await wait_until(spawned, within=30, message="the worker to be spawned")
     worker_pid = int(pid_path.read_text())
     parent.kill()
     await parent.wait()
@@ -365,7 +366,7 @@ async def test_a_worker_told_to_stop_with_its_parent_stops_when_the_parent_is_ki
         return _process_gone(worker_pid)
 
     try:
-        await wait_until(stopped, within=20, message="the orphaned worker to stop")
+        await wait_until(stopped, within=40, message="the orphaned worker to stop")
     finally:
         if not _process_gone(worker_pid):
             os.kill(worker_pid, signal.SIGKILL)

@@ -318,7 +318,7 @@ def _start_worker(settings: Settings, metrics_port: int | None) -> subprocess.Po
     if settings.aws.endpoint_url:
         env["VALDRIX_AWS_ENDPOINT_URL"] = settings.aws.endpoint_url
     # Killed, the demo must not leave its worker behind, scanning a simulator that is gone.
-    args = ["worker", "--concurrency", "2", "--name", "demo", "--stop-with-parent"]
+    args = ["worker", "--concurrency", "2", "--name", "demo", "--parent-pid", str(os.getpid())]
     if metrics_port is not None:
         # Its own port, behind the demo's metrics token like the API's /metrics.
         args += ["--metrics-port", str(metrics_port)]

@@ -35,8 +35,9 @@ def worker(
     periodic: bool = typer.Option(
         True, help="Also schedule periodic tasks (tick, recovery, retention)."
     ),
-    stop_with_parent: bool = typer.Option(
-        False, help="Stop gracefully once the process that started this one has exited."
+    parent_pid: int | None = typer.Option(
+        None,
+        help="The pid of the process that started this worker: stop gracefully once it exits.",
     ),
 ) -> None:
     """Run background jobs until SIGTERM or Ctrl-C (running jobs get a grace period)."""
@@ -48,7 +49,7 @@ def worker(
         name=name,
         metrics_port=metrics_port,
         periodic=periodic,
-        stop_with_parent=stop_with_parent,
+        parent_pid=parent_pid,
     )
 
 

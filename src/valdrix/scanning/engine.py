@@ -9,8 +9,9 @@
   its own scan.
 - Each region has a budget (``VALDRIX_SCAN_REGION_BUDGET_SECONDS``, 30 s) from its first unit's
   start, shared by its units until one of them answers; from then on each of its units has the
-  whole budget from when it has its thread (waiting for one is not its region's fault). The
-  clients' timeouts derive from what is left of the budget. The whole scan has
+  whole budget from when it has its thread (waiting for one is not its region's fault), until
+  one runs out of it (``RegionBudgets``). The clients' timeouts derive from what is left of the
+  budget. The whole scan has
   ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns, is denied, or fails is
   recorded with its own status and reason; the others carry on.
 - Findings are persisted as each unit finishes (never held until the end), with an event per
@@ -185,25 +186,28 @@ async def _record_unstored(
     that does not fit its column) are recorded ``failed`` with the error, without findings:
     a scan must not look complete with a unit's results missing."""
     unstored = [
-        (region, key, _first_line(raised))
+        (region, key, raised)
         for task, (region, key) in done.items()
         if not task.cancelled() and (raised := task.exception()) is not None
     ]
-    for region, key, error in unstored:
+    for region, key, raised in unstored:
         log.error(
             "scan.unit_unstored",
             tenant_id=str(context.tenant_id),
             region=region,
             detector=key,
-            error=error,
+            error=_first_line(raised),
+            exc_info=raised,
         )
     if unstored:
         reason = "its results could not be stored: {}"
         await store_units(
             context,
             [
-                UnitOutcome(region, key, UnitStatus.failed, reason.format(error)[:500])
-                for region, key, error in unstored
+                UnitOutcome(
+                    region, key, UnitStatus.failed, reason.format(_first_line(raised))[:500]
+                )
+                for region, key, raised in unstored
             ],
         )
 
@@ -229,15 +233,10 @@ def _prepare(
 async def _run_unit(
     context: ScanContext, writer: UnitWriter, region: str, detector_cls: type[Detector]
 ) -> UnitOutcome:
-    settings = context.runtime.settings
-    budget = settings.scans.region_budget_seconds
+    budget = context.runtime.settings.scans.region_budget_seconds
     async with context.pool.thread() as thread:
-        started_at, now = utcnow(), time.monotonic()
-        region_deadline = context.region_deadlines.setdefault(region, now + budget)
-        # A region that has answered is not hung: its unit that waited for a thread (behind
-        # other regions' hung calls) has its whole budget. Until one of its units answers, a
-        # region's units share one budget, so a hung region costs the scan one, not one a unit.
-        deadline = now + budget if region in context.answered else region_deadline
+        started_at = utcnow()
+        deadline = context.budgets.deadline(region, time.monotonic(), budget)
         outcome = await _detect(context, thread, region, detector_cls, deadline, started_at)
     outcome.started_at = started_at
     await writer.store(outcome)
@@ -266,38 +265,42 @@ async def _detect(
     started_at: dt.datetime,
 ) -> UnitOutcome:
     settings = context.runtime.settings
-    detector = detector_cls()
-    overrides = context.connection.thresholds.get(detector_cls.key, {})
-    thresholds = detector_cls.thresholds.model_validate(overrides)
-    scope = RegionScope(
-        account_id=context.session.account_id,
-        region=region,
-        client=context.provider.client_factory(context.session, region, deadline),
-        prices=context.provider.prices(),
-        now=started_at,
-        shared=context.shared_reads.setdefault(region, SharedReads()),
-    )
+    budgets = context.budgets
     unanswered = (
         f"{context.provider.partition} {region} did not answer within its "
         f"{settings.scans.region_budget_seconds:g} s budget"
     )
 
     def detect() -> list[Waste]:
-        # Known before this thread is free again, so the next unit given it knows it too.
+        # In the unit's thread: what the region did is known before the thread is free again.
+        detector = detector_cls()
+        overrides = context.connection.thresholds.get(detector_cls.key, {})
+        thresholds = detector_cls.thresholds.model_validate(overrides)
+        scope = RegionScope(
+            account_id=context.session.account_id,
+            region=region,
+            client=context.provider.client_factory(context.session, region, deadline),
+            prices=context.provider.prices(),
+            now=started_at,
+            shared=context.shared_reads.setdefault(region, SharedReads()),
+        )
         try:
             wastes = list(detector.detect(scope, thresholds))
         except Exception as exc:
-            if context.provider.classify(exc)[0] != UnitStatus.timed_out:
-                context.answered.add(region)
+            if context.provider.classify(exc)[0] == UnitStatus.timed_out:
+                budgets.timed_out(region, time.monotonic())
+            else:
+                budgets.answered(region)
             raise
-        context.answered.add(region)
-        return wastes
+        budgets.answered(region)
+        return _kept(context, detector_cls, wastes)
 
     try:
         if deadline <= time.monotonic():
             raise TimeoutError  # its region has not answered within the budget it shares
         wastes = await asyncio.wait_for(thread.start(detect), timeout=deadline - time.monotonic())
     except TimeoutError:
+        budgets.timed_out(region, time.monotonic())
         return UnitOutcome(region, detector_cls.key, UnitStatus.timed_out, unanswered)
     except DetectorSkipped as skipped:
         return UnitOutcome(region, detector_cls.key, UnitStatus.skipped, skipped.reason[:500])
@@ -306,13 +309,19 @@ async def _detect(
         # The provider's own timeouts come from the same budget: the same answer.
         reason = unanswered if status == UnitStatus.timed_out else reason
         return UnitOutcome(region, detector_cls.key, status, reason)
+    return UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, wastes)
+
+
+def _kept(context: ScanContext, detector_cls: type[Detector], wastes: list[Waste]) -> list[Waste]:
+    """What the unit reports: the tenant's tag exclusions applied, and a connection-wide
+    detector's findings kept to the partitions the scan covers."""
     rules = context.connection.tag_exclusions or []
     kept = [w for w in wastes if not excluded(w, rules)]
     if detector_cls.connection_wide:
         # It sees the whole account: of what names its region, only what lies in the partitions
         # the scan covers counts (the connection's allow-list).
         kept = [w for w in kept if w.region is None or w.region in context.partitions]
-    return UnitOutcome(region, detector_cls.key, UnitStatus.ok, None, kept)
+    return kept
 
 
 def _scan_status(units: Counter[str]) -> ScanStatus:

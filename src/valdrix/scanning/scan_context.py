@@ -27,6 +27,35 @@ class UnitOutcome:
 
 
 @dataclass
+class RegionBudgets:
+    """When each unit of a region must give up.
+
+    Until a region answers, its units share one budget from its first unit's start: a hung
+    region costs the scan one budget, not one a unit. Once a unit of it has answered, the region
+    is not hung, and each later unit has the whole budget from when it has its thread (waiting
+    for one, behind another region's hung calls, is not the region's fault). A unit that runs out
+    of its budget makes the region hung again: its units not yet started end at once.
+
+    ``answered`` and ``timed_out`` are called from the pool's threads, before a thread is free
+    again, so the next unit given that thread already knows.
+    """
+
+    _shared_deadline: dict[str, float] = field(default_factory=dict)
+    _answering: set[str] = field(default_factory=set)
+
+    def deadline(self, region: str, now: float, budget: float) -> float:
+        shared = self._shared_deadline.setdefault(region, now + budget)
+        return now + budget if region in self._answering else shared
+
+    def answered(self, region: str) -> None:
+        self._answering.add(region)
+
+    def timed_out(self, region: str, now: float) -> None:
+        self._answering.discard(region)
+        self._shared_deadline[region] = min(self._shared_deadline.get(region, now), now)
+
+
+@dataclass
 class ScanContext:
     runtime: Runtime
     tenant_id: uuid.UUID
@@ -35,10 +64,7 @@ class ScanContext:
     provider: ScanProvider[Any]
     session: ProviderSession
     pool: UnitPool
-    # When each region's shared budget ends (counted from its first unit's start) ...
-    region_deadlines: dict[str, float] = field(default_factory=dict)
-    # ... and the regions that have answered a unit (written from the pool's threads).
-    answered: set[str] = field(default_factory=set)
+    budgets: RegionBudgets = field(default_factory=lambda: RegionBudgets())
     # Per region: the describes its detectors share (``shared_reads``).
     shared_reads: dict[str, SharedReads] = field(default_factory=dict)
     partitions: tuple[str, ...] = ()

@@ -45,7 +45,10 @@ class AwsSession(ProviderSession):
     access: AwsAccess
     credentials: Credentials
     counter: ResourceCounter = field(default_factory=ResourceCounter)
-    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
+    # Each client with the time its calls were given when it was built.
+    _clients: dict[tuple[str, str], tuple[Any, float]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     _building: dict[tuple[str, str], threading.Lock] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -60,20 +63,27 @@ class AwsSession(ProviderSession):
         # its calls bounded by the budget the unit that builds it has left.
         # A unit whose client exists never waits while another one is built (building takes
         # tens of ms of CPU, hundreds of clients in a large scan): one lock per client.
+        # One built late in a region's shared budget has short timeouts: a unit with much more
+        # time (its region has answered since) builds a new one rather than inherit them.
         key = (service, region)
-        client = self._clients.get(key)
-        if client is not None:
-            return client
+        built = self._clients.get(key)
+        if built is not None and not _outgrown(built, deadline):
+            return built[0]
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
         with building:
-            client = self._clients.get(key)
-            if client is None:
+            built = self._clients.get(key)
+            if built is None or _outgrown(built, deadline):
                 within = deadline - time.monotonic()
                 client = self.access.client(service, region, self.credentials, within=within)
                 client.meta.events.register("after-call", self.counter)
-                self._clients[key] = client
-        return client
+                built = self._clients[key] = (client, within)
+        return built[0]
+
+
+def _outgrown(built: tuple[Any, float], deadline: float) -> bool:
+    """The unit asking has more than twice the time the client's calls were built for."""
+    return deadline - time.monotonic() > 2 * built[1]
 
 
 @contextmanager
