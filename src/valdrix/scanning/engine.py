@@ -26,6 +26,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import traceback
 import uuid
 import weakref
 from collections import Counter
@@ -197,7 +198,8 @@ async def _record_unstored(
             region=region,
             detector=key,
             error=_first_line(raised),
-            exc_info=raised,
+            # Preformatted: a renderer's rich traceback of a database error's locals is slow.
+            traceback="".join(traceback.format_exception(raised))[-8000:],
         )
     if unstored:
         reason = "its results could not be stored: {}"
