@@ -4,12 +4,16 @@ repository method that ran it."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import structlog
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.kit.db import unit_of_work
+from valdrix.kit.statement_timing import MAX_NAMES
 from valdrix.runtime import Runtime, open_runtime
 
 
@@ -47,3 +51,22 @@ async def test_a_slow_statement_is_logged_without_its_values_and_timed_by_method
     assert "pg_sleep" in slow["statement"] and "0.1" not in slow["statement"]
     assert slow["log_level"] == "warning"
     assert timed("SleepyRepository.nap") == before + 2
+
+
+def test_every_repository_method_can_have_a_label_of_its_own() -> None:
+    """A long-lived process ends up using every repository method: if the code had more than
+    the cap, those it happened to use last would all be timed as ``other``."""
+    source = Path(__file__).resolve().parents[2] / "src" / "valdrix"
+    classes = [
+        node
+        for path in source.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Repository")
+    ]
+
+    def methods(cls: ast.ClassDef) -> int:
+        return sum(isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) for f in cls.body)
+
+    inherited = max(methods(cls) for cls in classes if cls.name == "Repository")
+    names = sum(methods(cls) for cls in classes) + inherited * len(classes)
+    assert 200 < names < MAX_NAMES
