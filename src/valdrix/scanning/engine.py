@@ -11,9 +11,8 @@
   start, shared by its units until one of them answers; from then on each of its units has the
   whole budget from when it has its thread (waiting for one is not its region's fault), until
   one runs out of it (``RegionBudgets``). The clients' timeouts derive from what is left of the
-  budget. The whole scan has
-  ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns, is denied, or fails is
-  recorded with its own status and reason; the others carry on.
+  budget. The whole scan has ``VALDRIX_SCAN_BUDGET_SECONDS`` (300 s). A unit that overruns, is
+  denied, or fails is recorded with its own status and reason; the others carry on.
 - Findings are persisted as each unit finishes (never held until the end), with an event per
   finding for the SSE stream. A unit is written once: a retried job resumes its scan with the
   units not yet written, and the scan ends once (``_finish`` under the scan's row lock), its

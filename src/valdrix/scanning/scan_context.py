@@ -64,7 +64,7 @@ class ScanContext:
     provider: ScanProvider[Any]
     session: ProviderSession
     pool: UnitPool
-    budgets: RegionBudgets = field(default_factory=lambda: RegionBudgets())
+    budgets: RegionBudgets = field(default_factory=RegionBudgets)
     # Per region: the describes its detectors share (``shared_reads``).
     shared_reads: dict[str, SharedReads] = field(default_factory=dict)
     partitions: tuple[str, ...] = ()
