@@ -327,17 +327,18 @@ def drive_with_wrk(
             text=True,
         )
     run = LoadRun({}, 0, 0.0)
-    for path, process in runs.items():
-        output, _ = process.communicate()
-        lines = [line for line in output.splitlines() if line.startswith("WRK ")]
-        if not lines:
-            raise RuntimeError(f"wrk on {path} reported nothing:\n{output}")
-        line = lines[0]
-        figures = json.loads(line.removeprefix("WRK "))
-        run.by_path[path] = [(micros / 1000, count) for micros, count in figures["latency_us"]]
-        run.errors += figures["failed"]
+    try:
+        for path, process in runs.items():
+            output, _ = process.communicate()
+            line = next((x for x in output.splitlines() if x.startswith("WRK ")), None)
+            if line is None:
+                raise RuntimeError(f"wrk on {path} reported nothing:\n{output}")
+            figures = json.loads(line.removeprefix("WRK "))
+            run.by_path[path] = [(micros / 1000, n) for micros, n in figures["latency_us"]]
+            run.errors += figures["failed"]
+    finally:
+        Path(script.name).unlink()
     run.seconds = time.monotonic() - started
-    Path(script.name).unlink()
     return run
 
 

@@ -185,32 +185,24 @@ async def _record_unstored(
     """Units whose outcome could not be written (even alone: e.g. a value their cloud gave
     that does not fit its column) are recorded ``failed`` with the error, without findings:
     a scan must not look complete with a unit's results missing."""
-    unstored = [
-        (region, key, raised)
-        for task, (region, key) in done.items()
-        if not task.cancelled() and (raised := task.exception()) is not None
-    ]
-    for region, key, raised in unstored:
+    failed = []
+    for task, (region, key) in done.items():
+        if task.cancelled() or (raised := task.exception()) is None:
+            continue
+        error = _first_line(raised)
         log.error(
             "scan.unit_unstored",
             tenant_id=str(context.tenant_id),
             region=region,
             detector=key,
-            error=_first_line(raised),
+            error=error,
             # Preformatted: a renderer's rich traceback of a database error's locals is slow.
             traceback="".join(traceback.format_exception(raised))[-8000:],
         )
-    if unstored:
-        reason = "its results could not be stored: {}"
-        await store_units(
-            context,
-            [
-                UnitOutcome(
-                    region, key, UnitStatus.failed, reason.format(_first_line(raised))[:500]
-                )
-                for region, key, raised in unstored
-            ],
-        )
+        reason = f"its results could not be stored: {error}"[:500]
+        failed.append(UnitOutcome(region, key, UnitStatus.failed, reason))
+    if failed:
+        await store_units(context, failed)
 
 
 def _first_line(error: BaseException) -> str:
