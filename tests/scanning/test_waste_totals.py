@@ -155,6 +155,8 @@ async def test_each_finding_keeps_its_whole_figure_while_totals_count_each_dolla
     assert Decimal(summary["gross_monthly_usd"]) == gross
     assert Decimal(summary["overlap_monthly_usd"]) == gross - once
     assert summary["by_provider"] == {"aws": summary["total_monthly_usd"]}
+    assert summary["open_findings_by_provider"] == {"aws": len(findings)}
+    await assert_open_waste_today_is(client, tenant, once, len(findings))
     rows = {row["detector"]: row for row in summary["by_detector"]}
     assert sum(Decimal(row["counted_usd"]) for row in rows.values()) == once
     for detector, row in rows.items():
@@ -280,6 +282,18 @@ async def test_dismissing_a_finding_moves_its_shared_costs_to_the_next_finding_t
     )
     assert Decimal(last["total_monthly_usd"]) == distinct_monthly_usd(findings)
     assert Decimal(last["gross_monthly_usd"]) == gross_monthly_usd(findings)
+    await assert_open_waste_today_is(
+        client, tenant, Decimal(last["total_monthly_usd"]), len(findings)
+    )
+
+
+async def assert_open_waste_today_is(
+    client: httpx.AsyncClient, tenant: TenantFixture, monthly_usd: Decimal, open_findings: int
+) -> None:
+    """Open waste over time ends today at the summary's total: each dollar counted once."""
+    history = await get(client, tenant, f"{FINDINGS}/waste-history?days=2")
+    assert [day["open_findings"] for day in history][-1] == open_findings
+    assert Decimal(history[-1]["monthly_usd"]) == monthly_usd
 
 
 async def dismiss(client: httpx.AsyncClient, tenant: TenantFixture, finding_id: str) -> None:

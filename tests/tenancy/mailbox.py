@@ -13,6 +13,7 @@ from typing import Any
 from valdrix.runtime import Runtime
 
 INVITE_TOKEN = re.compile(r"vdxinv_[A-Za-z0-9_-]+")
+INVITE_LINK = re.compile(r"https?://\S+/accept-invite\?token=vdxinv_[A-Za-z0-9_-]+")
 RESET_LINK = re.compile(r"https?://\S+/reset-password\?token=vdxpw_[A-Za-z0-9_-]+")
 
 
@@ -32,6 +33,10 @@ class Mailbox:
     def invite_token_for(self, address: str, timeout: float = 5.0) -> str:
         """The invitation token in the newest mail to ``address``."""
         return self._newest(address, INVITE_TOKEN, "invitation", timeout)
+
+    def invite_link_for(self, address: str, timeout: float = 5.0) -> str:
+        """The link to the invitation page in the newest mail to ``address``."""
+        return self._newest(address, INVITE_LINK, "invitation", timeout)
 
     def reset_link_for(self, address: str, timeout: float = 5.0) -> str:
         """The password reset link in the newest mail to ``address``."""

@@ -1,5 +1,6 @@
 """What the dashboard's browser tests share: the demo tenant's credentials, signing in, and the
-checks every page must pass (no console error or CSP refusal, axe, phone width, screenshots)."""
+checks every page must pass (no console error or CSP refusal, axe, phone width, Tab reaching
+every control, screenshots)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,43 @@ async def assert_fits_a_phone(page: Page) -> None:
     await page.set_viewport_size(DESKTOP)
 
 
+# The page's controls a keyboard user must reach: visible, enabled, not taken out of the tab
+# order. Each is marked with its place, so the focused element can be named after each Tab.
+_MARK_CONTROLS = """() => {
+  const controls = [...document.querySelectorAll(
+    "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]"
+  )].filter(
+    (e) => !e.disabled && e.tabIndex >= 0 && e.checkVisibility()
+  );
+  controls.forEach((e, i) => { e.dataset.tabPlace = String(i); });
+  if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+  return controls.map((e) => e.outerHTML.slice(0, 120));
+}"""
+_FOCUSED_PLACE = "() => document.activeElement?.dataset?.tabPlace ?? null"
+_UNMARK_CONTROLS = """() => {
+  for (const e of document.querySelectorAll("[data-tab-place]")) delete e.dataset.tabPlace;
+}"""
+
+
+async def assert_every_control_reachable_by_tab(page: Page) -> None:
+    """At a phone's size, Tab alone reaches every visible control of the page."""
+    await page.set_viewport_size(PHONE)
+    controls: list[str] = await page.evaluate(_MARK_CONTROLS)
+    reached: set[int] = set()
+    # Once round the page and a little more: a control Tab skips is never reached.
+    for _ in range(len(controls) + 3):
+        await page.keyboard.press("Tab")
+        place = await page.evaluate(_FOCUSED_PLACE)
+        if place is not None:
+            reached.add(int(place))
+        if len(reached) == len(controls):
+            break
+    await page.evaluate(_UNMARK_CONTROLS)
+    await page.set_viewport_size(DESKTOP)
+    missing = [html for place, html in enumerate(controls) if place not in reached]
+    assert missing == [], "Tab never reaches:\n" + "\n".join(missing)
+
+
 async def screenshot_both_schemes(page: Page, folder: Path, name: str) -> None:
     for scheme in ("light", "dark"):
         await page.emulate_media(color_scheme=scheme)
@@ -113,13 +151,15 @@ async def screenshot_both_schemes(page: Page, folder: Path, name: str) -> None:
 
 
 async def check_page(page: Page, folder: Path, name: str) -> None:
-    """What every page must pass: axe in light and dark, a phone's width, screenshots."""
+    """What every page must pass: axe in light and dark, a phone's width, every control
+    reached by Tab, screenshots."""
     await settle(page)
     for scheme in ("light", "dark"):
         await page.emulate_media(color_scheme=scheme)
         await assert_accessible(page)
     await page.emulate_media(color_scheme="light")
     await assert_fits_a_phone(page)
+    await assert_every_control_reachable_by_tab(page)
     await screenshot_both_schemes(page, folder, name)
 
 

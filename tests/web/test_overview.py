@@ -39,7 +39,22 @@ async def test_overview_shows_the_apis_waste_budget_and_scans(
         assert (await cells.nth(2).inner_text()).startswith(usd(row["monthly_usd"]))
     for provider, amount in summary["by_provider"].items():
         cells = page.locator(f"tr[data-provider='{provider}'] td")
+        assert await cells.nth(1).inner_text() == str(
+            summary["open_findings_by_provider"][provider]
+        )
         assert await cells.nth(2).inner_text() == usd(amount)
+
+    # Open waste over time ends today at the headline total, each dollar counted once.
+    history = await api(base_url, demo, "/api/v1/findings/waste-history", days="30")
+    assert isinstance(history, list) and history[-1]["monthly_usd"] == summary["total_monthly_usd"]
+    waste = page.locator("[data-chart=open-waste] + details")
+    await waste.locator("summary").click()
+    last = waste.locator("tbody tr").last.locator("td")
+    assert await last.all_inner_texts() == [
+        history[-1]["day"],
+        str(history[-1]["open_findings"]),
+        usd(history[-1]["monthly_usd"]),
+    ]
 
     budget = await api(base_url, demo, "/api/v1/llm/budget")
     assert isinstance(budget, dict)

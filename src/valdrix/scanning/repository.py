@@ -443,9 +443,12 @@ class FindingHistoryRepository(Repository[FindingHistory]):
     async def open_waste_by_day(
         self, first_day: dt.date, last_day: dt.date
     ) -> list[tuple[dt.date, int, Decimal]]:
-        """(day, findings open at the day's end, their monthly figures summed), a row for every
-        day. A finding's history is a run of statuses, each lasting until the next: a finding
-        counts on a day when an ``open`` spell covers the day's end. Each at its current figure."""
+        """(day, findings open at the day's end, their monthly figures summed with each dollar
+        counted once), a row for every day. A finding's history is a run of statuses, each
+        lasting until the next: a finding counts on a day when an ``open`` spell covers the
+        day's end. Each at its current figure and cost parts; a cost several of the day's open
+        findings price counts once, at the largest of their parts (the carrier the summary's
+        ``open_counted_elsewhere`` chooses), so today's point is the summary's total."""
         rows = await self.session.execute(
             text(
                 """
@@ -462,16 +465,33 @@ class FindingHistoryRepository(Repository[FindingHistory]):
                         CAST(:first_day AS timestamptz), CAST(:last_day AS timestamptz),
                         interval '1 day'
                     ) AS day
+                ),
+                open_at AS (
+                    SELECT days.day, spells.finding_id
+                    FROM days JOIN spells
+                      ON spells.to_status = 'open' AND spells.since < days.day_end
+                     AND (spells.until IS NULL OR spells.until >= days.day_end)
+                ),
+                shared AS (
+                    SELECT open_at.day, sum(parts.monthly_usd) - max(parts.monthly_usd) AS usd
+                    FROM open_at
+                    JOIN finding_cost_parts parts ON parts.finding_id = open_at.finding_id
+                    GROUP BY open_at.day, parts.resource_id, parts.component, parts.provider,
+                             parts.account_id, parts.region
+                    HAVING count(*) > 1
+                ),
+                elsewhere AS (SELECT day, sum(usd) AS usd FROM shared GROUP BY day),
+                gross AS (
+                    SELECT days.day, count(findings.id) AS findings,
+                           coalesce(sum(findings.monthly_cost_usd), 0) AS usd
+                    FROM days
+                    LEFT JOIN open_at ON open_at.day = days.day
+                    LEFT JOIN findings ON findings.id = open_at.finding_id
+                    GROUP BY days.day
                 )
-                SELECT days.day, count(findings.id),
-                       coalesce(sum(findings.monthly_cost_usd), 0)
-                FROM days
-                LEFT JOIN spells
-                  ON spells.to_status = 'open' AND spells.since < days.day_end
-                 AND (spells.until IS NULL OR spells.until >= days.day_end)
-                LEFT JOIN findings ON findings.id = spells.finding_id
-                GROUP BY days.day
-                ORDER BY days.day
+                SELECT gross.day, gross.findings, gross.usd - coalesce(elsewhere.usd, 0)
+                FROM gross LEFT JOIN elsewhere ON elsewhere.day = gross.day
+                ORDER BY gross.day
                 """
             ),
             {"first_day": first_day, "last_day": last_day},

@@ -295,6 +295,9 @@ class WasteSummaryOut(BaseModel):
     open_findings: int
     by_detector: list[WasteSummaryRow]
     by_provider: dict[str, Decimal] = Field(description="Each provider's total, counted once")
+    open_findings_by_provider: dict[str, int] = Field(
+        description="Each provider's open findings, counted"
+    )
     overlaps: list[WasteOverlapRow] = Field(
         description="Which detectors' findings price the same money, and how much is counted "
         "under which"
@@ -309,6 +312,7 @@ class WasteSummaryOut(BaseModel):
             open_findings=summary.open_findings,
             by_detector=[WasteSummaryRow.model_validate(row) for row in summary.by_detector],
             by_provider=summary.by_provider,
+            open_findings_by_provider=summary.open_findings_by_provider,
             overlaps=[WasteOverlapRow.model_validate(row) for row in summary.overlaps],
         )
 
@@ -319,6 +323,6 @@ class OpenWasteDayOut(BaseModel):
     day: dt.date
     open_findings: int = Field(description="Findings open at the end of the day (UTC)")
     monthly_usd: PlainDecimal = Field(
-        description="Their monthly figures as they stand now, summed (money several findings "
-        "price is counted under each: the gross figure)"
+        description="Their monthly figures as they stand now, summed with each dollar counted "
+        "once, as the summary's `total_monthly_usd` (today's point is that total)"
     )

@@ -81,6 +81,13 @@ class WasteSummary:
             totals[row.provider] = totals.get(row.provider, ZERO) + row.counted_usd
         return totals
 
+    @property
+    def open_findings_by_provider(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.by_detector:
+            counts[row.provider] = counts.get(row.provider, 0) + row.open_findings
+        return counts
+
 
 async def waste_summary(session: AsyncSession, actor: Principal) -> WasteSummary:
     """Open findings and their monthly dollars by detector; the parts counted under other

@@ -30,6 +30,8 @@ from valdrix.tenancy.repository import (
 )
 
 INVITE_TTL = dt.timedelta(days=7)
+# The dashboard's page for accepting an invitation (the mail links to it).
+ACCEPT_INVITE_PAGE_PATH = "/accept-invite"
 INVITE_TOKEN_PREFIX = "vdxinv_"  # noqa: S105 (a prefix, not a secret)
 
 
@@ -205,11 +207,11 @@ def _invitation_mail(
         subject=f"You are invited to {tenant_name} on Valdrix",
         body=(
             f"You have been invited to join {tenant_name} on Valdrix as {role.value}.\n\n"
-            f"Your invitation token (valid for {INVITE_TTL.days} days):\n\n    {token}\n\n"
-            f"Accept it by sending the token and a password to {base}/api/v1/auth/accept-invite."
+            f"Accept it here (the link is valid for {INVITE_TTL.days} days) and choose a"
+            f" password:\n\n    {base}{ACCEPT_INVITE_PAGE_PATH}?token={token}\n\n"
             " If you already have a Valdrix account under this address, use its existing"
-            " password.\n\nIf you did not expect this, ignore this mail: nothing happens"
-            " without you.\n"
+            f" password. The API takes the same token at {base}/api/v1/auth/accept-invite."
+            "\n\nIf you did not expect this, ignore this mail: nothing happens without you.\n"
         ),
     )
 

@@ -34,10 +34,8 @@ class ProviderWaste:
 
 
 def _by_provider(waste: summary.WasteSummary) -> list[ProviderWaste]:
-    """The summary's per-provider totals (each dollar once), with their findings counted."""
-    counts: dict[str, int] = {}
-    for row in waste.by_detector:
-        counts[row.provider] = counts.get(row.provider, 0) + row.open_findings
+    """The summary's per-provider totals (each dollar once) and open findings."""
+    counts = waste.open_findings_by_provider
     return [
         ProviderWaste(provider, counts.get(provider, 0), usd)
         for provider, usd in sorted(waste.by_provider.items(), key=lambda item: -item[1])

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from valdrix.errors import Forbidden, ProblemError
 from valdrix.kit.request_context import client_ip_var
-from valdrix.tenancy import password_reset, sessions
+from valdrix.tenancy import password_reset, service, sessions
 from valdrix.tenancy.auth import SESSION_COOKIE, RuntimeDep, ViewerScope
 from valdrix.tenancy.cookies import clear_session_cookies, set_session_cookies
 from valdrix.tenancy.schemas import AcceptInviteIn, PasswordResetConfirmIn, PasswordResetIn
@@ -21,7 +21,7 @@ from valdrix.web.routing import SIGN_IN_PATH, PageRoute
 from valdrix.web.templating import render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-ACCEPT_INVITE_PATH = "/accept-invite"
+ACCEPT_INVITE_PATH = service.ACCEPT_INVITE_PAGE_PATH
 FORGOT_PASSWORD_PATH = "/forgot-password"  # noqa: S105 (a path, not a secret)
 RESET_PASSWORD_PATH = password_reset.RESET_PAGE_PATH
 # The sign-in, invitation and password reset forms are public; listed for the route tests.

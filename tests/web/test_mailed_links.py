@@ -1,5 +1,7 @@
-"""Resetting a forgotten password in a browser, through real mail: "Forgot your password?" on the
-sign-in page, the link read from the SMTP server, a new password, and signing in with it.
+"""What arrives by mail, followed in a browser: resetting a forgotten password ("Forgot your
+password?" on the sign-in page, the link read from the SMTP server, a new password, signing in
+with it), and invitations accepted through their link, one person in two tenants switching
+between them.
 
 The server here sends mail (the module's own, on the session's database and keys); the person is
 a dedicated member of their own tenant, invited by mail, so no other test's password changes."""
@@ -16,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import TestDatabase
 from tests.fixtures.http import served_url
@@ -151,3 +153,63 @@ async def test_an_address_without_an_account_reads_the_same_answer(
         "a link to reset its password is on its way" in await tab.get_by_role("status").inner_text()
     )
     assert site.mailbox.to(nobody) == []
+
+
+async def invite_by_mail(site: MailingSite, tenant_name: str, email: str, role: Role) -> str:
+    """A new tenant of its own inviting ``email``: the link the mail gave them."""
+    runtime = site.runtime
+    created = await create_tenant_with_owner_key(
+        runtime, name=tenant_name, tier=Tier.growth,
+        admin_email=f"owner-{secrets.token_hex(3)}@{tenant_name.split()[0].lower()}.example",
+        admin_password=secrets.token_urlsafe(16),
+    )  # fmt: skip
+    tenant_id = uuid.UUID(str(created["tenant_id"]))
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        actor = service.system_principal(tenant_id, "test")
+        await service.invite_member(
+            session, actor, runtime.settings, runtime.keyring, email=email, role=role
+        )
+    return await asyncio.to_thread(site.mailbox.invite_link_for, email)
+
+
+async def accept_on_the_page(tab: Page, link: str, password: str) -> None:
+    await tab.goto(link)
+    await tab.get_by_label("Password").fill(password)
+    await tab.get_by_role("button", name="Accept invitation").click()
+    await tab.wait_for_url("**/sign-in?joined=true")
+    assert "You have joined the tenant" in await tab.get_by_role("status").inner_text()
+
+
+async def test_invitations_accepted_by_their_link_and_a_switch_between_the_two_tenants(
+    tab: Page, site: MailingSite, screenshots: Path
+) -> None:
+    email, password = f"person-{secrets.token_hex(3)}@two.example", secrets.token_urlsafe(16)
+    first = await invite_by_mail(site, "Northwind Traders", email, Role.member)
+    assert first.startswith(f"{site.base_url}/accept-invite?token=vdxinv_")
+    await tab.goto(first)
+    await check_page(tab, screenshots, "accept-invite-mailed")
+    assert await tab.get_by_label("Invitation code").input_value() == first.partition("=")[2]
+    await accept_on_the_page(tab, first, password)
+
+    # A second tenant invites the same address: its account joins with its own password.
+    second = await invite_by_mail(site, "Contoso Analytics", email, Role.viewer)
+    await tab.goto(second)
+    await tab.get_by_label("Password").fill(secrets.token_urlsafe(16))
+    await tab.get_by_role("button", name="Accept invitation").click()
+    assert "accept with its existing password" in await tab.get_by_role("alert").inner_text()
+    await accept_on_the_page(tab, second, password)
+
+    await sign_in(tab, email, password)
+    await settle(tab)
+    switch = tab.get_by_label("Tenant")
+    choices = await switch.locator("option").all_inner_texts()
+    assert sorted(choices) == ["Contoso Analytics (viewer)", "Northwind Traders (member)"]
+    selected = await switch.locator("option:checked").inner_text()
+    other = next(choice for choice in choices if choice != selected)
+    await switch.select_option(label=other)
+    await tab.get_by_role("button", name="Switch").click()
+    # The page comes back as the other tenant's, with the role held there.
+    await expect(tab.locator(".role")).to_have_text(other.rpartition("(")[2].rstrip(")"))
+    assert await tab.get_by_label("Tenant").locator("option:checked").inner_text() == other
+    await tab.get_by_role("heading", name="Overview").wait_for()
+    await settle(tab)
