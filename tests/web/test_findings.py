@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,18 @@ async def test_a_findings_page_says_where_its_figure_comes_from(
     assert await page.locator("#bulk, #findings-results input[type=checkbox]").count() == 0
     for name in ("Snooze", "Dismiss", "Reopen"):
         assert await page.get_by_role("button", name=name).count() == 0
+
+    # A finding that is not there: the problem with its request id, and the navigation still
+    # there (in a tab of its own: the browser logs the 404 as a console error).
+    missing = await page.context.new_page()
+    answer = await missing.goto(f"/findings/{uuid.uuid4()}")
+    assert answer is not None and answer.status == 404
+    assert await missing.locator("[data-problem-request-id]").inner_text()
+    nav = missing.get_by_role("navigation", name="Main")
+    assert await nav.get_by_role("link").all_inner_texts() == [
+        "Overview", "Findings", "Scans", "Costs", "Jobs", "Connections", "Settings",
+    ]  # fmt: skip
+    await missing.close()
 
 
 async def api_count(base_url: str, demo: DemoTenant, **params: str) -> int:
