@@ -45,6 +45,10 @@ async def test_the_table_is_the_apis_rows_filtered_sorted_and_exported(
     assert (await first.inner_text()).startswith(usd(open_rows[0]["monthly_cost_usd"]))
     if any(row["also_reported_by"] for row in open_rows[:50]):
         assert await page.locator("#findings-results [data-also]").count() > 0
+    matching = await api_count(base_url, demo, status="open")
+    await expect(page.locator("[data-figure=rows_shown]")).to_have_text(
+        f"Rows 1\N{EN DASH}{min(matching, 50)} of {matching:,}"
+    )
     await check_page(page, screenshots, "findings")
 
     # Filter by detector and a minimum: the URL says so, the rows are the API's.
