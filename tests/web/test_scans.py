@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import secrets
 import uuid
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from playwright.async_api import Page, expect
 
 from tests.fixtures.http import served_url
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
+from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
+from valdrix.tenancy.models import Tier
 
 FINAL = ("completed", "partial", "timed_out", "failed", "interrupted")
 # The live view's finding count at the moment the stream says the scan ended, before the
@@ -146,3 +149,20 @@ async def test_a_member_asks_again_for_an_ended_scans_analysis_and_a_viewer_cann
         answer = await api(base_url, demo, f"/api/v1/scans/{oldest}/analysis")
         assert answer["status"] == "pending"
         assert await page.get_by_role("button", name="Analyse this scan again").count() == 0
+
+
+async def test_a_new_tenant_is_told_to_add_a_connection_before_scanning(
+    page: Page, runtime: Runtime
+) -> None:
+    email, password = f"owner-{secrets.token_hex(3)}@new.example", secrets.token_urlsafe(16)
+    await create_tenant_with_owner_key(
+        runtime, name="Brand New Ltd", tier=Tier.free, admin_email=email, admin_password=password
+    )
+    await sign_in(page, email, password)
+    await settle(page)
+    await page.get_by_role("link", name="add a connection").click()
+    await page.wait_for_url("**/connections")
+    await page.goto("/scans")
+    assert await page.get_by_role("button", name="Scan now").count() == 0
+    await page.get_by_role("link", name="Add a connection first").click()
+    await page.wait_for_url("**/connections")
