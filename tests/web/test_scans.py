@@ -68,9 +68,14 @@ async def test_a_member_starts_a_scan_and_watches_it_live_to_its_end(
     await page.goto("/scans")
     await check_page(page, screenshots, "scans")
 
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
     async with page.expect_response(re.compile(r"/api/v1/scans/[^/]+/events$")):
         await page.get_by_role("button", name="Scan now").click()
     scan_id = uuid.UUID(page.url.rsplit("/", 1)[1])
+    # htmx's SSE extension holds the stream.
+    live = page.locator(f"#scan-live[sse-connect='/api/v1/scans/{scan_id}/events']")
+    assert await live.count() == 1
     # No worker serves the browser suite: the test runs the queued scan as one would.
     scanning = asyncio.create_task(
         run_scan(worker_runtime(runtime, simulated_demo_aws), demo.tenant_id, scan_id)
@@ -100,6 +105,8 @@ async def test_a_member_starts_a_scan_and_watches_it_live_to_its_end(
     answer = await api(base_url, demo, f"/api/v1/scans/{scan_id}/analysis")
     assert await analysis.inner_text() == str(answer["status"]).replace("_", " ")
     await check_page(page, screenshots, "scan")
+    # One connection to the stream, closed at its end: never opened again.
+    assert streams == [f"{page.url.split('/scans/')[0]}/api/v1/scans/{scan_id}/events"]
 
 
 async def test_a_viewer_sees_a_finished_scan_as_it_ended_and_no_scan_now(
