@@ -5,14 +5,17 @@ upload form."""
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 from tests.costs.focus_files import sample_path, sample_rows, write_csv
-from tests.web.helpers import DemoTenant, check_page, settle, sign_in
+from tests.fixtures.http import served_url
+from tests.web.helpers import DemoTenant, check_page, settle, sign_in, watch_for_problems
+from valdrix.runtime import Runtime
 from valdrix.web.templating import usd
 
 
@@ -72,14 +75,14 @@ async def test_costs_show_the_apis_figures_the_restated_day_and_uploads(
     assert await export.text() == as_csv.text
     await check_page(page, screenshots, "costs")
 
-    # Grouped by a tag: the chooser offers the API's tag keys (read only once the costs are
-    # grouped by a tag: every record's tags are read for them), the rows are the API's.
+    # Grouped by a tag in one go: choosing "Tag" offers the API's tag keys at once (read only
+    # then: every record's tags are read for them), the rows are the API's.
     keys = (await api(base_url, demo, "/api/v1/costs/tag-keys", start=start, end=end)).json()
     assert keys, "the demo's costs are tagged"
     await expect(page.get_by_label("Tag key")).to_be_disabled()
     await page.get_by_label("Grouped by", exact=True).select_option("tag")
-    await page.get_by_role("button", name="Show").click()
     await expect(page.get_by_label("Tag key").locator("option")).to_have_text(keys)
+    await expect(page.get_by_label("Tag key")).to_be_enabled()
     await page.get_by_label("Tag key").select_option(keys[-1])
     await page.get_by_role("button", name="Show").click()
     await page.wait_for_url(f"**tag_key={keys[-1]}**")
@@ -135,3 +138,38 @@ async def test_a_viewer_reads_costs_without_an_upload_form(page: Page, demo: Dem
     await page.goto("/costs")
     assert await page.locator("input[type=file]").count() == 0
     assert sorted(await page.get_by_role("button").all_inner_texts()) == ["Show", "Sign out"]
+
+
+async def test_an_upload_over_the_limit_says_why_and_stops_saying_it_is_checking(
+    context: BrowserContext, demo: DemoTenant, runtime: Runtime
+) -> None:
+    # The same database behind a server whose upload limit the sample exceeds.
+    small = dataclasses.replace(
+        runtime, settings=runtime.settings.updated(costs={"max_upload_bytes": 1024})
+    )
+    tab = await context.new_page()
+    problems = watch_for_problems(tab)
+    async with served_url(small) as url:
+        await tab.goto(f"{url}/costs")
+        await tab.get_by_label("Email").fill(demo.admin_email)
+        await tab.get_by_label("Password").fill(demo.admin_password)
+        await tab.get_by_role("button", name="Sign in").click()
+        await tab.wait_for_url("**/costs")
+        await tab.get_by_label("FOCUS export").set_input_files(sample_path())
+        async with tab.expect_response("**/costs/imports") as refused:
+            await tab.get_by_role("button", name="Upload").click()
+        answer = await refused.value
+        assert answer.status == 413
+        alert = tab.get_by_role("alert")
+        await expect(alert.locator("[data-figure=problem_title]")).to_have_text("Payload too large")
+        await expect(alert.locator("[data-figure=problem_request_id]")).to_have_text(
+            (await answer.json())["request_id"]
+        )
+        await expect(tab.locator("[data-figure=upload_bytes]")).to_have_text("")
+        await expect(tab.get_by_role("progressbar", name="Upload")).to_be_hidden()
+        await alert.get_by_role("button", name="Dismiss").click()
+        await expect(alert).to_have_count(0)
+    await tab.close()
+    # The browser logs the refused answer as a console error, and htmx its own line: those,
+    # and nothing else.
+    assert problems.messages and all("413" in line for line in problems.messages), problems

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ async def test_the_table_is_the_apis_rows_filtered_sorted_and_exported(
     assert (await first.inner_text()).startswith(usd(open_rows[0]["monthly_cost_usd"]))
     if any(row["also_reported_by"] for row in open_rows[:50]):
         assert await page.locator("#findings-results [data-also]").count() > 0
+    matching = await api_count(base_url, demo, status="open")
+    await expect(page.locator("[data-figure=rows_shown]")).to_have_text(
+        f"Rows 1\N{EN DASH}{min(matching, 50)} of {matching:,}"
+    )
     await check_page(page, screenshots, "findings")
 
     # Filter by detector and a minimum: the URL says so, the rows are the API's.
@@ -148,6 +153,18 @@ async def test_a_findings_page_says_where_its_figure_comes_from(
     assert await page.locator("#bulk, #findings-results input[type=checkbox]").count() == 0
     for name in ("Snooze", "Dismiss", "Reopen"):
         assert await page.get_by_role("button", name=name).count() == 0
+
+    # A finding that is not there: the problem with its request id, and the navigation still
+    # there (in a tab of its own: the browser logs the 404 as a console error).
+    missing = await page.context.new_page()
+    answer = await missing.goto(f"/findings/{uuid.uuid4()}")
+    assert answer is not None and answer.status == 404
+    assert await missing.locator("[data-problem-request-id]").inner_text()
+    nav = missing.get_by_role("navigation", name="Main")
+    assert await nav.get_by_role("link").all_inner_texts() == [
+        "Overview", "Findings", "Scans", "Costs", "Jobs", "Connections", "Settings",
+    ]  # fmt: skip
+    await missing.close()
 
 
 async def api_count(base_url: str, demo: DemoTenant, **params: str) -> int:

@@ -3,13 +3,23 @@ page check (axe, no console error or CSP refusal, a phone's width, light and dar
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import secrets
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
+from valdrix.cli.tenants import create_tenant_with_owner_key
+from valdrix.costs.sources.focus_files import import_focus_file
+from valdrix.kit.orm import utcnow
+from valdrix.runtime import Runtime
+from valdrix.simulator.demo_costs import HEADER
+from valdrix.tenancy.models import Tier
 from valdrix.web.templating import usd
 
 
@@ -99,3 +109,112 @@ async def test_spend_chart_marks_preliminary_days_and_the_restated_day(
     await page.mouse.move(x, box["y"] + box["height"] / 2)
     legend = page.locator("[data-chart=spend] .u-legend")
     assert f"was {usd(before)}, now {usd(after)}" in await legend.inner_text()
+
+
+def two_currency_export(path: Path, today: dt.date) -> Path:
+    """Three days in US dollars (final; final and preliminary; preliminary) and a larger
+    preliminary amount in euros on the middle day. The billing period is open: a row is final
+    only with its invoice id."""
+    period = (today - dt.timedelta(days=10), today + dt.timedelta(days=20))
+    amounts = [  # days ago, service, currency, billed, invoice id
+        (4, "Amazon Elastic Compute Cloud", "USD", "120.00", "INV-1"),
+        (3, "Amazon Elastic Compute Cloud", "USD", "100.00", "INV-1"),
+        (3, "Amazon Simple Storage Service", "USD", "50.00", ""),
+        (2, "Amazon Elastic Compute Cloud", "USD", "80.00", ""),
+        (3, "Amazon Relational Database Service", "EUR", "500.00", ""),
+    ]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*HEADER, "InvoiceId"])
+        for back, service, currency, billed, invoice in amounts:
+            day = today - dt.timedelta(days=back)
+            writer.writerow(
+                [
+                    billed, billed, billed, billed, "111122223333", "Two currencies", currency,
+                    f"{period[0]}T00:00:00Z", f"{period[1]}T00:00:00Z",
+                    f"{day}T00:00:00Z", f"{day + dt.timedelta(days=1)}T00:00:00Z",
+                    "Usage", "", f"{service} usage", "24", "Hours", service, "Compute",
+                    "AWS", "Amazon Web Services", "Amazon Web Services, Inc.",
+                    "111122223333", "us-east-1", "{}", invoice or None,
+                ]
+            )  # fmt: skip
+    return path
+
+
+# The spend chart's bar for the day with final and preliminary costs, read off the canvas:
+# how tall the final part and the whole bar are (pixels above the plot's foot), and whether
+# the preliminary part is on top.
+BAR_OF_A_MIXED_DAY = """() => {
+  const chart = document.querySelector("[data-chart=spend]");
+  const canvas = chart.querySelector("canvas");
+  const style = getComputedStyle(document.documentElement);
+  const rgb = (name) => {
+    const hex = style.getPropertyValue(name).trim().slice(1);
+    return [0, 2, 4].map((at) => parseInt(hex.slice(at, at + 2), 16));
+  };
+  const final = rgb("--chart-final"), prelim = rgb("--chart-prelim");
+  const near = (pixel, colour) => colour.every((c, i) => Math.abs(pixel[i] - c) < 12);
+  const { width, height } = canvas;
+  const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+  const at = (x, y) => Array.from(pixels.slice((y * width + x) * 4, (y * width + x) * 4 + 3));
+  const columns = [];
+  for (let x = 0; x < width; x++) {
+    let finalTop = null, finalFoot = null, prelimTop = null, prelimFoot = null;
+    for (let y = 0; y < height; y++) {
+      const pixel = at(x, y);
+      if (near(pixel, final)) { finalTop ??= y; finalFoot = y; }
+      if (near(pixel, prelim)) { prelimTop ??= y; prelimFoot = y; }
+    }
+    if (finalTop === null || prelimTop === null) continue;
+    columns.push({ finalTop, finalFoot, prelimTop, prelimFoot });
+  }
+  const middle = columns[Math.floor(columns.length / 2)];
+  const foot = middle.finalFoot + 1;
+  return {
+    columns: columns.length,
+    finalHeight: foot - middle.finalTop,
+    wholeHeight: foot - middle.prelimTop,
+    prelimOnTop: middle.prelimFoot < middle.finalTop + 2,
+  };
+}"""
+
+
+async def test_spend_chart_stacks_a_day_from_zero_in_one_currency(
+    page: Page, runtime: Runtime, tmp_path: Path
+) -> None:
+    email, password = f"owner-{secrets.token_hex(3)}@two.example", secrets.token_urlsafe(16)
+    created = await create_tenant_with_owner_key(
+        runtime, name="Two Currencies GmbH", tier=Tier.growth, admin_email=email,
+        admin_password=password,
+    )  # fmt: skip
+    today = utcnow().date()
+    export = two_currency_export(tmp_path / "two-currencies.csv", today)
+    await import_focus_file(runtime, uuid.UUID(str(created["tenant_id"])), export, actor="test")
+    mixed_day = str(today - dt.timedelta(days=3))
+
+    await sign_in(page, email, password)
+    await settle(page)
+    spend = page.locator("[data-chart=spend] + details")
+    await spend.locator("summary").click()
+    # Only the dollars are charted, and the day with both kinds says so in the costs page's words.
+    assert await spend.locator("tbody tr").count() == 3
+    mixed = spend.locator(f"tr[data-day='{mixed_day}'] td")
+    assert await mixed.nth(1).inner_text() == "$150.00"
+    assert await mixed.nth(2).inner_text() == "partly preliminary"
+    caption = page.locator("[data-chart-caption=spend]")
+    await expect(caption).to_contain_text("Amounts in USD. Costs in EUR are not added in")
+    await expect(caption.get_by_role("link", name="the costs page")).to_have_attribute(
+        "href", "/costs"
+    )
+    label = await page.locator("[data-chart=spend]").get_attribute("aria-label") or ""
+    assert "in USD" in label and "on a scale from $0.00 to" in label
+
+    # On the canvas: the preliminary $50 stands on the final $100, from a foot at $0.
+    bar = await page.evaluate(BAR_OF_A_MIXED_DAY)
+    assert bar["columns"] > 2 and bar["prelimOnTop"], bar
+    assert abs(bar["wholeHeight"] / bar["finalHeight"] - 1.5) < 0.08, bar
+
+    # The costs page writes each amount in its own currency.
+    await page.goto("/costs")
+    await expect(page.locator("[data-total=EUR] strong")).to_have_text("500.00 EUR")
+    await expect(page.locator("[data-total=USD] strong")).to_have_text("$350.00")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import secrets
 import uuid
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from playwright.async_api import Page, expect
 
 from tests.fixtures.http import served_url
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
+from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
+from valdrix.tenancy.models import Tier
 
 FINAL = ("completed", "partial", "timed_out", "failed", "interrupted")
 # The live view's finding count at the moment the stream says the scan ended, before the
@@ -65,9 +68,14 @@ async def test_a_member_starts_a_scan_and_watches_it_live_to_its_end(
     await page.goto("/scans")
     await check_page(page, screenshots, "scans")
 
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
     async with page.expect_response(re.compile(r"/api/v1/scans/[^/]+/events$")):
         await page.get_by_role("button", name="Scan now").click()
     scan_id = uuid.UUID(page.url.rsplit("/", 1)[1])
+    # htmx's SSE extension holds the stream.
+    live = page.locator(f"#scan-live[sse-connect='/api/v1/scans/{scan_id}/events']")
+    assert await live.count() == 1
     # No worker serves the browser suite: the test runs the queued scan as one would.
     scanning = asyncio.create_task(
         run_scan(worker_runtime(runtime, simulated_demo_aws), demo.tenant_id, scan_id)
@@ -97,6 +105,8 @@ async def test_a_member_starts_a_scan_and_watches_it_live_to_its_end(
     answer = await api(base_url, demo, f"/api/v1/scans/{scan_id}/analysis")
     assert await analysis.inner_text() == str(answer["status"]).replace("_", " ")
     await check_page(page, screenshots, "scan")
+    # One connection to the stream, closed at its end: never opened again.
+    assert streams == [f"{page.url.split('/scans/')[0]}/api/v1/scans/{scan_id}/events"]
 
 
 async def test_a_viewer_sees_a_finished_scan_as_it_ended_and_no_scan_now(
@@ -146,3 +156,20 @@ async def test_a_member_asks_again_for_an_ended_scans_analysis_and_a_viewer_cann
         answer = await api(base_url, demo, f"/api/v1/scans/{oldest}/analysis")
         assert answer["status"] == "pending"
         assert await page.get_by_role("button", name="Analyse this scan again").count() == 0
+
+
+async def test_a_new_tenant_is_told_to_add_a_connection_before_scanning(
+    page: Page, runtime: Runtime
+) -> None:
+    email, password = f"owner-{secrets.token_hex(3)}@new.example", secrets.token_urlsafe(16)
+    await create_tenant_with_owner_key(
+        runtime, name="Brand New Ltd", tier=Tier.free, admin_email=email, admin_password=password
+    )
+    await sign_in(page, email, password)
+    await settle(page)
+    await page.get_by_role("link", name="add a connection").click()
+    await page.wait_for_url("**/connections")
+    await page.goto("/scans")
+    assert await page.get_by_role("button", name="Scan now").count() == 0
+    await page.get_by_role("link", name="Add a connection first").click()
+    await page.wait_for_url("**/connections")

@@ -130,6 +130,26 @@ async def costs_page(
     return render(request, "costs.html", context)
 
 
+@router.get("/costs/tag-keys")
+async def tag_key_choice(
+    request: Request,
+    scope: ViewerScope,
+    start: Start = None,
+    end: End = None,
+    group: Group = "provider",
+) -> Response:
+    """The tag key chooser, as ``GET /api/v1/costs/tag-keys`` lists the window's keys, when
+    "Tag" is chosen (the keys are read from every record's tags: only then)."""
+    start, end = _window(start, end)
+    tag_keys = (
+        await reading.list_tag_keys(scope.session, scope.principal, start=start, end=end)
+        if group == "tag"
+        else []
+    )
+    context = {"group": group, "tag_keys": tag_keys, "tag_key": None}
+    return render(request, "costs_tag_keys.html", context)
+
+
 @router.get("/costs/export.csv")
 async def costs_csv(
     scope: ViewerScope,

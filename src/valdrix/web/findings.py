@@ -59,14 +59,23 @@ async def _results(
     rows = await listing.list_described(
         scope.session, scope.principal, chosen, offset=offset, limit=PAGE_SIZE + 1
     )
+    has_more = len(rows) > PAGE_SIZE
+    shown = rows[:PAGE_SIZE]
+    # "of N" as GET /api/v1/findings/count says; a page that holds the list's end knows N.
+    total = (
+        await listing.count_listed(scope.session, scope.principal, chosen)
+        if has_more
+        else offset + len(shown)
+    )
     detectors = load_all_detectors()
     return await page_context(
         scope,
-        rows=rows[:PAGE_SIZE],
+        rows=shown,
+        total=total,
         chosen=chosen,
         offset=offset,
         page_size=PAGE_SIZE,
-        has_more=len(rows) > PAGE_SIZE,
+        has_more=has_more,
         query=_query(chosen),
         applied=chosen.model_dump(mode="json", exclude_none=True),
         query_with=lambda **changes: _query(chosen, **changes),

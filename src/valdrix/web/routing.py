@@ -12,7 +12,10 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from valdrix.errors import ProblemError, Unauthorized
+from valdrix.kit.db import unit_of_work
 from valdrix.kit.request_context import request_id_var
+from valdrix.tenancy.auth import TenantScope, authenticate, get_runtime
+from valdrix.web.chrome import page_context
 from valdrix.web.templating import render
 
 SIGN_IN_PATH = "/sign-in"
@@ -30,6 +33,21 @@ def sign_in_redirect(request: Request) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
+async def signed_in_chrome(request: Request) -> dict[str, Any]:
+    """The navigation and tenant chrome around an error page, for a caller still signed in.
+    The failed request's transaction is gone, so the chrome is read in one of its own; an
+    htmx request wants only the problem (static/request-problems.js reads it), not the chrome."""
+    if request.headers.get("hx-request"):
+        return {}
+    runtime = get_runtime(request)
+    try:
+        principal = await authenticate(request, runtime)
+        async with unit_of_work(runtime.sessions, principal.tenant_id) as session:
+            return await page_context(TenantScope(principal, session, runtime))
+    except ProblemError:
+        return {}  # signed out, or the chrome itself refused: the page without it
+
+
 class PageRoute(APIRoute):
     """A dashboard page: the API's guards and services, answered as HTML."""
 
@@ -45,7 +63,8 @@ class PageRoute(APIRoute):
                 return render(
                     request,
                     "error.html",
-                    {
+                    await signed_in_chrome(request)
+                    | {
                         "title": problem.title,
                         "detail": problem.detail,
                         "request_id": request_id_var.get(),

@@ -28,6 +28,16 @@ def usd(value: Decimal | float | int | str | None) -> str:
     return f"{sign}${abs(amount):,.2f}"
 
 
+def money(value: Decimal | float | int | str | None, currency: str | None = "USD") -> str:
+    """An amount in its own currency: $1,234.56 in US dollars, 1,234.56 EUR in any other (a
+    "$" before another currency's figure would misstate it). static/charts.js writes the same."""
+    if currency in (None, "USD") or value is None:
+        return usd(value)
+    amount = Decimal(str(value))
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{abs(amount):,.2f} {currency}"
+
+
 def when(value: dt.datetime | None) -> str:
     """A moment in UTC, to the minute (the tenant's zone is not known to every page yet)."""
     if value is None:
@@ -44,6 +54,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["usd"] = usd
+    env.filters["money"] = money
     env.filters["when"] = when
     return env
 

@@ -7,15 +7,26 @@
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   }
 
-  function usd(value) {
+  // An amount in its own currency, as the pages' money filter writes it (web/templating.py):
+  // $1,234.56 in US dollars, 1,234.56 EUR in any other.
+  function money(value, currency) {
     if (value === null || value === undefined) return "—";
-    return "$" + Number(value).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    const amount = Number(value);
+    const digits = Math.abs(amount).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    const sign = amount < 0 ? "-" : "";
+    return currency === "USD" ? sign + "$" + digits : sign + digits + " " + currency;
   }
 
-  // Axis labels: whole dollars, thousands as k, so they fit beside a phone-sized chart.
-  function axisUsd(value) {
-    if (Math.abs(value) >= 1000) return "$" + (value / 1000).toLocaleString("en-US", { maximumFractionDigits: 1 }) + "k";
-    return "$" + value.toLocaleString("en-US", { maximumFractionDigits: 0 });
+  function usd(value) {
+    return money(value, "USD");
+  }
+
+  // Axis labels: whole units, thousands as k, so they fit beside a phone-sized chart.
+  function axisMoney(value, currency) {
+    const whole = Math.abs(value) >= 1000
+      ? (value / 1000).toLocaleString("en-US", { maximumFractionDigits: 1 }) + "k"
+      : value.toLocaleString("en-US", { maximumFractionDigits: 0 });
+    return currency === "USD" ? "$" + whole : whole + " " + currency;
   }
 
   function isoDay(date) {
@@ -88,13 +99,36 @@
     return plot;
   }
 
-  function axes() {
+  function axes(currency) {
     const stroke = cssVar("--muted");
     const grid = { stroke: cssVar("--line"), width: 1 };
     return [
       { stroke: stroke, grid: grid, ticks: grid },
-      { stroke: stroke, grid: grid, ticks: grid, size: 60, values: function (u, values) { return values.map(axisUsd); } },
+      {
+        stroke: stroke, grid: grid, ticks: grid, size: currency === "USD" ? 60 : 76,
+        values: function (u, values) { return values.map(function (v) { return axisMoney(v, currency); }); },
+      },
     ];
+  }
+
+  // A bar chart's amounts start at zero: a bar's height is its amount, so days compare
+  // honestly (uPlot would start near the smallest bar).
+  function fromZero(largest) {
+    return [0, largest > 0 ? uPlot.rangeNum(0, largest, 0.1, true)[1] : 1];
+  }
+
+  // Whether a figure may still change, in the costs page's words (web/costs.py cost_flag).
+  function costFlag(row) {
+    const preliminary = Number(row.preliminary_billed_cost);
+    const final = Number(row.final_billed_cost);
+    if (preliminary && final) return "partly preliminary";
+    return preliminary ? "preliminary" : "final";
+  }
+
+  // The currency a chart of the tenant's spend shows: US dollars if any, else the one with
+  // the most billed (totals come largest first). Amounts in different currencies never add.
+  function mainCurrency(totals) {
+    return totals.some(function (t) { return t.currency === "USD"; }) ? "USD" : totals[0].currency;
   }
 
   async function openWaste(element) {
@@ -105,7 +139,7 @@
     draw(
       element,
       {
-        axes: axes(),
+        axes: axes("USD"),
         series: [
           {},
           { label: "Open monthly waste", stroke: cssVar("--chart-final"), width: 2, value: function (u, v) { return usd(v); } },
@@ -120,6 +154,18 @@
     );
   }
 
+  // The caption beside the spend chart: which currency it shows, and where the others are.
+  function currencyCaption(element, currency, others) {
+    const caption = document.querySelector("[data-chart-caption=" + element.dataset.chart + "]");
+    if (!caption) return;
+    caption.replaceChildren("Amounts in " + currency + ".");
+    if (others.length === 0) return;
+    const link = document.createElement("a");
+    link.href = "/costs";
+    link.textContent = "the costs page";
+    caption.append(" Costs in " + others.join(", ") + " are not added in: they are listed on ", link, ".");
+  }
+
   async function spend(element) {
     const days = Number(element.dataset.days);
     const start = isoDay(daysAgo(days - 1));
@@ -131,26 +177,42 @@
       say(element, "No cost data yet: import a FOCUS export or connect Cost Explorer.");
       return;
     }
+    const currency = mainCurrency(costs.totals);
+    const others = costs.totals.map(function (t) { return t.currency; }).filter(function (c) { return c !== currency; });
+    currencyCaption(element, currency, others);
+    const amount = function (v) { return money(v, currency); };
     const restated = {};
     adjustments.forEach(function (a) {
+      if (a.currency !== currency) return;
       const day = restated[a.day] || (restated[a.day] = { before: 0, after: 0 });
       day.before += Number(a.old_billed_cost);
       day.after += Number(a.new_billed_cost);
     });
-    const rows = costs.rows.slice().sort(function (a, b) { return a.day < b.day ? -1 : 1; });
+    const rows = costs.rows
+      .filter(function (r) { return r.currency === currency; })
+      .sort(function (a, b) { return a.day < b.day ? -1 : 1; });
     const x = rows.map(function (r) { return seconds(r.day); });
     const final = rows.map(function (r) { return Number(r.final_billed_cost) || null; });
     const prelim = rows.map(function (r) { return Number(r.preliminary_billed_cost) || null; });
+    // Preliminary bars stand on the day's final amount (the band below), so a day's bar is
+    // its whole billed cost, split by colour.
+    const stacked = rows.map(function (r) { return Number(r.preliminary_billed_cost) ? Number(r.billed_cost) : null; });
     const marks = rows.map(function (r) { return restated[r.day] ? Number(r.billed_cost) : null; });
+    const scale = fromZero(Math.max.apply(null, rows.map(function (r) { return Number(r.billed_cost); })));
     const bars = uPlot.paths.bars({ size: [0.7, 40] });
     draw(
       element,
       {
-        axes: axes(),
+        axes: axes(currency),
+        scales: { y: { range: function () { return scale; } } },
+        bands: [{ series: [2, 1] }],
         series: [
           {},
-          { label: "Final", fill: cssVar("--chart-final"), stroke: cssVar("--chart-final"), paths: bars, points: { show: false }, value: function (u, v) { return usd(v); } },
-          { label: "Preliminary", fill: cssVar("--chart-prelim"), stroke: cssVar("--chart-prelim"), paths: bars, points: { show: false }, value: function (u, v) { return usd(v); } },
+          { label: "Final", fill: cssVar("--chart-final"), stroke: cssVar("--chart-final"), paths: bars, points: { show: false }, value: function (u, v) { return amount(v); } },
+          {
+            label: "Preliminary", fill: cssVar("--chart-prelim"), stroke: cssVar("--chart-prelim"), paths: bars, points: { show: false },
+            value: function (u, v, series, index) { return index === null ? "—" : amount(prelim[index]); },
+          },
           {
             label: "Restated",
             stroke: cssVar("--chart-restated"),
@@ -159,20 +221,24 @@
             points: { show: true, size: 10 },
             value: function (u, v, series, index) {
               const day = index === null ? null : restated[rows[index].day];
-              return day ? "was " + usd(day.before) + ", now " + usd(day.after) : "—";
+              return day ? "was " + amount(day.before) + ", now " + amount(day.after) : "—";
             },
           },
         ],
       },
-      [x, final, prelim, marks]
+      [x, final, stacked, marks]
+    );
+    element.setAttribute(
+      "aria-label",
+      "Billed cost per day in " + currency + " over the last " + days + " days, on a scale from " +
+        amount(scale[0]) + " to " + amount(scale[1]) + "; preliminary days and restated days marked"
     );
     figuresTable(
       element,
       ["Day", "Billed", "Status", "Restated"],
       rows.map(function (r) {
         const day = restated[r.day];
-        const status = Number(r.preliminary_billed_cost) ? "preliminary" : "final";
-        return [r.day, usd(r.billed_cost), status, day ? "was " + usd(day.before) + ", now " + usd(day.after) : ""];
+        return [r.day, amount(r.billed_cost), costFlag(r), day ? "was " + amount(day.before) + ", now " + amount(day.after) : ""];
       })
     );
   }

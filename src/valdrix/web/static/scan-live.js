@@ -1,10 +1,12 @@
-/* A running scan, live: its units, findings and end from GET /api/v1/scans/{id}/events.
-   The stream replays what already happened, so a page opened mid-scan catches up. Once the
-   scan has ended, the server's own rendering of it (hx-get on #scan-state) replaces these
-   live figures, so a finished scan reads the same however it was watched. */
+/* A running scan, live: its units, findings and end from GET /api/v1/scans/{id}/events, as
+   htmx's SSE extension passes them on (htmx:sseMessage). The stream replays what already
+   happened, so a page opened mid-scan catches up. Once the scan has ended, the server's own
+   rendering of it (hx-get on #scan-state) replaces these live figures, so a finished scan
+   reads the same however it was watched. */
 (function () {
   "use strict";
 
+  // Findings are priced in US dollars (monthly_cost_usd), whatever the tenant is billed in.
   function usd(amount) {
     return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   }
@@ -71,24 +73,21 @@
       meaning + (reason ? ": " + reason : "") + ".";
   }
 
-  function watch(state) {
-    const table = state.querySelector("table.units");
-    let findings = 0;
-    let priced = 0;
-    let ended = false;
-    const source = new EventSource("/api/v1/scans/" + state.dataset.scanId + "/events");
-
-    const on = (type, handle) => source.addEventListener(type, (event) => handle(JSON.parse(event.data)));
-    on("scan.started", () => showStatus(state, "running", null));
-    on("scan.resumed", () => showStatus(state, "running", null));
-    on("finding", (finding) => {
+  // What each message of the stream changes. htmx's SSE extension owns the connection
+  // (#scan-live in scan.html); these read the messages it passes on.
+  let findings = 0;
+  let priced = 0;
+  const handlers = {
+    "scan.started": (state) => showStatus(state, "running", null),
+    "scan.resumed": (state) => showStatus(state, "running", null),
+    finding: (state, finding) => {
       findings += 1;
       priced += finding.monthly_cost_usd === null ? 0 : Number(finding.monthly_cost_usd);
       state.querySelector("[data-figure=findings_count]").textContent = String(findings);
       state.querySelector("[data-figure=arriving_usd]").textContent = usd(priced);
-    });
-    on("unit.finished", (unit) => {
-      const cell = cellFor(table, unit.region, unit.detector);
+    },
+    "unit.finished": (state, unit) => {
+      const cell = cellFor(state.querySelector("table.units"), unit.region, unit.detector);
       cell.className = "";
       cell.dataset.status = unit.status;
       cell.replaceChildren(statusBadge(unit.status));
@@ -100,27 +99,29 @@
         cell.append(document.createElement("br"), why);
       }
       countUnits(state);
-    });
-    on("scan.finished", (end) => {
-      ended = true;
-      showStatus(state, end.status, end.reason);
-    });
-    source.addEventListener("error", (event) => {
-      if (event.data) {
-        // The stream's own error event: the credential that opened it no longer holds.
-        source.close();
-        showStatus(state, "stopped", JSON.parse(event.data).detail);
-      } else if (ended) {
-        // The server closed the stream after the end: no reconnecting; the server's
-        // rendering of the finished scan replaces the live one.
-        source.close();
-        state.dispatchEvent(new Event("scan-finished"));
-      }
-    });
-  }
+    },
+    // The server's rendering of the ended scan follows (#scan-state's hx-trigger).
+    "scan.finished": (state, end) => showStatus(state, end.status, end.reason),
+  };
 
-  document.addEventListener("DOMContentLoaded", () => {
+  // htmx:sseMessage's detail is the stream's MessageEvent. #scan-state's own end trigger
+  // sends one too, which bubbles here: only #scan-live's are read.
+  document.addEventListener("htmx:sseMessage", (event) => {
+    const live = event.target;
     const state = document.getElementById("scan-state");
-    if (state && state.dataset.finished !== "true") watch(state);
+    const handle = handlers[event.detail.type];
+    if (live.id !== "scan-live" || !state || !handle) return;
+    handle(state, JSON.parse(event.detail.data));
+  });
+
+  // The stream's own error event (data: the problem) says the credential that opened it no
+  // longer holds: stop, and keep the extension from connecting again.
+  document.addEventListener("htmx:sseError", (event) => {
+    const live = event.target;
+    const said = event.detail.error && event.detail.error.data;
+    if (live.id !== "scan-live" || !said) return;
+    live.removeAttribute("sse-connect");
+    event.detail.source.close();
+    showStatus(document.getElementById("scan-state"), "stopped", JSON.parse(said).detail);
   });
 })();

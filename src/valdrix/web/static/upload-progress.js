@@ -29,4 +29,16 @@
       said.textContent = size(bar.max) + " sent; checking every row…";
     });
   });
+
+  // A refused or failed upload (static/request-problems.js says why): no row is being
+  // checked, so the bar and its "checking every row…" go.
+  const forget = (event) => {
+    const form = event.target.closest && event.target.closest("form[data-upload-progress]");
+    if (!form) return;
+    const bar = document.getElementById(form.dataset.uploadProgress);
+    bar.hidden = true;
+    document.getElementById(bar.getAttribute("aria-describedby")).textContent = "";
+  };
+  document.addEventListener("htmx:responseError", forget);
+  document.addEventListener("htmx:sendError", forget);
 })();
