@@ -8,6 +8,7 @@ import dataclasses
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from playwright.async_api import Page, expect
 
 from tests.fixtures.http import served_url
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
+from valdrix.analysis.runs import run_analysis
 from valdrix.cli.tenants import create_tenant_with_owner_key
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
@@ -129,16 +131,18 @@ async def test_a_viewer_sees_a_finished_scan_as_it_ended_and_no_scan_now(
     assert await page.get_by_role("button").all_inner_texts() == ["Sign out"]
 
 
-async def test_a_member_asks_again_for_an_ended_scans_analysis_and_a_viewer_cannot(
-    page: Page, demo: DemoTenant, base_url: str, runtime: Runtime, screenshots: Path
+async def test_a_member_asks_again_for_an_ended_scans_analysis_and_sees_it_ready(
+    page: Page,
+    demo: DemoTenant,
+    base_url: str,
+    llm_runtime: Callable[..., Runtime],
+    screenshots: Path,
 ) -> None:
-    # A provider configured (none is called: no worker runs in the browser suite, so the
-    # analysis asked for stays pending). The same database, so the same sessions.
-    with_llm = dataclasses.replace(
-        runtime, settings=runtime.settings.updated(llm={"api_key": "sk-test"})
-    )
+    # A server with an LLM provider (the simulated one), on the same database: the same
+    # sessions. No worker serves the browser suite: the test runs the analysis as one would.
+    with_llm = llm_runtime()
     scans = await api_list(base_url, demo, "/api/v1/scans")
-    oldest = scans[-1]["id"]  # the demo's own scan, ended before the browser opened it
+    oldest = str(scans[-1]["id"])  # the demo's own scan, ended before the browser opened it
     async with served_url(with_llm) as llm_url:
         await sign_in(page, demo.viewer_email, demo.viewer_password)
         await page.goto(f"{llm_url}/scans/{oldest}")
@@ -156,6 +160,16 @@ async def test_a_member_asks_again_for_an_ended_scans_analysis_and_a_viewer_cann
         answer = await api(base_url, demo, f"/api/v1/scans/{oldest}/analysis")
         assert answer["status"] == "pending"
         assert await page.get_by_role("button", name="Analyse this scan again").count() == 0
+
+        assert await run_analysis(with_llm, demo.tenant_id, uuid.UUID(oldest)) == "ready"
+        # The page asks again every 2 s while pending, and shows the advice once ready.
+        await expect(status).to_have_text("ready", timeout=15_000)
+        answer = await api(base_url, demo, f"/api/v1/scans/{oldest}/analysis")
+        result = answer["result"]
+        assert isinstance(result, dict) and result["summary"]
+        summary = page.locator("[data-figure=analysis_summary]")
+        assert await summary.inner_text() == result["summary"]
+        await check_page(page, screenshots, "scan-analysis-ready")
 
 
 async def test_a_new_tenant_is_told_to_add_a_connection_before_scanning(
