@@ -20,7 +20,7 @@ from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.simulator.demo_costs import HEADER
 from valdrix.tenancy.models import Tier
-from valdrix.web.templating import usd
+from valdrix.web.templating import usd, when
 
 
 async def api(base_url: str, demo: DemoTenant, path: str, **params: str) -> object:
@@ -54,6 +54,26 @@ async def test_overview_shows_the_apis_waste_budget_and_scans(
         )
         assert await cells.nth(2).inner_text() == usd(amount)
 
+    budget = await api(base_url, demo, "/api/v1/llm/budget")
+    assert isinstance(budget, dict)
+    today = page.locator("[data-figure=llm_today_spent_usd]")
+    assert await today.inner_text() == usd(budget["today"]["spent_usd"])
+    month = page.locator("[data-figure=llm_month_spent_usd]")
+    assert await month.inner_text() == usd(budget["this_month"]["spent_usd"])
+    budget_card = await page.locator("dl", has=month).inner_text()
+    assert f"of {usd(budget['daily_cap']['usd'])}" in budget_card
+    assert f"of {usd(budget['monthly_limit']['usd'])}" in budget_card
+
+    scans = await api(base_url, demo, "/api/v1/scans")
+    assert isinstance(scans, list) and scans
+    assert await page.locator(f"tr[data-scan='{scans[0]['id']}']").count() == 1
+    schedules = await api(base_url, demo, "/api/v1/schedules")
+    assert isinstance(schedules, list) and schedules[0]["kind"] == "scan"
+    next_due = dt.datetime.fromisoformat(schedules[0]["next_due_at"])
+    assert await page.locator("[data-figure=next_scan_at]").inner_text() == when(next_due)
+
+    await check_page(page, screenshots, "overview")
+
     # Open waste over time ends today at the headline total, each dollar counted once.
     history = await api(base_url, demo, "/api/v1/findings/waste-history", days="30")
     assert isinstance(history, list) and history[-1]["monthly_usd"] == summary["total_monthly_usd"]
@@ -65,20 +85,6 @@ async def test_overview_shows_the_apis_waste_budget_and_scans(
         str(history[-1]["open_findings"]),
         usd(history[-1]["monthly_usd"]),
     ]
-
-    budget = await api(base_url, demo, "/api/v1/llm/budget")
-    assert isinstance(budget, dict)
-    today = page.locator("[data-figure=llm_today_spent_usd]")
-    assert await today.inner_text() == usd(budget["today"]["spent_usd"])
-
-    scans = await api(base_url, demo, "/api/v1/scans")
-    assert isinstance(scans, list) and scans
-    assert await page.locator(f"tr[data-scan='{scans[0]['id']}']").count() == 1
-    schedules = await api(base_url, demo, "/api/v1/schedules")
-    assert isinstance(schedules, list) and schedules[0]["kind"] == "scan"
-    assert await page.locator("[data-figure=next_scan_at]").count() == 1
-
-    await check_page(page, screenshots, "overview")
 
 
 async def test_spend_chart_marks_preliminary_days_and_the_restated_day(
