@@ -114,9 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
-            exc.status_code, "Error"
-        )
+        title = http_error_title(exc.status_code)
         headers = dict(exc.headers or {})
         if exc.status_code == 405 and (methods := _methods_of_path(request)[1]):
             headers["Allow"] = ", ".join(sorted(methods))
@@ -131,14 +129,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 # a resource of its own, which does not take this method.
                 allow = {"Allow": ", ".join(sorted(methods))}
                 return problem_response(405, "Method not allowed", "Method Not Allowed", allow)
-        errors = [
-            {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-            for err in exc.errors()
-        ]
-        first = errors[0] if errors else {"field": "", "message": "invalid request"}
-        return problem_response(
-            422, "Invalid input", f"{first['field']}: {first['message']}", errors=errors
-        )
+        errors = invalid_fields(exc)
+        return problem_response(422, "Invalid input", first_invalid_field(errors), errors=errors)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
@@ -153,6 +145,26 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _server_error(request)
+
+
+def http_error_title(status: int) -> str:
+    """The title of a problem Starlette raised (no route, method or size)."""
+    return {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
+        status, "Error"
+    )
+
+
+def invalid_fields(exc: RequestValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+        for err in exc.errors()
+    ]
+
+
+def first_invalid_field(errors: list[dict[str, str]]) -> str:
+    """A validation failure in one line: the first field and what is wrong with it."""
+    first = errors[0] if errors else {"field": "", "message": "invalid request"}
+    return f"{first['field']}: {first['message']}"
 
 
 def _server_error(request: Request) -> JSONResponse:

@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Page, expect
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
 
-from tests.web.helpers import DemoTenant, answer_confirmation, check_page, sign_in_at
+from tests.web.helpers import (
+    DemoTenant,
+    answer_confirmation,
+    check_page,
+    settle,
+    sign_in,
+    sign_in_at,
+)
 from valdrix.web.templating import usd
 
 
@@ -165,6 +173,41 @@ async def test_a_findings_page_says_where_its_figure_comes_from(
         "Overview", "Findings", "Scans", "Costs", "Jobs", "Connections", "Settings",
     ]  # fmt: skip
     await missing.close()
+
+
+@pytest.mark.parametrize(
+    ("address", "status", "title", "detail"),
+    [
+        ("/findings?offset=abc", 422, "Invalid input", "query.offset: "),
+        ("/findings?min_monthly_cost_usd=-5", 422, "Invalid input", "min_monthly_cost_usd"),
+        ("/findings/not-a-finding-id", 422, "Invalid input", "path.finding_id: "),
+        ("/no-such-page", 404, "Not found", "there is no such page"),
+    ],
+)
+async def test_an_address_edited_by_hand_is_answered_with_a_page_naming_what_is_wrong(
+    context: BrowserContext,
+    demo: DemoTenant,
+    base_url: str,
+    address: str,
+    status: int,
+    title: str,
+    detail: str,
+) -> None:
+    """A page, with the navigation, not the API's problem+json (a tab of its own: the browser
+    logs the 4xx as a console error). The API's addresses still answer problem+json."""
+    tab = await context.new_page()
+    await sign_in(tab, demo.viewer_email, demo.viewer_password)
+    await settle(tab)
+    answer = await tab.goto(address)
+    assert answer is not None and answer.status == status
+    assert await tab.get_by_role("heading", level=1).inner_text() == title
+    assert detail in await tab.locator("[data-problem-detail]").inner_text()
+    assert await tab.get_by_role("navigation", name="Main").get_by_role("link").count() == 7
+    await tab.close()
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        api = await client.get("/api/v1/no-such-thing", headers={"Accept": "text/html"})
+    assert api.status_code == 404
+    assert api.headers["content-type"] == "application/problem+json"
 
 
 async def api_count(base_url: str, demo: DemoTenant, **params: str) -> int:

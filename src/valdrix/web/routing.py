@@ -8,10 +8,11 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
-from valdrix.errors import ProblemError, Unauthorized
+from valdrix.errors import ProblemError, Unauthorized, first_invalid_field, invalid_fields
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.request_context import request_id_var
 from valdrix.tenancy.auth import TenantScope, authenticate, get_runtime
@@ -48,6 +49,17 @@ async def signed_in_chrome(request: Request) -> dict[str, Any]:
         return {}  # signed out, or the chrome itself refused: the page without it
 
 
+async def error_page(request: Request, status: int, title: str, detail: str | None) -> Response:
+    """A problem as a page, with the navigation for a caller still signed in."""
+    return render(
+        request,
+        "error.html",
+        await signed_in_chrome(request)
+        | {"title": title, "detail": detail, "request_id": request_id_var.get()},
+        status_code=status,
+    )
+
+
 class PageRoute(APIRoute):
     """A dashboard page: the API's guards and services, answered as HTML."""
 
@@ -60,16 +72,10 @@ class PageRoute(APIRoute):
             except Unauthorized:
                 return sign_in_redirect(request)
             except ProblemError as problem:
-                return render(
-                    request,
-                    "error.html",
-                    await signed_in_chrome(request)
-                    | {
-                        "title": problem.title,
-                        "detail": problem.detail,
-                        "request_id": request_id_var.get(),
-                    },
-                    status_code=problem.status,
-                )
+                return await error_page(request, problem.status, problem.title, problem.detail)
+            except RequestValidationError as invalid:
+                # A page's address edited by hand (?offset=abc): the field, on a page.
+                detail = first_invalid_field(invalid_fields(invalid))
+                return await error_page(request, 422, "Invalid input", detail)
 
         return page
