@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 import secrets
 import uuid
@@ -12,15 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 
 from tests.fixtures.http import served_url
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
 from valdrix.analysis.runs import run_analysis
 from valdrix.cli.tenants import create_tenant_with_owner_key
+from valdrix.connections.service import list_connections
+from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning.engine import run_scan
+from valdrix.scanning.service import open_scheduled_scan
 from valdrix.tenancy.models import Tier
+from valdrix.tenancy.service import system_principal
 
 FINAL = ("completed", "partial", "timed_out", "failed", "interrupted")
 # The live view's finding count at the moment the stream says the scan ended, before the
@@ -187,3 +192,62 @@ async def test_a_new_tenant_is_told_to_add_a_connection_before_scanning(
     assert await page.get_by_role("button", name="Scan now").count() == 0
     await page.get_by_role("link", name="Add a connection first").click()
     await page.wait_for_url("**/connections")
+
+
+def _findings_stream(ids: list[int]) -> str:
+    """Server-sent events as the scan's stream sends them: one finding each, with its id."""
+    return "".join(
+        f"id: {i}\nevent: finding\ndata: "
+        + json.dumps(
+            {
+                "finding_id": str(uuid.uuid4()),
+                "detector": "aws.ebs-unattached",
+                "region": "us-east-1",
+                "resource_id": f"vol-{i}",
+                "monthly_cost_usd": "10.00",
+                "cost_basis": "list_price",
+            }
+        )
+        + "\n\n"
+        for i in ids
+    )
+
+
+async def test_the_live_view_shows_a_replayed_event_once_and_gives_up_on_a_stream_it_cannot_open(
+    context: BrowserContext, demo: DemoTenant, runtime: Runtime
+) -> None:
+    """The stream answers two findings, then refuses once (a restart: the browser gives up on
+    that connection and htmx opens a new one, replayed from the start), then answers three,
+    then refuses for good. The page shows three findings, not five, then says it stopped."""
+    async with unit_of_work(runtime.sessions, demo.tenant_id) as session:
+        actor = system_principal(demo.tenant_id, "test")
+        connection = (await list_connections(session, actor))[0]
+        scan_id = await open_scheduled_scan(session, demo.tenant_id, connection.id, job_id=None)
+    answers = [
+        (200, "retry: 50\n\n" + _findings_stream([1, 2])),
+        (503, ""),
+        (200, "retry: 50\n\n" + _findings_stream([1, 2, 3])),
+    ]
+    asked: list[str] = []
+
+    async def stream(route: Route) -> None:
+        asked.append(route.request.url)
+        status, body = answers[len(asked) - 1] if len(asked) <= len(answers) else (503, "")
+        await route.fulfill(status=status, body=body, content_type="text/event-stream")
+
+    # A tab of its own: the browser logs every refused connection as a console error.
+    tab = await context.new_page()
+    await tab.route(f"**/api/v1/scans/{scan_id}/events", stream)
+    await sign_in(tab, demo.admin_email, demo.admin_password)
+    await settle(tab)
+    await tab.goto(f"/scans/{scan_id}")
+    state = tab.locator("#scan-state")
+    await expect(state.locator("[data-figure=findings_count]")).to_have_text("3")
+    await expect(state.locator("[data-figure=arriving_usd]")).to_have_text("$30.00")
+    await expect(state.locator("[data-figure=status]")).to_have_text("stopped", timeout=20_000)
+    meaning = state.locator("[data-figure=status_meaning]")
+    assert "could not be reached" in await meaning.inner_text()
+    tries = len(asked)
+    await tab.wait_for_timeout(3_000)
+    assert len(asked) == tries, "a stream given up is not asked for again"
+    await tab.close()

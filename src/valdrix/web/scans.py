@@ -34,6 +34,8 @@ STATUS_MEANINGS = {
     "are marked timed out",
     "failed": "no unit could be judged",
     "interrupted": "its worker stopped and no job will run it again",
+    # The page's own: its live updates ended before the scan did (static/scan-live.js).
+    "stopped": "live updates stopped",
 }
 # The analysis is polled until its status is one of these.
 FINAL_ANALYSES = frozenset(AnalysisStatus) - {AnalysisStatus.pending, AnalysisStatus.running}

@@ -104,24 +104,45 @@
     "scan.finished": (state, end) => showStatus(state, end.status, end.reason),
   };
 
+  // Every event carries its id. The extension reconnects with a new EventSource, which sends no
+  // Last-Event-ID, so the server replays the scan from its first event: what was already
+  // shown is skipped, and no finding is counted twice.
+  let lastShown = 0;
   // htmx:sseMessage's detail is the stream's MessageEvent. #scan-state's own end trigger
   // sends one too, which bubbles here: only #scan-live's are read.
   document.addEventListener("htmx:sseMessage", (event) => {
     const live = event.target;
     const state = document.getElementById("scan-state");
     const handle = handlers[event.detail.type];
-    if (live.id !== "scan-live" || !state || !handle) return;
+    const id = Number(event.detail.lastEventId);
+    if (live.id !== "scan-live" || !state || !handle || id <= lastShown) return;
+    lastShown = id;
     handle(state, JSON.parse(event.detail.data));
   });
 
+  function stop(live, source, reason) {
+    live.removeAttribute("sse-connect"); // the extension connects again only while it is set
+    source.close();
+    showStatus(document.getElementById("scan-state"), "stopped", reason);
+  }
+
   // The stream's own error event (data: the problem) says the credential that opened it no
-  // longer holds: stop, and keep the extension from connecting again.
+  // longer holds: stop. A stream that cannot be opened (the server gone, a refusal before any
+  // event) is tried a few times, then given up with a word to the person, not retried forever.
+  const TRIES = 3;
+  let failedTries = 0;
+  document.addEventListener("htmx:sseOpen", (event) => {
+    if (event.target.id === "scan-live") failedTries = 0;
+  });
   document.addEventListener("htmx:sseError", (event) => {
     const live = event.target;
+    if (live.id !== "scan-live") return;
+    const source = event.detail.source;
     const said = event.detail.error && event.detail.error.data;
-    if (live.id !== "scan-live" || !said) return;
-    live.removeAttribute("sse-connect");
-    event.detail.source.close();
-    showStatus(document.getElementById("scan-state"), "stopped", JSON.parse(said).detail);
+    if (said) {
+      stop(live, source, JSON.parse(said).detail);
+    } else if (source.readyState === EventSource.CLOSED && ++failedTries >= TRIES) {
+      stop(live, source, "the live updates could not be reached; reload the page to try again");
+    }
   });
 })();
