@@ -11,6 +11,7 @@ totals are worked out from the findings as the API shows them (``distinct_costs`
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tests.conftest import TenantFixture
 from tests.fixtures.aws import (
@@ -36,8 +38,10 @@ from valdrix.analysis.models import AnalysisStatus
 from valdrix.analysis.repository import AnalysisRepository
 from valdrix.analysis.runs import run_analysis
 from valdrix.kit.db import unit_of_work
+from valdrix.kit.orm import utcnow
 from valdrix.observability import exposition
 from valdrix.runtime import Runtime
+from valdrix.scanning.models import Finding
 from valdrix.simulator.aws_server import SimulatedAws
 from valdrix.simulator.llm_server import SimulatedLLM
 
@@ -250,6 +254,34 @@ async def test_the_analysis_prompt_quotes_the_total_counted_once(
     assert f"about ${once:.2f} per month in total" in user_prompt
     # Not verified, the connection has no account id yet: the prompt names it instead.
     assert "Scan of cloud account unknown" not in user_prompt
+
+
+async def test_open_waste_today_counts_a_finding_whose_snooze_has_ended(
+    runtime: Runtime, client: httpx.AsyncClient, account: Account
+) -> None:
+    """Asked for on its own (no other read ended the snooze first), open waste over time ends
+    at the summary's total with the finding back."""
+    tenant = account.tenant
+    findings = await open_findings(client, tenant)
+    once = distinct_monthly_usd(findings)
+    spare = one(findings, "aws.ebs-unattached", account.spare_gp3)
+    snoozed = await client.patch(
+        f"{FINDINGS}/{spare['id']}",
+        json={"status": "snoozed", "snoozed_until": "2099-01-01T00:00:00Z", "note": "later"},
+        headers=tenant.auth,
+    )
+    assert snoozed.status_code == 200, snoozed.text
+    async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
+        # Time passes: only the snooze's end moves (ending it is a read's work).
+        await session.execute(
+            update(Finding)
+            .where(Finding.id == uuid.UUID(spare["id"]))
+            .values(snoozed_until=utcnow() - dt.timedelta(seconds=1))
+        )
+
+    await assert_open_waste_today_is(client, tenant, once, len(findings))
+    summary = await get(client, tenant, f"{FINDINGS}/summary")
+    assert Decimal(summary["total_monthly_usd"]) == once
 
 
 async def test_dismissing_a_finding_moves_its_shared_costs_to_the_next_finding_that_prices_them(

@@ -76,7 +76,8 @@ async def test_overview_shows_the_apis_waste_budget_and_scans(
 
     # Open waste over time ends today at the headline total, each dollar counted once.
     history = await api(base_url, demo, "/api/v1/findings/waste-history", days="30")
-    assert isinstance(history, list) and history[-1]["monthly_usd"] == summary["total_monthly_usd"]
+    assert isinstance(history, list)
+    assert Decimal(history[-1]["monthly_usd"]) == Decimal(summary["total_monthly_usd"])
     waste = page.locator("[data-chart=open-waste] + details")
     await waste.locator("summary").click()
     last = waste.locator("tbody tr").last.locator("td")

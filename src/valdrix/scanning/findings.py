@@ -375,7 +375,9 @@ async def open_waste_history(
     session: AsyncSession, actor: Principal, *, days: int
 ) -> list[OpenWasteDay]:
     """Open findings and their monthly figures at the end of each of the last ``days`` days
-    (UTC), today included."""
+    (UTC), today included. A snooze that has ended is ended first, as every read of the
+    findings does: today's point is the summary's total."""
+    await end_expired_snoozes(session)
     today = utcnow().date()
     rows = await FindingHistoryRepository(session).open_waste_by_day(
         today - dt.timedelta(days=days - 1), today
