@@ -213,8 +213,19 @@ def finding_rows(tenant_id: str, connection_id: str, count: int, seed: int) -> i
     return out
 
 
+FINDING_HISTORY = """
+    INSERT INTO finding_history (tenant_id, finding_id, from_status, to_status, actor,
+        created_at)
+    SELECT tenant_id, id, NULL, 'open', 'scan', first_seen_at FROM findings
+    UNION ALL
+    SELECT tenant_id, id, 'open', status, 'user:bench', first_seen_at + (now() - first_seen_at) / 2
+    FROM findings WHERE status <> 'open'
+"""
+
+
 def load_findings(bench: Bench, tenants: list[tuple[str, str, int]]) -> float:
-    """COPY findings for each (tenant id, connection id, count), then ANALYZE: seconds taken."""
+    """COPY findings for each (tenant id, connection id, count), with their history, then
+    ANALYZE: seconds taken."""
     started = time.perf_counter()
     with psycopg.connect(bench.superuser) as conn:
         with conn.cursor().copy(f"COPY findings ({', '.join(FINDING_COLUMNS)}) FROM STDIN") as copy:
@@ -222,8 +233,11 @@ def load_findings(bench: Bench, tenants: list[tuple[str, str, int]]) -> float:
                 data = finding_rows(tenant_id, connection_id, count, seed)
                 while chunk := data.read(1 << 20):
                     copy.write(chunk)
+        # Each finding's history as the scans and people left it: opened when first seen,
+        # and the others changed to their status half-way since.
+        conn.execute(FINDING_HISTORY)
         # The COPY fired the findings' trigger, which filled finding_cost_parts (0024).
-        conn.execute("ANALYZE findings, finding_cost_parts")
+        conn.execute("ANALYZE findings, finding_cost_parts, finding_history")
     return time.perf_counter() - started
 
 

@@ -19,10 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import update
 
-from tests.conftest import TenantFixture
+from tests.conftest import TenantFixture, TestDatabase
 from tests.fixtures.aws import (
     HEALTHY_REGION,
     aws_client,
@@ -284,6 +285,66 @@ async def test_open_waste_today_counts_a_finding_whose_snooze_has_ended(
     assert Decimal(summary["total_monthly_usd"]) == once
 
 
+async def test_open_waste_on_past_days_counts_the_findings_then_open_each_dollar_once(
+    database: TestDatabase, client: httpx.AsyncClient, account: Account
+) -> None:
+    """Every finding first opened ten days ago; the stopped instance's finding dismissed six
+    days ago and reopened four days ago; one of its disks' findings dismissed two days ago and
+    reopened yesterday (the instance's finding carries that disk's cost meanwhile). Each day's
+    point is what the findings open at that day's end cost, each dollar once (worked out here
+    from the findings as the API shows them)."""
+    tenant = account.tenant
+    findings = await open_findings(client, tenant)
+    now = utcnow()
+    stopped = one(findings, "aws.ec2-stopped", account.stopped_instance)
+    disk = one(findings, "aws.ebs-on-stopped-instance", account.stopped_disks[1])
+    closed = {  # finding id: [(dismissed at, reopened at)]
+        stopped["id"]: [(now - dt.timedelta(days=6), now - dt.timedelta(days=4))],
+        disk["id"]: [(now - dt.timedelta(days=2), now - dt.timedelta(days=1))],
+    }
+    # The history is the app's to append to, never to rewrite: the owner rewrites it here.
+    with psycopg.connect(database.superuser, autocommit=True) as owner:
+        owner.execute(
+            "UPDATE finding_history SET created_at = %s"
+            " WHERE tenant_id = %s AND from_status IS NULL",
+            (now - dt.timedelta(days=10), tenant.tenant_id),
+        )
+        for finding_id, spells in closed.items():
+            for dismissed_at, reopened_at in spells:
+                owner.execute(
+                    "INSERT INTO finding_history (tenant_id, finding_id, from_status,"
+                    " to_status, actor, created_at) VALUES"
+                    " (%(t)s, %(f)s, 'open', 'dismissed', 'test', %(off)s),"
+                    " (%(t)s, %(f)s, 'dismissed', 'open', 'test', %(on)s)",
+                    {
+                        "t": tenant.tenant_id,
+                        "f": finding_id,
+                        "off": dismissed_at,
+                        "on": reopened_at,
+                    },
+                )
+
+    history = await get(client, tenant, f"{FINDINGS}/waste-history", days=12)
+    assert len(history) == 12
+    for point in history:
+        day_end = dt.datetime.combine(
+            dt.date.fromisoformat(point["day"]) + dt.timedelta(days=1), dt.time(), dt.UTC
+        )
+        open_then = [
+            f
+            for f in findings
+            if now - dt.timedelta(days=10) < day_end
+            and not any(off < day_end <= on for off, on in closed.get(f["id"], []))
+        ]
+        assert (point["open_findings"], Decimal(point["monthly_usd"])) == (
+            len(open_then),
+            distinct_monthly_usd(open_then),
+        ), point["day"]
+    # The window's first days hold nothing; on the days either was away one finding less.
+    counts = {point["open_findings"] for point in history}
+    assert counts == {0, len(findings) - 1, len(findings)}
+
+
 async def test_dismissing_a_finding_moves_its_shared_costs_to_the_next_finding_that_prices_them(
     client: httpx.AsyncClient, account: Account
 ) -> None:
@@ -323,7 +384,7 @@ async def assert_open_waste_today_is(
     client: httpx.AsyncClient, tenant: TenantFixture, monthly_usd: Decimal, open_findings: int
 ) -> None:
     """Open waste over time ends today at the summary's total: each dollar counted once."""
-    history = await get(client, tenant, f"{FINDINGS}/waste-history?days=2")
+    history = await get(client, tenant, f"{FINDINGS}/waste-history", days=2)
     assert [day["open_findings"] for day in history][-1] == open_findings
     assert Decimal(history[-1]["monthly_usd"]) == monthly_usd
 
