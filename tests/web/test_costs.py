@@ -6,6 +6,7 @@ upload form."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -83,6 +84,16 @@ async def test_costs_show_the_apis_figures_the_restated_day_and_uploads(
     await page.get_by_label("Grouped by", exact=True).select_option("tag")
     await expect(page.get_by_label("Tag key").locator("option")).to_have_text(keys)
     await expect(page.get_by_label("Tag key")).to_be_enabled()
+    # Another window's dates, another window's keys: none in a year before the demo's costs.
+    await page.get_by_label("From").fill("2020-01-01")
+    # Half-typed, the window is too long: the chooser says so (no alert, no console error).
+    await expect(page.get_by_label("Tag key")).to_have_text(re.compile("at most .* days"))
+    await page.get_by_label("Before").fill("2020-02-01")
+    await expect(page.get_by_label("Tag key")).to_be_disabled()
+    await expect(page.get_by_label("Tag key")).to_have_text("no tags in this window")
+    await page.get_by_label("From").fill(start)
+    await page.get_by_label("Before").fill(end)
+    await expect(page.get_by_label("Tag key").locator("option")).to_have_text(keys)
     await page.get_by_label("Tag key").select_option(keys[-1])
     await page.get_by_role("button", name="Show").click()
     await page.wait_for_url(f"**tag_key={keys[-1]}**")

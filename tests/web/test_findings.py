@@ -182,6 +182,7 @@ async def test_a_findings_page_says_where_its_figure_comes_from(
         ("/findings?min_monthly_cost_usd=-5", 422, "Invalid input", "min_monthly_cost_usd"),
         ("/findings/not-a-finding-id", 422, "Invalid input", "path.finding_id: "),
         ("/no-such-page", 404, "Not found", "there is no such page"),
+        ("/sign-out", 405, "Method not allowed", "Method Not Allowed"),
     ],
 )
 async def test_an_address_edited_by_hand_is_answered_with_a_page_naming_what_is_wrong(
@@ -200,6 +201,8 @@ async def test_an_address_edited_by_hand_is_answered_with_a_page_naming_what_is_
     await settle(tab)
     answer = await tab.goto(address)
     assert answer is not None and answer.status == status
+    if status == 405:
+        assert answer.headers["allow"] == "POST"
     assert await tab.get_by_role("heading", level=1).inner_text() == title
     assert detail in await tab.locator("[data-problem-detail]").inner_text()
     assert await tab.get_by_role("navigation", name="Main").get_by_role("link").count() == 7

@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from valdrix.costs import reading
 from valdrix.costs.sources import focus_files
+from valdrix.errors import InvalidInput
 from valdrix.kit.orm import utcnow
 from valdrix.kit.pagination import DEFAULT_LIMIT
 from valdrix.tenancy.auth import MemberScope, TenantScope, ViewerScope
@@ -113,6 +114,7 @@ async def costs_page(
         group_labels=GROUP_LABELS,
         tag_keys=tag_keys,
         tag_key=tag_key,
+        refused=None,
         dimensions=query.group_by,
         rows=sorted(shown.rows, key=lambda row: str(row[granularity])),
         totals=shown.totals,
@@ -141,12 +143,16 @@ async def tag_key_choice(
     """The tag key chooser, as ``GET /api/v1/costs/tag-keys`` lists the window's keys, when
     "Tag" is chosen (the keys are read from every record's tags: only then)."""
     start, end = _window(start, end)
-    tag_keys = (
-        await reading.list_tag_keys(scope.session, scope.principal, start=start, end=end)
-        if group == "tag"
-        else []
-    )
-    context = {"group": group, "tag_keys": tag_keys, "tag_key": None}
+    context: dict[str, Any] = {"group": group, "tag_keys": [], "tag_key": None, "refused": None}
+    if group == "tag":
+        try:
+            context["tag_keys"] = await reading.list_tag_keys(
+                scope.session, scope.principal, start=start, end=end
+            )
+        except InvalidInput as refused:
+            # A window half-typed (its first date changed, not yet its last) is no error to
+            # shout: the chooser says why it lists nothing until the window is whole.
+            context["refused"] = refused.detail
     return render(request, "costs_tag_keys.html", context)
 
 

@@ -44,9 +44,8 @@ def install_dashboard(app: FastAPI) -> None:
         """A page address that names nothing (/nope): a page saying so, not problem+json."""
         if isinstance(exc, StarletteHTTPException) and _a_browser_asking_for_a_page(request):
             detail = "there is no such page" if exc.status_code == 404 else str(exc.detail)
-            return await error_page(
-                request, exc.status_code, http_error_title(exc.status_code), detail
-            )
+            title = http_error_title(exc.status_code)
+            return await error_page(request, exc.status_code, title, detail, exc.headers)
         response = answer_as_problem(request, exc)
         return await response if inspect.isawaitable(response) else response
 

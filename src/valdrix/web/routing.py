@@ -3,10 +3,11 @@ is shown as a page (the API's problem+json handlers stay as they are)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
@@ -20,6 +21,7 @@ from valdrix.web.chrome import page_context
 from valdrix.web.templating import render
 
 SIGN_IN_PATH = "/sign-in"
+log = structlog.get_logger(__name__)
 
 
 def sign_in_redirect(request: Request) -> Response:
@@ -47,17 +49,30 @@ async def signed_in_chrome(request: Request) -> dict[str, Any]:
             return await page_context(TenantScope(principal, session, runtime))
     except ProblemError:
         return {}  # signed out, or the chrome itself refused: the page without it
+    except Exception:
+        # The error page must still answer (with its request id) if the navigation cannot
+        # be read, the database gone: without it, said in the log.
+        log.exception("web.error_page_chrome_failed", path=request.url.path)
+        return {}
 
 
-async def error_page(request: Request, status: int, title: str, detail: str | None) -> Response:
+async def error_page(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     """A problem as a page, with the navigation for a caller still signed in."""
-    return render(
+    response = render(
         request,
         "error.html",
         await signed_in_chrome(request)
         | {"title": title, "detail": detail, "request_id": request_id_var.get()},
         status_code=status,
     )
+    response.headers.update(headers or {})
+    return response
 
 
 class PageRoute(APIRoute):

@@ -112,9 +112,14 @@
   }
 
   // A bar chart's amounts start at zero: a bar's height is its amount, so days compare
-  // honestly (uPlot would start near the smallest bar).
-  function fromZero(largest) {
-    return [0, largest > 0 ? uPlot.rangeNum(0, largest, 0.1, true)[1] : 1];
+  // honestly (uPlot would start near the smallest bar). A day of net credits goes below it.
+  function fromZero(amounts) {
+    const smallest = Math.min(0, ...amounts);
+    const largest = Math.max(0, ...amounts);
+    if (smallest === 0 && largest === 0) return [0, 1];
+    return uPlot.rangeNum(smallest, largest, 0.1, true).map(function (end, i) {
+      return i === 0 ? Math.min(0, end) : Math.max(0, end);
+    });
   }
 
   // Whether a figure may still change, in the costs page's words (web/costs.py cost_flag).
@@ -198,7 +203,7 @@
     // its whole billed cost, split by colour.
     const stacked = rows.map(function (r) { return Number(r.preliminary_billed_cost) ? Number(r.billed_cost) : null; });
     const marks = rows.map(function (r) { return restated[r.day] ? Number(r.billed_cost) : null; });
-    const scale = fromZero(Math.max.apply(null, rows.map(function (r) { return Number(r.billed_cost); })));
+    const scale = fromZero(rows.map(function (r) { return Number(r.billed_cost); }));
     const bars = uPlot.paths.bars({ size: [0.7, 40] });
     draw(
       element,

@@ -72,6 +72,16 @@
     region.replaceChildren(alert);
   }
 
+  // A person's next action (a submit or a click, not a page's own polling) starts afresh: the
+  // last refusal's alert goes, and comes back only if this one is refused too.
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const cause = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
+    const region = document.getElementById("request-problem");
+    if (region && cause && (cause.type === "submit" || cause.type === "click")) {
+      region.replaceChildren();
+    }
+  });
+
   document.addEventListener("htmx:responseError", (event) => show(problemOf(event.detail.xhr)));
   document.addEventListener("htmx:sendError", () =>
     show({ title: "The request could not be sent", detail: "check the connection and try again", requestId: "" }),
