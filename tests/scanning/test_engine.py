@@ -35,6 +35,7 @@ from tests.scanning.helpers import (
     scan_once,
     scan_units,
     tenant_findings,
+    warm_the_simulator,
 )
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
@@ -184,6 +185,7 @@ async def test_hanging_region_and_denied_detector_end_partial_within_the_region_
     healthy_volume = unattached_volume(aws_endpoint, HEALTHY_REGION)
     unattached_volume(aws_endpoint, OTHER_REGION)
     elastic_ip(aws_endpoint, HEALTHY_REGION)
+    await warm_the_simulator(runtime, aws_endpoint, [HEALTHY_REGION])
     connection = await register_connection(
         scanner, tenant.tenant_id, regions=[HEALTHY_REGION, OTHER_REGION]
     )

@@ -25,6 +25,7 @@ from tests.scanning.helpers import (
     scan_once,
     scan_units,
     tenant_findings,
+    warm_the_simulator,
 )
 from valdrix.jobs.service import defer_for_target
 from valdrix.kit.db import unit_of_work
@@ -109,6 +110,7 @@ async def test_a_hung_region_holding_the_scans_threads_leaves_its_neighbour_its_
         runtime, proxy.url, region_budget=region_budget, scans={"concurrency": DETECTORS + 1}
     )
     volume = unattached_volume(aws_endpoint, HEALTHY_REGION)
+    await warm_the_simulator(runtime, aws_endpoint, [HEALTHY_REGION])
     # Sorted, the hung region comes first and takes its threads first.
     assert sorted([HEALTHY_REGION, OTHER_REGION])[0] == OTHER_REGION
     connection = await register_connection(
@@ -134,15 +136,11 @@ async def test_a_scan_cut_off_mid_way_is_resumed_by_its_retried_job_keeping_what
 ) -> None:
     """The first attempt stops (as when its worker dies) after the healthy region's units are
     written; the retried job finishes the scan with them, running only the others."""
-    tenant, bystander = await make_tenant(), await make_tenant()
+    tenant: TenantFixture = await make_tenant()
     proxy = fault_proxy(hang_regions={OTHER_REGION})
     scanner = aws_runtime(runtime, proxy.url, region_budget=8.0)
     volume = unattached_volume(aws_endpoint, HEALTHY_REGION)
-    # Another tenant's scan first loads the simulator's backends (seconds of CPU in this very
-    # process), which must not eat into the healthy region's budget.
-    warm = aws_runtime(runtime, aws_endpoint)
-    elsewhere = await register_connection(warm, bystander.tenant_id, regions=[HEALTHY_REGION])
-    assert (await scan_once(warm, bystander.tenant_id, elsewhere.id))[1] == "completed"
+    await warm_the_simulator(runtime, aws_endpoint, [HEALTHY_REGION])
     connection = await register_connection(
         scanner, tenant.tenant_id, regions=[HEALTHY_REGION, OTHER_REGION]
     )
