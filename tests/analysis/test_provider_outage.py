@@ -13,6 +13,7 @@ from tests.analysis.helpers import analysis_of, analysis_worker
 from tests.fixtures.aws import aws_runtime, elastic_ip, register_connection, unattached_volume
 from tests.jobs.helpers import retire_tenant_jobs, wait_until
 from tests.scanning.helpers import scan_once
+from valdrix.analysis.models import ScanAnalysis
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning.models import Finding, Scan
@@ -54,16 +55,27 @@ async def test_scans_finish_while_the_provider_is_down_and_analyses_complete_whe
         analyses = [await analysis_of(runtime, tenant.tenant_id, s) for s in scan_ids]
         return all(a.status == status for a in analyses)
 
+    # Each analysis retries every second or so, passing through ``running``: wait until every
+    # one has been seen unavailable, not for all of them to be so at one instant.
+    seen_unavailable: dict[uuid.UUID, ScanAnalysis] = {}
+
+    async def each_seen_unavailable() -> bool:
+        for scan_id in set(scan_ids) - seen_unavailable.keys():
+            analysis = await analysis_of(runtime, tenant.tenant_id, scan_id)
+            if analysis.status == "provider_unavailable":
+                seen_unavailable[scan_id] = analysis
+        return len(seen_unavailable) == SCANS
+
     try:
         async with analysis_worker(runtime):
             await wait_until(
-                lambda: all_in("provider_unavailable"),
+                each_seen_unavailable,
                 within=60,
                 message="every analysis to find the provider unavailable",
             )
-            unavailable = await analysis_of(runtime, tenant.tenant_id, scan_ids[-1])
-            assert unavailable.next_attempt_at is not None
-            assert unavailable.reason is not None
+            for unavailable in seen_unavailable.values():
+                assert unavailable.next_attempt_at is not None
+                assert unavailable.reason is not None
             assert llm_server.calls == 0
 
             llm_server.revive()
