@@ -27,7 +27,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from valdrix.app import create_app
 from valdrix.cli.tenants import create_tenant_with_owner_key
-from valdrix.config import Settings, generate_key_entry
+from valdrix.config import AuthSettings, Settings, generate_key_entry
 from valdrix.kit.embedded import (
     DatabaseUrls,
     bootstrap_roles_and_database,
@@ -35,6 +35,7 @@ from valdrix.kit.embedded import (
     stop_embedded_database,
 )
 from valdrix.kit.migrator import upgrade_to_head
+from valdrix.kit.password_hashing import use_hash_cost
 from valdrix.runtime import Runtime, open_runtime
 from valdrix.tenancy.models import Tier
 from valdrix.wiring import wire
@@ -112,7 +113,19 @@ def settings(
         encryption_keys=encryption_keys,
         log_format="console",
         metrics={"token": secrets.token_hex(32)},
+        # A tenant is made with a password in hundreds of tests: hash them at argon2's least
+        # cost (tests that measure hashing set the production cost: ``production_hash_cost``).
+        auth={"password_hash_time_cost": 1, "password_hash_memory_kib": 64},
     )
+
+
+@pytest.fixture
+def production_hash_cost(settings: Settings) -> Iterator[None]:
+    """New passwords hashed at the default (production) cost while the test runs."""
+    defaults = AuthSettings()
+    use_hash_cost(defaults.password_hash_time_cost, defaults.password_hash_memory_kib)
+    yield
+    use_hash_cost(settings.auth.password_hash_time_cost, settings.auth.password_hash_memory_kib)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from valdrix.kit.db import create_engine, session_factory
 from valdrix.kit.embedded import DatabaseUrls, ensure_embedded_database
 from valdrix.kit.listener import Listener
 from valdrix.kit.orm import install_keyring
+from valdrix.kit.password_hashing import use_hash_cost
 from valdrix.kit.statement_timing import time_statements
 
 
@@ -58,6 +59,7 @@ def open_runtime(settings: Settings, urls: DatabaseUrls | None = None) -> Runtim
     settings.validate_for_startup()
     keyring = KeyRing(settings.keyring)
     install_keyring(keyring)
+    use_hash_cost(settings.auth.password_hash_time_cost, settings.auth.password_hash_memory_kib)
     urls = urls or database_urls(settings)
     engine = create_engine(urls.app, pool_size=settings.db_pool_size)
     time_statements(engine, slow_ms=settings.db_slow_statement_ms)

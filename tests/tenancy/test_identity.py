@@ -304,7 +304,9 @@ async def longest_stall(requests: list[Awaitable[httpx.Response]]) -> float:
     return longest
 
 
-async def test_password_hashing_never_stalls_other_requests(new_browser, make_tenant):
+async def test_password_hashing_never_stalls_other_requests(
+    new_browser, make_tenant, production_hash_cost
+):
     tenant = await make_tenant()
     started = time.monotonic()
     hash_password(secrets.token_urlsafe(16))

@@ -85,6 +85,11 @@ class AuthSettings(SettingsGroup):
     password_hash_concurrency: int = Field(
         default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1, le=64
     )
+    # argon2's cost for new password hashes: passes, and memory in KiB (RFC 9106's second
+    # recommendation by default). Lower figures make passwords cheaper to guess from a leaked
+    # database; the test suite lowers them, since it makes a password for each tenant.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65_536, ge=64, le=4_194_304)
 
     oidc_hs256_secret: str | None = None
     oidc_jwks_url: str | None = None
