@@ -93,3 +93,46 @@ async def test_an_upload_with_more_rows_than_an_import_may_hold_is_refused(
     assert "VALDRIX_COSTS_MAX_ROWS_PER_IMPORT (300 rows)" in problem["detail"]
     assert_only_the_rejected_run(runs, problem)
     assert runs[0]["rows_read"] <= 300
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        # CUR 2.0 as AWS Data Exports writes it, and the legacy CUR's slash-named columns.
+        (["bill_payer_account_id", "line_item_usage_account_id", "line_item_usage_start_date",
+          "line_item_product_code", "line_item_unblended_cost"],
+         "an AWS Cost and Usage Report (CUR)"),
+        (["identity/LineItemId", "lineItem/UsageAccountId", "lineItem/UsageStartDate",
+          "lineItem/ProductCode", "lineItem/UnblendedCost"],
+         "an AWS Cost and Usage Report (CUR)"),
+        (["SubscriptionId", "Date", "MeterCategory", "ResourceId", "CostInBillingCurrency",
+          "BillingCurrency"],
+         "an Azure cost details export"),
+        (["billing_account_id", "service.description", "sku.description", "usage_start_time",
+          "cost", "currency"],
+         "a Google Cloud billing export"),
+        (["Date", "Amount", "Account"], "this is not a FOCUS export"),
+    ],
+)  # fmt: skip
+async def test_a_providers_native_export_is_named_with_the_focus_export_to_take_instead(
+    make_tenant: Callable[..., Any],
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    header: list[str],
+    named: str,
+) -> None:
+    tenant = await make_tenant()
+    path = tmp_path / "export.csv"
+    path.write_text(",".join(header) + "\n" + ",".join("1" for _ in header) + "\n")
+
+    response = await upload(client, tenant, path)
+
+    problem = assert_problem(response, 422)
+    first = problem["errors"][0]
+    assert named in first["reason"] and first["column"] is None
+    assert "of FOCUS's 21 mandatory columns" in problem["detail"]
+    # Then the missing columns, in one line rather than 21 errors.
+    assert problem["errors"][1]["reason"].startswith("missing: BilledCost, EffectiveCost, ")
+    assert len(problem["errors"]) == 2
+    runs, _ = await stored(client, tenant)
+    assert_only_the_rejected_run(runs, problem)

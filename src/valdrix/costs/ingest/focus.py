@@ -51,6 +51,7 @@ from valdrix.costs.ingest.focus_values import (
     too_large,
     unstorable_text,
 )
+from valdrix.costs.ingest.other_exports import not_focus_reason
 from valdrix.costs.ingest.records import DECIMAL, KEY_NAMES, SUM_NAMES, RecordSpool, SourceBatch
 
 MANDATORY = (
@@ -210,20 +211,21 @@ def file_details(files: Sequence[tuple[Path, str]]) -> dict[str, Any]:
 
 def _check_columns(columns: list[str], file: str | None, rows_read: int) -> None:
     missing = [name for name in MANDATORY if name not in columns]
-    if missing:
-        raise FocusRejected(
-            [
-                {
-                    "row": None,
-                    "column": name,
-                    "reason": "mandatory FOCUS column is missing",
-                    **({"file": file} if file else {}),
-                }
-                for name in missing
-            ],
-            rows_read,
-            0,
-        )
+    if not missing:
+        return
+    where = {"file": file} if file else {}
+    not_focus = not_focus_reason(columns, MANDATORY)
+    if not_focus is None:
+        errors = [
+            {"row": None, "column": name, "reason": "mandatory FOCUS column is missing", **where}
+            for name in missing
+        ]
+    else:  # what it is, then the columns in one line rather than one error for each
+        errors = [
+            {"row": None, "column": None, "reason": not_focus, **where},
+            {"row": None, "column": None, "reason": "missing: " + ", ".join(missing), **where},
+        ]
+    raise FocusRejected(errors, rows_read, 0)
 
 
 def _check_span(reading: _Reading) -> None:
