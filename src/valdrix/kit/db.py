@@ -106,7 +106,7 @@ def async_url(url: str) -> str:
 def create_engine(
     url: str, *, pool_size: int = 10, max_overflow: int | None = None, **kwargs: Any
 ) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
@@ -117,6 +117,20 @@ def create_engine(
         hide_parameters=True,
         **kwargs,
     )
+    event.listen(engine.sync_engine, "connect", _in_utc)
+    return engine
+
+
+def _in_utc(dbapi_connection: Any, _record: Any) -> None:
+    """Days are UTC days everywhere in Valdrix: SQL that turns an instant into a day
+    (``date_trunc``, a cast to ``date``) must not follow the server's or the client's zone
+    (a server set up on a machine in California, or ``PGTZ``)."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    dbapi_connection.autocommit = autocommit
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
