@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -347,3 +348,33 @@ async def test_validation_errors_name_the_offending_field(
     assert problem["title"] == "Invalid input"
     assert problem["detail"].startswith(f"{field}: ")
     assert [error["field"] for error in problem["errors"]] == [field]
+
+
+async def test_error_pages_count_against_the_rate_limit_and_a_pages_429_says_when_to_retry(
+    new_client: ClientFactory, make_tenant: Callable[..., Any]
+) -> None:
+    tenant = await make_tenant()
+    limited = new_client(rate_limits={"credential_burst": 3, "credential_per_second": 0.01})
+    browser = {**tenant.auth, "Accept": "text/html"}
+
+    pages = [await limited.get(f"/no-such-page-{n}", headers=browser) for n in range(5)]
+
+    assert [page.status_code for page in pages] == [404] * 5
+    # The navigation is read for the caller while their limit allows; past it, not at all.
+    assert ['aria-label="Main"' in page.text for page in pages] == [True] * 3 + [False] * 2
+    refused = await limited.get("/findings", headers=browser)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("text/html")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert 'aria-label="Main"' not in refused.text
+
+
+async def test_a_pages_405_names_every_method_of_its_path(
+    client: httpx.AsyncClient, make_tenant: Callable[..., Any]
+) -> None:
+    tenant = await make_tenant()
+    path = f"/settings/members/{uuid.uuid4()}"
+    answer = await client.get(path, headers={**tenant.auth, "Accept": "text/html"})
+    assert answer.status_code == 405
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["Allow"] == "DELETE, PATCH"

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from valdrix.kit.request_context import request_id_var
 
@@ -108,16 +109,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        if "retry_after_seconds" in exc.extra:
-            headers["Retry-After"] = str(exc.extra["retry_after_seconds"])
+        headers |= retry_after(exc)
         return problem_response(exc.status, exc.title, exc.detail, headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = http_error_title(exc.status_code)
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405 and (methods := _methods_of_path(request)[1]):
-            headers["Allow"] = ", ".join(sorted(methods))
+        headers = http_error_headers(request, exc)
         return problem_response(exc.status_code, title, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
@@ -200,6 +198,31 @@ def _data_error_reason(error: psycopg.DataError) -> str:
         if isinstance(error, kind):
             return reason
     return "a value is not valid"
+
+
+def retry_after(problem: ProblemError) -> dict[str, str]:
+    """``Retry-After`` for a refusal that says when to come back (a rate limit's 429)."""
+    seconds = problem.extra.get("retry_after_seconds")
+    return {} if seconds is None else {"Retry-After": str(seconds)}
+
+
+def http_error_headers(request: Request, exc: StarletteHTTPException) -> dict[str, str]:
+    """The headers of Starlette's error, with a 405's ``Allow`` naming every method the path
+    takes (Starlette names only those of the first route it tried)."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (methods := _routed_methods(request)):
+        headers["Allow"] = ", ".join(sorted(methods))
+    return headers
+
+
+def _routed_methods(request: Request) -> set[str]:
+    """The methods some route of the app (API or page) takes at the request's path."""
+    routed = set()
+    for method in HTTP_METHODS:
+        probe = {**request.scope, "method": method.upper()}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            routed.add(method.upper())
+    return routed
 
 
 def _methods_of_path(request: Request) -> tuple[str, set[str]]:

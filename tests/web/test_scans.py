@@ -251,3 +251,33 @@ async def test_the_live_view_shows_a_replayed_event_once_and_gives_up_on_a_strea
     await tab.wait_for_timeout(3_000)
     assert len(asked) == tries, "a stream given up is not asked for again"
     await tab.close()
+
+
+async def test_the_live_view_gives_up_on_a_server_it_cannot_reach(
+    context: BrowserContext, demo: DemoTenant, runtime: Runtime
+) -> None:
+    """Every connection to the stream fails at the network (the server gone): the browser
+    would retry it by itself forever; the page stops after a few tries and says so."""
+    async with unit_of_work(runtime.sessions, demo.tenant_id) as session:
+        actor = system_principal(demo.tenant_id, "test")
+        connection = (await list_connections(session, actor))[0]
+        scan_id = await open_scheduled_scan(session, demo.tenant_id, connection.id, job_id=None)
+    asked: list[str] = []
+
+    async def unreachable(route: Route) -> None:
+        asked.append(route.request.url)
+        await route.abort("connectionrefused")
+
+    tab = await context.new_page()  # its own: the browser logs each refused connection
+    await tab.route(f"**/api/v1/scans/{scan_id}/events", unreachable)
+    await sign_in(tab, demo.admin_email, demo.admin_password)
+    await settle(tab)
+    await tab.goto(f"/scans/{scan_id}")
+    state = tab.locator("#scan-state")
+    await expect(state.locator("[data-figure=status]")).to_have_text("stopped", timeout=30_000)
+    meaning = state.locator("[data-figure=status_meaning]")
+    assert "could not be reached" in await meaning.inner_text()
+    tries = len(asked)
+    await tab.wait_for_timeout(4_000)
+    assert len(asked) == tries, "a stream given up is not asked for again"
+    await tab.close()

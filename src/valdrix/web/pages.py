@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from valdrix.errors import http_error_title
+from valdrix.errors import http_error_headers, http_error_title
 from valdrix.web import connections, costs, findings, jobs, overview, scans, settings, sign_in
 from valdrix.web.routing import error_page
 from valdrix.web.templating import STATIC_DIR
@@ -45,7 +45,8 @@ def install_dashboard(app: FastAPI) -> None:
         if isinstance(exc, StarletteHTTPException) and _a_browser_asking_for_a_page(request):
             detail = "there is no such page" if exc.status_code == 404 else str(exc.detail)
             title = http_error_title(exc.status_code)
-            return await error_page(request, exc.status_code, title, detail, exc.headers)
+            headers = http_error_headers(request, exc)
+            return await error_page(request, exc.status_code, title, detail, headers)
         response = answer_as_problem(request, exc)
         return await response if inspect.isawaitable(response) else response
 

@@ -13,10 +13,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
-from valdrix.errors import ProblemError, Unauthorized, first_invalid_field, invalid_fields
+from valdrix.errors import (
+    ProblemError,
+    TooManyRequests,
+    Unauthorized,
+    first_invalid_field,
+    invalid_fields,
+    retry_after,
+)
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.request_context import request_id_var
 from valdrix.tenancy.auth import TenantScope, authenticate, get_runtime
+from valdrix.tenancy.rate_limits import RequestRateLimiter
 from valdrix.web.chrome import page_context
 from valdrix.web.templating import render
 
@@ -36,15 +44,19 @@ def sign_in_redirect(request: Request) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
-async def signed_in_chrome(request: Request) -> dict[str, Any]:
+async def signed_in_chrome(request: Request, status: int) -> dict[str, Any]:
     """The navigation and tenant chrome around an error page, for a caller still signed in.
-    The failed request's transaction is gone, so the chrome is read in one of its own; an
-    htmx request wants only the problem (static/request-problems.js reads it), not the chrome."""
-    if request.headers.get("hx-request"):
+    The failed request's transaction is gone, so the chrome is read in one of its own, counted
+    against the caller's rate limits like any request (a 404 would otherwise be a free read
+    of the database); a 429 is answered without it. An htmx request wants only the problem
+    (static/request-problems.js reads it), not the chrome."""
+    if request.headers.get("hx-request") or status == TooManyRequests.status:
         return {}
     runtime = get_runtime(request)
     try:
         principal = await authenticate(request, runtime)
+        limiter: RequestRateLimiter = request.app.state.rate_limiter
+        await limiter.admit(runtime, principal)
         async with unit_of_work(runtime.sessions, principal.tenant_id) as session:
             return await page_context(TenantScope(principal, session, runtime))
     except ProblemError:
@@ -67,7 +79,7 @@ async def error_page(
     response = render(
         request,
         "error.html",
-        await signed_in_chrome(request)
+        await signed_in_chrome(request, status)
         | {"title": title, "detail": detail, "request_id": request_id_var.get()},
         status_code=status,
     )
@@ -87,7 +99,9 @@ class PageRoute(APIRoute):
             except Unauthorized:
                 return sign_in_redirect(request)
             except ProblemError as problem:
-                return await error_page(request, problem.status, problem.title, problem.detail)
+                return await error_page(
+                    request, problem.status, problem.title, problem.detail, retry_after(problem)
+                )
             except RequestValidationError as invalid:
                 # A page's address edited by hand (?offset=abc): the field, on a page.
                 detail = first_invalid_field(invalid_fields(invalid))

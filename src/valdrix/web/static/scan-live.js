@@ -141,7 +141,9 @@
     const said = event.detail.error && event.detail.error.data;
     if (said) {
       stop(live, source, JSON.parse(said).detail);
-    } else if (source.readyState === EventSource.CLOSED && ++failedTries >= TRIES) {
+    } else if (++failedTries >= TRIES) {
+      // Counted whether the browser gave the connection up (a refusal: CLOSED, and htmx opens
+      // another) or keeps trying it itself (the server unreachable: CONNECTING, forever).
       stop(live, source, "the live updates could not be reached; reload the page to try again");
     }
   });
