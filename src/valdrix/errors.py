@@ -4,6 +4,7 @@ documented as such on every operation of the OpenAPI schema."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -14,7 +15,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from valdrix.kit.request_context import request_id_var
 
@@ -206,37 +206,39 @@ def retry_after(problem: ProblemError) -> dict[str, str]:
     return {} if seconds is None else {"Retry-After": str(seconds)}
 
 
-def http_error_headers(request: Request, exc: StarletteHTTPException) -> dict[str, str]:
-    """The headers of Starlette's error, with a 405's ``Allow`` naming every method the path
-    takes (Starlette names only those of the first route it tried)."""
+def http_error_headers(
+    request: Request,
+    exc: StarletteHTTPException,
+    templates: Iterable[tuple[str, Iterable[str]]] | None = None,
+) -> dict[str, str]:
+    """The headers of Starlette's error, with a 405's ``Allow`` naming every method of the
+    most specific path template matching the request (the API's documented ones unless
+    ``templates`` are given): Starlette names only those of the first route it tried."""
     headers = dict(exc.headers or {})
-    if exc.status_code == 405 and (methods := _routed_methods(request)):
-        headers["Allow"] = ", ".join(sorted(methods))
+    if exc.status_code == 405:
+        found = _methods_of_path(request, templates)[1]
+        if found:
+            headers["Allow"] = ", ".join(sorted(found))
     return headers
 
 
-def _routed_methods(request: Request) -> set[str]:
-    """The methods some route of the app (API or page) takes at the request's path."""
-    routed = set()
-    for method in HTTP_METHODS:
-        probe = {**request.scope, "method": method.upper()}
-        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
-            routed.add(method.upper())
-    return routed
-
-
-def _methods_of_path(request: Request) -> tuple[str, set[str]]:
-    """The most specific documented path template matching the request's path, and the methods
-    documented there (Starlette's 405 names only the methods of the first route it tried)."""
+def _methods_of_path(
+    request: Request, templates: Iterable[tuple[str, Iterable[str]]] | None = None
+) -> tuple[str, set[str]]:
+    """The most specific path template matching the request's path (of ``templates``, else
+    the API's documented ones), and the methods it takes."""
+    if templates is None:
+        templates = request.app.openapi().get("paths", {}).items()
     path = request.url.path
-    matching = [
-        (template, {method.upper() for method in item if method in HTTP_METHODS})
-        for template, item in request.app.openapi().get("paths", {}).items()
-        if re.fullmatch(_template_pattern(template), path)
-    ]
+    matching: dict[str, set[str]] = {}
+    for template, methods in templates:
+        if re.fullmatch(_template_pattern(template), path):
+            matching.setdefault(template, set()).update(
+                method.upper() for method in methods if method.lower() in HTTP_METHODS
+            )
     if not matching:
         return "", set()
-    return min(matching, key=lambda found: found[0].count("{"))
+    return min(matching.items(), key=lambda found: found[0].count("{"))
 
 
 def _template_pattern(template: str) -> str:

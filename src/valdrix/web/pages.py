@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,15 +29,25 @@ def _a_browser_asking_for_a_page(request: Request) -> bool:
     )
 
 
+PAGE_ROUTERS = (
+    sign_in.router, overview.router, findings.router, scans.router, costs.router, jobs.router,
+    connections.router, settings.router,
+)  # fmt: skip
+
+
+def _page_templates() -> list[tuple[str, set[str]]]:
+    """Every page's path template and methods (pages are not in the API's document)."""
+    return [
+        (route.path_format, route.methods or set())
+        for router in PAGE_ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+
 def install_dashboard(app: FastAPI) -> None:
-    app.include_router(sign_in.router)
-    app.include_router(overview.router)
-    app.include_router(findings.router)
-    app.include_router(scans.router)
-    app.include_router(costs.router)
-    app.include_router(jobs.router)
-    app.include_router(connections.router)
-    app.include_router(settings.router)
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
     answer_as_problem = app.exception_handlers[StarletteHTTPException]
 
@@ -45,7 +56,7 @@ def install_dashboard(app: FastAPI) -> None:
         if isinstance(exc, StarletteHTTPException) and _a_browser_asking_for_a_page(request):
             detail = "there is no such page" if exc.status_code == 404 else str(exc.detail)
             title = http_error_title(exc.status_code)
-            headers = http_error_headers(request, exc)
+            headers = http_error_headers(request, exc, _page_templates())
             return await error_page(request, exc.status_code, title, detail, headers)
         response = answer_as_problem(request, exc)
         return await response if inspect.isawaitable(response) else response
