@@ -9,11 +9,11 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from playwright.async_api import BrowserContext, Page, Route, expect
+from playwright.async_api import BrowserContext, Locator, Page, Route, expect
 
 from tests.fixtures.http import served_url
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
@@ -213,16 +213,43 @@ def _findings_stream(ids: list[int]) -> str:
     )
 
 
+async def _open_scan_with_its_stream(
+    context: BrowserContext,
+    demo: DemoTenant,
+    runtime: Runtime,
+    stream: Callable[[Route], Awaitable[None]],
+) -> tuple[Page, Locator]:
+    """A queued scan's page, in a tab of its own (the browser logs every refused connection as
+    a console error), whose event stream ``stream`` answers; and the page's ``#scan-state``."""
+    async with unit_of_work(runtime.sessions, demo.tenant_id) as session:
+        actor = system_principal(demo.tenant_id, "test")
+        connection = (await list_connections(session, actor))[0]
+        scan_id = await open_scheduled_scan(session, demo.tenant_id, connection.id, job_id=None)
+    tab = await context.new_page()
+    await tab.route(f"**/api/v1/scans/{scan_id}/events", stream)
+    await sign_in(tab, demo.admin_email, demo.admin_password)
+    await settle(tab)
+    await tab.goto(f"/scans/{scan_id}")
+    return tab, tab.locator("#scan-state")
+
+
+async def _assert_given_up(tab: Page, state: Locator, asked: list[str]) -> None:
+    """The page says the live updates stopped, and asks for the stream no more."""
+    await expect(state.locator("[data-figure=status]")).to_have_text("stopped", timeout=30_000)
+    meaning = state.locator("[data-figure=status_meaning]")
+    assert "could not be reached" in await meaning.inner_text()
+    tries = len(asked)
+    await tab.wait_for_timeout(3_000)
+    assert len(asked) == tries, "a stream given up is not asked for again"
+    await tab.close()
+
+
 async def test_the_live_view_shows_a_replayed_event_once_and_gives_up_on_a_stream_it_cannot_open(
     context: BrowserContext, demo: DemoTenant, runtime: Runtime
 ) -> None:
     """The stream answers two findings, then refuses once (a restart: the browser gives up on
     that connection and htmx opens a new one, replayed from the start), then answers three,
     then refuses for good. The page shows three findings, not five, then says it stopped."""
-    async with unit_of_work(runtime.sessions, demo.tenant_id) as session:
-        actor = system_principal(demo.tenant_id, "test")
-        connection = (await list_connections(session, actor))[0]
-        scan_id = await open_scheduled_scan(session, demo.tenant_id, connection.id, job_id=None)
     answers = [
         (200, "retry: 50\n\n" + _findings_stream([1, 2])),
         (503, ""),
@@ -235,22 +262,10 @@ async def test_the_live_view_shows_a_replayed_event_once_and_gives_up_on_a_strea
         status, body = answers[len(asked) - 1] if len(asked) <= len(answers) else (503, "")
         await route.fulfill(status=status, body=body, content_type="text/event-stream")
 
-    # A tab of its own: the browser logs every refused connection as a console error.
-    tab = await context.new_page()
-    await tab.route(f"**/api/v1/scans/{scan_id}/events", stream)
-    await sign_in(tab, demo.admin_email, demo.admin_password)
-    await settle(tab)
-    await tab.goto(f"/scans/{scan_id}")
-    state = tab.locator("#scan-state")
+    tab, state = await _open_scan_with_its_stream(context, demo, runtime, stream)
     await expect(state.locator("[data-figure=findings_count]")).to_have_text("3")
     await expect(state.locator("[data-figure=arriving_usd]")).to_have_text("$30.00")
-    await expect(state.locator("[data-figure=status]")).to_have_text("stopped", timeout=20_000)
-    meaning = state.locator("[data-figure=status_meaning]")
-    assert "could not be reached" in await meaning.inner_text()
-    tries = len(asked)
-    await tab.wait_for_timeout(3_000)
-    assert len(asked) == tries, "a stream given up is not asked for again"
-    await tab.close()
+    await _assert_given_up(tab, state, asked)
 
 
 async def test_the_live_view_gives_up_on_a_server_it_cannot_reach(
@@ -258,26 +273,11 @@ async def test_the_live_view_gives_up_on_a_server_it_cannot_reach(
 ) -> None:
     """Every connection to the stream fails at the network (the server gone): the browser
     would retry it by itself forever; the page stops after a few tries and says so."""
-    async with unit_of_work(runtime.sessions, demo.tenant_id) as session:
-        actor = system_principal(demo.tenant_id, "test")
-        connection = (await list_connections(session, actor))[0]
-        scan_id = await open_scheduled_scan(session, demo.tenant_id, connection.id, job_id=None)
     asked: list[str] = []
 
     async def unreachable(route: Route) -> None:
         asked.append(route.request.url)
         await route.abort("connectionrefused")
 
-    tab = await context.new_page()  # its own: the browser logs each refused connection
-    await tab.route(f"**/api/v1/scans/{scan_id}/events", unreachable)
-    await sign_in(tab, demo.admin_email, demo.admin_password)
-    await settle(tab)
-    await tab.goto(f"/scans/{scan_id}")
-    state = tab.locator("#scan-state")
-    await expect(state.locator("[data-figure=status]")).to_have_text("stopped", timeout=30_000)
-    meaning = state.locator("[data-figure=status_meaning]")
-    assert "could not be reached" in await meaning.inner_text()
-    tries = len(asked)
-    await tab.wait_for_timeout(4_000)
-    assert len(asked) == tries, "a stream given up is not asked for again"
-    await tab.close()
+    tab, state = await _open_scan_with_its_stream(context, demo, runtime, unreachable)
+    await _assert_given_up(tab, state, asked)
