@@ -368,6 +368,12 @@ async def test_error_pages_count_against_the_rate_limit_and_a_pages_429_says_whe
     assert int(refused.headers["Retry-After"]) >= 1
     assert 'aria-label="Main"' not in refused.text
 
+    # A page whose request was counted, then refused (an address edited by hand), counts once.
+    other = {**(await make_tenant()).auth, "Accept": "text/html"}
+    edited = [await limited.get("/findings?offset=abc", headers=other) for _ in range(4)]
+    assert [page.status_code for page in edited] == [422] * 3 + [429]
+    assert all('aria-label="Main"' in page.text for page in edited[:3])
+
 
 async def test_a_pages_405_names_every_method_of_its_path(
     client: httpx.AsyncClient, make_tenant: Callable[..., Any]

@@ -211,6 +211,7 @@ def require_tenant_access(min_role: Role) -> Callable[..., AsyncIterator[TenantS
         principal = await authenticate(request, runtime)
         limiter: RequestRateLimiter = request.app.state.rate_limiter
         await limiter.admit(runtime, principal)
+        request.state.rate_limit_counted = True  # an error page for it counts it once
         if not principal.role.at_least(min_role):
             raise Forbidden(f"this needs the {min_role.value} role; you are {principal.role.value}")
         structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))

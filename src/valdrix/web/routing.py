@@ -47,16 +47,17 @@ def sign_in_redirect(request: Request) -> Response:
 async def signed_in_chrome(request: Request, status: int) -> dict[str, Any]:
     """The navigation and tenant chrome around an error page, for a caller still signed in.
     The failed request's transaction is gone, so the chrome is read in one of its own, counted
-    against the caller's rate limits like any request (a 404 would otherwise be a free read
-    of the database); a 429 is answered without it. An htmx request wants only the problem
-    (static/request-problems.js reads it), not the chrome."""
+    against the caller's rate limits unless the request already was (a 404 would otherwise be
+    a free read of the database); a 429 is answered without it. An htmx request wants only
+    the problem (static/request-problems.js reads it), not the chrome."""
     if request.headers.get("hx-request") or status == TooManyRequests.status:
         return {}
     runtime = get_runtime(request)
     try:
         principal = await authenticate(request, runtime)
-        limiter: RequestRateLimiter = request.app.state.rate_limiter
-        await limiter.admit(runtime, principal)
+        if not getattr(request.state, "rate_limit_counted", False):
+            limiter: RequestRateLimiter = request.app.state.rate_limiter
+            await limiter.admit(runtime, principal)
         async with unit_of_work(runtime.sessions, principal.tenant_id) as session:
             return await page_context(TenantScope(principal, session, runtime))
     except ProblemError:
