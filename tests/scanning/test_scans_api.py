@@ -299,15 +299,19 @@ async def test_a_client_watching_a_running_scan_receives_findings_before_it_fini
     address_id = elastic_ip(aws_endpoint, HEALTHY_REGION)
     connection = await register_connection(runtime, tenant.tenant_id, regions=[HEALTHY_REGION])
     # Every AWS call takes 0.8 s: the Elastic IP unit (one call) finishes well before those
-    # that make two calls in a row, and the scan after them.
-    slow_aws = aws_runtime(runtime, fault_proxy(latency_seconds=0.8).url)
+    # that make two calls in a row, and the scan after them. The budgets are not what this is
+    # about: long enough for 30 units of slow calls on a loaded machine (10 s per region was
+    # seen to time seven of them out in CI).
+    slow_aws = aws_runtime(
+        runtime, fault_proxy(latency_seconds=0.8).url, region_budget=60.0, scan_budget=120.0
+    )
 
     async with served_app(runtime) as server:
         scan_id = (await start_scan(server, tenant.auth, connection.id)).json()["id"]
         # (event, payload, whether the scan had finished when the event arrived)
         seen: list[tuple[str, dict[str, Any], bool]] = []
         async with (
-            asyncio.timeout(30),
+            asyncio.timeout(120),
             server.stream("GET", f"{SCANS}/{scan_id}/events", headers=tenant.auth) as response,
         ):
             assert response.status_code == 200
