@@ -124,8 +124,11 @@ async def reserve(
                 )
 
             reservation_id = await attempt()
-            if reservation_id is None and await ledger.budget(tenant_id) is None:
-                await ledger.ensure_budget(tenant_id, now.date())  # the tenant's first call
+            if reservation_id is None:
+                # No row yet (the tenant's first call), or one that another worker's first
+                # call committed after this attempt looked: try once more once it exists.
+                if await ledger.budget(tenant_id) is None:
+                    await ledger.ensure_budget(tenant_id, now.date())
                 reservation_id = await attempt()
             if reservation_id is None:
                 budget = await ledger.budget(tenant_id)
