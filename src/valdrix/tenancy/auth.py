@@ -200,6 +200,16 @@ async def _from_jwt(runtime: Runtime, token: str) -> Principal:
     return (await _resolve_cached(runtime, "jwt", token, resolve)).principal
 
 
+async def admit_once(request: Request, runtime: Runtime, principal: Principal) -> None:
+    """Count the request against the caller's rate limits, once however many steps ask (the
+    guard, then the error page it may end in); raises TooManyRequests past them."""
+    if getattr(request.state, "rate_limit_counted", False):
+        return
+    limiter: RequestRateLimiter = request.app.state.rate_limiter
+    await limiter.admit(runtime, principal)
+    request.state.rate_limit_counted = True
+
+
 def require_tenant_access(min_role: Role) -> Callable[..., AsyncIterator[TenantScope]]:
     """Dependency: authenticate, count the request against the caller's rate limits, demand
     ``min_role``, open a transaction as the caller's tenant.
@@ -209,9 +219,7 @@ def require_tenant_access(min_role: Role) -> Callable[..., AsyncIterator[TenantS
 
     async def tenant_scope(request: Request, runtime: RuntimeDep) -> AsyncIterator[TenantScope]:
         principal = await authenticate(request, runtime)
-        limiter: RequestRateLimiter = request.app.state.rate_limiter
-        await limiter.admit(runtime, principal)
-        request.state.rate_limit_counted = True  # an error page for it counts it once
+        await admit_once(request, runtime, principal)
         if not principal.role.at_least(min_role):
             raise Forbidden(f"this needs the {min_role.value} role; you are {principal.role.value}")
         structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))

@@ -50,13 +50,14 @@ def install_dashboard(app: FastAPI) -> None:
         app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
     answer_as_problem = app.exception_handlers[StarletteHTTPException]
+    page_templates = _page_templates()
 
     async def no_such_page(request: Request, exc: Exception) -> Response:
         """A page address that names nothing (/nope): a page saying so, not problem+json."""
         if isinstance(exc, StarletteHTTPException) and _a_browser_asking_for_a_page(request):
             detail = "there is no such page" if exc.status_code == 404 else str(exc.detail)
             title = http_error_title(exc.status_code)
-            headers = http_error_headers(request, exc, _page_templates())
+            headers = http_error_headers(request, exc, page_templates)
             return await error_page(request, exc.status_code, title, detail, headers)
         response = answer_as_problem(request, exc)
         return await response if inspect.isawaitable(response) else response

@@ -23,8 +23,7 @@ from valdrix.errors import (
 )
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.request_context import request_id_var
-from valdrix.tenancy.auth import TenantScope, authenticate, get_runtime
-from valdrix.tenancy.rate_limits import RequestRateLimiter
+from valdrix.tenancy.auth import TenantScope, admit_once, authenticate, get_runtime
 from valdrix.web.chrome import page_context
 from valdrix.web.templating import render
 
@@ -55,9 +54,7 @@ async def signed_in_chrome(request: Request, status: int) -> dict[str, Any]:
     runtime = get_runtime(request)
     try:
         principal = await authenticate(request, runtime)
-        if not getattr(request.state, "rate_limit_counted", False):
-            limiter: RequestRateLimiter = request.app.state.rate_limiter
-            await limiter.admit(runtime, principal)
+        await admit_once(request, runtime, principal)
         async with unit_of_work(runtime.sessions, principal.tenant_id) as session:
             return await page_context(TenantScope(principal, session, runtime))
     except ProblemError:
