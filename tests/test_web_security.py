@@ -303,6 +303,20 @@ async def test_body_declared_larger_than_the_limit_is_refused_with_413(client, s
     assert_security_headers(response)
 
 
+async def test_a_length_too_long_to_read_is_too_large_and_one_not_in_digits_is_not_a_500(client):
+    body = b'{"email": "a@example.com", "password": "pw"}'
+
+    huge = await client.post("/api/v1/auth/login", content=body, headers={
+        "Content-Type": "application/json", "Content-Length": "9" * 5000,
+    })  # fmt: skip
+    odd = await client.post("/api/v1/auth/login", content=body, headers={
+        "Content-Type": "application/json", "Content-Length": "²".encode("latin-1"),
+    })  # fmt: skip
+
+    assert huge.status_code == 413
+    assert odd.status_code < 500, odd.text
+
+
 async def test_streamed_body_larger_than_the_limit_is_refused_with_413(client, settings):
     chunk = b" " * 65536
     chunks = settings.api.max_request_body_bytes // len(chunk) + 2

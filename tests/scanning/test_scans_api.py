@@ -77,7 +77,7 @@ async def scan_jobs(database: Database, connection_id: uuid.UUID) -> list[tuple[
 
 
 async def read_events(
-    client: httpx.AsyncClient, auth: dict[str, str], scan_id: Any, **headers: str
+    client: httpx.AsyncClient, auth: dict[str, str], scan_id: Any, **headers: str | bytes
 ) -> list[dict[str, Any]]:
     """Everything the stream sends until it closes (which it must, within seconds)."""
 
@@ -290,6 +290,22 @@ async def test_last_event_id_resumes_the_stream_after_that_event(
         e["id"] for e in everything if int(e["id"]) > int(resume_after)
     ]
     assert resumed[-1]["event"] == "scan.finished"
+
+
+@pytest.mark.parametrize(
+    "offered",
+    ["²".encode("latin-1"), "9" * 5000, "-3", "12abc", "99999999999999999999"],
+    ids=["superscript-two", "5000-digits", "negative", "not-a-number", "past-bigint"],
+)
+async def test_a_last_event_id_this_stream_never_sent_replays_it_from_the_start(
+    client: httpx.AsyncClient, finished_scan: FinishedScan, offered: str | bytes
+) -> None:
+    auth = finished_scan.tenant.auth
+    everything = await read_events(client, auth, finished_scan.scan_id)
+
+    replayed = await read_events(client, auth, finished_scan.scan_id, **{"Last-Event-ID": offered})
+
+    assert [e["id"] for e in replayed] == [e["id"] for e in everything]
 
 
 async def test_a_client_watching_a_running_scan_receives_findings_before_it_finishes(

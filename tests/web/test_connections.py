@@ -161,3 +161,28 @@ async def test_an_admin_gets_a_quick_create_link_when_the_operator_published_the
         }
         await expect(page.get_by_role("link", name="download the template")).to_be_visible()
         await check_page(page, screenshots, "connections-quick-create")
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "reason"),
+    [("[" * 5000, "not JSON (nested too deeply)"), ("9" * 5000, "not JSON")],
+    ids=["nested-5000-deep", "a-5000-digit-number"],
+)
+async def test_thresholds_python_cannot_read_are_refused_in_words_and_change_nothing(
+    demo: DemoTenant, base_url: str, thresholds: str, reason: str
+) -> None:
+    [connection] = [
+        c
+        for c in await api(base_url, demo, "GET", "/api/v1/connections")
+        if c["name"] == "Simulated AWS (demo)"
+    ]
+    async with httpx.AsyncClient(base_url=base_url, headers=demo.auth) as client:
+        answer = await client.patch(
+            f"/connections/{connection['id']}",
+            data={"regions": "eu-north-1", "thresholds": thresholds, "tag_exclusions": ""},
+        )
+
+    assert answer.status_code == 200, answer.text
+    assert f"thresholds: {reason}" in answer.text
+    after = await api(base_url, demo, "GET", f"/api/v1/connections/{connection['id']}")
+    assert after["regions"] == connection["regions"]

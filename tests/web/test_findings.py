@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import html
 import io
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -285,3 +287,40 @@ async def test_a_whole_page_then_every_finding_of_the_filter_snoozed_and_reopene
     await page.get_by_role("button", name="Reopen").click()
     await page.get_by_role("status").filter(has_text=f"{snoozed} findings reopened").wait_for()
     assert await api_count(base_url, demo, status="open") == matching + snoozed_before
+
+
+async def test_any_status_stays_chosen_on_the_next_page_and_the_sort_link(
+    demo: DemoTenant, base_url: str
+) -> None:
+    """Without a status in the address the page shows open findings: its links must say
+    "any status" again, or the second page quietly becomes the open findings' second page
+    (one finding of the first page dismissed here tells the two apart)."""
+    top = (await api_findings(base_url, demo, status="open"))[0]["id"]
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={**demo.auth, "Accept": "text/html"}
+    ) as client:
+        await _set_status(client, top, status="dismissed", note="kept on purpose")
+        try:
+            first = await client.get("/findings", params={"status": ""})
+            assert first.status_code == 200, first.text
+            [next_page] = re.findall(r'<a href="(/findings\?[^"]*)"[^>]*>Next</a>', first.text)
+            [sort] = re.findall(r'<a href="(/findings\?[^"]*order=asc[^"]*)"', first.text)
+            second = await client.get(html.unescape(next_page))
+            ascending = await client.get(html.unescape(sort))
+            every = await api_findings(base_url, demo)
+            lowest_first = await api_findings(base_url, demo, order="asc")
+        finally:
+            await _set_status(client, top, status="open", note="back")
+
+    assert len(every) > 50, "the demo holds more than a page of findings"
+    assert _row_ids(second.text) == [row["id"] for row in every[50:100]]
+    assert _row_ids(ascending.text) == [row["id"] for row in lowest_first[:50]]
+
+
+async def _set_status(client: httpx.AsyncClient, finding_id: str, **change: str) -> None:
+    changed = await client.patch(f"/api/v1/findings/{finding_id}", json=change)
+    assert changed.status_code == 200, changed.text
+
+
+def _row_ids(page_html: str) -> list[str]:
+    return re.findall(r'<tr data-finding="([0-9a-f-]+)"', page_html)

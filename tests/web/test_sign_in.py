@@ -31,6 +31,31 @@ async def test_a_page_sends_a_stranger_to_sign_in_and_back_after(
     assert page.url.endswith("/sign-in"), "the ended session opens nothing"
 
 
+async def test_signing_in_returns_to_the_page_with_its_filter_and_never_to_a_fragment(
+    page: Page, demo: DemoTenant, base_url: str
+) -> None:
+    await page.goto("/findings?status=dismissed")
+    assert "/sign-in?next=" in page.url
+    await page.get_by_label("Email").fill(demo.admin_email)
+    await page.get_by_label("Password").fill(demo.admin_password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/findings?status=dismissed")
+
+    # A session that ended under an htmx request (a button's POST, a poll) returns to the page
+    # the request was made from; a plain form's POST to nothing in particular.
+    async with httpx.AsyncClient(base_url=base_url) as stranger:
+        clicked = await stranger.post(
+            "/findings/status",
+            data={"action": "dismiss"},
+            headers={"HX-Request": "true", "HX-Current-URL": f"{base_url}/findings?detector=x"},
+        )
+        posted = await stranger.post("/findings/status", data={"action": "dismiss"})
+    assert clicked.status_code == 204
+    assert clicked.headers["HX-Redirect"] == "/sign-in?next=/findings%3Fdetector%3Dx"
+    assert posted.status_code == 303
+    assert posted.headers["location"] == "/sign-in"
+
+
 async def test_an_unknown_invitation_is_refused_on_the_page(page: Page, screenshots: Path) -> None:
     await page.goto("/accept-invite?token=not-a-real-invitation")
     await check_page(page, screenshots, "accept-invite")

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
-from pydantic import BeforeValidator
-from pydantic_core import PydanticCustomError
 
 from valdrix.costs import reading
-from valdrix.costs.schemas import CostAdjustmentOut, CostReadingOut, CostRunOut, CostsOut
+from valdrix.costs.schemas import (
+    CostAdjustmentOut,
+    CostReadingOut,
+    CostRunOut,
+    CostsOut,
+    IsoDate,
+)
 from valdrix.costs.sources import focus_files
 from valdrix.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from valdrix.tenancy.auth import MemberScope, ViewerScope
 
 router = APIRouter(prefix="/api/v1", tags=["costs"])
 IMPORTS_PATH = "/api/v1/costs/imports"  # its own body limit (see app.py)
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _written_as_date(value: object) -> object:
-    """Pydantic would read a number as seconds since 1970; a date here is written as one."""
-    if isinstance(value, str) and not ISO_DATE.fullmatch(value):
-        raise PydanticCustomError("date_format", "must be a date written as YYYY-MM-DD")
-    return value
-
-
-IsoDate = Annotated[dt.date, BeforeValidator(_written_as_date)]
 FilterValue = Annotated[str | None, Query(max_length=200, description="Only rows with this value")]
 
 

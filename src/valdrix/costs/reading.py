@@ -4,12 +4,10 @@ reading of a day's keys."""
 from __future__ import annotations
 
 import base64
-import csv
 import dataclasses
 import datetime as dt
 import decimal
 import hashlib
-import io
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -19,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun
 from valdrix.costs.repositories.reading import DAILY_GROUPS, CostReadRepository
 from valdrix.errors import Conflict, InvalidInput
+from valdrix.kit.csv_export import csv_lines
 from valdrix.kit.money import plain_text
 from valdrix.kit.orm import utcnow
 from valdrix.tenancy.auth import Principal
@@ -202,14 +201,9 @@ AMOUNTS = (
 
 def rows_as_csv(rows: list[dict[str, Any]], group_by: list[str], *, header: bool = True) -> str:
     """The grouped rows as CSV: currency, the dimensions asked for, then the amounts."""
-    out = io.StringIO()
-    writer = csv.writer(out)
     columns = ["currency", *group_by, *AMOUNTS]
-    if header:
-        writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
-    return out.getvalue()
+    lines = ([columns] if header else []) + [[row.get(c) for c in columns] for row in rows]
+    return csv_lines(lines)
 
 
 def _money(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,14 +1,28 @@
-"""Response bodies of the costs API."""
+"""What the costs API reads (its dates) and answers."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
 
 from valdrix.kit.money import PlainDecimal
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _written_as_date(value: object) -> object:
+    """Pydantic would read a number as seconds since 1970; a date here is written as one."""
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_format", "must be a date written as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_written_as_date)]
 
 
 class CostRunOut(BaseModel):

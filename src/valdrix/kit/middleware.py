@@ -19,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from valdrix.kit.request_context import client_ip_var, request_id_var
 
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
 log = structlog.get_logger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -109,8 +111,10 @@ class RequestContextMiddleware:
             await send(message)
 
         limit = self.upload_limits.get(scope.get("path", ""), self.max_body_bytes)
-        declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        declared = headers.get("content-length", "")
+        # ASCII digits only ("²" is a digit to str.isdigit, not to int); a length too long to
+        # read is too large.
+        if _ASCII_DIGITS.fullmatch(declared) and (len(declared) > 18 or int(declared) > limit):
             await _send_problem(send_with_headers, 413, "Payload too large", request_id)
             return
         received = 0

@@ -32,6 +32,11 @@ class LimitOut(BaseModel):
     # the ceiling, which counts only up to it).
     source: str
     ceiling_usd: Usd = Field(description="The most an admin may set, for the tenant's tier")
+    set_usd: Usd | None = Field(
+        default=None,
+        description="The limit an admin set (null: the tier's default); above the ceiling "
+        "(the tier lowered since) it counts only up to the ceiling",
+    )
 
 
 class WindowOut(BaseModel):

@@ -64,7 +64,7 @@ def _limit_out(set_by_tenant: Decimal | None, effective: Decimal, ceiling: Decim
         source = "tier default"
     else:
         source = "tenant" if set_by_tenant <= ceiling else "tier ceiling"
-    return LimitOut(usd=effective, source=source, ceiling_usd=ceiling)
+    return LimitOut(usd=effective, source=source, ceiling_usd=ceiling, set_usd=set_by_tenant)
 
 
 async def update_budget(

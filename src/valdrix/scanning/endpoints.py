@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections import Counter
@@ -90,7 +91,9 @@ async def scan_events(
     The stream ends early, with an `error` event, once the credential that opened it no longer
     holds (API key revoked, browser logged out, membership ended)."""
     await service.get_scan(scope.session, scope.principal, scan_id)
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    # An id this stream sent is at most 18 ASCII digits; anything else starts from the first.
+    offered = last_event_id or ""
+    start = int(offered) if re.fullmatch(r"[0-9]{1,18}", offered) else 0
     stream = _event_stream(request, scope.runtime, scope.principal, scan_id, start)
     return StreamingResponse(
         stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"}

@@ -5,9 +5,7 @@ pages."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from valdrix.errors import InvalidInput
+from valdrix.kit.csv_export import csv_lines
 from valdrix.kit.db import unit_of_work
 from valdrix.runtime import Runtime
 from valdrix.scanning import findings, imported, summary
@@ -134,10 +133,10 @@ async def read_described(
     return (await describe(session, actor, [finding]))[0]
 
 
-def csv_row(finding: FindingOut) -> list[str]:
+def csv_row(finding: FindingOut) -> list[Any]:
     also = " ".join(sorted({one.detector for one in finding.also_reported_by}))
     values = finding.model_dump(mode="json") | {"also_reported_by": also}
-    return ["" if values[name] is None else str(values[name]) for name in CSV_COLUMNS]
+    return [values[name] for name in CSV_COLUMNS]
 
 
 async def export_csv(
@@ -145,18 +144,12 @@ async def export_csv(
 ) -> AsyncIterator[str]:
     """Every finding the filter selects, as CSV, a batch at a time in one transaction of its
     own (the request's has ended by the time the body streams)."""
-    yield _line(CSV_COLUMNS)
+    yield csv_lines([CSV_COLUMNS])
     async with unit_of_work(runtime.sessions, actor.tenant_id) as session:
         offset = 0
         while True:
             batch = await list_described(session, actor, chosen, offset=offset, limit=EXPORT_BATCH)
-            yield "".join(_line(csv_row(finding)) for finding in batch)
+            yield csv_lines(csv_row(finding) for finding in batch)
             if len(batch) < EXPORT_BATCH:
                 return
             offset += EXPORT_BATCH
-
-
-def _line(values: Sequence[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out).writerow(values)
-    return out.getvalue()

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+)
 
 from valdrix.kit.money import PlainDecimal
 from valdrix.scanning.imported import Sources
@@ -226,11 +233,17 @@ class FindingOut(BaseModel):
         return out
 
 
+def _utc_unless_zoned(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 class FindingPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: FindingStatus
-    snoozed_until: dt.datetime | None = None
+    snoozed_until: Annotated[dt.datetime, AfterValidator(_utc_unless_zoned)] | None = Field(
+        default=None, description="When the snooze ends; UTC unless it names a zone"
+    )
     note: str | None = Field(default=None, max_length=1000)
 
 

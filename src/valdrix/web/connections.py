@@ -174,9 +174,10 @@ async def edit_connection(
     """``PATCH /api/v1/connections/{id}``'s body and service, all or nothing."""
     try:
         parsed: Any = json.loads(thresholds) if thresholds.strip() else {}
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also a number of thousands of digits
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         return render(
-            request, "connection_outcome.html", {"error": f"thresholds: not JSON ({exc})"}
+            request, "connection_outcome.html", {"error": f"thresholds: not JSON ({reason})"}
         )
     try:
         body = ConnectionPatch.model_validate(

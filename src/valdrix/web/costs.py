@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from valdrix.costs import reading
+from valdrix.costs.schemas import IsoDate
 from valdrix.costs.sources import focus_files
 from valdrix.errors import InvalidInput
 from valdrix.kit.orm import utcnow
@@ -74,13 +75,18 @@ def _query(
 
 
 def _window(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
-    tomorrow = utcnow().date() + dt.timedelta(days=1)
-    end = end or tomorrow
-    return start or end - dt.timedelta(days=EXPLORER_DAYS), end
+    end = end or utcnow().date() + dt.timedelta(days=1)
+    if start is None:
+        try:
+            start = end - dt.timedelta(days=EXPLORER_DAYS)
+        except OverflowError:
+            raise InvalidInput(f"end: {end} leaves no {EXPLORER_DAYS} days before it") from None
+    return start, end
 
 
-Start = Annotated[dt.date | None, Query()]
-End = Annotated[dt.date | None, Query(description="exclusive")]
+# Dates as the API reads them (``IsoDate``): written as YYYY-MM-DD, not as seconds.
+Start = Annotated[IsoDate | None, Query()]
+End = Annotated[IsoDate | None, Query(description="exclusive")]
 
 
 @router.get("/costs")

@@ -47,8 +47,9 @@ def _wants_fragment(request: Request) -> bool:
 
 
 def _query(chosen: FindingFilter, **changes: Any) -> str:
-    """The filter as a query string, as the API and this page read it."""
-    values = chosen.model_dump(mode="json", exclude_none=True) | changes
+    """The filter as a query string, as the API and this page read it. Any status is written
+    ``status=`` (an empty filter is no filter): without it, this page shows open findings."""
+    values = {"status": ""} | chosen.model_dump(mode="json", exclude_none=True) | changes
     return urlencode({name: value for name, value in values.items() if value is not None})
 
 

@@ -8,15 +8,17 @@ from decimal import Decimal
 
 from fastapi import APIRouter, Request, Response
 
-from valdrix.connections import service as connections
 from valdrix.connections.service import SCAN_KIND
 from valdrix.jobs import service as jobs
 from valdrix.llm import service as llm
+from valdrix.scanning import listing, summary
 from valdrix.scanning import service as scanning
-from valdrix.scanning import summary
+from valdrix.scanning.models import FindingStatus
+from valdrix.scanning.schemas import FindingFilter
 from valdrix.tenancy.auth import ViewerScope
 from valdrix.web.chrome import page_context
 from valdrix.web.routing import PageRoute
+from valdrix.web.scans import connection_names
 from valdrix.web.templating import render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -47,7 +49,11 @@ async def overview(request: Request, scope: ViewerScope) -> Response:
     session, principal = scope.session, scope.principal
     waste = await summary.waste_summary(session, principal)
     scans = await scanning.list_scans(session, principal, limit=RECENT_SCANS, connection_id=None)
-    names = {c.id: c.name for c in await connections.list_connections(session, principal)}
+    # The findings list shows an imported recommendation inside the finding that prices the
+    # same cost, so it may list fewer rows than there are open findings: both are said.
+    listed = await listing.count_listed(
+        session, principal, FindingFilter(status=FindingStatus.open)
+    )
     schedules = await jobs.upcoming_schedules(session, principal)
     next_scan = next((s for s in schedules if s.kind == SCAN_KIND), None)
     budget = await llm.read_budget(session, principal, scope.runtime.settings)
@@ -57,7 +63,8 @@ async def overview(request: Request, scope: ViewerScope) -> Response:
         by_detector=sorted(waste.by_detector, key=lambda row: -row.counted_usd),
         by_provider=_by_provider(waste),
         scans=scans,
-        connection_names=names,
+        connection_names=await connection_names(scope),
+        listed_open=listed,
         next_scan=next_scan,
         budget=budget,
         waste_history_days=WASTE_HISTORY_DAYS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import structlog
 from fastapi import Request, Response
@@ -31,13 +31,27 @@ SIGN_IN_PATH = "/sign-in"
 log = structlog.get_logger(__name__)
 
 
+def _page_to_return_to(request: Request) -> str | None:
+    """The page the person was on: for an htmx request (a fragment, a form's target, a poll)
+    the page around it, which htmx names; else the page asked for, if it was a GET."""
+    if request.headers.get("hx-request"):
+        shown = urlsplit(request.headers.get("hx-current-url", ""))
+        path, query = shown.path, shown.query
+    elif request.method == "GET":
+        path, query = request.url.path, request.url.query
+    else:
+        return None
+    return f"{path}?{query}" if query else path
+
+
 def sign_in_redirect(request: Request) -> Response:
-    """To the sign-in page, back here afterwards. htmx follows ``HX-Redirect`` with a full
-    page load, where a 303 would land the sign-in form inside the fragment it was swapping."""
-    target = request.url.path
+    """To the sign-in page, back to the page afterwards. htmx follows ``HX-Redirect`` with a
+    full page load, where a 303 would land the sign-in form inside the fragment it was
+    swapping."""
+    target = _page_to_return_to(request)
     location = SIGN_IN_PATH
-    if target not in ("/", SIGN_IN_PATH):
-        location += f"?next={quote(target)}"
+    if target and target not in ("/", SIGN_IN_PATH):
+        location += f"?next={quote(target, safe='/')}"
     if request.headers.get("hx-request"):
         return Response(status_code=204, headers={"HX-Redirect": location})
     return RedirectResponse(location, status_code=303)

@@ -84,17 +84,25 @@ def _duration(scan: Scan) -> str:
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
+async def connection_names(scope: TenantScope) -> dict[uuid.UUID, str]:
+    """Each connection's name, a disabled one's said to be disabled (its scans are still
+    listed; a connection is never deleted)."""
+    session, principal = scope.session, scope.principal
+    disabled = await connections.list_connections(session, principal, disabled=True)
+    active = await connections.list_connections(session, principal)
+    return {c.id: f"{c.name} (disabled)" for c in disabled} | {c.id: c.name for c in active}
+
+
 @router.get("/scans")
 async def scans_page(request: Request, scope: ViewerScope) -> Response:
     session, principal = scope.session, scope.principal
     scans = await scanning.list_scans(session, principal, limit=DEFAULT_LIMIT, connection_id=None)
-    connected = await connections.list_connections(session, principal)
     context = await page_context(
         scope,
         scans=scans,
         durations={scan.id: _duration(scan) for scan in scans},
-        connections=connected,
-        connection_names={c.id: c.name for c in connected},
+        connections=await connections.list_connections(session, principal),
+        connection_names=await connection_names(scope),
         meanings=STATUS_MEANINGS,
     )
     return render(request, "scans.html", context)
@@ -112,8 +120,7 @@ async def scan_now(scope: MemberScope, connection_id: Annotated[uuid.UUID, Form(
 @router.get("/scans/{scan_id}")
 async def scan_page(request: Request, scan_id: uuid.UUID, scope: ViewerScope) -> Response:
     state = await _scan_state(scope, scan_id)
-    connected = await connections.list_connections(scope.session, scope.principal)
-    names = {c.id: c.name for c in connected}
+    names = await connection_names(scope)
     context = await page_context(
         scope,
         **(state | await _analysis_context(scope, scan_id)),

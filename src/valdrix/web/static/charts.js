@@ -186,12 +186,22 @@
     const others = costs.totals.map(function (t) { return t.currency; }).filter(function (c) { return c !== currency; });
     currencyCaption(element, currency, others);
     const amount = function (v) { return money(v, currency); };
+    // A figure restated twice (100 -> 110, then 110 -> 120) has two adjustments: the day
+    // shows it from its first value to its last (100 -> 120), not their sum.
+    const moved = {};
+    adjustments
+      .filter(function (a) { return a.currency === currency; })
+      .sort(function (a, b) { return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0; })
+      .forEach(function (a) {
+        const key = a.day + "|" + a.service + "|" + a.account;
+        const figure = moved[key] || (moved[key] = { day: a.day, before: Number(a.old_billed_cost) });
+        figure.after = Number(a.new_billed_cost);
+      });
     const restated = {};
-    adjustments.forEach(function (a) {
-      if (a.currency !== currency) return;
-      const day = restated[a.day] || (restated[a.day] = { before: 0, after: 0 });
-      day.before += Number(a.old_billed_cost);
-      day.after += Number(a.new_billed_cost);
+    Object.values(moved).forEach(function (figure) {
+      const day = restated[figure.day] || (restated[figure.day] = { before: 0, after: 0 });
+      day.before += figure.before;
+      day.after += figure.after;
     });
     const rows = costs.rows
       .filter(function (r) { return r.currency === currency; })
