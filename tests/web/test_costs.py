@@ -6,11 +6,15 @@ upload form."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
 from tests.costs.focus_files import sample_path, sample_rows, write_csv
@@ -184,3 +188,22 @@ async def test_an_upload_over_the_limit_says_why_and_stops_saying_it_is_checking
     # The browser logs the refused answer as a console error, and htmx its own line: those,
     # and nothing else.
     assert problems.messages and all("413" in line for line in problems.messages), problems
+
+
+@pytest.mark.parametrize(
+    ("address", "detail"),
+    [
+        ("/costs?end=0001-01-10", "end: 0001-01-10 leaves no 45 days before it"),
+        ("/costs?start=1704067200", "query.start: must be a date written as YYYY-MM-DD"),
+        ("/costs/export.csv?end=0001-01-10", "end: 0001-01-10 leaves no 45 days before it"),
+        ("/costs/tag-keys?end=0001-01-01", "end: 0001-01-01 leaves no 45 days before it"),
+    ],
+    ids=["year-one", "seconds", "export", "tag-keys"],
+)
+async def test_a_window_the_page_cannot_read_is_refused_in_words(
+    client: httpx.AsyncClient, make_tenant: Callable[..., Awaitable[Any]], address: str, detail: str
+) -> None:
+    tenant = await make_tenant()
+    answer = await client.get(address, headers={**tenant.auth, "Accept": "text/html"})
+    assert answer.status_code == 422, answer.text
+    assert detail in html.unescape(answer.text)

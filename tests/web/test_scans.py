@@ -11,11 +11,13 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.async_api import BrowserContext, Locator, Page, Route, expect
 
 from tests.fixtures.http import served_url
+from tests.scanning.helpers import queued_scan
 from tests.web.helpers import DemoTenant, check_page, settle, sign_in
 from valdrix.analysis.runs import run_analysis
 from valdrix.cli.tenants import create_tenant_with_owner_key
@@ -281,3 +283,22 @@ async def test_the_live_view_gives_up_on_a_server_it_cannot_reach(
 
     tab, state = await _open_scan_with_its_stream(context, demo, runtime, unreachable)
     await _assert_given_up(tab, state, asked)
+
+
+async def test_a_disabled_connections_scans_keep_its_name(
+    client: httpx.AsyncClient, runtime: Runtime, make_tenant: Callable[..., Awaitable[Any]]
+) -> None:
+    tenant = await make_tenant()
+    scan_id = await queued_scan(client, runtime, tenant)
+    [connection] = (await client.get("/api/v1/connections", headers=tenant.auth)).json()
+    disabled = await client.delete(f"/api/v1/connections/{connection['id']}", headers=tenant.auth)
+    assert disabled.status_code == 204, disabled.text
+    browser = {**tenant.auth, "Accept": "text/html"}
+
+    scans = await client.get("/scans", headers=browser)
+    scan = await client.get(f"/scans/{scan_id}", headers=browser)
+    overview = await client.get("/", headers=browser)
+
+    named = f"{connection['name']} (disabled)"
+    assert all(named in page.text for page in (scans, scan, overview))
+    assert all("removed connection" not in page.text for page in (scans, scan, overview))
