@@ -6,11 +6,14 @@ simulator starts: the CLI imports this module (through ``valdrix demo``) on ever
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import logging
+import re
 import secrets
 import socket
 import string
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +90,8 @@ def start_simulated_aws(host: str = "127.0.0.1", port: int | None = None) -> Sim
     _remember_where_each_response_member_is_read()
     _route_requests_without_rescanning_moto()
     _read_each_metric_series_by_its_name_and_dimensions()
+    _load_each_service_model_once()
+    _check_eks_role_arns_against_partitions_read_once()
     port = port or free_port(host)
     server = WithCommitments(ip_address=host, port=port, verbose=False)
     server.start()
@@ -291,6 +296,55 @@ def _route_requests_without_rescanning_moto() -> None:
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
     DomainDispatcherApplication._valdrix_routes_once = True  # type: ignore[attr-defined]
+
+
+def _load_each_service_model_once() -> None:
+    """moto reads a service's botocore model (EC2's is megabytes of JSON) the first time the
+    service is called, with a loader of its own each time and without a lock: the demo's three
+    regions, seeded at once, read every model three times over (12 of the simulator's CPU
+    seconds in a 17 s seeding). One loader, which keeps what it read, one reader at a time."""
+    import moto.core.utils as moto_utils
+
+    if getattr(moto_utils, "_valdrix_models_once", False):
+        return
+    loader, reading = _service_models(), threading.Lock()
+
+    def load_service_model(service_name: str, model_name: str) -> dict[str, Any]:
+        with reading:
+            model: dict[str, Any] = loader.load_service_model(service_name, model_name)
+            return model
+
+    moto_utils._load_service_model = load_service_model
+    moto_utils._valdrix_models_once = True  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _service_models() -> Any:
+    from moto.core.loaders import create_loader
+
+    return create_loader()
+
+
+def _check_eks_role_arns_against_partitions_read_once() -> None:
+    """moto checks the role of every EKS cluster and node group against the partitions boto3
+    knows, from a new boto3 session each time: botocore's endpoint file read again per call
+    (about 2 of the demo's seeding seconds). The partitions are read once; the check is moto's."""
+    import moto.eks.models as eks_models
+    from boto3 import Session
+    from moto.eks.exceptions import InvalidParameterException
+
+    if getattr(eks_models, "_valdrix_partitions_once", False):
+        return
+    partitions = frozenset(Session().get_available_partitions())
+    role_arn = re.compile("arn:(?P<partition>.+):iam::(?P<account_id>[0-9]{12}):role/.+")
+
+    def validate_role_arn(arn: str) -> None:
+        match = role_arn.match(arn) if arn else None
+        if match is None or match.group("partition") not in partitions:
+            raise InvalidParameterException(message="Invalid Role Arn: '" + arn + "'")
+
+    eks_models.validate_role_arn = validate_role_arn  # type: ignore[attr-defined]
+    eks_models._valdrix_partitions_once = True  # type: ignore[attr-defined]
 
 
 def _read_each_metric_series_by_its_name_and_dimensions() -> None:

@@ -14,6 +14,7 @@ resources are plainly busy.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,6 +36,9 @@ from valdrix.simulator.demo_services import DataServiceSeeding
 LINUX_AMI = "ami-760aaa0f"
 METRIC_DAYS = 7
 PUT_METRIC_BATCH = 500
+# The regions are seeded at once: their first client of a service would each read its model
+# (megabytes of JSON for EC2) at the same time; one at a time, the first read serves the rest.
+_CREATING_CLIENTS = threading.Lock()
 
 UNATTACHED = "aws.ebs-unattached"
 ON_STOPPED = "aws.ebs-on-stopped-instance"
@@ -80,14 +84,18 @@ class RegionSeeder(DataServiceSeeding, PlatformSeeding):
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service,
-                endpoint_url=self.endpoint_url,
-                region_name=self.region,
-                aws_access_key_id=SIMULATED_AWS_ENV["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=SIMULATED_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-            )
+            with _CREATING_CLIENTS:
+                self._clients[service] = self._new_client(service)
         return self._clients[service]
+
+    def _new_client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=SIMULATED_AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=SIMULATED_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def note(self, resource_id: str, kind: str, detectors: Sequence[str] = ()) -> str:
         self.resources.append(SeededResource(resource_id, self.region, kind, tuple(detectors)))
