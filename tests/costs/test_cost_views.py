@@ -187,3 +187,14 @@ async def test_the_csv_keeps_names_that_are_formulas_as_text_and_amounts_as_numb
         ('\'=HYPERLINK("https://example.invalid","x")', "20"),
         ("'@SUM(1+1)", "-1.5"),
     ]
+
+
+async def test_a_window_past_the_last_day_costs_are_kept_for_is_refused(client, make_tenant):
+    tenant = await make_tenant()
+    response = await client.get(
+        "/api/v1/costs", params={"start": "9999-12-15", "end": "9999-12-31"}, headers=tenant.auth
+    )
+    assert response.status_code == 422, response.text
+    assert (
+        response.json()["detail"] == "end must be 2100-01-01 or earlier: costs end with 2099-12-31"
+    )

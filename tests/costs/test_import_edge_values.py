@@ -103,3 +103,34 @@ async def test_a_number_with_an_exponent_past_decimal_range_is_refused_naming_it
     first = problem["errors"][0]
     assert (first["row"], first["column"]) == (3, "BilledCost"), first
     assert "too large" in first["reason"]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("BilledCost", "1e9999999999999999999", "not a number"),
+        ("ListCost", "1e-9999999999999999999", "not a number"),
+        ("Tags", "[" * 100_000, "not a JSON object of tags"),
+    ],
+    ids=["exponent-too-long-to-hold", "negative-exponent-too-long", "tags-nested-100000-deep"],
+)
+async def test_a_value_no_decimal_or_json_reader_can_hold_is_refused_naming_its_row(
+    make_tenant: Callable[..., Any],
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    column: str,
+    value: str,
+    reason: str,
+) -> None:
+    tenant = await make_tenant()
+    header, rows = sample_rows()
+    rows[4][header.index(column)] = value
+
+    response = await upload(client, tenant, write_csv(tmp_path / "odd.csv", header, rows))
+
+    problem = assert_problem(response, 422)
+    [error] = problem["errors"]
+    assert (error["row"], error["column"]) == (5, column), error
+    assert reason in error["reason"]
+    runs, _ = await stored(client, tenant)
+    assert_only_the_rejected_run(runs, problem)

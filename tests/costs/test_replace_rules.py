@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import TenantFixture
-from tests.costs.focus_files import APRIL, MAY, focus_rows, write
+from tests.costs.focus_files import APRIL, HEADER, MAY, focus_rows, write
 from tests.costs.helpers import import_file
 from valdrix.app import create_app
 from valdrix.runtime import Runtime
@@ -180,3 +183,28 @@ async def test_a_restatement_too_large_for_a_percentage_is_recorded_with_its_amo
     assert "E" not in old + new, "amounts are plain decimals"
     assert (Decimal(old), Decimal(new)) == (Decimal("0.0000008"), Decimal("5"))
     assert adjustment["change_percent"] is None
+
+
+async def test_parquet_files_of_two_accounts_with_empty_sub_accounts_both_count(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """An empty SubAccountId is no sub-account, in Parquet as in CSV: two billing accounts'
+    files that leave it empty are two accounts, not one named "" whose later file supersedes
+    the earlier one's charges."""
+    tenant = await make_tenant()
+    runs = []
+    for account, cost in (("111122223333", "100.00"), ("444455556666", "10.00")):
+        rows = focus_rows(APRIL, month_of(APRIL, cost), account=account)
+        for row in rows:
+            row[HEADER.index("SubAccountId")] = ""
+        as_text = pacsv.read_csv(
+            write(tmp_path / f"{account}.csv", rows),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(HEADER, pa.string()), strings_can_be_null=False
+            ),
+        )
+        pq.write_table(as_text, tmp_path / f"{account}.parquet")
+        runs.append(await import_file(client, tenant, tmp_path / f"{account}.parquet"))
+
+    assert runs[1]["details"].get("superseded", []) == []
+    assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("3300.00")

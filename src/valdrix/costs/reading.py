@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from valdrix.costs.ingest.focus_values import LAST_DAY
 from valdrix.costs.models import CostAdjustment, CostReading, CostRun
 from valdrix.costs.repositories.reading import DAILY_GROUPS, CostReadRepository
 from valdrix.errors import Conflict, InvalidInput
@@ -86,9 +87,16 @@ def final_before(close_days: int) -> dt.date:
     return utcnow().date() - dt.timedelta(days=close_days)
 
 
+AFTER_LAST_DAY = LAST_DAY + dt.timedelta(days=1)
+
+
 def check_window(start: dt.date, end: dt.date) -> None:
     if end <= start:
         raise InvalidInput("end must be after start (end is exclusive)")
+    if end > AFTER_LAST_DAY:
+        # No cost is stored for a later day (an import refuses one), and month arithmetic
+        # past it would leave the calendar at 9999.
+        raise InvalidInput(f"end must be {AFTER_LAST_DAY} or earlier: costs end with {LAST_DAY}")
     if (end - start).days > MAX_RANGE_DAYS:
         raise InvalidInput(f"the range may cover at most {MAX_RANGE_DAYS} days")
 

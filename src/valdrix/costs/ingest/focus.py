@@ -72,7 +72,9 @@ REQUIRED_NUMBERS = ("BilledCost", "EffectiveCost")
 OPTIONAL_NUMBERS = ("ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity")
 TIMESTAMPS = ("ChargePeriodStart", "BillingPeriodStart", "BillingPeriodEnd")
 CHARGE_CATEGORIES = {c.lower(): c for c in ("Usage", "Purchase", "Tax", "Credit", "Adjustment")}
-NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+# An exponent of at most 18 digits, the most a Python decimal holds: past that a value is not
+# a number anything here can read (below, a large one is refused as too large to store).
+NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d{1,18})?\s*$"
 # ISO 8601 in UTC, with or without T, seconds, fraction or Z (offsets other than zero refused).
 TIMESTAMP = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]00:?00|UTC)?$"
 MAX_ERRORS = 20

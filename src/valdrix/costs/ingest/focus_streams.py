@@ -31,6 +31,8 @@ from valdrix.config import Settings
 # compute calls. On a 1,000,000-row export with its own tags per resource: 1 MB blocks read it
 # in 8.6 s at a 351 MB peak, 2 MB in 6.7 s at 364 MB, 4 MB in 5.8 s at 430 MB.
 BATCH_BYTES = 2 << 20
+# Cell texts that mean no value, in CSV and Parquet alike.
+NULL_TEXTS = pa.array(["NULL", "null", ""], pa.string())
 PARQUET_BATCH_ROWS = 65_536
 # A FOCUS header is a few kilobytes; a "header" longer than this is not one (and reading a
 # line with no end would hold the whole file in memory).
@@ -133,7 +135,7 @@ def _csv(path: Path, kind: str, known: Sequence[str], budget: DecompressedBudget
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
                 include_columns=[c for c in known if c in header],
-                null_values=["NULL", "null", ""],
+                null_values=NULL_TEXTS.to_pylist(),
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
@@ -344,10 +346,14 @@ def _as_text(column: pa.Array) -> pa.Array:
         if column.type.tz is not None:
             column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
         return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
-    if pa.types.is_string(column.type):
-        return column
-    if pa.types.is_large_string(column.type):
-        return column.cast(pa.string())
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        # What CSV reads as empty reads so here too: an empty or "NULL" account id is no
+        # account, not an account named "" that another file's empty id would match.
+        text = column.cast(pa.string())
+        return pc.if_else(pc.is_in(text, value_set=NULL_TEXTS), pa.scalar(None, pa.string()), text)
     if pa.types.is_map(column.type) or pa.types.is_struct(column.type):
-        return pa.array([None if v is None else json.dumps(dict(v)) for v in column.to_pylist()])
+        # default=str: a tag's value may be a timestamp or bytes, which JSON has no form for.
+        return pa.array(
+            [None if v is None else json.dumps(dict(v), default=str) for v in column.to_pylist()]
+        )
     return column.cast(pa.string())

@@ -95,7 +95,7 @@ def _parse_tags(value: str) -> dict[str, Any] | None:
     for candidate in (text, "{" + text + "}"):  # Azure exports drop the braces
         try:
             parsed = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             continue
         if isinstance(parsed, dict):
             return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
