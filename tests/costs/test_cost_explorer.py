@@ -507,6 +507,7 @@ async def test_focus_data_wins_over_cost_explorer_for_the_same_account_and_month
         {"source": f"aws-ce:{connection.id}", "account": ACCOUNT_ID, "periods": ["2026-03-01"]}
     ]
     assert again.records_written == 0
+    assert again.totals == {}, "the run's totals are of what it stored"
     daily = await daily_costs(importer, tenant.tenant_id)
     assert sum(row["billed_cost"] for row in daily.values()) == Decimal("31.00")
 

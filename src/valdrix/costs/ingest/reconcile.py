@@ -139,9 +139,9 @@ async def _store_records(
     async with aclosing(_summed_ahead(batch.records)) as groups:
         async for group in groups:
             await costs.stage_records(_csv_blocks(group))
-            staged += await costs.staged_totals()
             if batch.source_kind not in BILLING_DATA:
                 await costs.drop_staged_covered_by(BILLING_DATA)
+            staged += await costs.staged_totals()  # of what is stored, after the drop
             run.records_written += await costs.store_staged_records(
                 run.tenant_id, source_id, run.id
             )
