@@ -36,7 +36,14 @@ from tests.fixtures.aws import (
 from tests.fixtures.jobs import superuser_rows
 from tests.jobs.helpers import retire_tenant_jobs
 from valdrix.connections.models import CloudConnection
-from valdrix.costs.models import CostAdjustment, CostReading, CostRun, cost_daily, cost_records
+from valdrix.costs.models import (
+    CostAdjustment,
+    CostReading,
+    CostRun,
+    cost_daily,
+    cost_monthly,
+    cost_records,
+)
 from valdrix.costs.reading import parse_query, read_costs
 from valdrix.costs.scheduling import queue_daily_ingests
 from valdrix.costs.sources import cost_explorer_pull
@@ -104,10 +111,12 @@ def ce_page(*days: dict[str, Any], next_page_token: str | None = None) -> dict[s
     return page
 
 
-def inject(endpoint: str, *pages: dict[str, Any]) -> None:
-    """Queue Cost Explorer answers: each answers the next request with new parameters."""
+def inject(endpoint: str, *pages: dict[str, Any], account_id: str = ACCOUNT_ID) -> None:
+    """Queue Cost Explorer answers to requests made as ``account_id``: each answers the next
+    request with new parameters."""
     response = httpx.post(
-        f"{endpoint}/moto-api/static/ce/cost-and-usage-results", json={"results": list(pages)}
+        f"{endpoint}/moto-api/static/ce/cost-and-usage-results",
+        json={"results": list(pages), "account_id": account_id},
     )
     response.raise_for_status()
 
@@ -555,3 +564,70 @@ async def test_a_window_replacing_part_of_a_month_leaves_the_month_summed_with_i
     }
     assert await by_service_and_month(dt.date(2026, 2, 1), dt.date(2026, 5, 1)) == expected
     assert await by_service_and_month(dt.date(2026, 2, 2), dt.date(2026, 4, 30)) == expected
+
+
+@pytest.mark.parametrize("payer_first", [True, False], ids=["payer-first", "member-first"])
+async def test_a_linked_accounts_own_cost_explorer_yields_to_its_payers(
+    runtime: Runtime, aws_endpoint: str, make_tenant: Any, payer_first: bool
+) -> None:
+    """The management account and a member account are both connected (to scan both): the
+    member's charges are in the payer's Cost Explorer and in its own. They count once, from
+    the payer, whichever import runs first."""
+    importer = aws_runtime(runtime, aws_endpoint)
+    tenant = await make_tenant()
+    aws_client(aws_endpoint, "organizations", "us-east-1").create_organization(FeatureSet="ALL")
+    payer = await register_connection(importer, tenant.tenant_id, regions=[HEALTHY_REGION])
+    member = await register_connection(
+        importer,
+        tenant.tenant_id,
+        regions=[HEALTHY_REGION],
+        role_arn=f"arn:aws:iam::{LINKED_ACCOUNT}:role/ValdrixScanRole",
+    )
+    # The simulator answers a request it has answered before as before: each order has its
+    # own window.
+    today = TODAY if payer_first else TODAY + dt.timedelta(days=60)
+    yesterday = days_ago(1, today)
+    payer_day = {(LINKED_ACCOUNT, EC2): "30.00", (ACCOUNT_ID, S3): "100.00"}
+    pulls = [
+        (payer, ACCOUNT_ID, payer_day),
+        (member, LINKED_ACCOUNT, {(EC2, "us-east-1"): "30.00"}),
+    ]
+
+    runs = []
+    for connection, account, groups in pulls if payer_first else reversed(pulls):
+        page = ce_page(ce_day(yesterday, groups, estimated=False))
+        inject(aws_endpoint, page, account_id=account)
+        runs.append(
+            await ingest_cost_explorer(importer, tenant.tenant_id, connection.id, today=today)
+        )
+
+    assert [run.status for run in runs] == ["committed", "committed"]
+    async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
+        daily = (await session.execute(select(cost_daily))).mappings().all()
+    by_account = {
+        (row["billing_account_id"], row["sub_account_id"]): row["billed_cost"] for row in daily
+    }
+    assert by_account == {
+        (ACCOUNT_ID, LINKED_ACCOUNT): Decimal("30.00"),
+        (ACCOUNT_ID, ACCOUNT_ID): Decimal("100.00"),
+    }
+    monthly = await monthly_costs(importer, tenant.tenant_id)
+    assert sum(monthly) == Decimal("130.00")
+    assert [run.details["payer"] for run in runs] == [payer_first, not payer_first]
+    if payer_first:
+        assert (runs[0].records_written, runs[1].records_written) == (2, 0)
+    else:
+        assert runs[0].records_written == 1
+        assert runs[1].details["superseded"] == [
+            {
+                "source": f"aws-ce:{member.id}",
+                "account": LINKED_ACCOUNT,
+                "periods": [yesterday.replace(day=1).isoformat()],
+            }
+        ]
+
+
+async def monthly_costs(runtime: Runtime, tenant_id: uuid.UUID) -> list[Decimal]:
+    """The billed cost of each of the tenant's ``cost_monthly`` rows."""
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        return list(await session.scalars(select(cost_monthly.c.billed_cost)))

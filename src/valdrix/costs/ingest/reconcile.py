@@ -34,6 +34,8 @@ from valdrix.costs.repositories.ingest import (
     IngestRepository,
     ReadingKey,
     ReplaceScope,
+    seen_by_itself,
+    seen_from_its_payer,
 )
 from valdrix.kit.db import unit_of_work
 from valdrix.kit.money import plain_text
@@ -49,6 +51,9 @@ ZERO = Decimal(0)
 # billing data, the newest.
 BILLING_DATA = (SourceKind.focus_file.value,)
 SUPERSEDED_BY_BILLING_DATA = (SourceKind.focus_file.value, SourceKind.aws_cost_explorer.value)
+# Among day totals, a payer's Cost Explorer (its organization's bill, split by linked account)
+# over a linked account's own (a connection of its own, to scan it): they are the same charges.
+DAY_TOTALS = (SourceKind.aws_cost_explorer.value,)
 # A change too large to read as a percentage (a fraction of a cent becoming dollars) is shown
 # as the old and new amounts alone; the column holds 8 integer digits.
 MAX_CHANGE_PERCENT = Decimal("99999999.9999")
@@ -116,8 +121,12 @@ async def _commit(
         await _store_records(costs, batch, run, source.id)
         if batch.source_kind in BILLING_DATA:
             superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
-            if superseded:
-                run.details = {**run.details, "superseded": superseded}
+        else:
+            superseded = await costs.supersede_other_sources(
+                scope, DAY_TOTALS, mine=seen_from_its_payer, theirs=seen_by_itself
+            )
+        if superseded:
+            run.details = {**run.details, "superseded": superseded}
         await costs.refresh_monthly(scope)
         readings = await costs.scope_readings(scope)
         adjustments = _record_readings(runtime, costs, run, previous, readings)
@@ -141,6 +150,9 @@ async def _store_records(
             await costs.stage_records(_csv_blocks(group))
             if batch.source_kind not in BILLING_DATA:
                 await costs.drop_staged_covered_by(BILLING_DATA)
+                await costs.drop_staged_covered_by(
+                    DAY_TOTALS, covering=seen_from_its_payer, covered=seen_by_itself
+                )
             staged += await costs.staged_totals()  # of what is stored, after the drop
             run.records_written += await costs.store_staged_records(
                 run.tenant_id, source_id, run.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,9 +22,11 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    or_,
     select,
     table,
     text,
+    true,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import distinct_on, insert
@@ -84,6 +86,26 @@ RESOURCE_DAY_KEYS = [
 STORED = (cost_records, cost_daily, cost_resource_days)
 ReadingKey = tuple[dt.date, dt.date, str, str, str]  # period, day, service, account, currency
 AnyTable = Table | FromClause
+
+
+RowKind = Callable[[AnyTable], ColumnElement[bool]]
+
+
+def _any_row(stored: AnyTable) -> ColumnElement[bool]:
+    return true()
+
+
+def seen_from_its_payer(stored: AnyTable) -> ColumnElement[bool]:
+    """Rows of an account's charges as its payer's bill shows them (billed to another
+    account: AWS's management account splits its bill by linked account)."""
+    return stored.c.sub_account_id != stored.c.billing_account_id
+
+
+def seen_by_itself(stored: AnyTable) -> ColumnElement[bool]:
+    """Rows of an account's charges as the account itself shows them (billed to itself)."""
+    return or_(
+        stored.c.sub_account_id.is_(None), stored.c.sub_account_id == stored.c.billing_account_id
+    )
 
 
 @dataclass(frozen=True)
@@ -148,13 +170,19 @@ class IngestRepository:
             await self.session.execute(delete(stored).where(scope.of(stored)))
 
     async def supersede_other_sources(
-        self, scope: ReplaceScope, kinds: Sequence[str]
+        self,
+        scope: ReplaceScope,
+        kinds: Sequence[str],
+        *,
+        mine: RowKind = _any_row,
+        theirs: RowKind = _any_row,
     ) -> list[dict[str, Any]]:
-        """Delete what sources of ``kinds`` other than this one hold of the (account, billing
-        period) pairs this run now holds: the same charges never count twice. Returns what was
-        superseded, per source and account."""
-        mine = select(charged_account(cost_daily), cost_daily.c.billing_period_start).where(
-            scope.of(cost_daily)
+        """Delete what sources of ``kinds`` other than this one hold (their rows of kind
+        ``theirs``) of the (account, billing period) pairs this run now holds (in rows of kind
+        ``mine``): the same charges never count twice. Returns what was superseded, per
+        source and account; the superseded sources' months are summed again."""
+        held = select(charged_account(cost_daily), cost_daily.c.billing_period_start).where(
+            scope.of(cost_daily), mine(cost_daily)
         )
         kinds_sources = select(CostSource.id).where(CostSource.kind.in_(kinds))
 
@@ -162,40 +190,66 @@ class IngestRepository:
             return and_(
                 stored.c.source_id != scope.source_id,
                 stored.c.source_id.in_(kinds_sources),
-                tuple_(charged_account(stored), stored.c.billing_period_start).in_(mine),
+                theirs(stored),
+                tuple_(charged_account(stored), stored.c.billing_period_start).in_(held),
             )
 
         found = await self.session.execute(
-            select(CostSource.key, charged_account(cost_daily), cost_daily.c.billing_period_start)
+            select(
+                CostSource.key,
+                charged_account(cost_daily),
+                cost_daily.c.billing_period_start,
+                CostSource.id,
+                func.min(cost_daily.c.day),
+                func.max(cost_daily.c.day),
+            )
             .join(CostSource, CostSource.id == cost_daily.c.source_id)
             .where(held_by_others(cost_daily))
-            .distinct()
+            .group_by(
+                CostSource.key,
+                charged_account(cost_daily),
+                cost_daily.c.billing_period_start,
+                CostSource.id,
+            )
             .order_by(
                 CostSource.key, charged_account(cost_daily), cost_daily.c.billing_period_start
             )
         )
         superseded: dict[tuple[str, str], list[str]] = {}
-        for key, account, period in found:
+        their_days: dict[uuid.UUID, tuple[dt.date, dt.date]] = {}
+        for key, account, period, source_id, first, last in found:
             superseded.setdefault((key, account), []).append(period.isoformat())
+            earlier = their_days.get(source_id, (first, last))
+            their_days[source_id] = (min(earlier[0], first), max(earlier[1], last))
         if superseded:
             for stored in STORED:
                 await self.session.execute(delete(stored).where(held_by_others(stored)))
+            if scope.periods is None:
+                # A source of days: its months (not the run's periods) are summed again below
+                # only for its own rows; those it superseded are summed again here.
+                for source_id, (first, last) in their_days.items():
+                    days = ReplaceScope(source_id, first, last + dt.timedelta(days=1), None)
+                    await self.refresh_monthly(days)
         return [
             {"source": key, "account": account, "periods": periods}
             for (key, account), periods in superseded.items()
         ]
 
-    async def drop_staged_covered_by(self, kinds: Sequence[str]) -> None:
-        """Drop the staged records of (account, billing period) pairs that sources of ``kinds``
-        already hold (a lower-precedence source yields to them)."""
-        covered = (
+    async def drop_staged_covered_by(
+        self, kinds: Sequence[str], *, covering: RowKind = _any_row, covered: RowKind = _any_row
+    ) -> None:
+        """Drop the staged records (of kind ``covered``) of (account, billing period) pairs
+        that sources of ``kinds`` already hold in rows of kind ``covering`` (a lower-precedence
+        source yields to them)."""
+        held = (
             select(charged_account(cost_daily), cost_daily.c.billing_period_start)
             .join(CostSource, CostSource.id == cost_daily.c.source_id)
-            .where(CostSource.kind.in_(kinds))
+            .where(CostSource.kind.in_(kinds), covering(cost_daily))
         )
         await self.session.execute(
             delete(stage).where(
-                tuple_(charged_account(stage), stage.c.billing_period_start).in_(covered)
+                covered(stage),
+                tuple_(charged_account(stage), stage.c.billing_period_start).in_(held),
             )
         )
 
