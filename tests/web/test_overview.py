@@ -128,16 +128,13 @@ async def test_spend_chart_marks_preliminary_days_and_the_restated_day(
 async def test_a_figure_restated_twice_reads_from_its_first_value_to_its_last(
     page: Page, runtime: Runtime, tmp_path: Path
 ) -> None:
-    email, password = f"owner-{secrets.token_hex(3)}@twice.example", secrets.token_urlsafe(16)
-    created = await create_tenant_with_owner_key(
-        runtime, name="Restated Twice Ltd", tier=Tier.growth, admin_email=email,
-        admin_password=password,
-    )  # fmt: skip
-    today = utcnow().date()
-    day = today - dt.timedelta(days=3)
+    tenant_id, email, password = await new_owner(runtime, "Restated Twice Ltd")
+    day = utcnow().date() - dt.timedelta(days=3)
+    period = (day - dt.timedelta(days=5), day + dt.timedelta(days=25))
     for billed in ("100.00", "110.00", "120.00"):
-        export = restated_export(tmp_path / "delivery.csv", day, billed)
-        await import_focus_file(runtime, uuid.UUID(str(created["tenant_id"])), export, actor="t")
+        ec2 = (day, "Amazon Elastic Compute Cloud", "USD", billed, "")
+        export = focus_export(tmp_path / "delivery.csv", period, [ec2])
+        await import_focus_file(runtime, tenant_id, export, actor="test")
 
     await sign_in(page, email, password)
     await settle(page)
@@ -148,46 +145,19 @@ async def test_a_figure_restated_twice_reads_from_its_first_value_to_its_last(
     assert await row.nth(3).inner_text() == "was $100.00, now $120.00"
 
 
-def restated_export(path: Path, day: dt.date, billed: str) -> Path:
-    """One day of EC2 at ``billed`` dollars, in the billing period open around it."""
-    period = (day - dt.timedelta(days=5), day + dt.timedelta(days=25))
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        service = "Amazon Elastic Compute Cloud"
-        writer.writerow(
-            [
-                billed, billed, billed, billed, "111122223333", "Twice", "USD",
-                f"{period[0]}T00:00:00Z", f"{period[1]}T00:00:00Z",
-                f"{day}T00:00:00Z", f"{day + dt.timedelta(days=1)}T00:00:00Z",
-                "Usage", "", f"{service} usage", "24", "Hours", service, "Compute",
-                "AWS", "Amazon Web Services", "Amazon Web Services, Inc.",
-                "111122223333", "us-east-1", "{}",
-            ]
-        )  # fmt: skip
-    return path
+Line = tuple[dt.date, str, str, str, str]  # day, service, currency, billed, invoice id
 
 
-def two_currency_export(path: Path, today: dt.date) -> Path:
-    """Three days in US dollars (final; final and preliminary; preliminary) and a larger
-    preliminary amount in euros on the middle day. The billing period is open: a row is final
-    only with its invoice id."""
-    period = (today - dt.timedelta(days=10), today + dt.timedelta(days=20))
-    amounts = [  # days ago, service, currency, billed, invoice id
-        (4, "Amazon Elastic Compute Cloud", "USD", "120.00", "INV-1"),
-        (3, "Amazon Elastic Compute Cloud", "USD", "100.00", "INV-1"),
-        (3, "Amazon Simple Storage Service", "USD", "50.00", ""),
-        (2, "Amazon Elastic Compute Cloud", "USD", "80.00", ""),
-        (3, "Amazon Relational Database Service", "EUR", "500.00", ""),
-    ]
+def focus_export(path: Path, period: tuple[dt.date, dt.date], lines: list[Line]) -> Path:
+    """Daily lines of one account in the billing period ``period``, which is open: a line is
+    final only with its invoice id."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*HEADER, "InvoiceId"])
-        for back, service, currency, billed, invoice in amounts:
-            day = today - dt.timedelta(days=back)
+        for day, service, currency, billed, invoice in lines:
             writer.writerow(
                 [
-                    billed, billed, billed, billed, "111122223333", "Two currencies", currency,
+                    billed, billed, billed, billed, "111122223333", "Acme", currency,
                     f"{period[0]}T00:00:00Z", f"{period[1]}T00:00:00Z",
                     f"{day}T00:00:00Z", f"{day + dt.timedelta(days=1)}T00:00:00Z",
                     "Usage", "", f"{service} usage", "24", "Hours", service, "Compute",
@@ -196,6 +166,30 @@ def two_currency_export(path: Path, today: dt.date) -> Path:
                 ]
             )  # fmt: skip
     return path
+
+
+def two_currency_export(path: Path, today: dt.date) -> Path:
+    """Three days in US dollars (final; final and preliminary; preliminary) and a larger
+    preliminary amount in euros on the middle day."""
+    amounts = [  # days ago, service, currency, billed, invoice id
+        (4, "Amazon Elastic Compute Cloud", "USD", "120.00", "INV-1"),
+        (3, "Amazon Elastic Compute Cloud", "USD", "100.00", "INV-1"),
+        (3, "Amazon Simple Storage Service", "USD", "50.00", ""),
+        (2, "Amazon Elastic Compute Cloud", "USD", "80.00", ""),
+        (3, "Amazon Relational Database Service", "EUR", "500.00", ""),
+    ]
+    lines = [(today - dt.timedelta(days=back), *line) for back, *line in amounts]
+    period = (today - dt.timedelta(days=10), today + dt.timedelta(days=20))
+    return focus_export(path, period, lines)
+
+
+async def new_owner(runtime: Runtime, name: str) -> tuple[uuid.UUID, str, str]:
+    """A tenant of its own: its id, and its owner's email and password."""
+    email, password = f"owner-{secrets.token_hex(3)}@example.com", secrets.token_urlsafe(16)
+    created = await create_tenant_with_owner_key(
+        runtime, name=name, tier=Tier.growth, admin_email=email, admin_password=password
+    )
+    return uuid.UUID(str(created["tenant_id"])), email, password
 
 
 # The spend chart's bar for the day with final and preliminary costs, read off the canvas:
@@ -239,14 +233,10 @@ BAR_OF_A_MIXED_DAY = """() => {
 async def test_spend_chart_stacks_a_day_from_zero_in_one_currency(
     page: Page, runtime: Runtime, tmp_path: Path
 ) -> None:
-    email, password = f"owner-{secrets.token_hex(3)}@two.example", secrets.token_urlsafe(16)
-    created = await create_tenant_with_owner_key(
-        runtime, name="Two Currencies GmbH", tier=Tier.growth, admin_email=email,
-        admin_password=password,
-    )  # fmt: skip
+    tenant_id, email, password = await new_owner(runtime, "Two Currencies GmbH")
     today = utcnow().date()
     export = two_currency_export(tmp_path / "two-currencies.csv", today)
-    await import_focus_file(runtime, uuid.UUID(str(created["tenant_id"])), export, actor="test")
+    await import_focus_file(runtime, tenant_id, export, actor="test")
     mixed_day = str(today - dt.timedelta(days=3))
 
     await sign_in(page, email, password)
