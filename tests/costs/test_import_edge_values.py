@@ -110,9 +110,15 @@ async def test_a_number_with_an_exponent_past_decimal_range_is_refused_naming_it
     [
         ("BilledCost", "1e9999999999999999999", "not a number"),
         ("ListCost", "1e-9999999999999999999", "not a number"),
+        ("BilledCost", "10e999999999999999999", "too large to store"),
         ("Tags", "[" * 100_000, "not a JSON object of tags"),
     ],
-    ids=["exponent-too-long-to-hold", "negative-exponent-too-long", "tags-nested-100000-deep"],
+    ids=[
+        "exponent-too-long-to-hold",
+        "negative-exponent-too-long",
+        "past-the-largest-decimal",
+        "tags-nested-100000-deep",
+    ],
 )
 async def test_a_value_no_decimal_or_json_reader_can_hold_is_refused_naming_its_row(
     make_tenant: Callable[..., Any],

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -185,8 +186,9 @@ async def test_a_restatement_too_large_for_a_percentage_is_recorded_with_its_amo
     assert adjustment["change_percent"] is None
 
 
+@pytest.mark.parametrize("dictionary", [False, True], ids=["plain-text", "dictionary-encoded"])
 async def test_parquet_files_of_two_accounts_with_empty_sub_accounts_both_count(
-    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path, dictionary: bool
 ) -> None:
     """An empty SubAccountId is no sub-account, in Parquet as in CSV: two billing accounts'
     files that leave it empty are two accounts, not one named "" whose later file supersedes
@@ -203,6 +205,10 @@ async def test_parquet_files_of_two_accounts_with_empty_sub_accounts_both_count(
                 column_types=dict.fromkeys(HEADER, pa.string()), strings_can_be_null=False
             ),
         )
+        if dictionary:  # as pandas writes a categorical column
+            index = as_text.schema.get_field_index("SubAccountId")
+            encoded = pc.dictionary_encode(as_text.column(index))
+            as_text = as_text.set_column(index, "SubAccountId", encoded)
         pq.write_table(as_text, tmp_path / f"{account}.parquet")
         runs.append(await import_file(client, tenant, tmp_path / f"{account}.parquet"))
 

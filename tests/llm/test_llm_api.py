@@ -143,10 +143,23 @@ async def test_a_limit_set_before_the_operator_lowered_the_ceiling_counts_only_u
 
     async with api_client(lowered) as api:
         shown = (await api.get("/api/v1/llm/budget", headers=tenant.auth)).json()
+        # The settings form sends both limits back: the one kept above the ceiling is not a
+        # change, so the other one saves; raising it further is refused.
+        saved = await api.patch(
+            "/api/v1/llm/budget",
+            json={"daily_cap_usd": "20.0000", "monthly_limit_usd": "50.00"},
+            headers=tenant.auth,
+        )
+        raised = await api.patch(
+            "/api/v1/llm/budget", json={"daily_cap_usd": "21.00"}, headers=tenant.auth
+        )
     # What the admin set is kept (the page offers it again, rather than the ceiling).
     assert shown["daily_cap"] == {
         "usd": "5.00", "source": "tier ceiling", "ceiling_usd": "5.00", "set_usd": "20.0000",
     }  # fmt: skip
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["monthly_limit"]["set_usd"] == "50.0000"
+    assert raised.status_code == 422
     with pytest.raises(BudgetExceeded, match=r"daily cap of \$5\.00"):
         await budget.reserve(
             lowered,

@@ -75,23 +75,25 @@ async def update_budget(
     if not changes:
         raise InvalidInput("send daily_cap_usd and/or monthly_limit_usd")
     tenant = await get_tenant(session, actor)
+    ledger = LedgerRepository(session)
+    await ledger.ensure_budget(actor.tenant_id, utcnow().date())
+    budget = await ledger.budget(actor.tenant_id)
+    assert budget is not None
+    before = {"daily_cap_usd": budget.daily_cap_usd, "monthly_limit_usd": budget.monthly_limit_usd}
     ceilings = tier_ceilings(settings, tenant.tier)
     for name, ceiling in (
         ("daily_cap_usd", ceilings.daily),
         ("monthly_limit_usd", ceilings.monthly),
     ):
         value = changes.get(name)
-        if value is not None and value > ceiling:
+        # A limit sent as it is stored is not changed, even above a ceiling lowered since (it
+        # counts only up to it): the settings form sends both limits back.
+        if value is not None and value > ceiling and value != before[name]:
             raise InvalidInput(
                 f"{name} {plain_text(value)} is above the {tenant.tier} tier's ceiling of"
                 f" ${usd_text(ceiling)} set by the operator",
                 ceiling_usd=usd_text(ceiling),
             )
-    ledger = LedgerRepository(session)
-    await ledger.ensure_budget(actor.tenant_id, utcnow().date())
-    budget = await ledger.budget(actor.tenant_id)
-    assert budget is not None
-    before = {"daily_cap_usd": budget.daily_cap_usd, "monthly_limit_usd": budget.monthly_limit_usd}
     for name, value in changes.items():
         setattr(budget, name, value)
     limits = effective_limits(settings, tenant.tier, budget)

@@ -346,14 +346,13 @@ def _as_text(column: pa.Array) -> pa.Array:
         if column.type.tz is not None:
             column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
         return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        # What CSV reads as empty reads so here too: an empty or "NULL" account id is no
-        # account, not an account named "" that another file's empty id would match.
-        text = column.cast(pa.string())
-        return pc.if_else(pc.is_in(text, value_set=NULL_TEXTS), pa.scalar(None, pa.string()), text)
     if pa.types.is_map(column.type) or pa.types.is_struct(column.type):
         # default=str: a tag's value may be a timestamp or bytes, which JSON has no form for.
         return pa.array(
             [None if v is None else json.dumps(dict(v), default=str) for v in column.to_pylist()]
         )
-    return column.cast(pa.string())
+    # What CSV reads as empty reads so here too (plain or dictionary-encoded text): an empty
+    # or "NULL" account id is no account, not an account named "" that another file's empty
+    # id would match.
+    text = column.cast(pa.string())
+    return pc.if_else(pc.is_in(text, value_set=NULL_TEXTS), pa.scalar(None, pa.string()), text)

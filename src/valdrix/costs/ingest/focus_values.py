@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Context, Decimal
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
@@ -121,12 +121,19 @@ def too_large(numbers: pa.Array, digits: int) -> pa.Array | None:
     near = pc.greater_equal(magnitude, limit * (1 - 1e-9)).to_pylist()
     return pa.array(
         [
-            # copy_abs, unlike abs(), leaves an exponent past the context's range alone.
-            bool(candidate) and Decimal(value).copy_abs() >= limit
+            bool(candidate) and _at_least(value, limit)
             for value, candidate in zip(numbers.to_pylist(), near, strict=True)
         ],
         pa.bool_(),
     )
+
+
+def _at_least(value: str, limit: int) -> bool:
+    try:
+        # copy_abs, unlike abs(), leaves an exponent past the context's range alone.
+        return Decimal(value).copy_abs() >= limit
+    except InvalidOperation:  # 10e999999999999999999: past what a decimal holds at all
+        return True
 
 
 def unstorable_text(focus_column: str, values: pa.Array) -> list[tuple[pa.Array, str]]:
