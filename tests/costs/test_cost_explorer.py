@@ -584,40 +584,47 @@ async def test_a_linked_accounts_own_cost_explorer_yields_to_its_payers(
         role_arn=f"arn:aws:iam::{LINKED_ACCOUNT}:role/ValdrixScanRole",
     )
     # The simulator answers a request it has answered before as before: each order has its
-    # own window.
+    # own window. The payer's window holds one day; the member's an earlier one too.
     today = TODAY if payer_first else TODAY + dt.timedelta(days=60)
-    yesterday = days_ago(1, today)
-    payer_day = {(LINKED_ACCOUNT, EC2): "30.00", (ACCOUNT_ID, S3): "100.00"}
-    pulls = [
-        (payer, ACCOUNT_ID, payer_day),
-        (member, LINKED_ACCOUNT, {(EC2, "us-east-1"): "30.00"}),
-    ]
+    yesterday, earlier = days_ago(1, today), days_ago(2, today)
+    payer_page = ce_page(
+        ce_day(
+            yesterday, {(LINKED_ACCOUNT, EC2): "30.00", (ACCOUNT_ID, S3): "100.00"}, estimated=False
+        )
+    )
+    member_page = ce_page(
+        ce_day(earlier, {(EC2, "us-east-1"): "20.00"}, estimated=False),
+        ce_day(yesterday, {(EC2, "us-east-1"): "30.00"}, estimated=False),
+    )
+    pulls = [(payer, ACCOUNT_ID, payer_page), (member, LINKED_ACCOUNT, member_page)]
 
     runs = []
-    for connection, account, groups in pulls if payer_first else reversed(pulls):
-        page = ce_page(ce_day(yesterday, groups, estimated=False))
+    for connection, account, page in pulls if payer_first else reversed(pulls):
         inject(aws_endpoint, page, account_id=account)
         runs.append(
             await ingest_cost_explorer(importer, tenant.tenant_id, connection.id, today=today)
         )
+    # The member's next daily run reads the same answer again.
+    again = await ingest_cost_explorer(importer, tenant.tenant_id, member.id, today=today)
 
-    assert [run.status for run in runs] == ["committed", "committed"]
+    assert [run.status for run in [*runs, again]] == ["committed"] * 3
     async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
         daily = (await session.execute(select(cost_daily))).mappings().all()
     by_account = {
-        (row["billing_account_id"], row["sub_account_id"]): row["billed_cost"] for row in daily
+        (row["day"], row["billing_account_id"], row["sub_account_id"]): row["billed_cost"]
+        for row in daily
     }
+    # Yesterday from the payer; the day before, which the payer's window does not hold, from
+    # the member itself.
     assert by_account == {
-        (ACCOUNT_ID, LINKED_ACCOUNT): Decimal("30.00"),
-        (ACCOUNT_ID, ACCOUNT_ID): Decimal("100.00"),
+        (yesterday, ACCOUNT_ID, LINKED_ACCOUNT): Decimal("30.00"),
+        (yesterday, ACCOUNT_ID, ACCOUNT_ID): Decimal("100.00"),
+        (earlier, LINKED_ACCOUNT, LINKED_ACCOUNT): Decimal("20.00"),
     }
-    monthly = await monthly_costs(importer, tenant.tenant_id)
-    assert sum(monthly) == Decimal("130.00")
+    assert sum(await monthly_costs(importer, tenant.tenant_id)) == Decimal("150.00")
     assert [run.details["payer"] for run in runs] == [payer_first, not payer_first]
-    if payer_first:
-        assert (runs[0].records_written, runs[1].records_written) == (2, 0)
-    else:
-        assert runs[0].records_written == 1
+    assert again.records_written == 1
+    if not payer_first:
         assert runs[1].details["superseded"] == [
             {
                 "source": f"aws-ce:{member.id}",
@@ -625,6 +632,9 @@ async def test_a_linked_accounts_own_cost_explorer_yields_to_its_payers(
                 "periods": [yesterday.replace(day=1).isoformat()],
             }
         ]
+    # Yielding a day to the payer is not a restatement of it.
+    async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
+        assert (await session.scalars(select(CostAdjustment))).all() == []
 
 
 async def monthly_costs(runtime: Runtime, tenant_id: uuid.UUID) -> list[Decimal]:

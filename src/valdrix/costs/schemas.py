@@ -51,6 +51,7 @@ class CostAdjustmentOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+    source_id: uuid.UUID
     run_id: uuid.UUID
     previous_run_id: uuid.UUID | None
     day: dt.date

@@ -118,18 +118,18 @@ async def _commit(
         scope = ReplaceScope(source.id, batch.window_start, batch.window_end, batch.billing_periods)
         previous = await costs.latest_readings(scope)
         await costs.delete_scope(scope)
-        await _store_records(costs, batch, run, source.id)
+        yielded = await _store_records(costs, batch, run, source.id)
         if batch.source_kind in BILLING_DATA:
             superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
         else:
             superseded = await costs.supersede_other_sources(
-                scope, DAY_TOTALS, mine=seen_from_its_payer, theirs=seen_by_itself
+                scope, DAY_TOTALS, mine=seen_from_its_payer, theirs=seen_by_itself, per_day=True
             )
         if superseded:
             run.details = {**run.details, "superseded": superseded}
         await costs.refresh_monthly(scope)
         readings = await costs.scope_readings(scope)
-        adjustments = _record_readings(runtime, costs, run, previous, readings)
+        adjustments = _record_readings(runtime, costs, run, previous, readings, yielded)
         run.adjustments = len(adjustments)
         if not _stores_the_same(run, last_run):
             await costs.bump_version(tenant_id, utcnow())
@@ -140,18 +140,20 @@ async def _commit(
 
 async def _store_records(
     costs: IngestRepository, batch: SourceBatch, run: CostRun, source_id: uuid.UUID
-) -> None:
+) -> set[ReadingKey]:
     """Store the batch's records and their roll-up as the run's, and set its totals: a group
-    of days at a time (staged by COPY, then moved), while the next group is summed."""
+    of days at a time (staged by COPY, then moved), while the next group is summed. Returns
+    the reading keys it yielded to a source of higher precedence."""
     staged: list[tuple[str, bool, Decimal, Decimal]] = []
+    yielded: set[ReadingKey] = set()
     run.records_written = 0
     async with aclosing(_summed_ahead(batch.records)) as groups:
         async for group in groups:
             await costs.stage_records(_csv_blocks(group))
             if batch.source_kind not in BILLING_DATA:
-                await costs.drop_staged_covered_by(BILLING_DATA)
-                await costs.drop_staged_covered_by(
-                    DAY_TOTALS, covering=seen_from_its_payer, covered=seen_by_itself
+                yielded |= await costs.drop_staged_covered_by(BILLING_DATA)
+                yielded |= await costs.drop_staged_covered_by(
+                    DAY_TOTALS, covering=seen_from_its_payer, covered=seen_by_itself, per_day=True
                 )
             staged += await costs.staged_totals()  # of what is stored, after the drop
             run.records_written += await costs.store_staged_records(
@@ -160,6 +162,7 @@ async def _store_records(
             await costs.roll_up_staged(run.tenant_id, source_id, run.id)
             await costs.roll_up_staged_resources(run.tenant_id, source_id)
     run.totals = _totals(staged)
+    return yielded
 
 
 async def _summed_ahead(records: RecordSpool) -> AsyncGenerator[pa.Table]:
@@ -248,12 +251,16 @@ def _record_readings(
     run: CostRun,
     previous: dict[ReadingKey, CostReading],
     readings: dict[ReadingKey, tuple[Decimal, Decimal, bool]],
+    yielded: set[ReadingKey],
 ) -> list[CostAdjustment]:
+    """A reading of every key the run holds or its source held before, and an adjustment
+    where one moved past the thresholds. A key the run yielded to another source (which
+    counts those charges now) is left as it was read: the charges did not change."""
     floor = runtime.settings.costs.restatement_floor
     now = utcnow()
     new_readings: list[CostReading] = []
     adjustments: list[CostAdjustment] = []
-    for key in readings.keys() | previous.keys():
+    for key in readings.keys() | (previous.keys() - (yielded - readings.keys())):
         period, day, service, account, currency = key
         billed, effective, preliminary = readings.get(key, (ZERO, ZERO, False))
         new_readings.append(

@@ -91,6 +91,12 @@ AnyTable = Table | FromClause
 RowKind = Callable[[AnyTable], ColumnElement[bool]]
 
 
+def _charges(stored: AnyTable, per_day: bool) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """What identifies the same charges: the account and the billing period, or the day for
+    sources of days (Cost Explorer reads a window of days, not whole months)."""
+    return charged_account(stored), stored.c.day if per_day else stored.c.billing_period_start
+
+
 def _any_row(stored: AnyTable) -> ColumnElement[bool]:
     return true()
 
@@ -176,14 +182,14 @@ class IngestRepository:
         *,
         mine: RowKind = _any_row,
         theirs: RowKind = _any_row,
+        per_day: bool = False,
     ) -> list[dict[str, Any]]:
         """Delete what sources of ``kinds`` other than this one hold (their rows of kind
-        ``theirs``) of the (account, billing period) pairs this run now holds (in rows of kind
-        ``mine``): the same charges never count twice. Returns what was superseded, per
-        source and account; the superseded sources' months are summed again."""
-        held = select(charged_account(cost_daily), cost_daily.c.billing_period_start).where(
-            scope.of(cost_daily), mine(cost_daily)
-        )
+        ``theirs``) of the (account, billing period) pairs, or ``per_day`` (account, day)
+        pairs, this run now holds (in rows of kind ``mine``): the same charges never count
+        twice. Returns what was superseded, per source and account; the superseded sources'
+        months are summed again."""
+        held = select(*_charges(cost_daily, per_day)).where(scope.of(cost_daily), mine(cost_daily))
         kinds_sources = select(CostSource.id).where(CostSource.kind.in_(kinds))
 
         def held_by_others(stored: AnyTable) -> ColumnElement[bool]:
@@ -191,7 +197,7 @@ class IngestRepository:
                 stored.c.source_id != scope.source_id,
                 stored.c.source_id.in_(kinds_sources),
                 theirs(stored),
-                tuple_(charged_account(stored), stored.c.billing_period_start).in_(held),
+                tuple_(*_charges(stored, per_day)).in_(held),
             )
 
         found = await self.session.execute(
@@ -236,22 +242,37 @@ class IngestRepository:
         ]
 
     async def drop_staged_covered_by(
-        self, kinds: Sequence[str], *, covering: RowKind = _any_row, covered: RowKind = _any_row
-    ) -> None:
-        """Drop the staged records (of kind ``covered``) of (account, billing period) pairs
-        that sources of ``kinds`` already hold in rows of kind ``covering`` (a lower-precedence
-        source yields to them)."""
+        self,
+        kinds: Sequence[str],
+        *,
+        covering: RowKind = _any_row,
+        covered: RowKind = _any_row,
+        per_day: bool = False,
+    ) -> set[ReadingKey]:
+        """Drop the staged records (of kind ``covered``) of (account, billing period) pairs,
+        or ``per_day`` (account, day) pairs, that sources of ``kinds`` already hold in rows of
+        kind ``covering`` (a lower-precedence source yields to them). Returns the reading keys
+        of what was dropped."""
         held = (
-            select(charged_account(cost_daily), cost_daily.c.billing_period_start)
+            select(*_charges(cost_daily, per_day))
             .join(CostSource, CostSource.id == cost_daily.c.source_id)
             .where(CostSource.kind.in_(kinds), covering(cost_daily))
         )
-        await self.session.execute(
-            delete(stage).where(
-                covered(stage),
-                tuple_(charged_account(stage), stage.c.billing_period_start).in_(held),
+        dropped = await self.session.execute(
+            delete(stage)
+            .where(covered(stage), tuple_(*_charges(stage, per_day)).in_(held))
+            .returning(
+                stage.c.billing_period_start,
+                stage.c.day,
+                stage.c.service,
+                charged_account(stage),
+                stage.c.currency,
             )
         )
+        return {
+            (period, day, service, account, currency)
+            for period, day, service, account, currency in dropped
+        }
 
     async def stage_records(self, csv_blocks: AsyncIterator[bytes]) -> None:
         """Load some of a run's records (CSV in ``STAGE_COLUMNS`` order) into a temporary table

@@ -186,14 +186,15 @@
     const others = costs.totals.map(function (t) { return t.currency; }).filter(function (c) { return c !== currency; });
     currencyCaption(element, currency, others);
     const amount = function (v) { return money(v, currency); };
-    // A figure restated twice (100 -> 110, then 110 -> 120) has two adjustments: the day
-    // shows it from its first value to its last (100 -> 120), not their sum.
+    // A figure (a source's day, service and account) restated twice (100 -> 110, then
+    // 110 -> 120) has two adjustments: the day shows it from its first value to its last
+    // (100 -> 120), not their sum.
     const moved = {};
     adjustments
       .filter(function (a) { return a.currency === currency; })
       .sort(function (a, b) { return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0; })
       .forEach(function (a) {
-        const key = a.day + "|" + a.service + "|" + a.account;
+        const key = [a.source_id, a.day, a.service, a.account].join("|");
         const figure = moved[key] || (moved[key] = { day: a.day, before: Number(a.old_billed_cost) });
         figure.after = Number(a.new_billed_cost);
       });
