@@ -14,6 +14,7 @@ from valdrix.analysis import service as analyses
 from valdrix.analysis.models import AnalysisStatus
 from valdrix.analysis.schemas import AnalysisOut
 from valdrix.connections import service as connections
+from valdrix.connections.models import CloudConnection
 from valdrix.kit.pagination import DEFAULT_LIMIT
 from valdrix.scanning import service as scanning
 from valdrix.scanning.models import FINISHED_SCAN_STATUSES, Scan, ScanUnit
@@ -84,12 +85,15 @@ def _duration(scan: Scan) -> str:
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
-async def connection_names(scope: TenantScope) -> dict[uuid.UUID, str]:
+async def connection_names(
+    scope: TenantScope, active: list[CloudConnection] | None = None
+) -> dict[uuid.UUID, str]:
     """Each connection's name, a disabled one's said to be disabled (its scans are still
-    listed; a connection is never deleted)."""
+    listed; a connection is never deleted). ``active``: the active ones, if already read."""
     session, principal = scope.session, scope.principal
     disabled = await connections.list_connections(session, principal, disabled=True)
-    active = await connections.list_connections(session, principal)
+    if active is None:
+        active = await connections.list_connections(session, principal)
     return {c.id: f"{c.name} (disabled)" for c in disabled} | {c.id: c.name for c in active}
 
 
@@ -97,12 +101,13 @@ async def connection_names(scope: TenantScope) -> dict[uuid.UUID, str]:
 async def scans_page(request: Request, scope: ViewerScope) -> Response:
     session, principal = scope.session, scope.principal
     scans = await scanning.list_scans(session, principal, limit=DEFAULT_LIMIT, connection_id=None)
+    active = await connections.list_connections(session, principal)
     context = await page_context(
         scope,
         scans=scans,
         durations={scan.id: _duration(scan) for scan in scans},
-        connections=await connections.list_connections(session, principal),
-        connection_names=await connection_names(scope),
+        connections=active,
+        connection_names=await connection_names(scope, active),
         meanings=STATUS_MEANINGS,
     )
     return render(request, "scans.html", context)

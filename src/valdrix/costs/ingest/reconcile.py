@@ -260,7 +260,7 @@ def _record_readings(
     now = utcnow()
     new_readings: list[CostReading] = []
     adjustments: list[CostAdjustment] = []
-    for key in readings.keys() | (previous.keys() - (yielded - readings.keys())):
+    for key in readings.keys() | (previous.keys() - yielded):
         period, day, service, account, currency = key
         billed, effective, preliminary = readings.get(key, (ZERO, ZERO, False))
         new_readings.append(
