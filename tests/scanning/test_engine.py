@@ -181,13 +181,7 @@ async def test_hanging_region_and_denied_detector_end_partial_within_the_region_
     # Long enough for the healthy region's units (one per detector) on a loaded 2-core machine.
     region_budget = 5.0
     proxy = fault_proxy(hang_regions={OTHER_REGION}, deny_operations={"DescribeAddresses"})
-    # A thread for every unit: the hung region's units hold theirs until its budget runs out,
-    # and the healthy region's must not queue behind them (that wait is not a region's fault,
-    # and counts from when a unit has its thread; this test is about the hung region).
-    every_unit = 2 * len(REGIONAL_DETECTORS) + len(ACCOUNT_WIDE_DETECTORS)
-    scanner = aws_runtime(
-        runtime, proxy.url, region_budget=region_budget, scans={"concurrency": every_unit}
-    )
+    scanner = aws_runtime(runtime, proxy.url, region_budget=region_budget)
     healthy_volume = unattached_volume(aws_endpoint, HEALTHY_REGION)
     unattached_volume(aws_endpoint, OTHER_REGION)
     elastic_ip(aws_endpoint, HEALTHY_REGION)
