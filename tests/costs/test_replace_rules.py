@@ -103,6 +103,26 @@ async def test_a_restated_file_whose_accounts_changed_replaces_the_earlier_one(
     assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("3037.00")
 
 
+async def test_two_files_of_many_accounts_alike_in_their_first_ones_are_two_sources(
+    make_tenant: Callable[..., Any], client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A file's source names its billing accounts; 30 of them are too many for a key. A
+    second file sharing the first 29 is another source: the 30th account's April stays."""
+    tenant = await make_tenant()
+    shared = [f"{100000000000 + n}" for n in range(29)]
+    day = {dt.date(2026, 4, 1): Decimal("1.00")}
+    first = [row for a in [*shared, "999999999999"] for row in focus_rows(APRIL, day, account=a)]
+    second = [row for a in [*shared, "888888888888"] for row in focus_rows(APRIL, day, account=a)]
+    await import_file(client, tenant, write(tmp_path / "first.csv", first))
+
+    run = await import_file(client, tenant, write(tmp_path / "second.csv", second))
+
+    [superseded] = {entry["source"] for entry in run["details"]["superseded"]}
+    assert len(run["details"]["superseded"]) == len(shared)
+    assert superseded != run["source_key"]
+    assert (await total(client, tenant, APRIL, MAY))["billed_cost"] == Decimal("31.00")
+
+
 @pytest.fixture
 async def later_client(runtime: Runtime) -> AsyncIterator[Callable[[int], httpx.AsyncClient]]:
     """The API as it answers when its reads happen ``n`` days closer to the close: the same

@@ -52,6 +52,9 @@ SAMPLE_CSV = "focus/sample/data/BILLING_PERIOD=2024-09/sample-00001.csv"
 SAMPLE_MANIFEST = "focus/sample/metadata/BILLING_PERIOD=2024-09/sample-Manifest.json"
 JANUARY = "focus/acme/data/BILLING_PERIOD=2025-01"
 PARTS = (f"{JANUARY}/acme-00001.snappy.parquet", f"{JANUARY}/acme-00002.snappy.parquet")
+# The deliveries' BillingAccountIds, sorted and joined (the sample holds three clouds').
+SAMPLE_ACCOUNTS = "/providers/Microsoft.Billing/billingAccounts/8611537,1234567890123,20209880"
+JANUARY_ACCOUNT = "111122223333"
 EC2, S3 = "Amazon EC2", "Amazon S3"
 DAYS = [dt.date(2025, 1, day) for day in (6, 7, 8, 9)]
 # Rows are written by (day, service): the first part holds the 6th and 7th, the second the rest.
@@ -163,7 +166,10 @@ async def test_each_delivery_is_imported_once_and_again_only_when_it_changes(
     assert [run.status for run in first] == ["committed", "committed"]
     assert (api_calls("ListObjectsV2") - lists, api_calls("GetObject") - downloads) == (1, 3)
     sample, january = sorted(first, key=lambda run: str(run.window_start))
-    assert {run.source_key for run in first} == {f"focus-s3:{connection_id}"}
+    assert {run.source_key for run in first} == {
+        f"focus-s3:{connection_id}:{SAMPLE_ACCOUNTS}",
+        f"focus-s3:{connection_id}:{JANUARY_ACCOUNT}",
+    }
     assert sample.details["delivery"] == f"s3://{BUCKET}/focus/sample/data/BILLING_PERIOD=2024-09/"
     assert sample.details["files"] == [SAMPLE_CSV]
     assert sample.rows_read == 1000
@@ -194,6 +200,66 @@ async def test_each_delivery_is_imported_once_and_again_only_when_it_changes(
     assert billed_total(again) == sum(restated.values())
     assert await january_costs(puller, tenant_id) == restated  # replaced, not added
     assert len(await runs_of(puller, tenant_id)) == 3
+
+
+async def test_two_exports_under_one_prefix_never_replace_each_others_period(
+    runtime: Runtime, aws_endpoint: str, make_tenant: Any, tmp_path: Path
+) -> None:
+    """An AWS export and an Azure export copied under the same prefix, both of January: each
+    is its own source, so neither delivery replaces the other's January, and a re-delivery of
+    one replaces only its own."""
+    puller = aws_runtime(runtime, aws_endpoint)
+    seed_export(aws_endpoint)
+    azure_costs = {(day, "Virtual Machines"): Decimal("3.5") for day in DAYS}
+    azure = synthetic(tmp_path / "azure.csv", azure_costs, account="azure-billing-7")
+    put(aws_endpoint, "focus/azure/20250101-20250131/part_0_0001.csv", azure.read_bytes())
+    tenant_id, connection_id = await connection_with_export(puller, make_tenant)
+
+    runs = await pull_focus_exports(puller, tenant_id, connection_id)
+
+    assert [run.status for run in runs] == ["committed"] * 3
+    assert not any("superseded" in run.details for run in runs)
+    assert await january_costs(puller, tenant_id) == {**JANUARY_COSTS, **azure_costs}
+
+    restated = {key: amount * 2 for key, amount in JANUARY_COSTS.items()}
+    for key, body in zip(PARTS, january_parts(restated), strict=True):
+        put(aws_endpoint, key, body)
+    [again] = await pull_focus_exports(puller, tenant_id, connection_id)
+
+    assert again.source_key == f"focus-s3:{connection_id}:{JANUARY_ACCOUNT}"
+    assert await january_costs(puller, tenant_id) == {**restated, **azure_costs}
+
+
+async def test_a_delivery_pulled_when_a_connection_had_one_source_is_not_pulled_twice_or_doubled(
+    runtime: Runtime, aws_endpoint: str, make_tenant: Any, database: TestDatabase
+) -> None:
+    """Pulls used to store every delivery of a connection as the source focus-s3:<connection>.
+    An unchanged delivery pulled then is not downloaded again; a changed one, now of its
+    accounts' source, takes its period from the old source rather than adding to it."""
+    puller = aws_runtime(runtime, aws_endpoint)
+    seed_export(aws_endpoint)
+    tenant_id, connection_id = await connection_with_export(puller, make_tenant)
+    await pull_focus_exports(puller, tenant_id, connection_id)
+    before, now = f"focus-s3:{connection_id}", f"focus-s3:{connection_id}:{JANUARY_ACCOUNT}"
+    for table in ("cost_sources SET key", "cost_runs SET source_key"):
+        await superuser_rows(
+            database, f"UPDATE {table} = %s WHERE {table.split()[-1]} = %s RETURNING 1", before, now
+        )
+    downloads = api_calls("GetObject")
+
+    assert await pull_focus_exports(puller, tenant_id, connection_id) == []
+    assert api_calls("GetObject") == downloads
+
+    restated = {key: amount * 2 for key, amount in JANUARY_COSTS.items()}
+    for key, body in zip(PARTS, january_parts(restated), strict=True):
+        put(aws_endpoint, key, body)
+    [again] = await pull_focus_exports(puller, tenant_id, connection_id)
+
+    assert again.source_key == now
+    assert again.details["superseded"] == [
+        {"source": before, "account": JANUARY_ACCOUNT, "periods": ["2025-01-01"]}
+    ]
+    assert await january_costs(puller, tenant_id) == restated
 
 
 async def test_a_damaged_delivery_is_rejected_by_file_row_and_column_and_the_others_import(

@@ -48,6 +48,7 @@ MONEY = Numeric(24, 10)
 # A month's sum of up to 31 days, each of which fits MONEY (the import checks days only).
 MONTH_MONEY = Numeric(28, 10)
 QUANTITY = Numeric(28, 10)
+SOURCE_KEY_CHARS = 300
 
 
 class SourceKind(enum.StrEnum):
@@ -70,7 +71,7 @@ class CostSource(IdMixin, CreatedAtMixin, Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
-    key: Mapped[str] = mapped_column(String(300))
+    key: Mapped[str] = mapped_column(String(SOURCE_KEY_CHARS))
     connection_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("cloud_connections.id", ondelete="SET NULL")
     )
@@ -87,7 +88,7 @@ class CostRun(IdMixin, Base):
         ForeignKey("cost_sources.id", ondelete="CASCADE")
     )
     source_kind: Mapped[str] = mapped_column(String(32))
-    source_key: Mapped[str | None] = mapped_column(String(300))
+    source_key: Mapped[str | None] = mapped_column(String(SOURCE_KEY_CHARS))
     status: Mapped[str] = mapped_column(String(16))
     window_start: Mapped[dt.date | None] = mapped_column(Date)
     window_end: Mapped[dt.date | None] = mapped_column(Date)

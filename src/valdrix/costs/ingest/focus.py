@@ -21,7 +21,8 @@ which can be as many as its rows.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ from valdrix.costs.ingest.focus_values import (
 )
 from valdrix.costs.ingest.other_exports import not_focus_reason
 from valdrix.costs.ingest.records import DECIMAL, KEY_NAMES, SUM_NAMES, RecordSpool, SourceBatch
+from valdrix.costs.models import SOURCE_KEY_CHARS
 
 MANDATORY = (
     "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId",
@@ -136,13 +138,15 @@ def read_focus_files(
     close_days: int,
     limits: ImportLimits,
     source_key: str | None = None,
+    source_prefix: str = "focus",
 ) -> SourceBatch:
     """Read the parts of one export delivery (``(path, name)`` pairs) as one batch: a provider
     writes a billing period as several files, and only all of them together are the period.
-    ``limits`` bound the whole delivery."""
+    ``limits`` bound the whole delivery. Its source is ``source_key``, or else named by
+    ``source_prefix`` and the billing accounts read (``accounts_source_key``)."""
     reading = _Reading(now=now, close_days=close_days)
     try:
-        return _read_delivery(reading, files, limits, source_key)
+        return _read_delivery(reading, files, limits, source_key, source_prefix)
     except BaseException:
         reading.spool.close()
         raise
@@ -153,6 +157,7 @@ def _read_delivery(
     files: Sequence[tuple[Path, str]],
     limits: ImportLimits,
     source_key: str | None,
+    source_prefix: str,
 ) -> SourceBatch:
     budget = DecompressedBudget(limits.max_decompressed_bytes)
     formats: set[str] = set()
@@ -184,7 +189,7 @@ def _read_delivery(
     periods = sorted(reading.periods)
     return SourceBatch(
         source_kind="focus_file",
-        source_key=source_key or "focus:" + ",".join(sorted(reading.accounts))[:280],
+        source_key=source_key or accounts_source_key(source_prefix, reading.accounts),
         window_start=reading.first_day,
         window_end=reading.last_day,
         records=reading.spool,
@@ -200,6 +205,17 @@ def _read_delivery(
         },
         billing_periods=periods,
     )
+
+
+def accounts_source_key(prefix: str, accounts: Iterable[str]) -> str:
+    """``<prefix>:<the billing accounts, sorted>``: deliveries of the same accounts replace
+    each other's billing periods; others' are other sources (see ``reconcile`` for the same
+    charges arriving through two). Past what a key holds, the accounts' SHA-256 stands in for
+    them, so two sets never share a key by sharing a beginning."""
+    listed = ",".join(sorted(accounts))
+    if len(prefix) + 1 + len(listed) > SOURCE_KEY_CHARS:
+        listed = "sha256-" + hashlib.sha256(listed.encode()).hexdigest()
+    return f"{prefix}:{listed}"
 
 
 def file_details(files: Sequence[tuple[Path, str]]) -> dict[str, Any]:

@@ -278,13 +278,17 @@ class CostReadRepository:
         )
         return {key: (Decimal(total), last) for key, total, last in rows}
 
-    async def delivery_fingerprints(self, source_key: str) -> dict[str, str]:
-        """Each S3 delivery's fingerprint on its source's last committed run for it."""
+    async def delivery_fingerprints(self, source_prefix: str) -> dict[str, str]:
+        """Each S3 delivery's fingerprint on the last committed run for it of a source named
+        ``source_prefix`` (as all of a connection's were once) or ``source_prefix:<accounts>``."""
         delivery = CostRun.details["delivery"].astext
         rows = await self.session.execute(
             select(delivery, CostRun.details["fingerprint"].astext)
             .where(
-                CostRun.source_key == source_key,
+                or_(
+                    CostRun.source_key == source_prefix,
+                    CostRun.source_key.startswith(f"{source_prefix}:", autoescape=True),
+                ),
                 CostRun.status == RunStatus.committed.value,
                 delivery.is_not(None),
             )

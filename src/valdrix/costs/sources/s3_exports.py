@@ -9,8 +9,10 @@ are ignored), read together as one batch.
 
 A delivery's fingerprint is a hash of its files' keys, ETags and sizes. A delivery whose
 fingerprint is the one recorded on the last committed run for its folder has not changed and is
-not downloaded again. Every delivery of an export is one source, ``focus-s3:<connection id>``,
-so a period delivered again replaces that period's window.
+not downloaded again. A delivery's source is its connection and billing accounts,
+``focus-s3:<connection id>:<accounts>``: a period the same accounts deliver again replaces that
+period, while two exports under one prefix (an AWS and an Azure one, say) are two sources and
+never replace each other's periods.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ LIST_PAGE_SIZE = 1000  # S3's largest page
 
 
 def source_key_for(connection_id: uuid.UUID) -> str:
-    """One source for all of a connection's export (not one per delivery)."""
+    """What names the connection's deliveries' sources (``focus-s3:<connection id>``, then
+    each delivery's billing accounts), and its runs that read no accounts (failures)."""
     return f"focus-s3:{connection_id}"
 
 
@@ -120,7 +123,7 @@ def read_delivery(
     s3: Any,
     delivery: Delivery,
     *,
-    source_key: str,
+    source_prefix: str,
     now: dt.datetime,
     close_days: int,
     limits: ImportLimits,
@@ -147,7 +150,7 @@ def read_delivery(
                     s3.download_fileobj(delivery.bucket, file.key, handle)
                 parts.append((path, file.key))
             batch = read_focus_files(
-                parts, now=now, close_days=close_days, limits=limits, source_key=source_key
+                parts, now=now, close_days=close_days, limits=limits, source_prefix=source_prefix
             )
     finally:
         for event in events:
@@ -172,7 +175,7 @@ async def import_new_deliveries(
         return read_delivery(
             s3(),
             delivery,
-            source_key=source_key,
+            source_prefix=source_key,
             now=utcnow(),
             close_days=runtime.settings.costs.focus_close_days,
             limits=ImportLimits.from_settings(runtime.settings),
