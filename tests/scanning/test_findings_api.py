@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.analysis.helpers import seed_scans
 from tests.conftest import TenantFixture
 from tests.fixtures.aws import (
     ACCOUNT_ID,
@@ -34,10 +35,14 @@ from tests.fixtures.aws import (
 from tests.fixtures.http import api_key, assert_problem
 from tests.scanning.distinct_costs import distinct_monthly_usd, gross_monthly_usd
 from tests.scanning.helpers import create_tenant, scan_once, tenant_findings
+from valdrix.kit.db import unit_of_work
 from valdrix.kit.orm import utcnow
 from valdrix.runtime import Runtime
 from valdrix.scanning import listing
+from valdrix.scanning.models import Finding
+from valdrix.scanning.schemas import FindingFilter
 from valdrix.simulator.aws_server import SimulatedAws
+from valdrix.tenancy.service import system_principal
 
 FINDINGS = "/api/v1/findings"
 
@@ -527,3 +532,27 @@ async def test_the_csv_export_keeps_a_name_tag_that_is_a_formula_as_text(
     assert rows[named]["resource_name"] == "'" + formula
     assert rows[plain]["resource_name"] == "db-scratch"
     assert Decimal(rows[named]["monthly_cost_usd"]) > 0
+
+
+async def test_an_export_a_scan_reprices_mid_way_holds_every_finding_once(
+    runtime: Runtime, make_tenant: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export reads a batch at a time, most expensive first. A scan committing between two
+    batches moves the cheapest finding to the top: the export still lists each finding once,
+    as the findings were when it started."""
+    tenant: TenantFixture = await make_tenant()
+    [scan] = await seed_scans(runtime, tenant.tenant_id, 1, findings_per_scan=12)
+    seeded = scan.finding_ids
+    monkeypatch.setattr(listing, "EXPORT_BATCH", 5)
+    chosen = FindingFilter.model_validate({"status": "open"})
+    lines = aiter(listing.export_csv(runtime, system_principal(tenant.tenant_id), chosen))
+    exported = [await anext(lines), await anext(lines)]  # the header, then the first batch
+    async with unit_of_work(runtime.sessions, tenant.tenant_id) as session:
+        cheapest = await session.get(Finding, seeded[0])
+        assert cheapest is not None and cheapest.monthly_cost_usd == 8
+        cheapest.monthly_cost_usd = Decimal(1000)
+    exported += [chunk async for chunk in lines]
+
+    rows = list(csv.DictReader(io.StringIO("".join(exported))))
+    assert sorted(row["id"] for row in rows) == sorted(map(str, seeded))
+    assert [Decimal(row["monthly_cost_usd"]) for row in rows] == [8 * n for n in range(12, 0, -1)]

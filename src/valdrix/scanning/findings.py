@@ -239,10 +239,13 @@ async def list_findings(
     limit: int,
     shown_with_others: Sequence[str] = (),
     min_monthly_cost_usd: Decimal | None = None,
+    end_snoozes: bool = True,
 ) -> list[Finding]:
     """A page of findings; those of the ``shown_with_others`` detectors that another open
-    finding prices too are left out (``scanning.imported``)."""
-    await end_expired_snoozes(session)
+    finding prices too are left out (``scanning.imported``). Expired snoozes are ended first,
+    unless the caller did that already (``end_snoozes=False``: the read writes nothing)."""
+    if end_snoozes:
+        await end_expired_snoozes(session)
     return await FindingRepository(session).page(
         filters=filters,
         sort=sort,

@@ -61,6 +61,7 @@ async def list_described(
     *,
     offset: int,
     limit: int,
+    end_snoozes: bool = True,
 ) -> list[FindingOut]:
     """A page of findings, each resource's once: an imported recommendation for a resource
     one of Valdrix's own open findings prices is listed inside that finding, unless the
@@ -72,6 +73,7 @@ async def list_described(
         descending=chosen.order == "desc",
         offset=offset,
         limit=limit,
+        end_snoozes=end_snoozes,
         **_narrowed_by(chosen),
     )
     return await describe(session, actor, rows)
@@ -143,12 +145,21 @@ async def export_csv(
     runtime: Runtime, actor: Principal, chosen: FindingFilter
 ) -> AsyncIterator[str]:
     """Every finding the filter selects, as CSV, a batch at a time in one transaction of its
-    own (the request's has ended by the time the body streams)."""
+    own (the request's has ended by the time the body streams), every batch read from one
+    snapshot: a scan that commits mid-export neither repeats a row nor skips one by moving it
+    across a batch's edge."""
     yield csv_lines([CSV_COLUMNS])
     async with unit_of_work(runtime.sessions, actor.tenant_id) as session:
+        await findings.end_expired_snoozes(session)
+    async with unit_of_work(runtime.sessions, actor.tenant_id) as session:
+        # Reads only (the snoozes ended above): under REPEATABLE READ a write could fail on a
+        # row a scan changed since the snapshot.
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         offset = 0
         while True:
-            batch = await list_described(session, actor, chosen, offset=offset, limit=EXPORT_BATCH)
+            batch = await list_described(
+                session, actor, chosen, offset=offset, limit=EXPORT_BATCH, end_snoozes=False
+            )
             yield csv_lines(csv_row(finding) for finding in batch)
             if len(batch) < EXPORT_BATCH:
                 return
