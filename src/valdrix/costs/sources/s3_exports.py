@@ -169,19 +169,20 @@ async def import_new_deliveries(
     """Import each delivery that is new or changed since its last committed run, yielding its
     run: committed, or rejected (with its errors) while the others go on. ``s3()`` gives a client
     with current credentials (a long pull outlives one set)."""
-    source_key = source_key_for(connection_id)
+    # A delivery's source is this key and its accounts; a rejected one read none: this key.
+    connection_key = source_key_for(connection_id)
 
     def read(delivery: Delivery) -> SourceBatch:
         return read_delivery(
             s3(),
             delivery,
-            source_prefix=source_key,
+            source_prefix=connection_key,
             now=utcnow(),
             close_days=runtime.settings.costs.focus_close_days,
             limits=ImportLimits.from_settings(runtime.settings),
         )
 
-    recorded = await recorded_fingerprints(runtime, tenant_id, source_key)
+    recorded = await recorded_fingerprints(runtime, tenant_id, connection_key)
     for delivery in deliveries:
         if recorded.get(delivery.uri) == delivery.fingerprint:
             continue
@@ -192,7 +193,7 @@ async def import_new_deliveries(
                 runtime,
                 tenant_id,
                 source_kind=SourceKind.focus_file.value,
-                source_key=source_key,
+                source_key=connection_key,
                 rows_read=rejected.rows_read,
                 rows_rejected=rejected.rows_rejected,
                 errors=rejected.errors,
@@ -206,8 +207,8 @@ async def import_new_deliveries(
 
 
 async def recorded_fingerprints(
-    runtime: Runtime, tenant_id: uuid.UUID, source_key: str
+    runtime: Runtime, tenant_id: uuid.UUID, connection_key: str
 ) -> dict[str, str]:
-    """Each delivery's fingerprint on its last committed run."""
+    """Each of the connection's deliveries' fingerprint on its last committed run."""
     async with unit_of_work(runtime.sessions, tenant_id) as session:
-        return await CostReadRepository(session).delivery_fingerprints(source_key)
+        return await CostReadRepository(session).delivery_fingerprints(connection_key)
