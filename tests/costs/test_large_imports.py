@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import aclosing
 from decimal import Decimal
 from pathlib import Path
@@ -18,16 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import TestDatabase
 from tests.costs.focus_files import MAY, focus_rows, write
 from tests.costs.helpers import import_file
 from valdrix.costs.ingest.focus_streams import BATCH_BYTES
 from valdrix.costs.ingest.reconcile import _summed_ahead
-from valdrix.costs.repositories.ingest import STAGE_BUFFERS, IngestRepository
-from valdrix.kit.db import create_engine, session_factory, unit_of_work
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -96,34 +91,3 @@ async def test_a_cancelled_import_lets_the_thread_finish_with_the_spool_first() 
     with pytest.raises(asyncio.CancelledError):
         await task
     assert spool.finished_reading, "the import ended while its thread still read the spool"
-
-
-async def _stage_nothing(session: AsyncSession) -> str:
-    """Stage no records on the session's connection; its temporary buffers, as then set."""
-
-    async def no_blocks() -> AsyncIterator[bytes]:
-        return
-        yield b""
-
-    await IngestRepository(session).stage_records(no_blocks())
-    return str(await session.scalar(text("SHOW temp_buffers")))
-
-
-async def test_the_stage_gets_larger_temporary_buffers_where_its_connection_can_still_change_them(
-    database: TestDatabase, make_tenant: Callable[..., Any]
-) -> None:
-    """PostgreSQL fixes a session's temporary buffers once it has used a temporary table: a
-    connection that used one before the import's stage still stages, with the buffers it has."""
-    tenant = await make_tenant()
-    fresh, used = (create_engine(database.urls.app, pool_size=1, max_overflow=0) for _ in "ab")
-    try:
-        async with unit_of_work(session_factory(fresh), tenant.tenant_id) as session:
-            assert await _stage_nothing(session) == STAGE_BUFFERS
-        async with unit_of_work(session_factory(used), tenant.tenant_id) as session:
-            await session.execute(text("CREATE TEMPORARY TABLE scratch AS SELECT 1 AS one"))
-        async with unit_of_work(session_factory(used), tenant.tenant_id) as session:
-            assert await _stage_nothing(session) == "8MB"
-            assert await session.scalar(text("SELECT count(*) FROM cost_records_stage")) == 0
-    finally:
-        await fresh.dispose()
-        await used.dispose()

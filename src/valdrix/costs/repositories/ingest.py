@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from sqlalchemy import (
     ColumnElement,
@@ -62,10 +61,6 @@ STAGE_TABLE = (
     )
     + ") ON COMMIT DELETE ROWS"
 )
-# A group of days' stage (some 30,000 records of a daily export, 15 MB) fits in temporary
-# buffers of this size; with PostgreSQL's default of 8 MB every statement over it writes pages
-# out and reads them back (about a tenth of the database's work on a 1,000,000-record import).
-STAGE_BUFFERS = "64MB"
 # The staged records as SQL expressions can name them (a temporary table: not in the models).
 stage = table("cost_records_stage", *(column(name) for name in STAGE_COLUMNS))
 _KEYS = ", ".join(KEY_NAMES)
@@ -140,18 +135,6 @@ class ReplaceScope:
             stored.c.source_id == self.source_id,
             stored.c.billing_period_start.in_(self.periods),
         )
-
-
-async def _raise_temp_buffers(cursor: psycopg.AsyncCursor[Any]) -> None:
-    """Give the connection's temporary tables ``STAGE_BUFFERS``, if it can still change them:
-    PostgreSQL refuses once the session has used a temporary table (as when a transaction that
-    created the stage rolled back), and the import then goes on with what the session has."""
-    await cursor.execute("SAVEPOINT stage_buffers")
-    try:
-        await cursor.execute(f"SET temp_buffers = '{STAGE_BUFFERS}'")
-    except psycopg.errors.InvalidParameterValue:
-        await cursor.execute("ROLLBACK TO SAVEPOINT stage_buffers")
-    await cursor.execute("RELEASE SAVEPOINT stage_buffers")
 
 
 class IngestRepository:
@@ -301,9 +284,6 @@ class IngestRepository:
         connection = await driver_connection(self.session)
         columns = sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
         async with connection.cursor() as cursor:
-            await cursor.execute("SELECT to_regclass('pg_temp.cost_records_stage') IS NULL")
-            if (await cursor.fetchone()) == (True,):
-                await _raise_temp_buffers(cursor)
             await cursor.execute(STAGE_TABLE)
             await cursor.execute("TRUNCATE cost_records_stage")
             copy_in = sql.SQL("COPY cost_records_stage ({}) FROM STDIN (FORMAT csv)").format(
