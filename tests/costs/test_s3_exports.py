@@ -89,14 +89,21 @@ def put(endpoint: str, key: str, body: bytes) -> None:
 
 
 def january_parts(
-    costs: dict[tuple[dt.date, str], Decimal], *, damage: tuple[int, str] | None = None
+    costs: dict[tuple[dt.date, str], Decimal],
+    *,
+    damage: tuple[int, str] | None = None,
+    linked: dict[str, str] | None = None,
 ) -> list[bytes]:
     """One synthetic export's rows split into two Parquet files, as AWS writes a large period;
-    ``damage`` = (row of the second part, counted from 1; text) replaces that row's BilledCost."""
+    ``damage`` = (row of the second part, counted from 1; text) replaces that row's BilledCost;
+    ``linked`` bills a service's rows to another (linked) account of the same payer."""
     with tempfile.TemporaryDirectory() as folder:
         export = synthetic(Path(folder) / "january.csv", costs)
         with export.open(newline="") as handle:
             header, *rows = list(csv.reader(handle))
+        for row in rows:
+            if account := (linked or {}).get(row[header.index("ServiceName")]):
+                row[header.index("SubAccountId")] = account
         half = len(rows) // 2
         parts = []
         for number, part_rows in enumerate((rows[:half], rows[half:]), start=1):
@@ -230,36 +237,77 @@ async def test_two_exports_under_one_prefix_never_replace_each_others_period(
     assert await january_costs(puller, tenant_id) == {**restated, **azure_costs}
 
 
-async def test_a_delivery_pulled_when_a_connection_had_one_source_is_not_pulled_twice_or_doubled(
-    runtime: Runtime, aws_endpoint: str, make_tenant: Any, database: TestDatabase
-) -> None:
-    """Pulls used to store every delivery of a connection as the source focus-s3:<connection>.
-    An unchanged delivery pulled then is not downloaded again; a changed one, now of its
-    accounts' source, takes its period from the old source rather than adding to it."""
-    puller = aws_runtime(runtime, aws_endpoint)
-    seed_export(aws_endpoint)
-    tenant_id, connection_id = await connection_with_export(puller, make_tenant)
-    await pull_focus_exports(puller, tenant_id, connection_id)
-    before, now = f"focus-s3:{connection_id}", f"focus-s3:{connection_id}:{JANUARY_ACCOUNT}"
+async def as_pulled_under_the_connections_one_source(
+    database: TestDatabase, connection_id: uuid.UUID, account: str
+) -> str:
+    """Rename the source of ``account``'s deliveries, and its runs, as pulls named them when
+    every delivery of a connection was one source; returns that name."""
+    before, now = f"focus-s3:{connection_id}", f"focus-s3:{connection_id}:{account}"
     for table in ("cost_sources SET key", "cost_runs SET source_key"):
         await superuser_rows(
             database, f"UPDATE {table} = %s WHERE {table.split()[-1]} = %s RETURNING 1", before, now
         )
+    return before
+
+
+async def test_a_delivery_pulled_when_a_connection_had_one_source_is_replaced_whole_not_doubled(
+    runtime: Runtime, aws_endpoint: str, make_tenant: Any, database: TestDatabase
+) -> None:
+    """Pulls used to store every delivery of a connection as the source focus-s3:<connection>.
+    An unchanged delivery pulled then is not downloaded again. A changed one, now its
+    accounts' source, replaces the whole period it held there: a linked account's charges the
+    new version no longer has are gone too, not left counted."""
+    puller = aws_runtime(runtime, aws_endpoint)
+    linked = {S3: "222233334444"}  # the payer's S3 charges, billed to a linked account
+    aws_client(aws_endpoint, "s3", "us-east-1").create_bucket(Bucket=BUCKET)
+    for key, body in zip(PARTS, january_parts(JANUARY_COSTS, linked=linked), strict=True):
+        put(aws_endpoint, key, body)
+    tenant_id, connection_id = await connection_with_export(puller, make_tenant)
+    await pull_focus_exports(puller, tenant_id, connection_id)
+    before = await as_pulled_under_the_connections_one_source(
+        database, connection_id, JANUARY_ACCOUNT
+    )
     downloads = api_calls("GetObject")
 
     assert await pull_focus_exports(puller, tenant_id, connection_id) == []
     assert api_calls("GetObject") == downloads
 
-    restated = {key: amount * 2 for key, amount in JANUARY_COSTS.items()}
+    restated = {key: amount * 2 for key, amount in JANUARY_COSTS.items() if key[1] == EC2}
     for key, body in zip(PARTS, january_parts(restated), strict=True):
         put(aws_endpoint, key, body)
     [again] = await pull_focus_exports(puller, tenant_id, connection_id)
 
-    assert again.source_key == now
-    assert again.details["superseded"] == [
-        {"source": before, "account": JANUARY_ACCOUNT, "periods": ["2025-01-01"]}
-    ]
+    assert again.source_key == f"focus-s3:{connection_id}:{JANUARY_ACCOUNT}"
+    assert again.details["replaced"] == [{"source": before, "periods": ["2025-01-01"]}]
     assert await january_costs(puller, tenant_id) == restated
+
+
+async def test_a_delivery_another_export_deleted_under_the_connections_one_source_comes_back(
+    runtime: Runtime, aws_endpoint: str, make_tenant: Any, database: TestDatabase
+) -> None:
+    """Under the one source of before, an Azure export's January deleted the AWS export's
+    January while the AWS delivery's run stayed on record as pulled. That run no longer
+    vouches for its delivery: the next pull imports it again."""
+    puller = aws_runtime(runtime, aws_endpoint)
+    seed_export(aws_endpoint)
+    tenant_id, connection_id = await connection_with_export(puller, make_tenant)
+    await pull_focus_exports(puller, tenant_id, connection_id)
+    before = await as_pulled_under_the_connections_one_source(
+        database, connection_id, JANUARY_ACCOUNT
+    )
+    for table in ("cost_records", "cost_daily", "cost_monthly", "cost_resource_days"):
+        await superuser_rows(
+            database,
+            f"DELETE FROM {table} WHERE source_id ="
+            " (SELECT id FROM cost_sources WHERE key = %s) RETURNING 1",
+            before,
+        )
+    assert await january_costs(puller, tenant_id) == {}
+
+    [again] = await pull_focus_exports(puller, tenant_id, connection_id)
+
+    assert again.details["delivery"] == f"s3://{BUCKET}/{JANUARY}/"
+    assert await january_costs(puller, tenant_id) == JANUARY_COSTS
 
 
 async def test_a_damaged_delivery_is_rejected_by_file_row_and_column_and_the_others_import(

@@ -15,6 +15,7 @@ committed run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -118,6 +119,8 @@ async def _commit(
         scope = ReplaceScope(source.id, batch.window_start, batch.window_end, batch.billing_periods)
         previous = await costs.latest_readings(scope)
         await costs.delete_scope(scope)
+        if replaced := await _replace_earlier_versions(costs, batch, scope):
+            run.details = {**run.details, "replaced": replaced}
         yielded = await _store_records(costs, batch, run, source.id)
         if batch.source_kind in BILLING_DATA:
             superseded = await costs.supersede_other_sources(scope, SUPERSEDED_BY_BILLING_DATA)
@@ -136,6 +139,19 @@ async def _commit(
         run.finished_at = utcnow()
     _announce(run, adjustments)
     return run
+
+
+async def _replace_earlier_versions(
+    costs: IngestRepository, batch: SourceBatch, scope: ReplaceScope
+) -> list[dict[str, Any]]:
+    """Delete the batch's billing periods from ``batch.replaces_sources`` too (the months
+    are summed again with the run's own); says which sources held which periods."""
+    replaced = []
+    for key, source_id in (await costs.source_ids(batch.replaces_sources)).items():
+        periods = await costs.delete_scope(dataclasses.replace(scope, source_id=source_id))
+        if periods:
+            replaced.append({"source": key, "periods": [p.isoformat() for p in periods]})
+    return replaced
 
 
 async def _store_records(
@@ -224,6 +240,7 @@ def _stores_the_same(run: CostRun, last_run: CostRun | None) -> bool:
         and last_run.window_end == run.window_end
         and last_run.records_written == run.records_written
         and "superseded" not in run.details
+        and "replaced" not in run.details
     )
 
 

@@ -150,6 +150,10 @@ class SourceBatch:
     rows_read: int
     details: dict[str, Any] = field(default_factory=dict)
     billing_periods: list[dt.date] | None = None
+    # Other sources whose data of the batch's billing periods it replaces as well: an earlier
+    # version of the same delivery, stored under another key (an S3 folder whose accounts
+    # changed, or pulled before deliveries were keyed by their accounts).
+    replaces_sources: list[str] = field(default_factory=list)
 
 
 def month_start(day: dt.date) -> dt.date:

@@ -171,9 +171,27 @@ class IngestRepository:
             {"start": start, "end": end},
         )
 
-    async def delete_scope(self, scope: ReplaceScope) -> None:
+    async def delete_scope(self, scope: ReplaceScope) -> list[dt.date]:
+        """Delete what ``scope`` covers; returns the billing periods it held."""
+        periods = await self.session.scalars(
+            select(cost_daily.c.billing_period_start)
+            .where(scope.of(cost_daily))
+            .distinct()
+            .order_by(cost_daily.c.billing_period_start)
+        )
+        held = list(periods)
         for stored in STORED:
             await self.session.execute(delete(stored).where(scope.of(stored)))
+        return held
+
+    async def source_ids(self, keys: Sequence[str]) -> dict[str, uuid.UUID]:
+        """The ids of the tenant's sources named ``keys`` (those that exist)."""
+        if not keys:
+            return {}
+        rows = await self.session.execute(
+            select(CostSource.key, CostSource.id).where(CostSource.key.in_(keys))
+        )
+        return {key: source_id for key, source_id in rows}
 
     async def supersede_other_sources(
         self,

@@ -280,13 +280,20 @@ class CostReadRepository:
 
     async def delivery_fingerprints(self, source_prefix: str) -> dict[str, str]:
         """Each S3 delivery's fingerprint on the last committed run for it of a source named
-        ``source_prefix`` (as all of a connection's were once) or ``source_prefix:<accounts>``."""
+        ``source_prefix:<accounts>``, or ``source_prefix`` (as all of a connection's were once)
+        if that run's data is still stored: under that one source, another export's delivery of
+        the same period deleted it, and the delivery is pulled again."""
         delivery = CostRun.details["delivery"].astext
+        still_stored = (
+            select(cost_daily.c.run_id)
+            .where(cost_daily.c.source_id == CostRun.source_id, cost_daily.c.run_id == CostRun.id)
+            .exists()
+        )
         rows = await self.session.execute(
             select(delivery, CostRun.details["fingerprint"].astext)
             .where(
                 or_(
-                    CostRun.source_key == source_prefix,
+                    and_(CostRun.source_key == source_prefix, still_stored),
                     CostRun.source_key.startswith(f"{source_prefix}:", autoescape=True),
                 ),
                 CostRun.status == RunStatus.committed.value,
@@ -296,6 +303,23 @@ class CostReadRepository:
             .order_by(delivery, CostRun.started_at.desc())
         )
         return {str(uri): str(fingerprint) for uri, fingerprint in rows}
+
+    async def sources_of_delivery(self, source_prefix: str, uri: str) -> list[str]:
+        """The keys of the sources named as in ``delivery_fingerprints`` with a committed run of
+        the S3 delivery at ``uri``."""
+        keys = await self.session.scalars(
+            select(CostRun.source_key)
+            .where(
+                or_(
+                    CostRun.source_key == source_prefix,
+                    CostRun.source_key.startswith(f"{source_prefix}:", autoescape=True),
+                ),
+                CostRun.status == RunStatus.committed.value,
+                CostRun.details["delivery"].astext == uri,
+            )
+            .distinct()
+        )
+        return sorted(key for key in keys if key is not None)
 
     async def cost_explorer_targets(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """(tenant, connection) of every active AWS connection, across tenants, through the

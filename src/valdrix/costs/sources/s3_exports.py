@@ -201,6 +201,11 @@ async def import_new_deliveries(
                 actor=ACTOR,
             )
             continue
+        # An earlier version of the folder kept under another key (its accounts changed, or
+        # it was pulled when the connection had one source) is replaced whole, as a folder
+        # delivered again always was: not only the accounts this version still holds.
+        earlier = await sources_of_delivery(runtime, tenant_id, connection_key, delivery.uri)
+        batch.replaces_sources = [key for key in earlier if key != batch.source_key]
         yield await commit_batch(
             runtime, tenant_id, batch, actor=ACTOR, connection_id=connection_id
         )
@@ -212,3 +217,10 @@ async def recorded_fingerprints(
     """Each of the connection's deliveries' fingerprint on its last committed run."""
     async with unit_of_work(runtime.sessions, tenant_id) as session:
         return await CostReadRepository(session).delivery_fingerprints(connection_key)
+
+
+async def sources_of_delivery(
+    runtime: Runtime, tenant_id: uuid.UUID, connection_key: str, uri: str
+) -> list[str]:
+    async with unit_of_work(runtime.sessions, tenant_id) as session:
+        return await CostReadRepository(session).sources_of_delivery(connection_key, uri)
