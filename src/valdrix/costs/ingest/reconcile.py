@@ -148,8 +148,9 @@ async def _replace_earlier_versions(
     are summed again with the run's own); says which sources held which periods."""
     replaced = []
     for key, source_id in (await costs.source_ids(batch.replaces_sources)).items():
-        periods = await costs.delete_scope(dataclasses.replace(scope, source_id=source_id))
-        if periods:
+        earlier = dataclasses.replace(scope, source_id=source_id)
+        if periods := await costs.held_periods(earlier):
+            await costs.delete_scope(earlier)
             replaced.append({"source": key, "periods": [p.isoformat() for p in periods]})
     return replaced
 

@@ -171,18 +171,19 @@ class IngestRepository:
             {"start": start, "end": end},
         )
 
-    async def delete_scope(self, scope: ReplaceScope) -> list[dt.date]:
-        """Delete what ``scope`` covers; returns the billing periods it held."""
+    async def delete_scope(self, scope: ReplaceScope) -> None:
+        for stored in STORED:
+            await self.session.execute(delete(stored).where(scope.of(stored)))
+
+    async def held_periods(self, scope: ReplaceScope) -> list[dt.date]:
+        """The billing periods of which ``scope`` holds data."""
         periods = await self.session.scalars(
             select(cost_daily.c.billing_period_start)
             .where(scope.of(cost_daily))
             .distinct()
             .order_by(cost_daily.c.billing_period_start)
         )
-        held = list(periods)
-        for stored in STORED:
-            await self.session.execute(delete(stored).where(scope.of(stored)))
-        return held
+        return list(periods)
 
     async def source_ids(self, keys: Sequence[str]) -> dict[str, uuid.UUID]:
         """The ids of the tenant's sources named ``keys`` (those that exist)."""

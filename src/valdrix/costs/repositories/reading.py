@@ -98,6 +98,12 @@ def _by_month_where_whole(start: dt.date, end: dt.date) -> Table | Subquery:
     return union_all(months, days).subquery("cost_by_month")
 
 
+def _keyed_by_accounts(source_prefix: str) -> ColumnElement[bool]:
+    """Runs of the sources ``source_prefix:<billing accounts>`` (an S3 connection's
+    deliveries)."""
+    return CostRun.source_key.startswith(f"{source_prefix}:", autoescape=True)
+
+
 class CostReadRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -294,7 +300,7 @@ class CostReadRepository:
             .where(
                 or_(
                     and_(CostRun.source_key == source_prefix, still_stored),
-                    CostRun.source_key.startswith(f"{source_prefix}:", autoescape=True),
+                    _keyed_by_accounts(source_prefix),
                 ),
                 CostRun.status == RunStatus.committed.value,
                 delivery.is_not(None),
@@ -310,10 +316,7 @@ class CostReadRepository:
         keys = await self.session.scalars(
             select(CostRun.source_key)
             .where(
-                or_(
-                    CostRun.source_key == source_prefix,
-                    CostRun.source_key.startswith(f"{source_prefix}:", autoescape=True),
-                ),
+                or_(CostRun.source_key == source_prefix, _keyed_by_accounts(source_prefix)),
                 CostRun.status == RunStatus.committed.value,
                 CostRun.details["delivery"].astext == uri,
             )
